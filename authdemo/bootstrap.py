@@ -1,0 +1,81 @@
+"""Wiring: settings → engine → unit of work → service. Used by the web app and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import Settings
+from .db.engine import create_engine
+from .db.schema import check_schema
+from .db.uow import SqlUnitOfWorkFactory
+from .domain import Clock, SessionPolicy, SystemClock
+from .events import InProcessEventBus
+from .security import Argon2Hasher, PasswordHasher, TokenCodec
+from .service import AuthService, ensure_token_key
+
+HasherFactory = Callable[[Settings], PasswordHasher]
+
+
+def default_hasher(settings: Settings) -> PasswordHasher:
+    return Argon2Hasher(settings.argon2, settings.login_workers)
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    return SessionPolicy(
+        idle_timeout=settings.idle_timeout,
+        absolute_timeout=settings.absolute_timeout,
+        ticket_ttl=settings.ticket_ttl,
+    )
+
+
+@dataclass
+class Runtime:
+    engine: AsyncEngine
+    events: InProcessEventBus
+    hasher: PasswordHasher
+    service: AuthService
+
+    async def close(self) -> None:
+        self.hasher.close()
+        await self.engine.dispose()
+
+
+async def start_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    hasher_factory: HasherFactory | None = None,
+) -> Runtime:
+    """Open the database (refusing an unmigrated one) and build the service."""
+    engine = create_engine(settings.database_url, timeout=settings.db_timeout.total_seconds())
+    try:
+        await check_schema(engine)
+        uow = SqlUnitOfWorkFactory(engine)
+        key = await ensure_token_key(uow, settings.secret_key)
+    except BaseException:
+        await engine.dispose()
+        raise
+    hasher = (hasher_factory or default_hasher)(settings)
+    events = InProcessEventBus()
+    service = AuthService(
+        uow=uow,
+        hasher=hasher,
+        tokens=TokenCodec(key),
+        clock=clock or SystemClock(),
+        policy=session_policy(settings),
+        events=events,
+    )
+    return Runtime(engine, events, hasher, service)
+
+
+@asynccontextmanager
+async def runtime(settings: Settings, **kwargs: object) -> AsyncIterator[Runtime]:
+    rt = await start_runtime(settings, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield rt
+    finally:
+        await rt.close()

@@ -1,0 +1,209 @@
+"""The ``authdemo`` command: parse, call the service, turn errors into one clear line.
+
+Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
+2 usage error; 3 the database is missing, unreachable or not migrated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .bootstrap import Runtime, runtime
+from .config import ConfigError, Settings
+from .domain import (
+    PASSWORD_MAX,
+    AuthError,
+    InvalidPassword,
+    SchemaNotReady,
+    UsernameTaken,
+    check_password_policy,
+    normalize_username,
+)
+
+T = TypeVar("T")
+
+EXIT_REFUSED = 1
+EXIT_DATABASE = 3
+
+
+class Refused(click.ClickException):
+    exit_code = EXIT_REFUSED
+
+
+class DatabaseNotReady(click.ClickException):
+    exit_code = EXIT_DATABASE
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def with_service(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``action`` against a freshly opened runtime, mapping our errors to exits."""
+
+    async def main() -> T:
+        async with runtime(settings) as rt:
+            return await action(rt)
+
+    try:
+        return asyncio.run(main())
+    except SchemaNotReady as error:
+        raise DatabaseNotReady(str(error)) from None
+    except AuthError as error:
+        raise Refused(str(error)) from None
+
+
+def read_new_password(password_stdin: bool) -> str:
+    """From stdin (one line) or prompted twice with hidden input."""
+    if password_stdin:
+        line = sys.stdin.readline(PASSWORD_MAX * 4 + 2)
+        return line.removesuffix("\n").removesuffix("\r")
+    first = click.prompt("Password", hide_input=True, default="", show_default=False)
+    check_or_refuse(first)
+    second = click.prompt("Repeat password", hide_input=True, default="", show_default=False)
+    if first != second:
+        raise Refused("The two passwords do not match; nothing was changed.")
+    return str(first)
+
+
+def check_or_refuse(password: str) -> None:
+    try:
+        check_password_policy(password)
+    except InvalidPassword as error:
+        raise Refused(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """authdemo: server-side sessions and sign-in for IDOM apps on Sanic.
+
+    Configuration comes from AUTHDEMO_* environment variables (see the README);
+    AUTHDEMO_DATABASE_URL defaults to the SQLite file ./authdemo.db.
+    """
+    configure_logging(logging.WARNING)
+
+
+def configure_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    logging.getLogger("sanic").propagate = False  # Sanic's loggers have handlers of their own
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--debug", is_flag=True, help="Sanic debug mode and access log.")
+def run(host: str, port: int, workers: int, debug: bool) -> None:
+    """Serve the app."""
+    settings = load_settings()
+    with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
+    serve(settings, host=host, port=port, workers=workers, debug=debug)
+
+
+async def _noop(_: Runtime) -> None:
+    return None
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool) -> None:
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    loader = AppLoader(factory=partial(worker_app, settings))
+    app = loader.load()
+    single = workers == 1
+    app.prepare(
+        host=host,
+        port=port,
+        workers=workers,
+        debug=debug,
+        access_log=debug,
+        motd=False,
+        single_process=single,
+    )
+    click.echo(f"authdemo serving on http://{host}:{port} ({workers} worker(s))", err=True)
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
+
+
+def worker_app(settings: Settings) -> Any:
+    """The app factory each worker process calls (it starts with fresh logging)."""
+    from .web.app import create_app
+
+    configure_logging(logging.INFO)
+    return create_app(settings)
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+def create_user(username: str, password_stdin: bool) -> None:
+    """Create a user; the password is prompted for twice (hidden)."""
+    settings = load_settings()
+    try:
+        display, _ = normalize_username(username)
+    except AuthError as error:
+        raise Refused(str(error)) from None
+    password = read_new_password(password_stdin)
+    check_or_refuse(password)
+
+    async def create(rt: Runtime) -> None:
+        await rt.service.create_user(display, password)
+
+    with_service(settings, create)
+    click.echo(f"Created user {display!r}.")
+
+
+DEMO_USERS = ("alice", "bob")
+DEMO_CREDENTIALS = Path(".authdemo-demo-credentials")
+
+
+@main.command("demo-accounts", hidden=True)
+def demo_accounts() -> None:
+    """Demo path only: make sure alice and bob exist and print their passwords."""
+    settings = load_settings()
+    known = _read_demo_credentials()
+
+    async def ensure(rt: Runtime) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for name in DEMO_USERS:
+            password = known.get(name) or secrets.token_urlsafe(9)
+            try:
+                await rt.service.create_user(name, password)
+            except UsernameTaken:
+                if name not in known:  # exists, password unknown to us: reset it
+                    await rt.service.set_password(name, password)
+            result[name] = password
+        return result
+
+    credentials = with_service(settings, ensure)
+    DEMO_CREDENTIALS.write_text("".join(f"{n}:{p}\n" for n, p in credentials.items()))
+    os.chmod(DEMO_CREDENTIALS, 0o600)
+    click.echo("Demo accounts (demo path only; never use these on a real deployment):")
+    for name, password in credentials.items():
+        click.echo(f"    username: {name:<6}  password: {password}")
+
+
+def _read_demo_credentials() -> dict[str, str]:
+    try:
+        lines = DEMO_CREDENTIALS.read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":", 1) for line in lines if ":" in line)

@@ -1,0 +1,133 @@
+"""Settings, read once from ``AUTHDEMO_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def parse_duration(name: str, raw: str) -> timedelta:
+    """Parse ``90``, ``90s``, ``30m``, ``12h``, ``2d`` or ``500ms`` into a timedelta."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ConfigError(f"{name}={raw!r} is not a duration (examples: 1800, 30m, 12h)")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"{name} must be greater than zero")
+    return timedelta(seconds=seconds)
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the async driver for plain ``sqlite://`` and ``postgresql://`` URLs."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _origin(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", value):
+        raise ConfigError(f"{name}: {raw!r} is not an origin like https://example.com:8443")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost; the defaults are OWASP's minimum (m=19456 KiB, t=2, p=1)."""
+
+    memory_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    idle_timeout: timedelta = timedelta(minutes=30)
+    absolute_timeout: timedelta = timedelta(hours=12)
+    ticket_ttl: timedelta = timedelta(seconds=30)
+    allowed_origins: tuple[str, ...] = ()
+    secret_key: bytes | None = None
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+    login_workers: int = 0
+    """Threads that hash passwords; 0 means one per CPU core."""
+    db_timeout: timedelta = timedelta(seconds=5)
+    """How long a request waits for the database (pool, locks) before failing closed."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        def duration(name: str, default: timedelta) -> timedelta:
+            raw = get(name)
+            return default if raw is None else parse_duration(name, raw)
+
+        def integer(name: str, default: int, minimum: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not an integer") from None
+            if value < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}")
+            return value
+
+        defaults = cls()
+        secret = get("AUTHDEMO_SECRET_KEY")
+        if secret is not None and len(secret) < 32:
+            raise ConfigError("AUTHDEMO_SECRET_KEY must be at least 32 characters long")
+        origins = tuple(
+            _origin("AUTHDEMO_ALLOWED_ORIGINS", part)
+            for part in (get("AUTHDEMO_ALLOWED_ORIGINS") or "").split(",")
+            if part.strip()
+        )
+        settings = cls(
+            database_url=normalize_database_url(
+                get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
+            ),
+            idle_timeout=duration("AUTHDEMO_IDLE_TIMEOUT", defaults.idle_timeout),
+            absolute_timeout=duration("AUTHDEMO_ABSOLUTE_TIMEOUT", defaults.absolute_timeout),
+            ticket_ttl=duration("AUTHDEMO_TICKET_TTL", defaults.ticket_ttl),
+            allowed_origins=origins,
+            secret_key=secret.encode() if secret is not None else None,
+            argon2=Argon2Params(
+                memory_kib=integer("AUTHDEMO_ARGON2_MEMORY_KIB", 19456, 19456),
+                time_cost=integer("AUTHDEMO_ARGON2_TIME_COST", 2, 2),
+                parallelism=integer("AUTHDEMO_ARGON2_PARALLELISM", 1, 1),
+            ),
+            login_workers=integer("AUTHDEMO_LOGIN_WORKERS", 0, 0),
+            db_timeout=duration("AUTHDEMO_DB_TIMEOUT", defaults.db_timeout),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.idle_timeout > self.absolute_timeout:
+            raise ConfigError(
+                "AUTHDEMO_IDLE_TIMEOUT must not be longer than AUTHDEMO_ABSOLUTE_TIMEOUT"
+            )
+        if self.ticket_ttl > timedelta(seconds=30):
+            raise ConfigError("AUTHDEMO_TICKET_TTL must be 30 seconds or less")

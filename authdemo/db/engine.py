@@ -1,0 +1,67 @@
+"""Engine construction: per-backend connection settings live here and nowhere else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# Set on the engine used for write units of work; the SQLite "begin" hook reads it.
+WRITE_OPTION = "authdemo_write"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for in-memory databases and other backends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def create_engine(url: str, *, timeout: float = 5.0, **kwargs: Any) -> AsyncEngine:
+    """An async engine with our connection settings.
+
+    SQLite: WAL, ``synchronous=FULL`` (an acknowledged logout survives a power cut),
+    foreign keys on, a busy timeout, and write transactions that take the write lock
+    at BEGIN (SQLAlchemy's documented pysqlite/aiosqlite transaction recipe) so that
+    two writers never deadlock upgrading read locks into ``database is locked``.
+    """
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
+        _configure_sqlite(engine, timeout)
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout, "command_timeout": timeout},
+        **kwargs,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let us emit BEGIN ourselves (the driver's implicit BEGIN is always DEFERRED).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,271 @@
+"""SQL repositories over one ``AsyncSession``. They may flush; they never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain import AuthSession, ClientInfo, User, UserCredentials, UsernameTaken
+from ..ports import ClaimedTicket
+from .models import SecretRow, SessionRow, TicketRow, UserRow
+
+
+def _user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        is_active=row.is_active,
+        created_at=row.created_at,
+        password_changed_at=row.password_changed_at,
+    )
+
+
+def _session(row: SessionRow) -> AuthSession:
+    return AuthSession(
+        id=row.id,
+        token_hash=row.token_hash,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        idle_expires_at=row.idle_expires_at,
+        absolute_expires_at=row.absolute_expires_at,
+        revoked_at=row.revoked_at,
+        client_addr=row.client_addr,
+        user_agent=row.user_agent,
+    )
+
+
+def _live(now: datetime) -> list[object]:
+    return [
+        SessionRow.revoked_at.is_(None),
+        SessionRow.idle_expires_at > now,
+        SessionRow.absolute_expires_at > now,
+    ]
+
+
+class SqlUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, username: str, key: str, password_hash: str, now: datetime) -> User:
+        row = UserRow(
+            username=username,
+            username_key=key,
+            password_hash=password_hash,
+            is_active=True,
+            created_at=now,
+            password_changed_at=now,
+        )
+        self._s.add(row)
+        try:
+            await self._s.flush()
+        except IntegrityError:
+            raise UsernameTaken(username) from None
+        return _user(row)
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self._s.get(UserRow, user_id)
+        return _user(row) if row else None
+
+    async def get_by_key(self, key: str) -> User | None:
+        row = await self._s.scalar(select(UserRow).where(UserRow.username_key == key))
+        return _user(row) if row else None
+
+    async def get_credentials(self, key: str) -> UserCredentials | None:
+        row = await self._s.scalar(select(UserRow).where(UserRow.username_key == key))
+        return UserCredentials(_user(row), row.password_hash) if row else None
+
+    async def set_password_hash(
+        self, user_id: int, password_hash: str, changed_at: datetime | None
+    ) -> None:
+        values: dict[str, object] = {"password_hash": password_hash}
+        if changed_at is not None:
+            values["password_changed_at"] = changed_at
+        await self._s.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        await self._s.execute(update(UserRow).where(UserRow.id == user_id).values(is_active=active))
+
+    async def list(self) -> list[User]:
+        rows = await self._s.scalars(select(UserRow).order_by(UserRow.username_key))
+        return [_user(r) for r in rows]
+
+
+class SqlSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(
+        self,
+        token_hash: str,
+        user_id: int | None,
+        now: datetime,
+        idle_expires_at: datetime,
+        absolute_expires_at: datetime,
+        client: ClientInfo,
+        revoked: bool = False,
+    ) -> AuthSession:
+        client = client.clipped()
+        row = SessionRow(
+            token_hash=token_hash,
+            user_id=user_id,
+            created_at=now,
+            last_seen_at=now,
+            idle_expires_at=idle_expires_at,
+            absolute_expires_at=absolute_expires_at,
+            revoked_at=now if revoked else None,
+            client_addr=client.addr,
+            user_agent=client.user_agent,
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return _session(row)
+
+    async def get(self, session_id: int) -> AuthSession | None:
+        row = await self._s.get(SessionRow, session_id)
+        return _session(row) if row else None
+
+    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
+        return await self._one_with_user(SessionRow.token_hash == token_hash)
+
+    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        return await self._one_with_user(SessionRow.id == session_id)
+
+    async def _one_with_user(self, where: object) -> tuple[AuthSession, User | None] | None:
+        result = await self._s.execute(
+            select(SessionRow, UserRow).outerjoin(UserRow, SessionRow.user_id == UserRow.id).where(where)  # type: ignore[arg-type]
+        )
+        found = result.first()
+        if found is None:
+            return None
+        session_row, user_row = found
+        return _session(session_row), (_user(user_row) if user_row is not None else None)
+
+    async def touch(self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime) -> None:
+        await self._s.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id)
+            .values(last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
+        )
+
+    async def set_token_hash(self, session_id: int, token_hash: str) -> None:
+        await self._s.execute(
+            update(SessionRow).where(SessionRow.id == session_id).values(token_hash=token_hash)
+        )
+
+    async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
+        if not session_ids:
+            return []
+        live = list(
+            await self._s.scalars(
+                select(SessionRow.id).where(SessionRow.id.in_(session_ids), *_live(now))
+            )
+        )
+        if live:
+            await self._s.execute(
+                update(SessionRow).where(SessionRow.id.in_(live)).values(revoked_at=now)
+            )
+        return live
+
+    async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
+        return list(
+            await self._s.scalars(
+                select(SessionRow.id).where(SessionRow.user_id == user_id, *_live(now))
+            )
+        )
+
+    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
+        rows = await self._s.scalars(
+            select(SessionRow)
+            .where(SessionRow.user_id == user_id, *_live(now))
+            .order_by(SessionRow.last_seen_at.desc())
+        )
+        return [_session(r) for r in rows]
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        # A revoked row is kept until its absolute expiry: until then it makes a replayed
+        # cookie "revoked" (replaced) rather than "unknown".
+        doomed = (
+            select(SessionRow.id)
+            .where(
+                or_(
+                    SessionRow.absolute_expires_at <= now,
+                    (SessionRow.idle_expires_at <= now) & SessionRow.revoked_at.is_(None),
+                )
+            )
+            .limit(limit)
+        )
+        ids = list(await self._s.scalars(doomed))
+        if ids:
+            await self._s.execute(delete(SessionRow).where(SessionRow.id.in_(ids)))
+        return len(ids)
+
+    async def count(self) -> int:
+        return int(await self._s.scalar(select(func.count()).select_from(SessionRow)) or 0)
+
+
+class SqlTicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(
+        self,
+        ticket_hash: str,
+        session_id: int,
+        bound_token_hash: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self._s.add(
+            TicketRow(
+                ticket_hash=ticket_hash,
+                session_id=session_id,
+                bound_token_hash=bound_token_hash,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        await self._s.flush()
+
+    async def claim(self, ticket_hash: str, now: datetime) -> ClaimedTicket | None:
+        row = await self._s.scalar(select(TicketRow).where(TicketRow.ticket_hash == ticket_hash))
+        if row is None:
+            return None
+        claimed = await self._s.execute(
+            update(TicketRow)
+            .where(TicketRow.id == row.id, TicketRow.redeemed_at.is_(None))
+            .values(redeemed_at=now)
+        )
+        return ClaimedTicket(
+            session_id=row.session_id,
+            bound_token_hash=row.bound_token_hash,
+            expires_at=row.expires_at,
+            already_redeemed=claimed.rowcount != 1,  # type: ignore[attr-defined]
+        )
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        ids = list(
+            await self._s.scalars(select(TicketRow.id).where(TicketRow.expires_at <= now).limit(limit))
+        )
+        if ids:
+            await self._s.execute(delete(TicketRow).where(TicketRow.id.in_(ids)))
+        return len(ids)
+
+
+class SqlSecretRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, name: str) -> str | None:
+        return await self._s.scalar(select(SecretRow.value).where(SecretRow.name == name))
+
+    async def add(self, name: str, value: str) -> bool:
+        try:
+            async with self._s.begin_nested():
+                self._s.add(SecretRow(name=name, value=value))
+        except IntegrityError:
+            return False
+        return True

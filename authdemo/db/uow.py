@@ -1,0 +1,65 @@
+"""The unit of work: one ``AsyncSession`` per operation, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from .engine import WRITE_OPTION
+from .repositories import (
+    SqlSecretRepository,
+    SqlSessionRepository,
+    SqlTicketRepository,
+    SqlUserRepository,
+)
+
+
+class SqlUnitOfWork:
+    users: SqlUserRepository
+    sessions: SqlSessionRepository
+    tickets: SqlTicketRepository
+    secrets: SqlSecretRepository
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> Self:
+        session = self._session = self._factory()
+        self.users = SqlUserRepository(session)
+        self.sessions = SqlSessionRepository(session)
+        self.tickets = SqlTicketRepository(session)
+        self.secrets = SqlSecretRepository(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            await self._session.rollback()  # a no-op after commit
+        finally:
+            await self._session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        assert self._session is not None, "commit() outside 'async with'"
+        await self._session.commit()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes units of work; write ones take SQLite's write lock when they begin."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._read = async_sessionmaker(engine, expire_on_commit=False)
+        self._write = async_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._write if write else self._read)

@@ -1,0 +1,202 @@
+"""Values, rules and exceptions of authentication. No I/O lives here."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+USERNAME_MAX = 64
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+_USERNAME_PUNCTUATION = frozenset("._-@+")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+# --- exceptions -------------------------------------------------------------------------
+
+
+class AuthError(Exception):
+    """Base of every error the service raises on purpose; ``str()`` is safe to show."""
+
+
+class InvalidCredentials(AuthError):
+    def __init__(self) -> None:
+        super().__init__("Incorrect username or password.")
+
+
+class InvalidUsername(AuthError):
+    pass
+
+
+class InvalidPassword(AuthError):
+    pass
+
+
+class UsernameTaken(AuthError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"The username {username!r} is already taken.")
+        self.username = username
+
+
+class UnknownUser(AuthError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"There is no user named {username!r}.")
+        self.username = username
+
+
+class TicketRejected(AuthError):
+    """A cookie ticket was unknown, expired, used, or presented with the wrong cookie."""
+
+
+class SchemaNotReady(AuthError):
+    """The database is missing or not migrated to the revision this code expects."""
+
+
+# --- usernames and passwords ---------------------------------------------------------------
+
+
+def normalize_username(raw: str) -> tuple[str, str]:
+    """Return ``(display, key)``: NFKC display form and its NFKC-casefolded lookup key.
+
+    Raises :class:`InvalidUsername` with a message fit for the user.
+    """
+    if len(raw) > USERNAME_MAX * 4:  # cheap bound before normalising huge input
+        raise InvalidUsername(f"Usernames are at most {USERNAME_MAX} characters long.")
+    display = unicodedata.normalize("NFKC", raw)
+    if display != display.strip():
+        raise InvalidUsername("Usernames cannot start or end with whitespace.")
+    if not display:
+        raise InvalidUsername("Enter a username.")
+    if len(display) > USERNAME_MAX:
+        raise InvalidUsername(f"Usernames are at most {USERNAME_MAX} characters long.")
+    for char in display:
+        if not (char.isalnum() or char in _USERNAME_PUNCTUATION):
+            raise InvalidUsername(
+                "Usernames may contain letters, digits and . _ - @ + only "
+                f"(found {unicodedata.name(char, repr(char))})."
+            )
+    key = unicodedata.normalize("NFKC", display.casefold())
+    return display, key
+
+
+def username_key(raw: str) -> str | None:
+    """The lookup key for ``raw``, or None when no user could ever have that name."""
+    try:
+        return normalize_username(raw)[1]
+    except InvalidUsername:
+        return None
+
+
+def check_password_policy(password: str) -> str:
+    """Validate a new password and return the form that gets hashed (NFKC)."""
+    if len(password) > PASSWORD_MAX:
+        raise InvalidPassword(f"Passwords are at most {PASSWORD_MAX} characters long.")
+    normalized = unicodedata.normalize("NFKC", password)
+    if len(normalized) < PASSWORD_MIN:
+        raise InvalidPassword(f"Passwords must be at least {PASSWORD_MIN} characters long.")
+    if len(normalized) > PASSWORD_MAX:
+        raise InvalidPassword(f"Passwords are at most {PASSWORD_MAX} characters long.")
+    if any(unicodedata.category(c) == "Cc" for c in normalized):
+        raise InvalidPassword("Passwords cannot contain control characters.")
+    return normalized
+
+
+def password_for_verify(password: str) -> str | None:
+    """The form of a login attempt's password that gets verified, or None to refuse unhashed."""
+    if not password or len(password) > PASSWORD_MAX:
+        return None
+    return unicodedata.normalize("NFKC", password)
+
+
+# --- users and sessions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    is_active: bool
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True)
+class UserCredentials:
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_timeout: timedelta = timedelta(minutes=30)
+    absolute_timeout: timedelta = timedelta(hours=12)
+    ticket_ttl: timedelta = timedelta(seconds=30)
+
+    @property
+    def renew_margin(self) -> timedelta:
+        """Renew once less than half of the idle window remains (Lucia's rule)."""
+        return self.idle_timeout / 2
+
+
+@dataclass(frozen=True)
+class AuthSession:
+    """A server-side session row. ``user_id`` is None for anonymous and tombstone rows."""
+
+    id: int
+    token_hash: str
+    user_id: int | None
+    created_at: datetime
+    last_seen_at: datetime
+    idle_expires_at: datetime
+    absolute_expires_at: datetime
+    revoked_at: datetime | None
+    client_addr: str
+    user_agent: str
+
+    @property
+    def short_id(self) -> str:
+        return self.token_hash[:8]
+
+    def expires_at(self) -> datetime:
+        return min(self.idle_expires_at, self.absolute_expires_at)
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at()
+
+    def needs_renewal(self, now: datetime, policy: SessionPolicy) -> bool:
+        """True when a sliding renewal would move the idle expiry and is due."""
+        if self.idle_expires_at >= self.absolute_expires_at:
+            return False
+        return self.idle_expires_at - now < policy.renew_margin
+
+    def renewed(self, now: datetime, policy: SessionPolicy) -> AuthSession:
+        return replace(
+            self,
+            last_seen_at=now,
+            idle_expires_at=min(now + policy.idle_timeout, self.absolute_expires_at),
+        )
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    session: AuthSession
+    user: User
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    addr: str = ""
+    user_agent: str = ""
+
+    def clipped(self) -> ClientInfo:
+        return ClientInfo(self.addr[:64], self.user_agent[:512])

@@ -1,0 +1,90 @@
+"""``create_app(settings)``: the Sanic application, built on demand (nothing at import)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.config import Config
+
+from ..bootstrap import HasherFactory, Runtime, start_runtime
+from ..config import Settings
+from ..domain import Clock
+from ..events import InProcessEventBus
+from ..security import hash_token
+from ..service import AuthService, Resolution
+from .bridge import RootConstructor, install_bridge
+from .components import DemoApp
+from .connection import LiveSession
+from .cookies import read_session_cookie
+from .middleware import client_info, install_session_middleware
+from .tickets import install_ticket_route
+
+log = logging.getLogger(__name__)
+
+WEBSOCKET_MAX_MESSAGE = 64 * 1024
+
+
+class AppContext:
+    """Typed ``app.ctx``. Filled in by the startup listener, once per worker."""
+
+    settings: Settings
+    runtime: Runtime
+    service: AuthService
+    events: InProcessEventBus
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
+AuthdemoApp = Sanic[Config, AppContext]
+
+
+def create_app(
+    settings: Settings | None = None,
+    root: RootConstructor | None = None,
+    *,
+    name: str = "authdemo",
+    clock: Clock | None = None,
+    hasher_factory: HasherFactory | None = None,
+) -> AuthdemoApp:
+    """Build the app. ``root`` is the component every page view renders (default: demo UI).
+
+    ``clock`` and ``hasher_factory`` exist so that tests control time and hashing cost.
+    """
+    settings = settings or Settings.from_env()
+    settings.validate()
+    app: AuthdemoApp = Sanic(name, ctx=AppContext(settings))
+    app.config.WEBSOCKET_MAX_SIZE = WEBSOCKET_MAX_MESSAGE
+    app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
+    app.config.NOISY_EXCEPTIONS = False
+
+    @app.before_server_start
+    async def open_database(app: AuthdemoApp) -> None:
+        rt = await start_runtime(settings, clock=clock, hasher_factory=hasher_factory)
+        app.ctx.runtime = rt
+        app.ctx.service = rt.service
+        app.ctx.events = rt.events
+
+    @app.after_server_stop
+    async def close_database(app: AuthdemoApp) -> None:
+        rt: Runtime | None = getattr(app.ctx, "runtime", None)
+        if rt is not None:
+            await rt.close()
+
+    def live_session_for(request: Request) -> LiveSession:
+        resolution: Resolution = request.ctx.session
+        raw = read_session_cookie(request)
+        return LiveSession(
+            service=app.ctx.service,
+            events=app.ctx.events,
+            client=client_info(request),
+            cookie_token_hash=hash_token(raw) if raw else None,
+            signed_in=resolution.signed_in,
+        )
+
+    install_session_middleware(app)
+    install_ticket_route(app)
+    install_bridge(app, root or DemoApp, live_session_for)
+    return app

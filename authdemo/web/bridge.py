@@ -1,0 +1,172 @@
+"""Our own Sanic ⇄ IDOM bridge: the client's files, and one websocket per page view.
+
+idom's bundled Sanic adapter reads ``request.app._asgi_app.transport``, which does not
+exist on Sanic's own server, so the page never renders; this replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import idom
+from idom.backend.hooks import ConnectionContext
+from idom.backend.types import Connection, Location
+from idom.core.layout import Layout
+from idom.core.serve import Stop, serve_layout
+from sanic import Request, Sanic
+from sanic.exceptions import NotFound
+from sanic.response import HTTPResponse, html, raw
+from sanic.server.websockets.impl import WebsocketImplProtocol
+from websockets.exceptions import ConnectionClosed
+
+from .connection import LiveSession
+from .hooks import AuthProvider
+
+log = logging.getLogger(__name__)
+
+IDOM_CLIENT_DIR = Path(idom.__file__).parent / "_client"
+STATIC_DIR = Path(__file__).parent / "static"
+ASSETS_PREFIX = "/_idom/assets"
+STATIC_PREFIX = "/_authdemo/static"
+STREAM_PATH = "/_idom/stream"
+_HASHED = re.compile(r"\.[0-9a-f]{8,}\.(js|css|map|svg|woff2?)$")
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+RootConstructor = Callable[[], Any]
+
+PAGE_HEAD = (
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    "    <title>{title}</title>\n"
+    '    <link rel="icon" href="/_authdemo/static/favicon.svg" type="image/svg+xml">\n'
+    '    <link rel="stylesheet" href="/_authdemo/static/app.css">'
+)
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    body: bytes
+    content_type: str
+    cache_control: str
+
+
+def load_static_dir(directory: Path) -> dict[str, StaticFile]:
+    """Read the regular files directly inside ``directory`` into memory.
+
+    Requests are answered from this table by exact name, so no path a client sends is
+    ever joined onto the file system: ``..``, encoded slashes, sibling folders and
+    symlinks leading out simply are not keys.
+    """
+    files: dict[str, StaticFile] = {}
+    root = directory.resolve()
+    for path in sorted(directory.iterdir()):
+        if path.is_symlink() or not path.is_file() or path.resolve().parent != root:
+            continue
+        content_type = _TYPES.get(path.suffix) or (
+            mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        )
+        cache = (
+            "public, max-age=31536000, immutable" if _HASHED.search(path.name) else "no-cache"
+        )
+        files[path.name] = StaticFile(path.read_bytes(), content_type, cache)
+    return files
+
+
+def index_html(title: str = "authdemo") -> str:
+    template = (IDOM_CLIENT_DIR / "index.html").read_text()
+    return template.format(__head__=PAGE_HEAD.format(title=title))
+
+
+def install_bridge(
+    app: Sanic[Any, Any],
+    root: RootConstructor,
+    live_session_for: Callable[[Request], LiveSession],
+    *,
+    title: str = "authdemo",
+) -> None:
+    """Add the page, the static files and the websocket route to ``app``."""
+    page = index_html(title)
+    assets = load_static_dir(IDOM_CLIENT_DIR / "assets")
+    static = load_static_dir(STATIC_DIR)
+
+    def serve_from(table: dict[str, StaticFile]) -> Callable[..., Any]:
+        async def handler(request: Request, name: str) -> HTTPResponse:
+            found = table.get(name)
+            if found is None:
+                raise NotFound("Not found")
+            return raw(
+                found.body,
+                content_type=found.content_type,
+                headers={"cache-control": found.cache_control},
+            )
+
+        return handler
+
+    app.add_route(serve_from(assets), f"{ASSETS_PREFIX}/<name:str>", name="idom_assets")
+    app.add_route(serve_from(static), f"{STATIC_PREFIX}/<name:str>", name="authdemo_static")
+
+    async def spa_page(request: Request, path: str = "") -> HTTPResponse:
+        if path.startswith("_"):  # reserved for /_idom, /_auth, /_authdemo
+            raise NotFound("Not found")
+        return html(page, headers={"cache-control": "no-store"})
+
+    app.add_route(spa_page, "/", name="page_root")
+    app.add_route(spa_page, "/<path:path>", name="page_path")
+
+    async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
+        live = live_session_for(request)
+        connection = Connection(
+            scope={"type": "websocket", "path": request.path, "client": live.client.addr},
+            location=Location(
+                pathname="/" + path,
+                search=f"?{request.query_string}" if request.query_string else "",
+            ),
+            carrier=request,
+        )
+        layout = Layout(ConnectionContext(AuthProvider(live, root()), value=connection))
+
+        async def send(message: Any) -> None:
+            await ws.send(json.dumps(message, separators=(",", ":")))
+
+        async def recv() -> Any:
+            while True:
+                data = await ws.recv()
+                if data is None:
+                    raise Stop()
+                message = parse_event(data)
+                if message is None:
+                    continue
+                await live.before_event()
+                return message
+
+        try:
+            await serve_layout(layout, send, recv)
+        except* (Stop, ConnectionClosed):
+            pass
+        finally:
+            live.close()
+
+    app.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
+    app.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")
+
+
+def parse_event(data: str | bytes) -> dict[str, Any] | None:
+    """A well-formed layout event, or None for anything else (ignored, never fatal)."""
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    if (
+        isinstance(message, dict)
+        and message.get("type", "layout-event") == "layout-event"  # idom 1.0's client omits it
+        and isinstance(message.get("target"), str)
+        and isinstance(message.get("data"), list)
+    ):
+        return message
+    return None

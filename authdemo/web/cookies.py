@@ -1,0 +1,46 @@
+"""The session cookie: its one name, how it is read, how it is set."""
+
+from __future__ import annotations
+
+from sanic import Request
+from sanic.response import BaseHTTPResponse
+
+from ..security import looks_like_token
+
+COOKIE_NAME = "__Host-authdemo_session"
+_MAX_HEADER = 16 * 1024
+
+
+def read_session_cookie(request: Request) -> str | None:
+    """The session token from the ``Cookie`` header, by its literal name only.
+
+    Sanic's ``request.cookies.get()`` falls back from ``__Host-x`` to ``x``; we parse
+    the header ourselves so that a plain ``authdemo_session`` cookie can never stand
+    in. With duplicates, the first value of the right shape wins; anything else
+    (oversized headers, odd quoting, wrong alphabet) reads as "no cookie".
+    """
+    header = request.headers.get("cookie")
+    if not header or len(header) > _MAX_HEADER:
+        return None
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == COOKIE_NAME:
+            value = value.strip()
+            if looks_like_token(value):
+                return value
+    return None
+
+
+def set_session_cookie(response: BaseHTTPResponse, token: str, max_age: int) -> None:
+    response.add_cookie(
+        COOKIE_NAME.removeprefix("__Host-"),
+        token,
+        host_prefix=True,  # sets the name to __Host-…, and requires Secure, Path=/, no Domain
+        secure=True,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+        max_age=max(0, max_age),
+    )
+    # A response that hands out a credential must never be stored by any cache.
+    response.headers["cache-control"] = "no-store"

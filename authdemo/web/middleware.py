@@ -1,0 +1,91 @@
+"""Session middleware: cookie in, cookie out; the websocket handshake's Origin check."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from sanic import Request, Sanic
+from sanic.response import BaseHTTPResponse, text
+
+from ..domain import ClientInfo
+from ..service import AuthService, Resolution
+from .cookies import read_session_cookie, set_session_cookie
+
+log = logging.getLogger(__name__)
+
+# Paths that never get a session cookie: cacheable static files (a Set-Cookie there
+# would either defeat caching or hand one visitor's token to the next through a
+# shared cache) and the ticket endpoint, which manages the cookie itself.
+NO_SESSION_PREFIXES = ("/_idom/assets/", "/_authdemo/static/", "/_auth/")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin string, or None when it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def own_origin(request: Request) -> tuple[str, str, int] | None:
+    """The origin this request was addressed to: its scheme and Host header."""
+    scheme = "https" if request.scheme in ("https", "wss") else "http"
+    return origin_of(f"{scheme}://{request.host}")
+
+
+def origin_allowed(request: Request, extra: tuple[str, ...]) -> bool:
+    """Scheme, host and port all equal to ours (or a configured extra origin)."""
+    header = request.headers.get("origin")
+    if not header:
+        return False
+    presented = origin_of(header)
+    if presented is None:
+        return False  # "null", garbage, paths
+    allowed = {own_origin(request), *(origin_of(o) for o in extra)}
+    return presented in allowed
+
+
+def client_info(request: Request) -> ClientInfo:
+    return ClientInfo(
+        addr=request.client_ip or "",
+        user_agent=request.headers.get("user-agent", ""),
+    ).clipped()
+
+
+def install_session_middleware(app: Sanic[Any, Any]) -> None:
+    @app.on_request
+    async def resolve_session(request: Request) -> BaseHTTPResponse | None:
+        if request.path.startswith(NO_SESSION_PREFIXES):
+            return None
+        route = request.route
+        is_websocket = bool(route and route.extra.websocket)
+        if is_websocket and not origin_allowed(request, app.ctx.settings.allowed_origins):
+            log.warning(
+                "websocket refused: origin %r not allowed", request.headers.get("origin")
+            )
+            return text("Forbidden: cross-origin websocket", status=403)
+        service: AuthService = app.ctx.service
+        request.ctx.session = await service.visit(read_session_cookie(request))
+        return None
+
+    @app.on_response
+    async def issue_cookie(request: Request, response: BaseHTTPResponse) -> None:
+        resolution: Resolution | None = getattr(request.ctx, "session", None)
+        if resolution is None or not resolution.needs_new_token:
+            return
+        if request.route and request.route.extra.websocket:
+            return
+        service: AuthService = app.ctx.service
+        set_session_cookie(
+            response,
+            service.new_token(),
+            int(service.policy.absolute_timeout.total_seconds()),
+        )

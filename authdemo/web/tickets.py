@@ -1,0 +1,53 @@
+"""``GET /_auth/ticket/<ticket>``: where a browser picks up a session's new cookie.
+
+After a login over the websocket, the page renders a hidden image pointing here. The
+image request carries the browser's current cookie; if it is the one the ticket was
+bound to, the response sets the session's new cookie. Same-origin only, single use,
+short-lived; failures never touch the cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, raw, text
+
+from ..domain import TicketRejected
+from ..service import AuthService
+from .cookies import read_session_cookie, set_session_cookie
+from .hooks import TICKET_PATH
+from .middleware import origin_allowed
+
+log = logging.getLogger(__name__)
+
+# A 1×1 transparent GIF, so the hidden <img> loads cleanly.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def same_origin(request: Request, extra: tuple[str, ...]) -> bool:
+    """Fetch metadata says same-origin, or a matching Origin header does."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    return origin_allowed(request, extra)
+
+
+def install_ticket_route(app: Sanic[Any, Any]) -> None:
+    async def redeem(request: Request, ticket: str) -> HTTPResponse:
+        if not same_origin(request, app.ctx.settings.allowed_origins):
+            log.warning("ticket refused: not a same-origin request")
+            return text("Forbidden", status=403, headers={"cache-control": "no-store"})
+        service: AuthService = app.ctx.service
+        try:
+            redemption = await service.redeem_ticket(ticket, read_session_cookie(request))
+        except TicketRejected:
+            return text("Gone", status=410, headers={"cache-control": "no-store"})
+        response = raw(PIXEL, content_type="image/gif")
+        remaining = redemption.session.absolute_expires_at - service.now()
+        set_session_cookie(response, redemption.token, int(remaining.total_seconds()))
+        return response
+
+    app.add_route(redeem, f"{TICKET_PATH}/<ticket:str>", name="auth_ticket")

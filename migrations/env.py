@@ -1,0 +1,73 @@
+"""Alembic environment (async). The URL comes from AUTHDEMO_DATABASE_URL, like the app's."""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from authdemo.config import Settings
+from authdemo.db.engine import create_engine
+from authdemo.db.models import Base, UTCDateTime
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def database_url() -> str:
+    # An explicit -x url=... or a URL set by a test wins; otherwise the app's setting.
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url")
+    return str(url) if url else Settings.from_env().database_url
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    # Migrations spell our UTC wrapper as the plain type it stores.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _configure(connection: Connection | None = None, url: str | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=url,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies tables
+        compare_type=True,
+        render_item=_render_item,
+        literal_binds=connection is None,
+        dialect_opts={"paramstyle": "named"} if connection is None else {},
+    )
+
+
+def run_migrations_offline() -> None:
+    _configure(url=database_url())
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_engine(database_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())
