@@ -7,7 +7,6 @@ implement the same :class:`EventBus` protocol.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -82,5 +81,5 @@ async def publish_quietly(bus: EventBus, event: SessionEvent) -> None:
     """Publish, logging instead of raising: the change is committed whatever happens here."""
     try:
         await bus.publish(event)
-    except (OSError, asyncio.TimeoutError, RuntimeError):
+    except (TimeoutError, OSError, RuntimeError):
         log.exception("could not publish %s", event.kind)

@@ -22,7 +22,7 @@ from .domain import (
     username_key,
 )
 from .events import EventBus, EventKind, SessionEvent, publish_quietly
-from .ports import UnitOfWork, UnitOfWorkFactory
+from .ports import ClaimedTicket, UnitOfWork, UnitOfWorkFactory
 from .security import (
     PasswordHasher,
     TokenCodec,
@@ -34,7 +34,7 @@ from .security import (
 
 log = logging.getLogger("authdemo.auth")
 
-TOKEN_KEY_NAME = "session_token_key"
+TOKEN_KEY_NAME = "session_token_key"  # noqa: S105 - a row name, not a secret
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ class AuthService:
         now = self.now()
         async with self._uow(write=True) as tx:
             await tx.users.set_password_hash(user.id, hashed, changed_at=now)
-            revoked = await tx.sessions.revoke(await tx.sessions.live_ids_for_user(user.id, now), now)
+            live = await tx.sessions.live_ids_for_user(user.id, now)
+            revoked = await tx.sessions.revoke(live, now)
             await tx.commit()
         log.info("password set user=%s sessions_revoked=%d", user.username, len(revoked))
         await self._publish_revoked(revoked, "password_changed")
@@ -277,17 +278,7 @@ class AuthService:
             if claimed is None:
                 raise TicketRejected("unknown ticket")
             session = await tx.sessions.get(claimed.session_id)
-            problem = (
-                "already used"
-                if claimed.already_redeemed
-                else "expired"
-                if now >= claimed.expires_at
-                else "presented with another cookie"
-                if claimed.bound_token_hash is not None and presented_hash != claimed.bound_token_hash
-                else "session ended"
-                if session is None or not session.is_live(now)
-                else None
-            )
+            problem = _ticket_problem(claimed, session, presented_hash, now)
             if problem is not None or session is None:
                 await tx.commit()  # the claim sticks: a rejected ticket is used up too
                 log.warning("ticket rejected: %s", problem)
@@ -330,3 +321,18 @@ class AuthService:
         if session is not None:
             log.info("logout session=%s", session.short_id)
         await self._publish_revoked(revoked, "logout")
+
+
+def _ticket_problem(
+    claimed: ClaimedTicket, session: AuthSession | None, presented_hash: str | None, now: datetime
+) -> str | None:
+    """Why a claimed ticket must not hand out its cookie, or None when it may."""
+    if claimed.already_redeemed:
+        return "already used"
+    if now >= claimed.expires_at:
+        return "expired"
+    if claimed.bound_token_hash is not None and presented_hash != claimed.bound_token_hash:
+        return "presented with another cookie"
+    if session is None or not session.is_live(now):
+        return "session ended"
+    return None

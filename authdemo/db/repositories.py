@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,7 @@ def _session(row: SessionRow) -> AuthSession:
     )
 
 
-def _live(now: datetime) -> list[object]:
+def _live(now: datetime) -> list[ColumnElement[bool]]:
     return [
         SessionRow.revoked_at.is_(None),
         SessionRow.idle_expires_at > now,
@@ -134,9 +134,13 @@ class SqlSessionRepository:
     async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
         return await self._one_with_user(SessionRow.id == session_id)
 
-    async def _one_with_user(self, where: object) -> tuple[AuthSession, User | None] | None:
+    async def _one_with_user(
+        self, where: ColumnElement[bool]
+    ) -> tuple[AuthSession, User | None] | None:
         result = await self._s.execute(
-            select(SessionRow, UserRow).outerjoin(UserRow, SessionRow.user_id == UserRow.id).where(where)  # type: ignore[arg-type]
+            select(SessionRow, UserRow)
+            .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
+            .where(where)
         )
         found = result.first()
         if found is None:
@@ -144,7 +148,9 @@ class SqlSessionRepository:
         session_row, user_row = found
         return _session(session_row), (_user(user_row) if user_row is not None else None)
 
-    async def touch(self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime) -> None:
+    async def touch(
+        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime
+    ) -> None:
         await self._s.execute(
             update(SessionRow)
             .where(SessionRow.id == session_id)
@@ -248,7 +254,9 @@ class SqlTicketRepository:
 
     async def purge_expired(self, now: datetime, limit: int) -> int:
         ids = list(
-            await self._s.scalars(select(TicketRow.id).where(TicketRow.expires_at <= now).limit(limit))
+            await self._s.scalars(
+                select(TicketRow.id).where(TicketRow.expires_at <= now).limit(limit)
+            )
         )
         if ids:
             await self._s.execute(delete(TicketRow).where(TicketRow.id.in_(ids)))

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ..ports import SecretRepository, SessionRepository, TicketRepository, UserRepository
 from .engine import WRITE_OPTION
 from .repositories import (
     SqlSecretRepository,
@@ -17,10 +18,10 @@ from .repositories import (
 
 
 class SqlUnitOfWork:
-    users: SqlUserRepository
-    sessions: SqlSessionRepository
-    tickets: SqlTicketRepository
-    secrets: SqlSecretRepository
+    users: UserRepository
+    sessions: SessionRepository
+    tickets: TicketRepository
+    secrets: SecretRepository
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -59,6 +58,7 @@ def create_app(
     app.config.WEBSOCKET_MAX_SIZE = WEBSOCKET_MAX_MESSAGE
     app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
     app.config.NOISY_EXCEPTIONS = False
+    app.config.FALLBACK_ERROR_FORMAT = "text"  # plain, short error pages
 
     @app.before_server_start
     async def open_database(app: AuthdemoApp) -> None:

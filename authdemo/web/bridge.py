@@ -71,9 +71,7 @@ def load_static_dir(directory: Path) -> dict[str, StaticFile]:
         content_type = _TYPES.get(path.suffix) or (
             mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         )
-        cache = (
-            "public, max-age=31536000, immutable" if _HASHED.search(path.name) else "no-cache"
-        )
+        cache = "public, max-age=31536000, immutable" if _HASHED.search(path.name) else "no-cache"
         files[path.name] = StaticFile(path.read_bytes(), content_type, cache)
     return files
 

@@ -34,7 +34,7 @@ def field(label: str, **attributes: Any) -> Any:
 @component
 def LoginForm() -> Any:
     auth = use_auth()
-    error, set_error = use_state(None)
+    error, set_error = use_state("")
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
 

@@ -19,7 +19,7 @@ def read_session_cookie(request: Request) -> str | None:
     in. With duplicates, the first value of the right shape wins; anything else
     (oversized headers, odd quoting, wrong alphabet) reads as "no cookie".
     """
-    header = request.headers.get("cookie")
+    header: str | None = request.headers.get("cookie")
     if not header or len(header) > _MAX_HEADER:
         return None
     for part in header.split(";"):

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 # Paths that never get a session cookie: cacheable static files (a Set-Cookie there
 # would either defeat caching or hand one visitor's token to the next through a
-# shared cache) and the ticket endpoint, which manages the cookie itself.
-NO_SESSION_PREFIXES = ("/_idom/assets/", "/_authdemo/static/", "/_auth/")
+# shared cache), the ticket endpoint, which manages the cookie itself, and the rest of
+# the reserved /_… space. The websocket (/_idom/stream) is handled before this check.
+NO_SESSION_PREFIXES = ("/_idom/", "/_authdemo/", "/_auth/")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -63,20 +64,19 @@ def client_info(request: Request) -> ClientInfo:
 def install_session_middleware(app: Sanic[Any, Any]) -> None:
     @app.on_request
     async def resolve_session(request: Request) -> BaseHTTPResponse | None:
-        if request.path.startswith(NO_SESSION_PREFIXES):
-            return None
         route = request.route
-        is_websocket = bool(route and route.extra.websocket)
-        if is_websocket and not origin_allowed(request, app.ctx.settings.allowed_origins):
-            log.warning(
-                "websocket refused: origin %r not allowed", request.headers.get("origin")
-            )
-            return text("Forbidden: cross-origin websocket", status=403)
+        if route is not None and route.extra.websocket:
+            if not origin_allowed(request, app.ctx.settings.allowed_origins):
+                log.warning(
+                    "websocket refused: origin %r not allowed", request.headers.get("origin")
+                )
+                return text("Forbidden: cross-origin websocket", status=403)
+        elif request.path.startswith(NO_SESSION_PREFIXES):
+            return None
         service: AuthService = app.ctx.service
         request.ctx.session = await service.visit(read_session_cookie(request))
         return None
 
-    @app.on_response
     async def issue_cookie(request: Request, response: BaseHTTPResponse) -> None:
         resolution: Resolution | None = getattr(request.ctx, "session", None)
         if resolution is None or not resolution.needs_new_token:
@@ -89,3 +89,5 @@ def install_session_middleware(app: Sanic[Any, Any]) -> None:
             service.new_token(),
             int(service.policy.absolute_timeout.total_seconds()),
         )
+
+    app.register_middleware(issue_cookie, attach_to="response")

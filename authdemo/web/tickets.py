@@ -23,13 +23,13 @@ from .middleware import origin_allowed
 
 log = logging.getLogger(__name__)
 
-# A 1×1 transparent GIF, so the hidden <img> loads cleanly.
+# A 1x1 transparent GIF, so the hidden <img> loads cleanly.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 def same_origin(request: Request, extra: tuple[str, ...]) -> bool:
     """Fetch metadata says same-origin, or a matching Origin header does."""
-    site = request.headers.get("sec-fetch-site")
+    site: str | None = request.headers.get("sec-fetch-site")
     if site is not None:
         return site == "same-origin"
     return origin_allowed(request, extra)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from authdemo.db.uow import SqlUnitOfWorkFactory
+from authdemo.domain import ClientInfo, UsernameTaken
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+async def add_user(uow: SqlUnitOfWorkFactory, name: str = "alice") -> int:
+    async with uow(write=True) as tx:
+        user = await tx.users.add(name, name.casefold(), "hash", NOW)
+        await tx.commit()
+    return user.id
+
+
+async def add_session(uow: SqlUnitOfWorkFactory, user_id: int | None, token_hash: str) -> int:
+    async with uow(write=True) as tx:
+        s = await tx.sessions.add(token_hash, user_id, NOW, NOW + H, NOW + 12 * H, ClientInfo())
+        await tx.commit()
+    return s.id
+
+
+async def test_usernames_are_unique_on_their_folded_key(sql_uow: SqlUnitOfWorkFactory) -> None:
+    await add_user(sql_uow, "alice")
+    with pytest.raises(UsernameTaken):
+        async with sql_uow(write=True) as tx:
+            await tx.users.add("ALICE", "alice", "hash", NOW)
+
+
+async def test_a_session_is_found_by_its_token_hash_with_its_user(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await add_user(sql_uow)
+    session_id = await add_session(sql_uow, user_id, "a" * 64)
+    async with sql_uow() as tx:
+        found = await tx.sessions.find_by_token_hash("a" * 64)
+        missing = await tx.sessions.find_by_token_hash("b" * 64)
+    assert found is not None and missing is None
+    session, user = found
+    assert session.id == session_id and user is not None and user.username == "alice"
+    assert session.created_at == NOW and session.created_at.tzinfo is not None
+
+
+async def test_anonymous_rows_come_back_without_a_user(sql_uow: SqlUnitOfWorkFactory) -> None:
+    await add_session(sql_uow, None, "c" * 64)
+    async with sql_uow() as tx:
+        found = await tx.sessions.find_by_token_hash("c" * 64)
+    assert found is not None and found[1] is None
+
+
+async def test_revoke_touches_only_live_sessions(sql_uow: SqlUnitOfWorkFactory) -> None:
+    user_id = await add_user(sql_uow)
+    a = await add_session(sql_uow, user_id, "a" * 64)
+    b = await add_session(sql_uow, user_id, "b" * 64)
+    async with sql_uow(write=True) as tx:
+        assert await tx.sessions.revoke([a], NOW) == [a]
+        assert await tx.sessions.revoke([a, b], NOW) == [b]
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.sessions.live_ids_for_user(user_id, NOW) == []
+
+
+async def test_deleting_a_user_deletes_their_sessions(sql_uow: SqlUnitOfWorkFactory) -> None:
+    from sqlalchemy import delete
+
+    from authdemo.db.models import UserRow
+
+    user_id = await add_user(sql_uow)
+    session_id = await add_session(sql_uow, user_id, "a" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.sessions._s.execute(delete(UserRow).where(UserRow.id == user_id))  # type: ignore[attr-defined]
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.sessions.get(session_id) is None
+
+
+async def test_touch_moves_the_idle_expiry(sql_uow: SqlUnitOfWorkFactory) -> None:
+    session_id = await add_session(sql_uow, await add_user(sql_uow), "a" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H)
+        await tx.commit()
+    async with sql_uow() as tx:
+        session = await tx.sessions.get(session_id)
+    assert session is not None and session.idle_expires_at == NOW + 2 * H
+
+
+async def test_a_ticket_can_be_claimed_once(sql_uow: SqlUnitOfWorkFactory) -> None:
+    session_id = await add_session(sql_uow, await add_user(sql_uow), "a" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.tickets.add("t" * 64, session_id, "b" * 64, NOW, NOW + timedelta(seconds=30))
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        first = await tx.tickets.claim("t" * 64, NOW)
+        second = await tx.tickets.claim("t" * 64, NOW)
+        unknown = await tx.tickets.claim("u" * 64, NOW)
+        await tx.commit()
+    assert first is not None and not first.already_redeemed
+    assert first.session_id == session_id and first.bound_token_hash == "b" * 64
+    assert second is not None and second.already_redeemed
+    assert unknown is None
+
+
+async def test_purge_removes_expired_rows_in_batches(sql_uow: SqlUnitOfWorkFactory) -> None:
+    user_id = await add_user(sql_uow)
+    for i in range(5):
+        await add_session(sql_uow, user_id, f"{i}" * 64)
+    async with sql_uow(write=True) as tx:
+        assert await tx.sessions.purge_expired(NOW + 13 * H, limit=3) == 3
+        assert await tx.sessions.purge_expired(NOW + 13 * H, limit=3) == 2
+        assert await tx.sessions.purge_expired(NOW + 13 * H, limit=3) == 0
+        await tx.commit()
+
+
+async def test_revoked_rows_are_kept_until_their_absolute_expiry(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    # Until then a replayed cookie reads as "revoked" (replaced), not "unknown".
+    session_id = await add_session(sql_uow, await add_user(sql_uow), "a" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.sessions.revoke([session_id], NOW)
+        assert await tx.sessions.purge_expired(NOW + 2 * H, limit=10) == 0
+        assert await tx.sessions.purge_expired(NOW + 12 * H, limit=10) == 1
+        await tx.commit()
+
+
+async def test_secrets_are_inserted_once(sql_uow: SqlUnitOfWorkFactory) -> None:
+    async with sql_uow(write=True) as tx:
+        assert await tx.secrets.add("k", "first")
+        assert not await tx.secrets.add("k", "second")
+        assert await tx.secrets.get("k") == "first"
+        await tx.commit()

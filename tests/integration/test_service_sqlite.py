@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from authdemo.bootstrap import runtime
+from authdemo.config import Settings
+from authdemo.db.engine import create_engine
+from authdemo.db.schema import check_schema
+from authdemo.domain import ClientInfo, SchemaNotReady
+from authdemo.security import hash_token
+from tests.conftest import cheap_hasher
+from tests.support.db import migrate, sqlite_url
+
+
+async def test_login_rotation_and_logout_on_a_real_database(settings: Settings) -> None:
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        await service.create_user("alice", "correct horse")
+        anonymous = service.new_token()
+        result = await service.login(
+            hash_token(anonymous), "alice", "correct horse", ClientInfo("::1", "ua")
+        )
+        token = (await service.redeem_ticket(result.ticket, anonymous)).token
+        resolved = await service.resolve(token)
+        assert resolved.signed_in is not None
+        assert resolved.signed_in.user.username == "alice"
+        assert (await service.resolve(anonymous)).needs_new_token
+        await service.logout(result.signed_in.session.id)
+        assert (await service.resolve(token)).needs_new_token
+
+
+async def test_the_token_key_survives_restarts(settings: Settings) -> None:
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        token = rt.service.new_token()
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        assert not (await rt.service.resolve(token)).needs_new_token
+
+
+async def test_a_missing_database_file_is_reported_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "missing.db"
+    engine = create_engine(sqlite_url(path))
+    with pytest.raises(SchemaNotReady, match="does not exist: run `alembic upgrade head`"):
+        await check_schema(engine)
+    await engine.dispose()
+    assert not path.exists()
+
+
+async def test_an_unmigrated_database_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "empty.db"
+    path.touch()
+    engine = create_engine(sqlite_url(path))
+    with pytest.raises(SchemaNotReady, match="no authdemo tables yet"):
+        await check_schema(engine)
+    await engine.dispose()
+
+
+def test_a_database_behind_head_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from authdemo.db import schema
+
+    path = tmp_path / "old.db"
+    migrate(sqlite_url(path))
+
+    async def check() -> None:
+        engine = create_engine(sqlite_url(path))
+        try:
+            await check_schema(engine)
+        finally:
+            await engine.dispose()
+
+    original = schema.HEAD_REVISION
+    schema.HEAD_REVISION = "9999"
+    try:
+        with pytest.raises(SchemaNotReady, match="needs 9999"):
+            asyncio.run(check())
+    finally:
+        schema.HEAD_REVISION = original

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from authdemo.db.engine import create_engine
+from authdemo.db.uow import SqlUnitOfWorkFactory
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_nothing_is_kept_without_commit(sql_uow: SqlUnitOfWorkFactory) -> None:
+    async with sql_uow(write=True) as tx:
+        await tx.users.add("alice", "alice", "h", NOW)
+    async with sql_uow() as tx:
+        assert await tx.users.get_by_key("alice") is None
+
+
+async def test_an_error_rolls_back(sql_uow: SqlUnitOfWorkFactory) -> None:
+    async def fail_midway() -> None:
+        async with sql_uow(write=True) as tx:
+            await tx.users.add("alice", "alice", "h", NOW)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await fail_midway()
+    async with sql_uow() as tx:
+        assert await tx.users.get_by_key("alice") is None
+
+
+async def test_commit_keeps_the_changes(sql_uow: SqlUnitOfWorkFactory) -> None:
+    async with sql_uow(write=True) as tx:
+        await tx.users.add("alice", "alice", "h", NOW)
+        await tx.commit()
+    async with sql_uow() as tx:
+        user = await tx.users.get_by_key("alice")
+    assert user is not None and user.created_at == NOW
+
+
+async def test_sqlite_connections_have_wal_full_sync_foreign_keys_and_busy_timeout(
+    db_url: str,
+) -> None:
+    engine = create_engine(db_url, timeout=7)
+    try:
+        # Several pooled connections, not just the first one.
+        conns = [await engine.connect() for _ in range(3)]
+        for conn in conns:
+            values = [
+                (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            ]
+            assert values == ["wal", 2, 1, 7000]
+        for conn in conns:
+            await conn.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_write_units_take_the_write_lock_when_they_begin(db_url: str) -> None:
+    """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction."""
+    engine = create_engine(db_url, timeout=5)
+    uow = SqlUnitOfWorkFactory(engine)
+    order: list[str] = []
+    try:
+        async with uow(write=True) as first:
+            await first.users.add("alice", "alice", "h", NOW)  # holds the lock from BEGIN
+
+            async def second_writer() -> None:
+                async with uow(write=True) as second:
+                    await second.users.get_by_key("anyone")  # BEGIN IMMEDIATE blocks here
+                    order.append("second began")
+                    await second.users.add("bob", "bob", "h", NOW)
+                    await second.commit()
+
+            task = asyncio.create_task(second_writer())
+            await asyncio.sleep(0.3)
+            order.append("first commits")
+            await first.commit()
+        await asyncio.wait_for(task, 5)
+        assert order == ["first commits", "second began"]
+    finally:
+        await engine.dispose()

@@ -1,0 +1,290 @@
+"""In-memory stand-ins for the storage ports, a controllable clock and a cheap hasher."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from authdemo.domain import AuthSession, ClientInfo, User, UserCredentials, UsernameTaken
+from authdemo.events import InProcessEventBus, SessionEvent
+from authdemo.ports import ClaimedTicket
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+class FakeHasher:
+    """'Hashes' are readable; ``outdated`` marks hashes that verify but need an upgrade."""
+
+    def __init__(self) -> None:
+        self.hash_calls = 0
+        self.verify_calls = 0
+        self.dummy_calls = 0
+        self.outdated: set[str] = set()
+
+    async def hash(self, password: str) -> str:
+        self.hash_calls += 1
+        return f"fake${password}"
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        self.verify_calls += 1
+        ok = password_hash == f"fake${password}" or password_hash == f"old${password}"
+        upgrade = f"fake${password}" if ok and password_hash.startswith("old$") else None
+        return ok, upgrade
+
+    async def dummy_verify(self, password: str) -> None:
+        self.dummy_calls += 1
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Tables:
+    users: dict[int, tuple[User, str, str]] = field(default_factory=dict)  # user, key, hash
+    sessions: dict[int, AuthSession] = field(default_factory=dict)
+    tickets: dict[str, dict[str, object]] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    next_id: int = 1
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+class FakeUsers:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(self, username: str, key: str, password_hash: str, now: datetime) -> User:
+        if any(k == key for _, k, _ in self.t.users.values()):
+            raise UsernameTaken(username)
+        user = User(self.t.new_id(), username, True, now, now)
+        self.t.users[user.id] = (user, key, password_hash)
+        return user
+
+    async def get(self, user_id: int) -> User | None:
+        found = self.t.users.get(user_id)
+        return found[0] if found else None
+
+    async def get_by_key(self, key: str) -> User | None:
+        return next((u for u, k, _ in self.t.users.values() if k == key), None)
+
+    async def get_credentials(self, key: str) -> UserCredentials | None:
+        return next((UserCredentials(u, h) for u, k, h in self.t.users.values() if k == key), None)
+
+    async def set_password_hash(
+        self, user_id: int, password_hash: str, changed_at: datetime | None
+    ) -> None:
+        user, key, _ = self.t.users[user_id]
+        if changed_at is not None:
+            user = replace(user, password_changed_at=changed_at)
+        self.t.users[user_id] = (user, key, password_hash)
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        user, key, h = self.t.users[user_id]
+        self.t.users[user_id] = (replace(user, is_active=active), key, h)
+
+    async def list(self) -> list[User]:
+        return sorted((u for u, _, _ in self.t.users.values()), key=lambda u: u.username)
+
+
+class FakeSessions:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(
+        self,
+        token_hash: str,
+        user_id: int | None,
+        now: datetime,
+        idle_expires_at: datetime,
+        absolute_expires_at: datetime,
+        client: ClientInfo,
+        revoked: bool = False,
+    ) -> AuthSession:
+        assert all(s.token_hash != token_hash for s in self.t.sessions.values()), "unique"
+        session = AuthSession(
+            self.t.new_id(),
+            token_hash,
+            user_id,
+            now,
+            now,
+            idle_expires_at,
+            absolute_expires_at,
+            now if revoked else None,
+            client.addr,
+            client.user_agent,
+        )
+        self.t.sessions[session.id] = session
+        return session
+
+    async def get(self, session_id: int) -> AuthSession | None:
+        return self.t.sessions.get(session_id)
+
+    def _with_user(self, s: AuthSession | None) -> tuple[AuthSession, User | None] | None:
+        if s is None:
+            return None
+        found = self.t.users.get(s.user_id) if s.user_id is not None else None
+        return s, (found[0] if found else None)
+
+    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
+        return self._with_user(
+            next((s for s in self.t.sessions.values() if s.token_hash == token_hash), None)
+        )
+
+    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        return self._with_user(self.t.sessions.get(session_id))
+
+    async def touch(
+        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime
+    ) -> None:
+        s = self.t.sessions[session_id]
+        self.t.sessions[session_id] = replace(
+            s, last_seen_at=last_seen_at, idle_expires_at=idle_expires_at
+        )
+
+    async def set_token_hash(self, session_id: int, token_hash: str) -> None:
+        self.t.sessions[session_id] = replace(self.t.sessions[session_id], token_hash=token_hash)
+
+    async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
+        done = []
+        for sid in session_ids:
+            s = self.t.sessions.get(sid)
+            if s is not None and s.is_live(now):
+                self.t.sessions[sid] = replace(s, revoked_at=now)
+                done.append(sid)
+        return done
+
+    async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
+        return [s.id for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
+
+    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
+        return [s for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        doomed = [
+            s.id
+            for s in self.t.sessions.values()
+            if s.absolute_expires_at <= now or (s.idle_expires_at <= now and s.revoked_at is None)
+        ][:limit]
+        for sid in doomed:
+            del self.t.sessions[sid]
+        return len(doomed)
+
+
+class FakeTickets:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(
+        self,
+        ticket_hash: str,
+        session_id: int,
+        bound_token_hash: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self.t.tickets[ticket_hash] = {
+            "session_id": session_id,
+            "bound": bound_token_hash,
+            "expires_at": expires_at,
+            "redeemed_at": None,
+        }
+
+    async def claim(self, ticket_hash: str, now: datetime) -> ClaimedTicket | None:
+        row = self.t.tickets.get(ticket_hash)
+        if row is None:
+            return None
+        already = row["redeemed_at"] is not None
+        row["redeemed_at"] = row["redeemed_at"] or now
+        return ClaimedTicket(row["session_id"], row["bound"], row["expires_at"], already)  # type: ignore[arg-type]
+
+    async def purge_expired(self, now: datetime, limit: int) -> int:
+        doomed = [h for h, r in self.t.tickets.items() if r["expires_at"] <= now][:limit]  # type: ignore[operator]
+        for h in doomed:
+            del self.t.tickets[h]
+        return len(doomed)
+
+
+class FakeSecrets:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def get(self, name: str) -> str | None:
+        return self.t.secrets.get(name)
+
+    async def add(self, name: str, value: str) -> bool:
+        if name in self.t.secrets:
+            return False
+        self.t.secrets[name] = value
+        return True
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise."""
+
+    def __init__(self, store: FakeStore, write: bool) -> None:
+        self._store = store
+        self.write = write
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        self._tables = copy.deepcopy(self._store.tables)
+        self.users = FakeUsers(self._tables)
+        self.sessions = FakeSessions(self._tables)
+        self.tickets = FakeTickets(self._tables)
+        self.secrets = FakeSecrets(self._tables)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pass
+
+    async def commit(self) -> None:
+        if not self.write:
+            raise AssertionError("commit() in a read-only unit of work")
+        self._store.tables = self._tables
+        self.committed = True
+        self._store.commits += 1
+
+
+class FakeStore:
+    """The 'database': a factory of fake units of work, counting commits (= writes)."""
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+        self.commits = 0
+        self.units: list[FakeUnitOfWork] = []
+
+    def __call__(self, *, write: bool = False) -> FakeUnitOfWork:
+        unit = FakeUnitOfWork(self, write)
+        self.units.append(unit)
+        return unit
+
+
+class RecordingBus(InProcessEventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[SessionEvent] = []
+
+    async def publish(self, event: SessionEvent) -> None:
+        self.published.append(event)
+        await super().publish(event)

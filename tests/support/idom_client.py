@@ -1,0 +1,158 @@
+"""A small client that speaks IDOM 1.0's websocket protocol, for tests and benchmarks.
+
+It keeps the rendered model up to date (layout updates carry a JSON pointer and the
+new model of that subtree) and can fire the events a browser would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+Model = dict[str, Any]
+
+
+def walk(node: Any) -> Iterator[Model]:
+    if isinstance(node, dict):
+        yield node
+        for child in node.get("children", ()):
+            yield from walk(child)
+
+
+def text_of(node: Any) -> str:
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict):
+        return "".join(text_of(c) for c in node.get("children", ()))
+    return ""
+
+
+class IdomClient:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.model: Model = {}
+        self.updates = 0
+
+    @classmethod
+    async def connect(
+        cls,
+        base_url: str,
+        *,
+        cookie: str | None = None,
+        origin: str | None = "same",
+        path: str = "/_idom/stream",
+        timeout: float = 10.0,
+    ) -> IdomClient:
+        """Open the websocket like the IDOM client does and wait for the first render."""
+        ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        headers: dict[str, str] = {}
+        if origin == "same":
+            headers["Origin"] = base_url.rstrip("/")
+        elif origin is not None:
+            headers["Origin"] = origin
+        if cookie is not None:
+            headers["Cookie"] = cookie
+        ws = await websockets.connect(
+            ws_url.rstrip("/") + path,
+            additional_headers=headers,
+            origin=None,
+            open_timeout=timeout,
+            max_size=2**22,
+        )
+        client = cls(ws)
+        await client.receive(timeout)
+        return client
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def __aenter__(self) -> IdomClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- model ------------------------------------------------------------------------------
+
+    def apply(self, message: dict[str, Any]) -> None:
+        assert message.get("type") == "layout-update", message
+        path, model = message["path"], message["model"]
+        if not path:
+            self.model = model
+        else:
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+            target: Any = self.model
+            for part in parts[:-1]:
+                target = target[int(part)] if isinstance(target, list) else target[part]
+            last = parts[-1]
+            if isinstance(target, list):
+                target[int(last)] = model
+            else:
+                target[last] = model
+        self.updates += 1
+
+    async def receive(self, timeout: float = 10.0) -> None:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        self.apply(json.loads(raw))
+
+    async def wait_for(
+        self, predicate: Callable[[IdomClient], bool], timeout: float = 10.0
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met; model: {json.dumps(self.model)[:2000]}")
+            await self.receive(remaining)
+
+    async def wait_for_id(self, element_id: str, timeout: float = 10.0) -> Model:
+        await self.wait_for(lambda c: c.find(element_id) is not None, timeout)
+        found = self.find(element_id)
+        assert found is not None
+        return found
+
+    def find(self, element_id: str) -> Model | None:
+        return next(
+            (n for n in walk(self.model) if n.get("attributes", {}).get("id") == element_id), None
+        )
+
+    def find_all(self, tag: str) -> list[Model]:
+        return [n for n in walk(self.model) if n.get("tagName") == tag]
+
+    def text(self, element_id: str) -> str | None:
+        node = self.find(element_id)
+        return None if node is None else text_of(node)
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def fire(self, node: Model, event: str, *data: Any) -> None:
+        handler = node.get("eventHandlers", {}).get(event)
+        assert handler is not None, f"no {event} handler on {node.get('tagName')}"
+        await self.ws.send(json.dumps({"target": handler["target"], "data": list(data)}))
+
+    async def submit(self, form_id: str, values: dict[str, str]) -> None:
+        form = self.find(form_id)
+        assert form is not None, f"no #{form_id}"
+        elements = [{"name": k, "value": v} for k, v in values.items()]
+        await self.fire(form, "on_submit", {"target": {"elements": elements}})
+
+    async def click(self, element_id: str) -> None:
+        node = self.find(element_id)
+        assert node is not None, f"no #{element_id}"
+        await self.fire(node, "on_click", {"target": {}})
+
+    async def login(self, username: str, password: str) -> None:
+        await self.submit("login-form", {"username": username, "password": password})
+
+    def ticket_src(self) -> str | None:
+        for img in self.find_all("img"):
+            src = img.get("attributes", {}).get("src", "")
+            if src.startswith("/_auth/ticket/"):
+                return str(src)
+        return None

@@ -1,0 +1,54 @@
+"""Run an app on Sanic's own server inside the test's event loop."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from authdemo.web.app import AuthdemoApp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Live:
+    app: AuthdemoApp
+    base_url: str
+    http: httpx.AsyncClient
+
+    @property
+    def origin(self) -> str:
+        return self.base_url
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.get(self.base_url + path, **kwargs)
+
+
+@asynccontextmanager
+async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
+    port = free_port()
+    server = await app.create_server(
+        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+    )
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    await server.start_serving()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            yield Live(app, f"http://127.0.0.1:{port}", http)
+    finally:
+        await server.before_stop()
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authdemo.config import DEFAULT_DATABASE_URL, ConfigError, Settings, parse_duration
+
+
+def test_defaults_are_sqlite_file_and_owasp_timeouts() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.idle_timeout == timedelta(minutes=30)
+    assert settings.absolute_timeout == timedelta(hours=12)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("2d", 172800), ("500ms", 0.5)],
+)
+def test_durations_accept_plain_seconds_and_units(raw: str, expected: float) -> None:
+    assert parse_duration("X", raw).total_seconds() == expected
+
+
+@pytest.mark.parametrize("raw", ["", "soon", "-5", "0", "5 minutes"])
+def test_bad_durations_name_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="X"):
+        parse_duration("X", raw)
+
+
+def test_plain_database_urls_get_the_async_driver() -> None:
+    env = {"AUTHDEMO_DATABASE_URL": "postgresql://u@h/db"}
+    assert Settings.from_env(env).database_url == "postgresql+asyncpg://u@h/db"
+    env = {"AUTHDEMO_DATABASE_URL": "sqlite:///x.db"}
+    assert Settings.from_env(env).database_url == "sqlite+aiosqlite:///x.db"
+
+
+def test_allowed_origins_are_parsed_and_validated() -> None:
+    env = {"AUTHDEMO_ALLOWED_ORIGINS": "https://a.example, http://b.example:8080/"}
+    assert Settings.from_env(env).allowed_origins == ("https://a.example", "http://b.example:8080")
+    with pytest.raises(ConfigError, match="not an origin"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "a.example/path"})
+
+
+def test_idle_timeout_longer_than_absolute_is_refused() -> None:
+    with pytest.raises(ConfigError, match="IDLE"):
+        Settings.from_env({"AUTHDEMO_IDLE_TIMEOUT": "2h", "AUTHDEMO_ABSOLUTE_TIMEOUT": "1h"})
+
+
+def test_argon2_cost_below_owasp_minimum_is_refused() -> None:
+    with pytest.raises(ConfigError, match="MEMORY"):
+        Settings.from_env({"AUTHDEMO_ARGON2_MEMORY_KIB": "1024"})
+
+
+def test_short_secret_keys_are_refused() -> None:
+    with pytest.raises(ConfigError, match="32"):
+        Settings.from_env({"AUTHDEMO_SECRET_KEY": "short"})

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authdemo.domain import (
+    AuthSession,
+    InvalidPassword,
+    InvalidUsername,
+    SessionPolicy,
+    check_password_policy,
+    normalize_username,
+    password_for_verify,
+    username_key,
+)
+from tests.support.fakes import T0
+
+
+def session(**overrides: object) -> AuthSession:
+    values: dict[str, object] = dict(
+        id=1,
+        token_hash="ab" * 32,
+        user_id=1,
+        created_at=T0,
+        last_seen_at=T0,
+        idle_expires_at=T0 + timedelta(minutes=30),
+        absolute_expires_at=T0 + timedelta(hours=12),
+        revoked_at=None,
+        client_addr="",
+        user_agent="",
+    )
+    values.update(overrides)
+    return AuthSession(**values)  # type: ignore[arg-type]
+
+
+def test_usernames_keep_display_form_and_fold_case_for_lookup() -> None:
+    assert normalize_username("Alice") == ("Alice", "alice")
+
+
+def test_username_lookup_key_applies_nfkc_and_casefold() -> None:
+    # Fullwidth letters and the German sharp s fold to the same key as their plain forms.
+    assert username_key("\uff21\uff2c\uff29\uff23\uff25") == username_key("alice")  # fullwidth
+    assert username_key("STRASSE") == username_key("straße")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "Enter a username"),
+        (" alice", "whitespace"),
+        ("al ice", "letters, digits"),
+        ("al\x00ice", "letters, digits"),
+        ("a" * 65, "at most 64"),
+        ("a" * 1_000_000, "at most 64"),
+        ("<script>", "letters, digits"),
+    ],
+)
+def test_invalid_usernames_are_refused_with_a_clear_message(raw: str, message: str) -> None:
+    with pytest.raises(InvalidUsername, match=message):
+        normalize_username(raw)
+
+
+def test_username_key_is_none_for_names_no_user_can_have() -> None:
+    assert username_key("bad name") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("short", "at least 8"),
+        ("x" * 1025, "at most 1024"),
+        ("password\x00x", "control characters"),
+    ],
+)
+def test_password_policy_refuses_with_a_clear_message(raw: str, message: str) -> None:
+    with pytest.raises(InvalidPassword, match=message):
+        check_password_policy(raw)
+
+
+def test_password_policy_accepts_unicode_and_spaces() -> None:
+    assert check_password_policy("correct horse ☃ battery") == "correct horse ☃ battery"
+
+
+def test_login_passwords_that_are_empty_or_huge_are_refused_before_hashing() -> None:
+    assert password_for_verify("") is None
+    assert password_for_verify("x" * 1_000_000) is None
+    assert password_for_verify("fine password") == "fine password"
+
+
+def test_session_is_live_until_the_earlier_of_idle_and_absolute_expiry() -> None:
+    s = session()
+    assert s.is_live(T0 + timedelta(minutes=29))
+    assert not s.is_live(T0 + timedelta(minutes=30))
+    late = session(idle_expires_at=T0 + timedelta(hours=13))
+    assert not late.is_live(T0 + timedelta(hours=12))
+
+
+def test_a_revoked_session_is_not_live() -> None:
+    assert not session(revoked_at=T0).is_live(T0)
+
+
+def test_renewal_is_due_only_when_less_than_half_the_idle_window_remains() -> None:
+    policy = SessionPolicy(idle_timeout=timedelta(minutes=30))
+    s = session()
+    assert not s.needs_renewal(T0 + timedelta(minutes=14), policy)
+    assert s.needs_renewal(T0 + timedelta(minutes=16), policy)
+
+
+def test_renewal_never_extends_past_the_absolute_expiry() -> None:
+    policy = SessionPolicy(idle_timeout=timedelta(minutes=30))
+    s = session(absolute_expires_at=T0 + timedelta(minutes=40))
+    renewed = s.renewed(T0 + timedelta(minutes=20), policy)
+    assert renewed.idle_expires_at == T0 + timedelta(minutes=40)
+    assert not renewed.needs_renewal(T0 + timedelta(minutes=39), policy)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+
+from authdemo.config import Argon2Params
+from authdemo.security import (
+    TOKEN_LENGTH,
+    Argon2Hasher,
+    TokenCodec,
+    hash_token,
+    looks_like_token,
+)
+from tests.support.fakes import T0
+
+LIFETIME = timedelta(hours=12)
+
+
+def test_tokens_carry_at_least_256_random_bits_and_are_cookie_safe() -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    assert len(token) == TOKEN_LENGTH
+    assert looks_like_token(token)
+    assert len(base64.urlsafe_b64decode(token + "==")) * 8 >= 256 + 128
+    assert codec.mint(T0) != token
+
+
+def test_a_minted_token_is_genuine_within_its_lifetime_only() -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    assert codec.is_genuine(token, T0 + timedelta(hours=11), LIFETIME)
+    assert not codec.is_genuine(token, T0 + LIFETIME, LIFETIME)
+
+
+def test_a_token_from_another_key_is_not_genuine() -> None:
+    token = TokenCodec(b"a" * 32).mint(T0)
+    assert not TokenCodec(b"b" * 32).is_genuine(token, T0, LIFETIME)
+
+
+@pytest.mark.parametrize("position", [0, 10, 45, TOKEN_LENGTH - 1])
+def test_a_tampered_token_is_not_genuine(position: int) -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    flipped = "A" if token[position] != "A" else "B"
+    forged = token[:position] + flipped + token[position + 1 :]
+    assert not codec.is_genuine(forged, T0, LIFETIME)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "x", "a" * TOKEN_LENGTH, "!" * TOKEN_LENGTH, "a" * (TOKEN_LENGTH + 1)]
+)
+def test_made_up_values_are_not_genuine(value: str) -> None:
+    assert not TokenCodec(b"k" * 32).is_genuine(value, T0, LIFETIME)
+
+
+def test_token_hashes_are_sha256_hex_and_never_the_token() -> None:
+    token = TokenCodec(b"k" * 32).mint(T0)
+    digest = hash_token(token)
+    assert len(digest) == 64 and token not in digest
+    assert digest == hash_token(token)
+
+
+async def test_argon2id_hashes_verify_and_flag_outdated_parameters() -> None:
+    weak = Argon2Hasher(Argon2Params(memory_kib=64, time_cost=1, parallelism=1))
+    strong = Argon2Hasher(Argon2Params(memory_kib=128, time_cost=1, parallelism=1))
+    try:
+        hashed = await weak.hash("correct horse")
+        assert hashed.startswith("$argon2id$")
+        assert await weak.verify("correct horse", hashed) == (True, None)
+        assert (await weak.verify("wrong", hashed))[0] is False
+        ok, upgraded = await strong.verify("correct horse", hashed)
+        assert ok and upgraded is not None and "m=128" in upgraded
+    finally:
+        weak.close()
+        strong.close()
+
+
+async def test_an_unparseable_stored_hash_never_matches() -> None:
+    hasher = Argon2Hasher(Argon2Params(memory_kib=64, time_cost=1, parallelism=1))
+    try:
+        assert await hasher.verify("anything", "not a hash") == (False, None)
+    finally:
+        hasher.close()
+
+
+def test_the_default_argon2_parameters_meet_owasp_minimum() -> None:
+    params = Argon2Params()
+    assert (params.memory_kib, params.time_cost, params.parallelism) >= (19456, 2, 1)
+    assert params.memory_kib >= 19456 and params.time_cost >= 2
