@@ -1,0 +1,74 @@
+"""Playwright driving Debian's Chromium against a real `authdemo run` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from authdemo.bootstrap import runtime
+from authdemo.config import Settings
+from tests.support.db import in_thread
+from tests.support.server import ServerProcess
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PASSWORD = "correct horse"
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("AUTHDEMO_CHROMIUM")
+    if configured:
+        return configured if Path(configured).exists() else None
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).exists():
+            return candidate
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        reason = (
+            "Chromium not found (looked at $AUTHDEMO_CHROMIUM, /usr/bin/chromium): "
+            "install it with `apt-get install chromium` to run the browser tests"
+        )
+        if os.environ.get("AUTHDEMO_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " (AUTHDEMO_REQUIRE_BROWSER=1 forbids skipping)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def create_users(db_url: str, *names: str) -> None:
+    async def create() -> None:
+        async with runtime(Settings(database_url=db_url)) as rt:
+            for name in names:
+                await rt.service.create_user(name, PASSWORD)
+
+    in_thread(lambda: asyncio.run(create()))
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    create_users(db_url, "alice", "bob")
+    process = ServerProcess(db_url, tmp_path / "server.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from authdemo.bootstrap import runtime
+from authdemo.cli import main
+from authdemo.config import Settings
+from authdemo.domain import ClientInfo
+from tests.support.db import sqlite_url
+
+
+def invoke(db_url: str, *args: str, input: str | None = None, **env: str) -> Result:
+    runner = CliRunner()
+    return runner.invoke(
+        main, list(args), input=input, env={"AUTHDEMO_DATABASE_URL": db_url, **env}
+    )
+
+
+def can_log_in(db_url: str, username: str, password: str) -> bool:
+    async def attempt() -> bool:
+        async with runtime(Settings(database_url=db_url)) as rt:
+            try:
+                await rt.service.login(None, username, password, ClientInfo())
+            except Exception:
+                return False
+            return True
+
+    return asyncio.run(attempt())
+
+
+def test_create_user_prompts_twice_without_echo(db_url: str) -> None:
+    result = invoke(db_url, "create-user", "Alice", input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 0, result.output
+    assert "Created user 'Alice'." in result.output
+    assert "correct horse" not in result.output
+    assert result.output.count("Password") == 1 and "Repeat password" in result.output
+    assert can_log_in(db_url, "alice", "correct horse")
+
+
+def test_create_user_reads_the_password_from_stdin(db_url: str) -> None:
+    result = invoke(db_url, "create-user", "bob", "--password-stdin", input="s3cret pass\n")
+    assert result.exit_code == 0, result.output
+    assert can_log_in(db_url, "bob", "s3cret pass")
+
+
+def test_a_taken_username_is_refused_case_insensitively(db_url: str) -> None:
+    invoke(db_url, "create-user", "alice", "--password-stdin", input="correct horse\n")
+    result = invoke(db_url, "create-user", "ALICE", "--password-stdin", input="another one\n")
+    assert result.exit_code == 1
+    assert "The username 'ALICE' is already taken." in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [("al ice", "letters, digits"), ("x" * 65, "at most 64"), (" alice", "whitespace")],
+)
+def test_an_invalid_username_is_refused_before_any_prompt(
+    db_url: str, username: str, message: str
+) -> None:
+    result = invoke(db_url, "create-user", username, input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Password" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("short", "at least 8"), ("x" * 1025, "at most 1024"), ("with\x07bell", "control")],
+)
+def test_a_password_outside_the_policy_is_refused(db_url: str, password: str, message: str) -> None:
+    result = invoke(db_url, "create-user", "alice", "--password-stdin", input=password + "\n")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not can_log_in(db_url, "alice", password)
+
+
+def test_a_short_prompted_password_is_refused_before_the_confirmation(db_url: str) -> None:
+    result = invoke(db_url, "create-user", "alice", input="short\nshort\n")
+    assert result.exit_code == 1
+    assert "at least 8" in result.output and "Repeat password" not in result.output
+
+
+def test_a_mismatched_confirmation_is_refused(db_url: str) -> None:
+    result = invoke(db_url, "create-user", "alice", input="correct horse\ncorrect hose\n")
+    assert result.exit_code == 1
+    assert "do not match" in result.output
+    assert not can_log_in(db_url, "alice", "correct horse")
+
+
+def test_create_user_on_an_unmigrated_database_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    result = invoke(sqlite_url(path), "create-user", "alice", "--password-stdin", input="x" * 9)
+    assert result.exit_code == 3
+    assert "alembic upgrade head" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_create_user_on_a_missing_database_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    result = invoke(sqlite_url(path), "create-user", "alice", "--password-stdin", input="x" * 9)
+    assert result.exit_code == 3
+    assert "does not exist" in result.output
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("setup", ["missing", "unmigrated"])
+def test_run_refuses_to_start_on_a_database_that_is_not_ready(tmp_path: Path, setup: str) -> None:
+    path = tmp_path / "db.db"
+    if setup == "unmigrated":
+        path.touch()
+    result = invoke(sqlite_url(path), "run", "--port", "0")
+    assert result.exit_code == 3
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "run `alembic upgrade head`" in lines[0]
+
+
+def test_a_bad_setting_is_a_usage_error_naming_the_variable(db_url: str) -> None:
+    result = invoke(db_url, "run", AUTHDEMO_IDLE_TIMEOUT="soon")
+    assert result.exit_code == 2
+    assert "AUTHDEMO_IDLE_TIMEOUT" in result.output
+
+
+def test_demo_accounts_are_created_once_and_their_passwords_kept(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = invoke(db_url, "demo-accounts")
+    assert first.exit_code == 0, first.output
+    second = invoke(db_url, "demo-accounts")
+    assert first.output == second.output
+    password = first.output.split("username: alice")[1].split("password:")[1].split()[0]
+    assert can_log_in(db_url, "alice", password)
