@@ -15,6 +15,13 @@ from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 
 Sanic.test_mode = True  # lets the test suite build many apps in one process
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: the fast suites report first, and Playwright's event loop
+    never shares the process with the async tests."""
+    items.sort(key=lambda item: "/browser/" in str(item.path))
+
+
 CHEAP_ARGON2 = Argon2Params(memory_kib=64, time_cost=1, parallelism=1)
 
 

@@ -13,10 +13,11 @@ from ..domain import Clock
 from ..events import InProcessEventBus
 from ..security import hash_token
 from ..service import AuthService, Resolution
-from .bridge import RootConstructor, install_bridge
+from .bridge import RootConstructor, ViewConnection, install_bridge
 from .components import DemoApp
 from .connection import LiveSession
 from .cookies import read_session_cookie
+from .hooks import AuthProvider
 from .middleware import client_info, install_session_middleware
 from .tickets import install_ticket_route
 
@@ -73,18 +74,22 @@ def create_app(
         if rt is not None:
             await rt.close()
 
-    def live_session_for(request: Request) -> LiveSession:
+    app_root = root or DemoApp
+
+    def connect(request: Request) -> ViewConnection:
+        """A websocket passed the middleware (Origin checked, cookie resolved): wire it up."""
         resolution: Resolution = request.ctx.session
         raw = read_session_cookie(request)
-        return LiveSession(
+        live = LiveSession(
             service=app.ctx.service,
             events=app.ctx.events,
             client=client_info(request),
             cookie_token_hash=hash_token(raw) if raw else None,
             signed_in=resolution.signed_in,
         )
+        return ViewConnection(AuthProvider(live, app_root()), live.before_event, live.close)
 
     install_session_middleware(app)
     install_ticket_route(app)
-    install_bridge(app, root or DemoApp, live_session_for)
+    install_bridge(app, connect)
     return app

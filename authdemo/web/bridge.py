@@ -10,7 +10,7 @@ import json
 import logging
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,6 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, raw
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
-
-from .connection import LiveSession
-from .hooks import AuthProvider
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +44,18 @@ PAGE_HEAD = (
     '    <link rel="icon" href="/_authdemo/static/favicon.svg" type="image/svg+xml">\n'
     '    <link rel="stylesheet" href="/_authdemo/static/app.css">'
 )
+
+
+@dataclass(frozen=True)
+class ViewConnection:
+    """What the bridge needs for one websocket: the root to render, and two hooks."""
+
+    root: Any
+    """The root component instance of this connection's layout."""
+    before_event: Callable[[], Awaitable[None]]
+    """Awaited before each UI event is delivered (auth checks it, renewal runs here)."""
+    close: Callable[[], None]
+    """Called once the websocket is gone."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +92,15 @@ def index_html(title: str = "authdemo") -> str:
 
 def install_bridge(
     app: Sanic[Any, Any],
-    root: RootConstructor,
-    live_session_for: Callable[[Request], LiveSession],
+    connect: Callable[[Request], ViewConnection],
     *,
     title: str = "authdemo",
 ) -> None:
-    """Add the page, the static files and the websocket route to ``app``."""
+    """Add the page, the static files and the websocket route to ``app``.
+
+    ``connect`` is called for each accepted websocket; the bridge itself knows nothing
+    about authentication.
+    """
     page = index_html(title)
     assets = load_static_dir(IDOM_CLIENT_DIR / "assets")
     static = load_static_dir(STATIC_DIR)
@@ -118,16 +130,16 @@ def install_bridge(
     app.add_route(spa_page, "/<path:path>", name="page_path")
 
     async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
-        live = live_session_for(request)
+        view = connect(request)
         connection = Connection(
-            scope={"type": "websocket", "path": request.path, "client": live.client.addr},
+            scope={"type": "websocket", "path": request.path, "client": request.client_ip},
             location=Location(
                 pathname="/" + path,
                 search=f"?{request.query_string}" if request.query_string else "",
             ),
             carrier=request,
         )
-        layout = Layout(ConnectionContext(AuthProvider(live, root()), value=connection))
+        layout = Layout(ConnectionContext(view.root, value=connection))
 
         async def send(message: Any) -> None:
             await ws.send(json.dumps(message, separators=(",", ":")))
@@ -140,7 +152,7 @@ def install_bridge(
                 message = parse_event(data)
                 if message is None:
                     continue
-                await live.before_event()
+                await view.before_event()
                 return message
 
         try:
@@ -148,7 +160,7 @@ def install_bridge(
         except* (Stop, ConnectionClosed):
             pass
         finally:
-            live.close()
+            view.close()
 
     app.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
     app.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")

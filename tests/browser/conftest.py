@@ -30,8 +30,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread for
+    # as long as it is open, which would break the async tests of other modules.
     path = chromium_path()
     if path is None:
         reason = (
