@@ -344,3 +344,33 @@ def test_policy_defaults_match_the_documented_ones() -> None:
     policy = SessionPolicy()
     assert policy.idle_timeout == timedelta(minutes=30)
     assert policy.ticket_ttl <= timedelta(seconds=30)
+
+
+# --- logging ------------------------------------------------------------------------------
+
+
+async def test_auth_events_are_logged_with_a_short_id_never_a_secret(
+    service: AuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="authdemo.auth")
+    await service.create_user("alice", "correct horse")
+    with pytest.raises(InvalidCredentials):
+        await service.login(None, "alice", "n0t-the-Pa55word", CLIENT)
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", "correct horse", CLIENT)
+    token = (await service.redeem_ticket(result.ticket, anonymous)).token
+    await service.logout(result.signed_in.session.id)
+
+    text = caplog.text
+    for secret in (
+        "correct horse",
+        "n0t-the-Pa55word",
+        anonymous,
+        token,
+        result.ticket,
+        hash_token(token),
+        hash_token(result.ticket),
+    ):
+        assert secret not in text
+    assert "login failed" in text and "login ok" in text and "logout" in text
+    assert f"session={hash_token(token)[:8]}" in text

@@ -1,0 +1,126 @@
+"""Load generators: wrk for HTTP (an asyncio client when wrk is missing), and the
+``websockets`` library speaking IDOM's protocol for websocket connects."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import websockets
+
+
+@dataclass
+class HttpResult:
+    requests_per_s: float
+    p99_ms: float | None
+    errors: int
+    tool: str
+
+
+def http_load(
+    url: str, *, seconds: float, connections: int = 64, cookie: str | None = None
+) -> HttpResult:
+    if shutil.which("wrk"):
+        return _wrk(url, seconds=seconds, connections=connections, cookie=cookie)
+    return asyncio.run(_asyncio_http(url, seconds=seconds, connections=connections, cookie=cookie))
+
+
+def _wrk(url: str, *, seconds: float, connections: int, cookie: str | None) -> HttpResult:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99_ms = None
+    if p99:
+        p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return HttpResult(rps, p99_ms, errors, "wrk")
+
+
+async def _asyncio_http(
+    url: str, *, seconds: float, connections: int, cookie: str | None
+) -> HttpResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if cookie:
+        request += f"Cookie: {cookie}\r\n"
+    payload = (request + "\r\n").encode()
+    deadline = time.monotonic() + seconds
+    done = errors = 0
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        nonlocal done, errors
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.monotonic() - started)
+            if not head.startswith(b"HTTP/1.1 2"):
+                errors += 1
+            done += 1
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None
+    return HttpResult(done / elapsed, p99, errors, "asyncio")
+
+
+@dataclass
+class WsResult:
+    connects_per_s: float
+    completed: int
+    dropped: int
+
+
+async def ws_connect_storm(
+    base_url: str, *, seconds: float, concurrency: int = 50, cookie: str | None = None
+) -> WsResult:
+    """``concurrency`` clients, each in a loop: open the websocket, wait for the first
+    layout update (the first render), close. A connect that fails or closes before the
+    first render counts as dropped."""
+    ws_url = base_url.replace("http://", "ws://") + "/_idom/stream"
+    headers = {"Origin": base_url}
+    if cookie:
+        headers["Cookie"] = cookie
+    deadline = time.monotonic() + seconds
+    completed = dropped = 0
+
+    async def client() -> None:
+        nonlocal completed, dropped
+        while time.monotonic() < deadline:
+            try:
+                async with websockets.connect(
+                    ws_url, additional_headers=headers, origin=None, open_timeout=10
+                ) as ws:
+                    first = await asyncio.wait_for(ws.recv(), 10)
+                    if '"layout-update"' not in str(first):
+                        raise RuntimeError("unexpected first message")
+                completed += 1
+            except (OSError, RuntimeError, TimeoutError, websockets.exceptions.WebSocketException):
+                dropped += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return WsResult(completed / elapsed, completed, dropped)
