@@ -35,6 +35,7 @@ def session_policy(settings: Settings) -> SessionPolicy:
 @dataclass
 class Runtime:
     engine: AsyncEngine
+    uow: SqlUnitOfWorkFactory
     events: InProcessEventBus
     hasher: PasswordHasher
     service: AuthService
@@ -69,7 +70,7 @@ async def start_runtime(
         policy=session_policy(settings),
         events=events,
     )
-    return Runtime(engine, events, hasher, service)
+    return Runtime(engine, uow, events, hasher, service)
 
 
 @asynccontextmanager

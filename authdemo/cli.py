@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,13 +23,17 @@ from .bootstrap import Runtime, runtime
 from .config import ConfigError, Settings
 from .domain import (
     PASSWORD_MAX,
+    AuditEvent,
     AuthError,
+    AuthSession,
     InvalidPassword,
     SchemaNotReady,
+    User,
     UsernameTaken,
     check_password_policy,
     normalize_username,
 )
+from .service import PurgeReport, UserSummary
 
 T = TypeVar("T")
 
@@ -169,6 +174,184 @@ def create_user(username: str, password_stdin: bool) -> None:
 
     with_service(settings, create)
     click.echo(f"Created user {display!r}.")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, a rule under the header; reads well in a terminal."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*headers).rstrip(), line.format(*("-" * w for w in widths)).rstrip()]
+    out += [line.format(*row).rstrip() for row in rows]
+    return "\n".join(out)
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def ended(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
+
+
+@main.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+def set_password(username: str, password_stdin: bool) -> None:
+    """Set a user's password; every session of theirs ends at once (live)."""
+    settings = load_settings()
+    password = read_new_password(password_stdin)
+    check_or_refuse(password)
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.set_password(username, password)
+
+    count = with_service(settings, act)
+    click.echo(f"Password of {username!r} changed; {ended(count, 'session')} ended.")
+
+
+@main.command("disable-user")
+@click.argument("username")
+def disable_user(username: str) -> None:
+    """Disable an account: no more sign-ins, and all its sessions end at once (live)."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.set_active(username, False)
+
+    count = with_service(settings, act)
+    click.echo(f"Disabled {username!r}; {ended(count, 'session')} ended.")
+
+
+@main.command("enable-user")
+@click.argument("username")
+def enable_user(username: str) -> None:
+    """Enable a disabled account again."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.set_active(username, True)
+
+    with_service(settings, act)
+    click.echo(f"Enabled {username!r}.")
+
+
+@main.command("list-users")
+def list_users() -> None:
+    """Every user, with status and live sessions."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> list[UserSummary]:
+        return await rt.service.list_users()
+
+    users = with_service(settings, act)
+    if not users:
+        click.echo("No users yet. Create one with: authdemo create-user USERNAME")
+        return
+    rows = [
+        [
+            u.user.username,
+            "active" if u.user.is_active else "disabled",
+            str(u.live_sessions),
+            when(u.user.created_at),
+            when(u.user.password_changed_at),
+        ]
+        for u in users
+    ]
+    click.echo(table(["USER", "STATUS", "SESSIONS", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows))
+
+
+@main.command("sessions")
+@click.argument("username", required=False)
+def sessions(username: str | None) -> None:
+    """Live signed-in sessions, of one user or of everyone."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> list[tuple[AuthSession, User]]:
+        return await rt.service.live_sessions(username)
+
+    found = with_service(settings, act)
+    if not found:
+        click.echo("No live sessions.")
+        return
+    rows = [
+        [
+            s.short_id,
+            u.username,
+            s.client_addr or "-",
+            when(s.created_at),
+            when(s.last_seen_at),
+            when(s.expires_at()),
+            (s.user_agent[:40] + "…") if len(s.user_agent) > 40 else (s.user_agent or "-"),
+        ]
+        for s, u in found
+    ]
+    click.echo(
+        table(
+            ["SESSION", "USER", "CLIENT", "SIGNED IN", "LAST SEEN", "EXPIRES", "USER AGENT"],
+            rows,
+        )
+    )
+
+
+@main.command("revoke-sessions")
+@click.argument("username")
+def revoke_sessions(username: str) -> None:
+    """End every session of a user at once; open tabs switch to signed out (live)."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.revoke_user_sessions(username)
+
+    count = with_service(settings, act)
+    click.echo(f"Revoked {ended(count, 'session')} of {username!r}.")
+
+
+@main.command("purge-expired")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+def purge_expired(batch: int) -> None:
+    """Delete expired sessions, tickets and stale throttle rows, in small batches.
+
+    Safe while the server runs: each batch is its own short transaction.
+    """
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> PurgeReport:
+        return await rt.service.purge_expired(batch=batch, pause=0.01)
+
+    report = with_service(settings, act)
+    click.echo(
+        f"Purged {ended(report.sessions, 'session')}, {ended(report.tickets, 'ticket')}, "
+        f"{ended(report.throttle_rows, 'throttle row')}, "
+        f"{ended(report.broadcasts, 'delivered broadcast')}."
+    )
+
+
+@main.command("events")
+@click.option("--user", "username", help="Only this user's events.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+def events(username: str | None, limit: int) -> None:
+    """The audit trail, newest first."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> list[AuditEvent]:
+        return await rt.service.audit_events(username, limit)
+
+    found = with_service(settings, act)
+    if not found:
+        click.echo("No events.")
+        return
+    rows = [
+        [
+            when(e.at),
+            str(e.kind),
+            e.username or "-",
+            e.session or "-",
+            e.client_addr or "-",
+            e.detail or "",
+        ]
+        for e in found
+    ]
+    click.echo(table(["TIME (UTC)", "EVENT", "USER", "SESSION", "CLIENT", "DETAIL"], rows))
 
 
 DEMO_USERS = ("alice", "bob")

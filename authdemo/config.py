@@ -70,6 +70,12 @@ class Settings:
     """Threads that hash passwords; 0 means one per CPU core."""
     db_timeout: timedelta = timedelta(seconds=5)
     """How long a request waits for the database (pool, locks) before failing closed."""
+    broadcast_poll: timedelta = timedelta(milliseconds=250)
+    """How often each worker reads session events written by other processes."""
+    ws_ping_interval: timedelta = timedelta(seconds=20)
+    ws_ping_timeout: timedelta = timedelta(seconds=20)
+    ws_events_per_second: int = 20
+    """Sustained UI events a connection may send; bursts of twice that are allowed."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +126,10 @@ class Settings:
             ),
             login_workers=integer("AUTHDEMO_LOGIN_WORKERS", 0, 0),
             db_timeout=duration("AUTHDEMO_DB_TIMEOUT", defaults.db_timeout),
+            broadcast_poll=duration("AUTHDEMO_BROADCAST_POLL", defaults.broadcast_poll),
+            ws_ping_interval=duration("AUTHDEMO_WS_PING_INTERVAL", defaults.ws_ping_interval),
+            ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
+            ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
         )
         settings.validate()
         return settings
@@ -131,3 +141,5 @@ class Settings:
             )
         if self.ticket_ttl > timedelta(seconds=30):
             raise ConfigError("AUTHDEMO_TICKET_TTL must be 30 seconds or less")
+        if self.broadcast_poll > timedelta(milliseconds=250):
+            raise ConfigError("AUTHDEMO_BROADCAST_POLL must be 250ms or less")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 USERNAME_MAX = 64
@@ -34,6 +36,23 @@ class InvalidCredentials(AuthError):
         super().__init__("Incorrect username or password.")
 
 
+class Throttled(InvalidCredentials):
+    """Too many failed attempts: the generic message, plus when to try again."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        AuthError.__init__(
+            self,
+            "Incorrect username or password. Too many attempts: "
+            f"try again in {describe_wait(retry_after)}.",
+        )
+        self.retry_after = retry_after
+
+
+class NotSignedIn(AuthError):
+    def __init__(self) -> None:
+        super().__init__("You are not signed in.")
+
+
 class InvalidUsername(AuthError):
     pass
 
@@ -60,6 +79,13 @@ class TicketRejected(AuthError):
 
 class SchemaNotReady(AuthError):
     """The database is missing or not migrated to the revision this code expects."""
+
+
+def describe_wait(wait: timedelta) -> str:
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 # --- usernames and passwords ---------------------------------------------------------------
@@ -200,3 +226,78 @@ class ClientInfo:
 
     def clipped(self) -> ClientInfo:
         return ClientInfo(self.addr[:64], self.user_agent[:512])
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """Exponential back-off after repeated failures, per account and per client address.
+
+    Every block ends by itself (at most ``cap`` later) and a success clears the account's
+    count, so nobody, attacker included, can lock an account for good. Blocked attempts
+    are refused before any hashing and do not count as failures.
+    """
+
+    account_threshold: int = 5
+    address_threshold: int = 20
+    base: timedelta = timedelta(seconds=1)
+    cap: timedelta = timedelta(minutes=15)
+    forget_after: timedelta = timedelta(hours=24)
+    """Failures older than this (no attempt since) are forgotten."""
+
+    def block_for(self, failures: int, threshold: int) -> timedelta | None:
+        """How long to refuse attempts after the ``failures``-th consecutive failure."""
+        if failures < threshold:
+            return None
+        exponent = min(failures - threshold, 32)
+        return min(self.base * (1 << exponent), self.cap)
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    failures: int
+    blocked_until: datetime | None
+    updated_at: datetime
+
+
+def account_key(username: str) -> str:
+    """Throttle key of an account; unknown and invalid names are throttled alike."""
+    key = username_key(username)
+    if key is None:
+        key = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()[:USERNAME_MAX]
+    return f"account:{key}"
+
+
+def address_key(addr: str) -> str:
+    return f"address:{addr[:64]}"
+
+
+# --- audit trail ---------------------------------------------------------------------------
+
+
+class AuditKind(StrEnum):
+    LOGIN_OK = "login_ok"
+    LOGIN_FAILED = "login_failed"
+    THROTTLED = "throttled"
+    LOGOUT = "logout"
+    ROTATED = "rotated"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
+    USER_CREATED = "user_created"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    at: datetime
+    kind: AuditKind
+    username: str = ""
+    session: str = ""
+    client_addr: str = ""
+    user_agent: str = ""
+    detail: str = ""
+    user_id: int | None = None

@@ -8,7 +8,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from .domain import AuthSession, ClientInfo, User, UserCredentials
+from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
+from .events import SessionEvent
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ class SessionRepository(Protocol):
 
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]: ...
 
+    async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
+        """Live signed-in sessions, of one user or of everyone, newest activity first."""
+        ...
+
+    async def count_live_by_user(self, now: datetime) -> dict[int, int]: ...
+
     async def purge_expired(self, now: datetime, limit: int) -> int:
         """Delete up to ``limit`` rows dead before ``now``; return how many were deleted."""
         ...
@@ -105,11 +112,50 @@ class SecretRepository(Protocol):
         ...
 
 
+class AuditRepository(Protocol):
+    async def add(self, event: AuditEvent) -> None: ...
+
+    async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
+        """Newest first; all users when ``user_id`` is None."""
+        ...
+
+
+class ThrottleRepository(Protocol):
+    async def get(self, keys: list[str]) -> dict[str, ThrottleState]: ...
+
+    async def save(
+        self, key: str, failures: int, blocked_until: datetime | None, now: datetime
+    ) -> None:
+        """Insert or update the row for ``key``."""
+        ...
+
+    async def clear(self, key: str) -> None: ...
+
+    async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
+        """Delete rows untouched since ``idle_since`` whose block (if any) has ended."""
+        ...
+
+
+class BroadcastRepository(Protocol):
+    async def add(self, event: SessionEvent, now: datetime) -> int: ...
+
+    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
+        """Events with an id above ``last_id``, oldest first."""
+        ...
+
+    async def last_id(self) -> int: ...
+
+    async def purge(self, before: datetime, limit: int) -> int: ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     sessions: SessionRepository
     tickets: TicketRepository
     secrets: SecretRepository
+    audit: AuditRepository
+    throttle: ThrottleRepository
+    broadcasts: BroadcastRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -27,6 +27,10 @@ _TOKEN_RE = re.compile(rf"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$")
 _MAC_CONTEXT = b"authdemo session token v1\0"
 
 
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 def hash_token(token: str) -> str:
     """SHA-256 of a cookie token or ticket, hex; the only form that is stored."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
@@ -52,7 +56,7 @@ class TokenCodec:
 
     def mint(self, now: datetime) -> str:
         body = secrets.token_bytes(_NONCE_BYTES) + struct.pack(">I", int(now.timestamp()))
-        return base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode("ascii")
+        return _encode(body + self._mac(body))
 
     def issued_at(self, token: str) -> datetime | None:
         """When a genuine token was minted, or None for anything we did not mint."""
@@ -62,8 +66,12 @@ class TokenCodec:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             return None
+        # Canonical form only: the last character carries 2 unused bits, and a variant
+        # that decodes to the same bytes must not count as a second, distinct token.
+        if len(raw) != _TOKEN_BYTES or _encode(raw) != token:
+            return None
         body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if len(raw) != _TOKEN_BYTES or not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac, self._mac(body)):
             return None
         (seconds,) = struct.unpack(">I", body[_NONCE_BYTES:])
         return datetime.fromtimestamp(seconds, UTC)

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .domain import (
+    AuditEvent,
+    AuditKind,
     AuthSession,
     ClientInfo,
     Clock,
     InvalidCredentials,
+    NotSignedIn,
     SessionPolicy,
     SignedIn,
+    Throttled,
+    ThrottlePolicy,
+    ThrottleState,
     TicketRejected,
     UnknownUser,
     User,
+    account_key,
+    address_key,
     check_password_policy,
     normalize_username,
     password_for_verify,
@@ -35,6 +45,8 @@ from .security import (
 log = logging.getLogger("authdemo.auth")
 
 TOKEN_KEY_NAME = "session_token_key"  # noqa: S105 - a row name, not a secret
+OPERATOR = ClientInfo("cli", "authdemo command line")
+BROADCAST_RETENTION = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,20 @@ class Redemption:
     session: AuthSession
 
 
+@dataclass(frozen=True)
+class UserSummary:
+    user: User
+    live_sessions: int
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    sessions: int
+    tickets: int
+    throttle_rows: int
+    broadcasts: int
+
+
 async def ensure_token_key(uow: UnitOfWorkFactory, configured: bytes | None) -> bytes:
     """The key that signs session tokens: configured, or generated once and kept in the DB."""
     if configured is not None:
@@ -91,13 +117,20 @@ class AuthService:
         clock: Clock,
         policy: SessionPolicy,
         events: EventBus,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
         self.policy = policy
+        self.throttle = throttle or ThrottlePolicy()
         self._events = events
+        # One sign-in attempt per account at a time in this process: a burst of parallel
+        # attempts cannot all pass the throttle check before the first failure is recorded.
+        self._account_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -109,6 +142,7 @@ class AuthService:
         hashed = await self._hasher.hash(check_password_policy(password))
         async with self._uow(write=True) as tx:
             user = await tx.users.add(display, key, hashed, self.now())
+            await self._audit(tx, AuditKind.USER_CREATED, user=user, client=OPERATOR)
             await tx.commit()
         log.info("user created user=%s", user.username)
         return user
@@ -121,25 +155,38 @@ class AuthService:
             raise UnknownUser(username)
         return user
 
-    async def set_password(self, username: str, password: str) -> User:
-        """Operator reset: new hash, and every session of the user ends (live)."""
+    async def list_users(self) -> list[UserSummary]:
+        async with self._uow() as tx:
+            users = await tx.users.list()
+            counts = await tx.sessions.count_live_by_user(self.now())
+        return [UserSummary(u, counts.get(u.id, 0)) for u in users]
+
+    async def set_password(self, username: str, password: str) -> int:
+        """Operator reset: a new hash, and every session of the user ends (live)."""
         user = await self.get_user(username)
         hashed = await self._hasher.hash(check_password_policy(password))
         now = self.now()
         async with self._uow(write=True) as tx:
             await tx.users.set_password_hash(user.id, hashed, changed_at=now)
-            live = await tx.sessions.live_ids_for_user(user.id, now)
-            revoked = await tx.sessions.revoke(live, now)
-            await tx.commit()
-        log.info("password set user=%s sessions_revoked=%d", user.username, len(revoked))
-        await self._publish_revoked(revoked, "password_changed")
-        return user
-
-    async def _publish_revoked(self, session_ids: list[int], reason: str) -> None:
-        if session_ids:
-            await publish_quietly(
-                self._events, SessionEvent(EventKind.REVOKED, tuple(session_ids), reason)
+            event = await self._revoke_all(tx, user.id, "password_changed")
+            await self._audit(
+                tx, AuditKind.PASSWORD_CHANGED, user=user, client=OPERATOR, detail="by operator"
             )
+            await tx.commit()
+        log.info("password set user=%s", user.username)
+        return await self._published(event)
+
+    async def set_active(self, username: str, active: bool) -> int:
+        """Enable or disable an account; disabling ends all its sessions (live)."""
+        user = await self.get_user(username)
+        async with self._uow(write=True) as tx:
+            await tx.users.set_active(user.id, active)
+            event = None if active else await self._revoke_all(tx, user.id, "user_disabled")
+            kind = AuditKind.USER_ENABLED if active else AuditKind.USER_DISABLED
+            await self._audit(tx, kind, user=user, client=OPERATOR)
+            await tx.commit()
+        log.info("%s user=%s", kind, user.username)
+        return await self._published(event)
 
     # --- cookies and sessions ------------------------------------------------------------
 
@@ -200,6 +247,13 @@ class AuthService:
             return None
         return SignedIn(session, user)
 
+    async def note_expired(self, session: AuthSession, user: User) -> None:
+        """Record in the audit trail that an open view saw its session time out."""
+        async with self._uow(write=True) as tx:
+            await self._audit(tx, AuditKind.EXPIRED, user=user, session=session)
+            await tx.commit()
+        log.info("session expired session=%s", session.short_id)
+
     # --- login and logout ---------------------------------------------------------------
 
     async def login(
@@ -230,6 +284,7 @@ class AuthService:
             await tx.tickets.add(
                 hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
             )
+            await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
             await tx.commit()
         log.info(
             "login ok user=%s session=%s client=%s", user.username, session.short_id, client.addr
@@ -237,36 +292,105 @@ class AuthService:
         return LoginResult(SignedIn(session, user), ticket)
 
     async def _verify(self, username: str, password: str, client: ClientInfo) -> User:
-        candidate = password_for_verify(password)
-        key = username_key(username)
-        if candidate is None:
-            # Empty or absurdly long: refused before any hashing.
-            log.info("login failed (password refused unhashed) client=%s", client.addr)
-            raise InvalidCredentials()
-        async with self._uow() as tx:
-            credentials = await tx.users.get_credentials(key) if key else None
-        if credentials is None:
-            await self._hasher.dummy_verify(candidate)
-            log.info("login failed (no such user) client=%s", client.addr)
-            raise InvalidCredentials()
-        ok, new_hash = await self._hasher.verify(candidate, credentials.password_hash)
-        user = credentials.user
-        if not ok or not user.is_active:
-            log.info(
-                "login failed (%s) user=%s client=%s",
-                "disabled" if ok else "wrong password",
-                user.username,
-                client.addr,
-            )
-            raise InvalidCredentials()
-        if new_hash is not None:
-            async with self._uow(write=True) as tx:
-                await tx.users.set_password_hash(user.id, new_hash, changed_at=None)
-                await tx.commit()
-            log.info("password hash upgraded user=%s", user.username)
-        return user
+        """The user whose password this is, or ``InvalidCredentials``/``Throttled``.
 
-    async def redeem_ticket(self, ticket: str, presented_token: str | None) -> Redemption:
+        Throttling is checked before any hashing; unknown usernames cost a dummy verify.
+        """
+        keys = (account_key(username), address_key(client.addr))
+        lock = self._account_locks.get(keys[0])
+        if lock is None:
+            lock = self._account_locks[keys[0]] = asyncio.Lock()
+        async with lock:
+            await self._check_throttle(keys, username, client)
+            candidate = password_for_verify(password)
+            key = username_key(username)
+            credentials = None
+            if candidate is not None and key is not None:
+                async with self._uow() as tx:
+                    credentials = await tx.users.get_credentials(key)
+            if candidate is None:
+                reason = "password refused unhashed"  # empty, or absurdly long
+            elif credentials is None:
+                await self._hasher.dummy_verify(candidate)
+                reason = "no such user"
+            else:
+                ok, new_hash = await self._hasher.verify(candidate, credentials.password_hash)
+                if ok and credentials.user.is_active:
+                    await self._login_succeeded(keys[0], credentials.user, new_hash)
+                    return credentials.user
+                reason = "account disabled" if ok else "wrong password"
+            known = credentials.user if credentials is not None else None
+            await self._login_failed(keys, username, known, client, reason)
+        raise InvalidCredentials()
+
+    async def _check_throttle(
+        self, keys: tuple[str, str], username: str, client: ClientInfo
+    ) -> None:
+        now = self.now()
+        async with self._uow() as tx:
+            states = await tx.throttle.get(list(keys))
+        blocked = [
+            s.blocked_until for s in states.values() if s.blocked_until and s.blocked_until > now
+        ]
+        if blocked:
+            log.debug("login refused (throttled) client=%s", client.addr)
+            raise Throttled(max(blocked) - now)
+
+    async def _login_succeeded(self, account: str, user: User, new_hash: str | None) -> None:
+        async with self._uow(write=True) as tx:
+            await tx.throttle.clear(account)
+            if new_hash is not None:
+                await tx.users.set_password_hash(user.id, new_hash, changed_at=None)
+                log.info("password hash upgraded user=%s", user.username)
+            await tx.commit()
+
+    async def _login_failed(
+        self,
+        keys: tuple[str, str],
+        username: str,
+        user: User | None,
+        client: ClientInfo,
+        reason: str,
+    ) -> None:
+        now = self.now()
+        policy = self.throttle
+        blocks: list[timedelta] = []
+        async with self._uow(write=True) as tx:
+            states = await tx.throttle.get(list(keys))
+            for key, threshold in zip(
+                keys, (policy.account_threshold, policy.address_threshold), strict=True
+            ):
+                state = states.get(key)
+                if state is None or now - state.updated_at > policy.forget_after:
+                    state = ThrottleState(0, None, now)
+                failures = state.failures + 1
+                block = policy.block_for(failures, threshold)
+                await tx.throttle.save(key, failures, now + block if block else None, now)
+                if block:
+                    blocks.append(block)
+            await self._audit(
+                tx,
+                AuditKind.LOGIN_FAILED,
+                user=user,
+                username=username,
+                client=client,
+                detail=reason,
+            )
+            if blocks:
+                await self._audit(
+                    tx,
+                    AuditKind.THROTTLED,
+                    user=user,
+                    username=username,
+                    client=client,
+                    detail=f"blocked for {int(max(blocks).total_seconds())} s",
+                )
+            await tx.commit()
+        log.info("login failed (%s) user=%s client=%s", reason, username[:64], client.addr)
+
+    async def redeem_ticket(
+        self, ticket: str, presented_token: str | None, client: ClientInfo | None = None
+    ) -> Redemption:
         """Swap a ticket for its session's new cookie token. Single use, short-lived, bound.
 
         Any attempt uses the ticket up, so it cannot be retried with guessed cookies.
@@ -277,7 +401,8 @@ class AuthService:
             claimed = await tx.tickets.claim(hash_token(ticket), now)
             if claimed is None:
                 raise TicketRejected("unknown ticket")
-            session = await tx.sessions.get(claimed.session_id)
+            found = await tx.sessions.get_with_user(claimed.session_id)
+            session, owner = found if found is not None else (None, None)
             problem = _ticket_problem(claimed, session, presented_hash, now)
             if problem is not None or session is None:
                 await tx.commit()  # the claim sticks: a rejected ticket is used up too
@@ -288,13 +413,20 @@ class AuthService:
             await tx.sessions.set_token_hash(session.id, new_hash)
             if claimed.bound_token_hash is not None:
                 await self._retire_token(tx, claimed.bound_token_hash, now)
+            rotated = replace(session, token_hash=new_hash)
+            await self._audit(
+                tx,
+                AuditKind.ROTATED,
+                user=owner,
+                session=rotated,
+                client=client or ClientInfo(),
+            )
+            event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
+            await tx.broadcasts.add(event, now)
             await tx.commit()
-        log.info("session rotated session=%s", new_hash[:8])
-        await publish_quietly(
-            self._events,
-            SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash),
-        )
-        return Redemption(token, replace(session, token_hash=new_hash))
+        log.info("session rotated session=%s", rotated.short_id)
+        await publish_quietly(self._events, event)
+        return Redemption(token, rotated)
 
     async def _retire_token(self, tx: UnitOfWork, token_hash: str, now: datetime) -> None:
         """Make a pre-login token worthless: revoke its row, or record it as revoked."""
@@ -312,15 +444,206 @@ class AuthService:
                 revoked=True,
             )
 
-    async def logout(self, session_id: int) -> None:
+    async def logout(self, session_id: int, client: ClientInfo | None = None) -> None:
         """Revoke a session server-side; its cookie is worthless from now on."""
         async with self._uow(write=True) as tx:
-            revoked = await tx.sessions.revoke([session_id], self.now())
-            session = await tx.sessions.get(session_id)
+            event = await self._revoke(tx, [session_id], "logout")
+            found = await tx.sessions.get_with_user(session_id)
+            if event is not None and found is not None:
+                await self._audit(
+                    tx, AuditKind.LOGOUT, user=found[1], session=found[0], client=client
+                )
             await tx.commit()
-        if session is not None:
-            log.info("logout session=%s", session.short_id)
-        await self._publish_revoked(revoked, "logout")
+        if found is not None:
+            log.info("logout session=%s", found[0].short_id)
+        await self._published(event)
+
+    # --- account self-service -------------------------------------------------------------
+
+    async def change_password(
+        self,
+        session_id: int,
+        current_password: str,
+        new_password: str,
+        bound_token_hash: str | None,
+        client: ClientInfo,
+    ) -> LoginResult:
+        """Change the signed-in user's password.
+
+        Needs the current password (throttled like a sign-in). Every other session of
+        the user ends, live; this session keeps going under a new token, handed to the
+        browser through a ticket bound to the cookie it holds now.
+        """
+        signed_in = await self.current(session_id)
+        if signed_in is None:
+            raise NotSignedIn()
+        hashed_new = check_password_policy(new_password)  # refuse before any hashing
+        user = await self._verify(signed_in.user.username, current_password, client)
+        if user.id != signed_in.user.id:  # pragma: no cover - same username, same user
+            raise InvalidCredentials()
+        hashed = await self._hasher.hash(hashed_new)
+        now = self.now()
+        ticket = new_ticket()
+        async with self._uow(write=True) as tx:
+            await tx.users.set_password_hash(user.id, hashed, changed_at=now)
+            others = [
+                i for i in await tx.sessions.live_ids_for_user(user.id, now) if i != session_id
+            ]
+            event = await self._revoke(tx, others, "password_changed")
+            await tx.sessions.set_token_hash(session_id, unreachable_token_hash())
+            await tx.tickets.add(
+                hash_token(ticket), session_id, bound_token_hash, now, now + self.policy.ticket_ttl
+            )
+            await self._audit(
+                tx,
+                AuditKind.PASSWORD_CHANGED,
+                user=user,
+                session=signed_in.session,
+                client=client,
+                detail=f"{len(others)} other session(s) ended",
+            )
+            await tx.commit()
+        log.info("password changed user=%s", user.username)
+        await self._published(event)
+        current = await self.current(session_id)
+        assert current is not None
+        return LoginResult(current, ticket)
+
+    async def sessions_of(self, user_id: int) -> list[AuthSession]:
+        async with self._uow() as tx:
+            return await tx.sessions.list_for_user(user_id, self.now())
+
+    async def revoke_other_sessions(self, session_id: int, client: ClientInfo) -> int:
+        """ "Sign out other sessions": every live session of this user but this one."""
+        signed_in = await self.current(session_id)
+        if signed_in is None:
+            raise NotSignedIn()
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            ids = await tx.sessions.live_ids_for_user(signed_in.user.id, now)
+            event = await self._revoke(
+                tx, [i for i in ids if i != session_id], "signed_out_elsewhere"
+            )
+            if event is not None:
+                await self._audit(
+                    tx,
+                    AuditKind.REVOKED,
+                    user=signed_in.user,
+                    session=signed_in.session,
+                    client=client,
+                    detail=f"{len(event.session_ids)} other session(s)",
+                )
+            await tx.commit()
+        return await self._published(event)
+
+    # --- operators -------------------------------------------------------------------------
+
+    async def live_sessions(self, username: str | None) -> list[tuple[AuthSession, User]]:
+        user_id = (await self.get_user(username)).id if username is not None else None
+        async with self._uow() as tx:
+            return await tx.sessions.list_live(user_id, self.now())
+
+    async def revoke_user_sessions(self, username: str) -> int:
+        user = await self.get_user(username)
+        async with self._uow(write=True) as tx:
+            event = await self._revoke_all(tx, user.id, "revoked")
+            if event is not None:
+                await self._audit(
+                    tx,
+                    AuditKind.REVOKED,
+                    user=user,
+                    client=OPERATOR,
+                    detail=f"{len(event.session_ids)} session(s) by operator",
+                )
+            await tx.commit()
+        return await self._published(event)
+
+    async def audit_events(self, username: str | None, limit: int) -> list[AuditEvent]:
+        user_id = (await self.get_user(username)).id if username is not None else None
+        async with self._uow() as tx:
+            return await tx.audit.list(user_id, limit)
+
+    async def purge_expired(self, batch: int = 1000, pause: float = 0.0) -> PurgeReport:
+        """Delete what can never be used again, in small transactions (safe while serving):
+        dead sessions, old tickets, forgotten throttle rows, delivered broadcasts."""
+        now = self.now
+
+        async def tickets(tx: UnitOfWork) -> int:
+            return await tx.tickets.purge_expired(now(), batch)
+
+        async def sessions(tx: UnitOfWork) -> int:
+            return await tx.sessions.purge_expired(now(), batch)
+
+        async def throttle_rows(tx: UnitOfWork) -> int:
+            return await tx.throttle.purge(now() - self.throttle.forget_after, now(), batch)
+
+        async def broadcasts(tx: UnitOfWork) -> int:
+            return await tx.broadcasts.purge(now() - BROADCAST_RETENTION, batch)
+
+        totals: dict[str, int] = {}
+        for step in (tickets, sessions, throttle_rows, broadcasts):
+            totals[step.__name__] = 0
+            while True:
+                async with self._uow(write=True) as tx:
+                    deleted = await step(tx)
+                    await tx.commit()
+                totals[step.__name__] += deleted
+                if deleted < batch:
+                    break
+                await asyncio.sleep(pause)  # let other writers in between batches
+        log.info("purged %s", totals)
+        return PurgeReport(**totals)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _revoke(
+        self, tx: UnitOfWork, session_ids: list[int], reason: str
+    ) -> SessionEvent | None:
+        """Revoke inside ``tx`` and queue the broadcast in the same transaction."""
+        revoked = await tx.sessions.revoke(session_ids, self.now())
+        if not revoked:
+            return None
+        event = SessionEvent(EventKind.REVOKED, tuple(revoked), reason)
+        await tx.broadcasts.add(event, self.now())
+        return event
+
+    async def _revoke_all(self, tx: UnitOfWork, user_id: int, reason: str) -> SessionEvent | None:
+        return await self._revoke(
+            tx, await tx.sessions.live_ids_for_user(user_id, self.now()), reason
+        )
+
+    async def _published(self, event: SessionEvent | None) -> int:
+        """After commit: tell this process's connections at once (others follow the table)."""
+        if event is None:
+            return 0
+        await publish_quietly(self._events, event)
+        return len(event.session_ids)
+
+    async def _audit(
+        self,
+        tx: UnitOfWork,
+        kind: AuditKind,
+        *,
+        user: User | None = None,
+        user_id: int | None = None,
+        username: str = "",
+        session: AuthSession | None = None,
+        client: ClientInfo | None = None,
+        detail: str = "",
+    ) -> None:
+        client = client or ClientInfo()
+        await tx.audit.add(
+            AuditEvent(
+                at=self.now(),
+                kind=kind,
+                username=user.username if user else username,
+                session=session.short_id if session else "",
+                client_addr=client.addr,
+                user_agent=client.user_agent,
+                detail=detail,
+                user_id=user.id if user else user_id,
+            )
+        )
 
 
 def _ticket_problem(

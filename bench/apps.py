@@ -68,7 +68,9 @@ def Greeting() -> Any:
                 {"class_name": "card"},
                 html.h1("Welcome back"),
                 html.p({"id": "greeting"}, "Signed in as ", html.strong("bench"), "."),
-                html.button({"id": "logout", "type": "button", "on_click": lambda e: None}, "Sign out"),
+                html.button(
+                    {"id": "logout", "type": "button", "on_click": lambda e: None}, "Sign out"
+                ),
             )
         ),
     )
@@ -77,8 +79,8 @@ def Greeting() -> Any:
 def bridge_app() -> Sanic[Any, Any]:
     app: Sanic[Any, Any] = Sanic("bench_bridge")
 
-    async def nothing() -> None:
-        return None
+    async def nothing() -> bool:
+        return True
 
     def connect(request: Request) -> ViewConnection:
         return ViewConnection(Greeting(), nothing, lambda: None)

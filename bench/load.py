@@ -34,7 +34,7 @@ def _wrk(url: str, *, seconds: float, connections: int, cookie: str | None) -> H
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if cookie:
         command += ["-H", f"Cookie: {cookie}"]
-    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99_ms = None
@@ -44,7 +44,9 @@ def _wrk(url: str, *, seconds: float, connections: int, cookie: str | None) -> H
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if non2xx:
         errors += int(non2xx.group(1))
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
     return HttpResult(rps, p99_ms, errors, "wrk")

@@ -19,8 +19,7 @@ import tempfile
 import time
 import urllib.request
 from collections import defaultdict
-from contextlib import ExitStack
-from dataclasses import asdict
+from contextlib import ExitStack, suppress
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -100,14 +99,12 @@ def prepare_database(workdir: Path) -> tuple[str, str]:
 
 def machine() -> dict[str, Any]:
     cpu = ""
-    try:
+    with suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
@@ -165,9 +162,15 @@ def run(seconds: float, repeat: int, concurrency: int) -> dict[str, Any]:
                 extra[f"ws_dropped:{target}"] += storm.dropped
                 extra[f"ws_completed:{target}"] += storm.completed
     results = {key: median(values) for key, values in samples.items()}
-    return {"machine": machine(), "seconds": seconds, "repeat": repeat,
-            "concurrency": concurrency, "medians": results, "samples": dict(samples),
-            "counts": dict(extra)}
+    return {
+        "machine": machine(),
+        "seconds": seconds,
+        "repeat": repeat,
+        "concurrency": concurrency,
+        "medians": results,
+        "samples": dict(samples),
+        "counts": dict(extra),
+    }
 
 
 def table(report: dict[str, Any]) -> str:

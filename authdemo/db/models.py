@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -122,3 +123,54 @@ class SecretRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class AuditRow(Base):
+    """The audit trail. Never a token, a ticket or a password."""
+
+    __tablename__ = "auth_events"
+    __table_args__ = (
+        Index("ix_auth_events_at", "at"),
+        Index("ix_auth_events_user_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    username: Mapped[str] = mapped_column(String(64), default="")
+    """As typed at the time (kept when the user row goes; failed logins for unknown names)."""
+    session: Mapped[str] = mapped_column(String(8), default="")
+    """Short session id: the first 8 hex characters of the token hash."""
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    detail: Mapped[str] = mapped_column(String(255), default="")
+
+
+class ThrottleRow(Base):
+    """Failed sign-in attempts per account and per client address; survives restarts."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_updated_at", "updated_at"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BroadcastRow(Base):
+    """Session events for other processes and hosts (written with the change: an outbox)."""
+
+    __tablename__ = "session_broadcasts"
+    __table_args__ = (Index("ix_session_broadcasts_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    session_ids: Mapped[str] = mapped_column(Text)
+    """JSON list of session ids."""
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

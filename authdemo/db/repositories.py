@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..domain import AuthSession, ClientInfo, User, UserCredentials, UsernameTaken
+from ..domain import (
+    AuditEvent,
+    AuditKind,
+    AuthSession,
+    ClientInfo,
+    ThrottleState,
+    User,
+    UserCredentials,
+    UsernameTaken,
+)
+from ..events import EventKind, SessionEvent
 from ..ports import ClaimedTicket
-from .models import SecretRow, SessionRow, TicketRow, UserRow
+from .models import (
+    AuditRow,
+    BroadcastRow,
+    SecretRow,
+    SessionRow,
+    ThrottleRow,
+    TicketRow,
+    UserRow,
+)
 
 
 def _user(row: UserRow) -> User:
@@ -191,6 +210,26 @@ class SqlSessionRepository:
         )
         return [_session(r) for r in rows]
 
+    async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
+        query = (
+            select(SessionRow, UserRow)
+            .join(UserRow, SessionRow.user_id == UserRow.id)
+            .where(*_live(now))
+            .order_by(SessionRow.last_seen_at.desc())
+        )
+        if user_id is not None:
+            query = query.where(SessionRow.user_id == user_id)
+        result = await self._s.execute(query)
+        return [(_session(s), _user(u)) for s, u in result.all()]
+
+    async def count_live_by_user(self, now: datetime) -> dict[int, int]:
+        result = await self._s.execute(
+            select(SessionRow.user_id, func.count())
+            .where(SessionRow.user_id.is_not(None), *_live(now))
+            .group_by(SessionRow.user_id)
+        )
+        return {int(uid or 0): int(n) for uid, n in result.all()}
+
     async def purge_expired(self, now: datetime, limit: int) -> int:
         # A revoked row is kept until its absolute expiry: until then it makes a replayed
         # cookie "revoked" (replaced) rather than "unknown".
@@ -277,3 +316,135 @@ class SqlSecretRepository:
         except IntegrityError:
             return False
         return True
+
+
+class SqlAuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, event: AuditEvent) -> None:
+        self._s.add(
+            AuditRow(
+                at=event.at,
+                kind=str(event.kind),
+                user_id=event.user_id,
+                username=event.username[:64],
+                session=event.session[:8],
+                client_addr=event.client_addr[:64],
+                user_agent=event.user_agent[:512],
+                detail=event.detail[:255],
+            )
+        )
+        await self._s.flush()
+
+    async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if user_id is not None:
+            query = query.where(AuditRow.user_id == user_id)
+        return [
+            AuditEvent(
+                at=r.at,
+                kind=AuditKind(r.kind),
+                username=r.username,
+                session=r.session,
+                client_addr=r.client_addr,
+                user_agent=r.user_agent,
+                detail=r.detail,
+                user_id=r.user_id,
+            )
+            for r in await self._s.scalars(query)
+        ]
+
+
+class SqlThrottleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, keys: list[str]) -> dict[str, ThrottleState]:
+        rows = await self._s.scalars(select(ThrottleRow).where(ThrottleRow.key.in_(keys)))
+        return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
+
+    async def save(
+        self, key: str, failures: int, blocked_until: datetime | None, now: datetime
+    ) -> None:
+        values = {"failures": failures, "blocked_until": blocked_until, "updated_at": now}
+        updated = await self._s.execute(
+            update(ThrottleRow).where(ThrottleRow.key == key).values(**values)
+        )
+        if updated.rowcount:  # type: ignore[attr-defined]
+            return
+        try:
+            async with self._s.begin_nested():
+                self._s.add(ThrottleRow(key=key, **values))
+        except IntegrityError:  # another process inserted it first
+            await self._s.execute(
+                update(ThrottleRow).where(ThrottleRow.key == key).values(**values)
+            )
+
+    async def clear(self, key: str) -> None:
+        await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key == key))
+
+    async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
+        ids = list(
+            await self._s.scalars(
+                select(ThrottleRow.key)
+                .where(
+                    ThrottleRow.updated_at < idle_since,
+                    or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
+                )
+                .limit(limit)
+            )
+        )
+        if ids:
+            await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key.in_(ids)))
+        return len(ids)
+
+
+class SqlBroadcastRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, event: SessionEvent, now: datetime) -> int:
+        row = BroadcastRow(
+            created_at=now,
+            kind=str(event.kind),
+            session_ids=json.dumps(list(event.session_ids)),
+            reason=event.reason[:32],
+            token_hash=event.token_hash,
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row.id
+
+    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
+        rows = await self._s.scalars(
+            select(BroadcastRow)
+            .where(BroadcastRow.id > last_id)
+            .order_by(BroadcastRow.id)
+            .limit(limit)
+        )
+        return [
+            (
+                r.id,
+                SessionEvent(
+                    EventKind(r.kind),
+                    tuple(int(i) for i in json.loads(r.session_ids)),
+                    r.reason,
+                    r.token_hash,
+                ),
+            )
+            for r in rows
+        ]
+
+    async def last_id(self) -> int:
+        return int(await self._s.scalar(select(func.max(BroadcastRow.id))) or 0)
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        ids = list(
+            await self._s.scalars(
+                select(BroadcastRow.id).where(BroadcastRow.created_at < before).limit(limit)
+            )
+        )
+        if ids:
+            await self._s.execute(delete(BroadcastRow).where(BroadcastRow.id.in_(ids)))
+        return len(ids)

@@ -7,11 +7,22 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from ..ports import SecretRepository, SessionRepository, TicketRepository, UserRepository
+from ..ports import (
+    AuditRepository,
+    BroadcastRepository,
+    SecretRepository,
+    SessionRepository,
+    ThrottleRepository,
+    TicketRepository,
+    UserRepository,
+)
 from .engine import WRITE_OPTION
 from .repositories import (
+    SqlAuditRepository,
+    SqlBroadcastRepository,
     SqlSecretRepository,
     SqlSessionRepository,
+    SqlThrottleRepository,
     SqlTicketRepository,
     SqlUserRepository,
 )
@@ -22,6 +33,9 @@ class SqlUnitOfWork:
     sessions: SessionRepository
     tickets: TicketRepository
     secrets: SecretRepository
+    audit: AuditRepository
+    throttle: ThrottleRepository
+    broadcasts: BroadcastRepository
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
@@ -33,6 +47,9 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(session)
         self.tickets = SqlTicketRepository(session)
         self.secrets = SqlSecretRepository(session)
+        self.audit = SqlAuditRepository(session)
+        self.throttle = SqlThrottleRepository(session)
+        self.broadcasts = SqlBroadcastRepository(session)
         return self
 
     async def __aexit__(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sanic import Request, Sanic
 from sanic.config import Config
 
 from ..bootstrap import HasherFactory, Runtime, start_runtime
+from ..broadcast import BroadcastFollower
 from ..config import Settings
 from ..domain import Clock
 from ..events import InProcessEventBus
@@ -33,6 +35,8 @@ class AppContext:
     runtime: Runtime
     service: AuthService
     events: InProcessEventBus
+    follower: BroadcastFollower
+    background: list[asyncio.Task[None]]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,12 +65,29 @@ def create_app(
     app.config.NOISY_EXCEPTIONS = False
     app.config.FALLBACK_ERROR_FORMAT = "text"  # plain, short error pages
 
+    app.config.update(  # pings drop dead peers
+        {
+            "WEBSOCKET_PING_INTERVAL": settings.ws_ping_interval.total_seconds(),
+            "WEBSOCKET_PING_TIMEOUT": settings.ws_ping_timeout.total_seconds(),
+        }
+    )
+
     @app.before_server_start
     async def open_database(app: AuthdemoApp) -> None:
         rt = await start_runtime(settings, clock=clock, hasher_factory=hasher_factory)
         app.ctx.runtime = rt
         app.ctx.service = rt.service
         app.ctx.events = rt.events
+        follower = BroadcastFollower(rt.uow, rt.events, settings.broadcast_poll.total_seconds())
+        await follower.start_position()
+        app.ctx.follower = follower
+        app.ctx.background = [asyncio.get_running_loop().create_task(follower.run())]
+
+    @app.before_server_stop
+    async def stop_background(app: AuthdemoApp) -> None:
+        for task in getattr(app.ctx, "background", []):
+            task.cancel()
+        await asyncio.gather(*getattr(app.ctx, "background", []), return_exceptions=True)
 
     @app.after_server_stop
     async def close_database(app: AuthdemoApp) -> None:
@@ -91,5 +112,5 @@ def create_app(
 
     install_session_middleware(app)
     install_ticket_route(app)
-    install_bridge(app, connect)
+    install_bridge(app, connect, events_per_second=settings.ws_events_per_second)
     return app

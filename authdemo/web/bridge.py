@@ -10,6 +10,7 @@ import json
 import logging
 import mimetypes
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,8 @@ class ViewConnection:
 
     root: Any
     """The root component instance of this connection's layout."""
-    before_event: Callable[[], Awaitable[None]]
-    """Awaited before each UI event is delivered (auth checks it, renewal runs here)."""
+    before_event: Callable[[], Awaitable[bool]]
+    """Awaited before each UI event; False drops the event (auth checks run here)."""
     close: Callable[[], None]
     """Called once the websocket is gone."""
 
@@ -95,6 +96,7 @@ def install_bridge(
     connect: Callable[[Request], ViewConnection],
     *,
     title: str = "authdemo",
+    events_per_second: int = 20,
 ) -> None:
     """Add the page, the static files and the websocket route to ``app``.
 
@@ -144,6 +146,8 @@ def install_bridge(
         async def send(message: Any) -> None:
             await ws.send(json.dumps(message, separators=(",", ":")))
 
+        bucket = TokenBucket(events_per_second, burst=2 * events_per_second)
+
         async def recv() -> Any:
             while True:
                 data = await ws.recv()
@@ -152,8 +156,14 @@ def install_bridge(
                 message = parse_event(data)
                 if message is None:
                     continue
-                await view.before_event()
-                return message
+                if not bucket.take():
+                    if bucket.dropped > 10 * events_per_second:  # not a burst: a flood
+                        log.warning("closing a websocket that floods events")
+                        await ws.close(code=1008, reason="too many events")
+                        raise Stop()
+                    continue
+                if await view.before_event():
+                    return message
 
         try:
             await serve_layout(layout, send, recv)
@@ -164,6 +174,27 @@ def install_bridge(
 
     app.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
     app.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")
+
+
+class TokenBucket:
+    """``rate`` events per second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.capacity = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
 
 
 def parse_event(data: str | bytes) -> dict[str, Any] | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
 
-from idom import component, event, html, use_state
+from idom import component, event, html, use_effect, use_state
 
-from ..domain import AuthError
+from ..domain import PASSWORD_MIN, AuthError, AuthSession
 from .hooks import use_auth
 
 
@@ -95,11 +97,176 @@ def LoginForm() -> Any:
     )
 
 
+def describe_agent(user_agent: str) -> str:
+    """'Chrome on Linux' from a User-Agent header; the raw text (shortened) otherwise."""
+    ua = user_agent or ""
+    browser = next(
+        (
+            name
+            for token, name in (
+                ("Edg/", "Edge"),
+                ("OPR/", "Opera"),
+                ("Firefox/", "Firefox"),
+                ("HeadlessChrome/", "Headless Chrome"),
+                ("Chrome/", "Chrome"),
+                ("Safari/", "Safari"),
+                ("python-httpx", "httpx"),
+                ("Python/", "Python"),
+            )
+            if token in ua
+        ),
+        None,
+    )
+    system = next(
+        (
+            name
+            for token, name in (
+                ("Android", "Android"),
+                ("iPhone", "iOS"),
+                ("iPad", "iPadOS"),
+                ("Windows", "Windows"),
+                ("Mac OS X", "macOS"),
+                ("Linux", "Linux"),
+            )
+            if token in ua
+        ),
+        None,
+    )
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (ua[:60] + ("…" if len(ua) > 60 else "")) or "unknown client"
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@component
+def SessionList(refresh_key: int) -> Any:
+    auth = use_auth()
+    sessions, set_sessions = use_state(cast(list[AuthSession], []))
+    this_id = auth.session.id if auth.session else None
+
+    @use_effect(dependencies=[refresh_key, this_id])
+    async def load() -> None:
+        if auth.user is not None:
+            set_sessions(await auth.sessions())
+
+    return html.ul(
+        {"id": "sessions", "class_name": "sessions", "aria_label": "Active sessions"},
+        [
+            html.li(
+                {"key": str(s.id)},
+                html.strong(describe_agent(s.user_agent)),
+                *([html.span({"class_name": "badge"}, "this device")] if s.id == this_id else []),
+                html.br(),
+                html.span(
+                    {"class_name": "muted"},
+                    f"{s.client_addr or 'unknown address'} · signed in {when(s.created_at)}"
+                    f" · last seen {when(s.last_seen_at)}",
+                ),
+            )
+            for s in sessions
+        ],
+    )
+
+
+@component
+def ChangePasswordForm(on_changed: Callable[[], None]) -> Any:
+    auth = use_auth()
+    error, set_error = use_state("")
+    ok, set_ok = use_state("")
+    busy, set_busy = use_state(False)
+    attempt, set_attempt = use_state(0)
+
+    async def submit(data: Any) -> None:
+        values = form_values(data)
+        set_busy(True)
+        set_error("")
+        set_ok("")
+        try:
+            await auth.change_password(
+                values.get("current_password", ""), values.get("new_password", "")
+            )
+        except AuthError as failure:
+            set_error(str(failure))
+        else:
+            set_ok("Password changed. Your other sessions have been signed out.")
+            on_changed()
+        finally:
+            set_busy(False)
+            set_attempt(lambda n: n + 1)  # empty fields either way
+
+    return html.form(
+        {
+            "id": "change-password",
+            "key": f"change-password-{attempt}",
+            "class_name": "card wide",
+            "method": "post",
+            "action": "#",
+            "on_submit": event(submit, prevent_default=True),
+        },
+        html.h2("Change password"),
+        # For password managers: which account this new password belongs to.
+        html.input(
+            {
+                "type": "text",
+                "name": "username",
+                "autocomplete": "username",
+                "value": auth.user.username if auth.user else "",
+                "read_only": True,
+                "hidden": True,
+            }
+        ),
+        field(
+            "Current password",
+            id="current-password",
+            name="current_password",
+            type="password",
+            autocomplete="current-password",
+            required=True,
+        ),
+        field(
+            "New password",
+            id="new-password",
+            name="new_password",
+            type="password",
+            autocomplete="new-password",
+            minlength=PASSWORD_MIN,
+            required=True,
+            aria_describedby="new-password-hint",
+        ),
+        html.p(
+            {"id": "new-password-hint", "class_name": "muted"},
+            f"At least {PASSWORD_MIN} characters. Other sessions will be signed out.",
+        ),
+        *(
+            [html.p({"id": "change-password-error", "class_name": "error", "role": "alert"}, error)]
+            if error
+            else []
+        ),
+        *(
+            [html.p({"id": "change-password-ok", "class_name": "ok", "role": "status"}, ok)]
+            if ok
+            else []
+        ),
+        html.button(
+            {"type": "submit", "class_name": "primary", "disabled": busy},
+            "Changing…" if busy else "Change password",
+        ),
+    )
+
+
 @component
 def SignedInView() -> Any:
     auth = use_auth()
     busy, set_busy = use_state(False)
+    notice, set_notice = use_state("")
+    refresh, set_refresh = use_state(0)
     assert auth.user is not None
+
+    def reload_sessions() -> None:
+        set_refresh(lambda n: n + 1)
 
     async def sign_out(_: Any) -> None:
         set_busy(True)
@@ -108,14 +275,54 @@ def SignedInView() -> Any:
         finally:
             set_busy(False)
 
-    return html.section(
-        {"class_name": "card"},
-        html.h1("Welcome back"),
-        html.p({"id": "greeting"}, "Signed in as ", html.strong(auth.user.username), "."),
-        html.button(
-            {"id": "logout", "type": "button", "disabled": busy, "on_click": sign_out},
-            "Sign out",
+    async def sign_out_others(_: Any) -> None:
+        set_busy(True)
+        try:
+            ended = await auth.logout_others()
+            set_notice(
+                f"Signed out {ended} other session{'s' if ended != 1 else ''}."
+                if ended
+                else "There were no other sessions."
+            )
+            reload_sessions()
+        except AuthError as failure:
+            set_notice(str(failure))
+        finally:
+            set_busy(False)
+
+    return html._(
+        html.section(
+            {"class_name": "card wide"},
+            html.h1("Welcome back"),
+            html.p({"id": "greeting"}, "Signed in as ", html.strong(auth.user.username), "."),
+            html.div(
+                {"class_name": "actions"},
+                html.button(
+                    {"id": "logout", "type": "button", "disabled": busy, "on_click": sign_out},
+                    "Sign out",
+                ),
+                html.button(
+                    {
+                        "id": "logout-others",
+                        "type": "button",
+                        "disabled": busy,
+                        "on_click": sign_out_others,
+                    },
+                    "Sign out other sessions",
+                ),
+            ),
+            *(
+                [html.p({"id": "logout-others-done", "class_name": "ok", "role": "status"}, notice)]
+                if notice
+                else []
+            ),
         ),
+        html.section(
+            {"class_name": "card wide"},
+            html.h2("Your sessions"),
+            SessionList(refresh),
+        ),
+        ChangePasswordForm(reload_sessions),
     )
 
 

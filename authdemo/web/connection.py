@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..domain import AuthSession, ClientInfo, SignedIn, User
+from ..domain import AuthSession, ClientInfo, NotSignedIn, SignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
-from ..service import AuthService
+from ..service import AuthService, LoginResult
 
 log = logging.getLogger("authdemo.auth")
 
@@ -31,6 +31,8 @@ class AuthState:
     session: AuthSession | None = None
     ticket: str | None = None
     """A cookie ticket the page must redeem (rendered as a hidden image request)."""
+    generation: int = 0
+    """Bumped whenever who is signed in changes."""
 
 
 class LiveSession:
@@ -46,26 +48,27 @@ class LiveSession:
         self._events = events
         self.client = client
         self.cookie_token_hash = cookie_token_hash
-        """Hash of the cookie the browser holds, as far as we know (binds login tickets)."""
+        """Hash of the cookie the browser holds, as far as we know (binds tickets)."""
         self.state = AuthState()
+        self.rendered_generation = 0
+        """The generation the browser's current view was rendered for."""
         self._listeners: set[Callable[[AuthState], None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         if signed_in is not None:
             self._enter(signed_in, ticket=None)
+            self.rendered_generation = self.state.generation
 
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
-        """Sign in; raises ``InvalidCredentials`` (one generic message for every failure)."""
+        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
         result = await self._service.login(self.cookie_token_hash, username, password, self.client)
-        if self._closed:
-            return result.signed_in.user
-        if self.state.session is not None:
+        if not self._closed:
             self._leave()
-        self._enter(result.signed_in, ticket=result.ticket)
-        self._notify()
+            self._enter(result.signed_in, ticket=result.ticket)
+            self._notify()
         return result.signed_in.user
 
     async def logout(self) -> None:
@@ -73,10 +76,35 @@ class LiveSession:
         if session is None:
             return
         # Revoke first: the view only says "signed out" once the server agrees.
-        await self._service.logout(session.id)
-        if self.state.session is not None and self.state.session.id == session.id:
+        await self._service.logout(session.id, self.client)
+        if self._is_current(session):
             self._leave()
             self._notify()
+
+    async def change_password(self, current_password: str, new_password: str) -> None:
+        """Needs the current password; ends every other session; rotates this one's token."""
+        session = self._require_session()
+        result: LoginResult = await self._service.change_password(
+            session.id, current_password, new_password, self.cookie_token_hash, self.client
+        )
+        if self._is_current(session):
+            self.state = AuthState(
+                result.signed_in.user,
+                result.signed_in.session,
+                result.ticket,
+                self.state.generation,
+            )
+            self._notify()
+
+    async def sessions(self) -> list[AuthSession]:
+        """The signed-in user's live sessions, most recently active first."""
+        session = self._require_session()
+        assert session.user_id is not None
+        return await self._service.sessions_of(session.user_id)
+
+    async def logout_others(self) -> int:
+        """End every other session of this user (live, in every tab); returns how many."""
+        return await self._service.revoke_other_sessions(self._require_session().id, self.client)
 
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         self._listeners.add(listener)
@@ -84,21 +112,23 @@ class LiveSession:
 
     # --- what the bridge calls ----------------------------------------------------------
 
-    async def before_event(self) -> None:
-        """Run before each UI event: no event runs as a user whose session has ended.
+    async def before_event(self) -> bool:
+        """Run before each UI event; False means "drop it".
 
+        No event runs as a user whose session has ended, and no event rendered for one
+        signed-in state runs after that state changed (until the new view is rendered).
         Also slides the idle expiry (the service writes only when it is due).
         """
         session = self.state.session
-        if session is None:
-            return
-        now = self._service.now()
-        if not session.is_live(now):
-            await self._recheck()
-        elif session.needs_renewal(now, self._service.policy):
-            renewed = await self._service.renew(session)
-            if self.state.session is not None and self.state.session.id == renewed.id:
-                self._set_session(renewed)
+        if session is not None:
+            now = self._service.now()
+            if not session.is_live(now):
+                await self._recheck()
+            elif session.needs_renewal(now, self._service.policy):
+                renewed = await self._service.renew(session)
+                if self._is_current(session):
+                    self._set_session(renewed)
+        return self.state.generation == self.rendered_generation
 
     def close(self) -> None:
         self._closed = True
@@ -107,8 +137,16 @@ class LiveSession:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _require_session(self) -> AuthSession:
+        if self.state.session is None:
+            raise NotSignedIn()
+        return self.state.session
+
+    def _is_current(self, session: AuthSession) -> bool:
+        return self.state.session is not None and self.state.session.id == session.id
+
     def _enter(self, signed_in: SignedIn, ticket: str | None) -> None:
-        self.state = AuthState(signed_in.user, signed_in.session, ticket)
+        self.state = AuthState(signed_in.user, signed_in.session, ticket, self.state.generation + 1)
         self._unsubscribe = self._events.subscribe(signed_in.session.id, self._on_event)
         self._schedule_expiry(signed_in.session)
 
@@ -119,10 +157,11 @@ class LiveSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.state = AuthState()
+        if self.state.session is not None:
+            self.state = AuthState(generation=self.state.generation + 1)
 
     def _set_session(self, session: AuthSession) -> None:
-        self.state = AuthState(self.state.user, session, self.state.ticket)
+        self.state = AuthState(self.state.user, session, self.state.ticket, self.state.generation)
         self._schedule_expiry(session)
 
     def _schedule_expiry(self, session: AuthSession) -> None:
@@ -139,17 +178,22 @@ class LiveSession:
 
     async def _recheck(self) -> None:
         """The local view says the session ended; ask the database (another tab may have
-        renewed it) and sign this view out if it really has."""
-        session = self.state.session
-        if session is None:
+        renewed it) and sign this view out if it really has. Fails closed."""
+        session, user = self.state.session, self.state.user
+        if session is None or user is None:
             return
-        current = await self._service.current(session.id)
-        if self.state.session is None or self.state.session.id != session.id:
+        try:
+            current = await self._service.current(session.id)
+        except Exception:
+            log.warning("cannot confirm session=%s; signing the view out", session.short_id)
+            current = None
+        if not self._is_current(session):
             return
         if current is None:
-            log.info("session ended on an open connection session=%s", session.short_id)
             self._leave()
             self._notify()
+            if not session.is_live(self._service.now()):  # timed out, not revoked
+                await self._service.note_expired(session, user)
         else:
             self._set_session(current.session)
 
@@ -162,8 +206,9 @@ class LiveSession:
             self._notify()
         elif event.kind is EventKind.COOKIE_ATTACHED and event.token_hash is not None:
             self.cookie_token_hash = event.token_hash
-            self.state = AuthState(self.state.user, session, ticket=None)
-            self._notify()
+            if self.state.ticket is not None:
+                self.state = AuthState(self.state.user, session, None, self.state.generation)
+                self._notify()
 
     def _notify(self) -> None:
         for listener in tuple(self._listeners):

@@ -21,8 +21,15 @@ class Auth:
     user: User | None
     session: AuthSession | None
     login: Callable[[str, str], Awaitable[User]]
-    """``await auth.login(username, password)``; raises ``InvalidCredentials``."""
+    """``await auth.login(username, password)``; raises ``InvalidCredentials`` (and its
+    subclass ``Throttled`` after repeated failures). ``str(error)`` is fit to show."""
     logout: Callable[[], Awaitable[None]]
+    change_password: Callable[[str, str], Awaitable[None]]
+    """``await auth.change_password(current, new)``: ends the user's other sessions."""
+    sessions: Callable[[], Awaitable[list[AuthSession]]]
+    """The user's live sessions, most recently active first."""
+    logout_others: Callable[[], Awaitable[int]]
+    """End every other session of the user; returns how many ended."""
 
     @property
     def signed_in(self) -> bool:
@@ -33,7 +40,9 @@ def _outside(*_: Any) -> Any:
     raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
-AuthContext: Any = create_context(Auth(None, None, _outside, _outside))
+AuthContext: Any = create_context(
+    Auth(None, None, _outside, _outside, _outside, _outside, _outside)
+)
 LiveSessionContext: Any = create_context(None)
 
 
@@ -76,7 +85,20 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         set_state(live.state)  # anything that changed between render and effect
         return live.listen(set_state)
 
-    auth = Auth(state.user, state.session, live.login, live.logout)
+    @use_effect(dependencies=[state.generation])
+    def mark_rendered() -> None:
+        # Events from views rendered for an older sign-in state are dropped until now.
+        live.rendered_generation = state.generation
+
+    auth = Auth(
+        state.user,
+        state.session,
+        live.login,
+        live.logout,
+        live.change_password,
+        live.sessions,
+        live.logout_others,
+    )
     return LiveSessionContext(
         AuthContext(
             html._(child, *([ticket_image(state.ticket)] if state.ticket else [])),

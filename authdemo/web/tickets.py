@@ -19,7 +19,7 @@ from ..domain import TicketRejected
 from ..service import AuthService
 from .cookies import read_session_cookie, set_session_cookie
 from .hooks import TICKET_PATH
-from .middleware import origin_allowed
+from .middleware import client_info, origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ def install_ticket_route(app: Sanic[Any, Any]) -> None:
             return text("Forbidden", status=403, headers={"cache-control": "no-store"})
         service: AuthService = app.ctx.service
         try:
-            redemption = await service.redeem_ticket(ticket, read_session_cookie(request))
+            redemption = await service.redeem_ticket(
+                ticket, read_session_cookie(request), client_info(request)
+            )
         except TicketRejected:
             return text("Gone", status=410, headers={"cache-control": "no-store"})
         response = raw(PIXEL, content_type="image/gif")

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from authdemo.domain import AuthSession, ClientInfo, User, UserCredentials, UsernameTaken
+from authdemo.domain import (
+    AuditEvent,
+    AuthSession,
+    ClientInfo,
+    ThrottleState,
+    User,
+    UserCredentials,
+    UsernameTaken,
+)
 from authdemo.events import InProcessEventBus, SessionEvent
 from authdemo.ports import ClaimedTicket
 
@@ -58,6 +66,9 @@ class _Tables:
     sessions: dict[int, AuthSession] = field(default_factory=dict)
     tickets: dict[str, dict[str, object]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    audit: list[AuditEvent] = field(default_factory=list)
+    throttle: dict[str, ThrottleState] = field(default_factory=dict)
+    broadcasts: list[tuple[int, SessionEvent, datetime]] = field(default_factory=list)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -175,6 +186,22 @@ class FakeSessions:
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
         return [s for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
 
+    async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
+        return [
+            (s, self.t.users[s.user_id][0])
+            for s in sorted(self.t.sessions.values(), key=lambda s: s.last_seen_at, reverse=True)
+            if s.user_id is not None
+            and s.is_live(now)
+            and (user_id is None or s.user_id == user_id)
+        ]
+
+    async def count_live_by_user(self, now: datetime) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for s in self.t.sessions.values():
+            if s.user_id is not None and s.is_live(now):
+                counts[s.user_id] = counts.get(s.user_id, 0) + 1
+        return counts
+
     async def purge_expired(self, now: datetime, limit: int) -> int:
         doomed = [
             s.id
@@ -234,6 +261,65 @@ class FakeSecrets:
         return True
 
 
+class FakeAudit:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(self, event: AuditEvent) -> None:
+        self.t.audit.append(event)
+
+    async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
+        chosen = [e for e in self.t.audit if user_id is None or e.user_id == user_id]
+        return list(reversed(chosen))[:limit]
+
+
+class FakeThrottle:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def get(self, keys: list[str]) -> dict[str, ThrottleState]:
+        return {k: self.t.throttle[k] for k in keys if k in self.t.throttle}
+
+    async def save(
+        self, key: str, failures: int, blocked_until: datetime | None, now: datetime
+    ) -> None:
+        self.t.throttle[key] = ThrottleState(failures, blocked_until, now)
+
+    async def clear(self, key: str) -> None:
+        self.t.throttle.pop(key, None)
+
+    async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
+        doomed = [
+            k
+            for k, s in self.t.throttle.items()
+            if s.updated_at < idle_since and (s.blocked_until is None or s.blocked_until <= now)
+        ][:limit]
+        for k in doomed:
+            del self.t.throttle[k]
+        return len(doomed)
+
+
+class FakeBroadcasts:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(self, event: SessionEvent, now: datetime) -> int:
+        event_id = self.t.new_id()
+        self.t.broadcasts.append((event_id, event, now))
+        return event_id
+
+    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
+        return [(i, e) for i, e, _ in self.t.broadcasts if i > last_id][:limit]
+
+    async def last_id(self) -> int:
+        return max((i for i, _, _ in self.t.broadcasts), default=0)
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        doomed = [i for i, _, at in self.t.broadcasts if at < before][:limit]
+        self.t.broadcasts = [b for b in self.t.broadcasts if b[0] not in doomed]
+        return len(doomed)
+
+
 class FakeUnitOfWork:
     """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise."""
 
@@ -248,6 +334,9 @@ class FakeUnitOfWork:
         self.sessions = FakeSessions(self._tables)
         self.tickets = FakeTickets(self._tables)
         self.secrets = FakeSecrets(self._tables)
+        self.audit = FakeAudit(self._tables)
+        self.throttle = FakeThrottle(self._tables)
+        self.broadcasts = FakeBroadcasts(self._tables)
         return self
 
     async def __aexit__(

@@ -89,3 +89,11 @@ def test_the_default_argon2_parameters_meet_owasp_minimum() -> None:
     params = Argon2Params()
     assert (params.memory_kib, params.time_cost, params.parallelism) >= (19456, 2, 1)
     assert params.memory_kib >= 19456 and params.time_cost >= 2
+
+
+def test_only_the_canonical_spelling_of_a_token_is_genuine() -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    variants = [token[:-1] + c for c in alphabet if c != token[-1]]
+    assert [v for v in variants if codec.is_genuine(v, T0, LIFETIME)] == []

@@ -318,12 +318,12 @@ async def test_set_password_for_an_unknown_user_is_refused(service: AuthService)
         await service.set_password("nobody", "a new password")
 
 
-async def test_nothing_is_written_when_a_unit_of_work_is_not_committed(
+async def test_a_failed_login_opens_no_session_and_issues_no_ticket(
     service: AuthService, store: FakeStore
 ) -> None:
     with pytest.raises(InvalidCredentials):
         await service.login(None, "nobody", "x" * 20, CLIENT)
-    assert store.commits == 0
+    assert store.tables.sessions == {} and store.tables.tickets == {}
 
 
 # --- the token key ------------------------------------------------------------------------
