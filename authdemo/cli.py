@@ -189,6 +189,15 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
+def stored_name(settings: Settings, username: str) -> str:
+    """The user's name as stored (``ALICE`` → ``alice``); refuses unknown users."""
+
+    async def act(rt: Runtime) -> str:
+        return (await rt.service.get_user(username)).username
+
+    return with_service(settings, act)
+
+
 def ended(count: int, what: str) -> str:
     return f"{count} {what}{'' if count == 1 else 's'}"
 
@@ -199,14 +208,15 @@ def ended(count: int, what: str) -> str:
 def set_password(username: str, password_stdin: bool) -> None:
     """Set a user's password; every session of theirs ends at once (live)."""
     settings = load_settings()
+    name = stored_name(settings, username)  # an unknown user is refused before any prompt
     password = read_new_password(password_stdin)
     check_or_refuse(password)
 
     async def act(rt: Runtime) -> int:
-        return await rt.service.set_password(username, password)
+        return await rt.service.set_password(name, password)
 
     count = with_service(settings, act)
-    click.echo(f"Password of {username!r} changed; {ended(count, 'session')} ended.")
+    click.echo(f"Password of {name!r} changed; {ended(count, 'session')} ended.")
 
 
 @main.command("disable-user")
@@ -219,7 +229,7 @@ def disable_user(username: str) -> None:
         return await rt.service.set_active(username, False)
 
     count = with_service(settings, act)
-    click.echo(f"Disabled {username!r}; {ended(count, 'session')} ended.")
+    click.echo(f"Disabled {stored_name(settings, username)!r}; {ended(count, 'session')} ended.")
 
 
 @main.command("enable-user")
@@ -232,7 +242,7 @@ def enable_user(username: str) -> None:
         return await rt.service.set_active(username, True)
 
     with_service(settings, act)
-    click.echo(f"Enabled {username!r}.")
+    click.echo(f"Enabled {stored_name(settings, username)!r}.")
 
 
 @main.command("list-users")
@@ -303,7 +313,7 @@ def revoke_sessions(username: str) -> None:
         return await rt.service.revoke_user_sessions(username)
 
     count = with_service(settings, act)
-    click.echo(f"Revoked {ended(count, 'session')} of {username!r}.")
+    click.echo(f"Revoked {ended(count, 'session')} of {stored_name(settings, username)!r}.")
 
 
 @main.command("purge-expired")

@@ -420,6 +420,7 @@ class AuthService:
                 user=owner,
                 session=rotated,
                 client=client or ClientInfo(),
+                detail=f"was {session.short_id}",  # links the login_ok row to this session
             )
             event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
             await tx.broadcasts.add(event, now)

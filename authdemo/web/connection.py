@@ -119,6 +119,7 @@ class LiveSession:
         signed-in state runs after that state changed (until the new view is rendered).
         Also slides the idle expiry (the service writes only when it is due).
         """
+        generation = self.state.generation
         session = self.state.session
         if session is not None:
             now = self._service.now()
@@ -128,7 +129,9 @@ class LiveSession:
                 renewed = await self._service.renew(session)
                 if self._is_current(session):
                     self._set_session(renewed)
-        return self.state.generation == self.rendered_generation
+        # The event was sent from a view of `generation`; if that is not the current
+        # state (or it changed while we checked), the event must not run.
+        return generation == self.state.generation == self.rendered_generation
 
     def close(self) -> None:
         self._closed = True
