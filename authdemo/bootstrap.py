@@ -12,7 +12,7 @@ from .config import Settings
 from .db.engine import create_engine
 from .db.schema import check_schema
 from .db.uow import SqlUnitOfWorkFactory
-from .domain import Clock, SessionPolicy, SystemClock
+from .domain import Clock, SessionPolicy, SystemClock, ThrottlePolicy
 from .events import InProcessEventBus
 from .security import Argon2Hasher, PasswordHasher, TokenCodec
 from .service import AuthService, ensure_token_key
@@ -22,6 +22,14 @@ HasherFactory = Callable[[Settings], PasswordHasher]
 
 def default_hasher(settings: Settings) -> PasswordHasher:
     return Argon2Hasher(settings.argon2, settings.login_workers)
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        account_threshold=settings.throttle_account_failures,
+        address_threshold=settings.throttle_address_failures,
+        cap=settings.throttle_max_block,
+    )
 
 
 def session_policy(settings: Settings) -> SessionPolicy:
@@ -69,6 +77,7 @@ async def start_runtime(
         clock=clock or SystemClock(),
         policy=session_policy(settings),
         events=events,
+        throttle=throttle_policy(settings),
     )
     return Runtime(engine, uow, events, hasher, service)
 

@@ -76,6 +76,9 @@ class Settings:
     ws_ping_timeout: timedelta = timedelta(seconds=20)
     ws_events_per_second: int = 20
     """Sustained UI events a connection may send; bursts of twice that are allowed."""
+    throttle_account_failures: int = 5
+    throttle_address_failures: int = 20
+    throttle_max_block: timedelta = timedelta(minutes=15)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +133,9 @@ class Settings:
             ws_ping_interval=duration("AUTHDEMO_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
+            throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
+            throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
+            throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
         )
         settings.validate()
         return settings

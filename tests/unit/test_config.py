@@ -55,3 +55,26 @@ def test_argon2_cost_below_owasp_minimum_is_refused() -> None:
 def test_short_secret_keys_are_refused() -> None:
     with pytest.raises(ConfigError, match="32"):
         Settings.from_env({"AUTHDEMO_SECRET_KEY": "short"})
+
+
+def test_throttle_knobs_reach_the_policy() -> None:
+    from authdemo.bootstrap import throttle_policy
+
+    settings = Settings.from_env(
+        {
+            "AUTHDEMO_THROTTLE_ACCOUNT_FAILURES": "3",
+            "AUTHDEMO_THROTTLE_ADDRESS_FAILURES": "50",
+            "AUTHDEMO_THROTTLE_MAX_BLOCK": "5m",
+        }
+    )
+    policy = throttle_policy(settings)
+    assert (policy.account_threshold, policy.address_threshold, policy.cap) == (
+        3,
+        50,
+        timedelta(minutes=5),
+    )
+
+
+def test_broadcast_polling_slower_than_250ms_is_refused() -> None:
+    with pytest.raises(ConfigError, match="250ms"):
+        Settings.from_env({"AUTHDEMO_BROADCAST_POLL": "1s"})
