@@ -1,29 +1,75 @@
-"""authdemo: server-side sessions and sign-in for IDOM single-page apps on Sanic."""
+"""authdemo: server-side sessions and sign-in for IDOM single-page apps on Sanic.
+
+The public API, all importable from here::
+
+    from authdemo import create_app, Settings, use_auth, use_session, RequireAuth
+
+Names are loaded on first use, so that ``import authdemo`` (alembic's env.py does)
+stays cheap.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Auth", "Settings", "create_app", "use_auth"]
+__all__ = [
+    "Auth",
+    "AuthError",
+    "InvalidCredentials",
+    "InvalidSessionData",
+    "LoginForm",
+    "NotSignedIn",
+    "RequireAuth",
+    "SessionData",
+    "SessionDataTooLarge",
+    "Settings",
+    "Throttled",
+    "create_app",
+    "require_auth",
+    "use_auth",
+    "use_session",
+]
+
+_WHERE = {
+    "Auth": "authdemo.web.hooks",
+    "SessionData": "authdemo.web.hooks",
+    "use_auth": "authdemo.web.hooks",
+    "use_session": "authdemo.web.hooks",
+    "LoginForm": "authdemo.web.components",
+    "RequireAuth": "authdemo.web.components",
+    "require_auth": "authdemo.web.components",
+    "create_app": "authdemo.web.app",
+    "Settings": "authdemo.config",
+    "AuthError": "authdemo.domain",
+    "InvalidCredentials": "authdemo.domain",
+    "InvalidSessionData": "authdemo.domain",
+    "NotSignedIn": "authdemo.domain",
+    "SessionDataTooLarge": "authdemo.domain",
+    "Throttled": "authdemo.domain",
+}
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .domain import (
+        AuthError,
+        InvalidCredentials,
+        InvalidSessionData,
+        NotSignedIn,
+        SessionDataTooLarge,
+        Throttled,
+    )
     from .web.app import create_app
-    from .web.hooks import Auth, use_auth
+    from .web.components import LoginForm, RequireAuth, require_auth
+    from .web.hooks import Auth, SessionData, use_auth, use_session
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that `import authdemo` (e.g. by alembic's env.py) does not pull in Sanic.
-    if name == "Settings":
-        from .config import Settings
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'authdemo' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
-        return Settings
-    if name == "create_app":
-        from .web.app import create_app
 
-        return create_app
-    if name in ("Auth", "use_auth"):
-        from .web import hooks
-
-        return getattr(hooks, name)
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(__all__)

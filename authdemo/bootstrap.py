@@ -37,6 +37,7 @@ def session_policy(settings: Settings) -> SessionPolicy:
         idle_timeout=settings.idle_timeout,
         absolute_timeout=settings.absolute_timeout,
         ticket_ttl=settings.ticket_ttl,
+        data_max_bytes=settings.session_data_max_bytes,
     )
 
 

@@ -76,6 +76,8 @@ class Settings:
     ws_ping_timeout: timedelta = timedelta(seconds=20)
     ws_events_per_second: int = 20
     """Sustained UI events a connection may send; bursts of twice that are allowed."""
+    session_data_max_bytes: int = 64 * 1024
+    """Largest session data (``use_session()``), as compact JSON."""
     throttle_account_failures: int = 5
     throttle_address_failures: int = 20
     throttle_max_block: timedelta = timedelta(minutes=15)
@@ -103,6 +105,16 @@ class Settings:
             if value < minimum:
                 raise ConfigError(f"{name} must be at least {minimum}")
             return value
+
+        def size(name: str, default: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            match = re.match(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", raw, re.IGNORECASE)
+            if not match or int(match.group(1)) <= 0:
+                raise ConfigError(f"{name}={raw!r} is not a size (examples: 65536, 64KiB, 1MiB)")
+            unit = (match.group(2) or "b").lower()[:1]
+            return int(match.group(1)) * {"b": 1, "k": 1024, "m": 1024 * 1024}[unit]
 
         defaults = cls()
         secret = get("AUTHDEMO_SECRET_KEY")
@@ -133,6 +145,7 @@ class Settings:
             ws_ping_interval=duration("AUTHDEMO_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
+            session_data_max_bytes=size("AUTHDEMO_SESSION_DATA_MAX", 64 * 1024),
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),

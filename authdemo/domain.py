@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 USERNAME_MAX = 64
 PASSWORD_MIN = 8
@@ -46,6 +47,27 @@ class Throttled(InvalidCredentials):
             f"try again in {describe_wait(retry_after)}.",
         )
         self.retry_after = retry_after
+
+
+class SessionDataTooLarge(AuthError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"Session data is limited to {_size(limit)}; this change would make it {_size(size)}."
+        )
+        self.size = size
+        self.limit = limit
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{math.ceil(n / 1024)} KiB"
+
+
+class InvalidSessionData(AuthError):
+    """A key that is not a string, or a value JSON cannot represent."""
+
+
+class DuplicateToken(AuthError):
+    """Another transaction stored a session under the same token hash first."""
 
 
 class NotSignedIn(AuthError):
@@ -167,6 +189,8 @@ class SessionPolicy:
     idle_timeout: timedelta = timedelta(minutes=30)
     absolute_timeout: timedelta = timedelta(hours=12)
     ticket_ttl: timedelta = timedelta(seconds=30)
+    data_max_bytes: int = 64 * 1024
+    """The largest a session's data may be, serialised as compact JSON."""
 
     @property
     def renew_margin(self) -> timedelta:
@@ -188,6 +212,8 @@ class AuthSession:
     revoked_at: datetime | None
     client_addr: str
     user_agent: str
+    data: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The app's values for this session (``use_session()``); None until the first write."""
 
     @property
     def short_id(self) -> str:

@@ -22,6 +22,10 @@ class EventKind(StrEnum):
     """The sessions ended: logout, revocation, password change, disabled account, expiry."""
     COOKIE_ATTACHED = "cookie_attached"
     """The browser redeemed a ticket and now holds the session's (new) cookie."""
+    DATA_CHANGED = "data_changed"
+    """The session's data changed (``use_session()``): other views re-read it."""
+    SESSION_OPENED = "session_opened"
+    """An anonymous cookie got a row (its first data write): its other views join it."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class SessionEvent:
     reason: str = ""
     token_hash: str | None = None
     """For COOKIE_ATTACHED: the hash of the cookie the browser now holds."""
+    origin: str = ""
+    """For DATA_CHANGED: the connection that made the change."""
 
 
 Listener = Callable[[SessionEvent], None]
@@ -43,33 +49,47 @@ class EventBus(Protocol):
         """Call ``listener`` for events about ``session_id``; returns the unsubscriber."""
         ...
 
+    def subscribe_token(self, token_hash: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` for events that name this cookie's hash (SESSION_OPENED)."""
+        ...
+
 
 class InProcessEventBus:
     """Delivers events to listeners in this process, on the event loop."""
 
     def __init__(self) -> None:
-        self._listeners: defaultdict[int, set[Listener]] = defaultdict(set)
+        # Keys: session ids (int) and cookie hashes (str); the two never collide.
+        self._listeners: defaultdict[int | str, set[Listener]] = defaultdict(set)
 
     async def publish(self, event: SessionEvent) -> None:
         self.deliver(event)
 
     def deliver(self, event: SessionEvent) -> None:
-        for session_id in event.session_ids:
-            for listener in tuple(self._listeners.get(session_id, ())):
+        keys: list[int | str] = list(event.session_ids)
+        if event.kind is EventKind.SESSION_OPENED and event.token_hash is not None:
+            keys.append(event.token_hash)
+        for key in keys:
+            for listener in tuple(self._listeners.get(key, ())):
                 try:
                     listener(event)
                 except Exception:
                     log.exception("session event listener failed")
 
     def subscribe(self, session_id: int, listener: Listener) -> Callable[[], None]:
-        self._listeners[session_id].add(listener)
+        return self._subscribe(session_id, listener)
+
+    def subscribe_token(self, token_hash: str, listener: Listener) -> Callable[[], None]:
+        return self._subscribe(token_hash, listener)
+
+    def _subscribe(self, key: int | str, listener: Listener) -> Callable[[], None]:
+        self._listeners[key].add(listener)
 
         def unsubscribe() -> None:
-            listeners = self._listeners.get(session_id)
+            listeners = self._listeners.get(key)
             if listeners is not None:
                 listeners.discard(listener)
                 if not listeners:
-                    del self._listeners[session_id]
+                    del self._listeners[key]
 
         return unsubscribe
 

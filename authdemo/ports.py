@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
@@ -52,6 +52,7 @@ class SessionRepository(Protocol):
         absolute_expires_at: datetime,
         client: ClientInfo,
         revoked: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> AuthSession: ...
 
     async def get(self, session_id: int) -> AuthSession | None: ...
@@ -67,6 +68,12 @@ class SessionRepository(Protocol):
     ) -> None: ...
 
     async def set_token_hash(self, session_id: int, token_hash: str) -> None: ...
+
+    async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
+        """The session's data ({} when none), the row locked for this transaction."""
+        ...
+
+    async def set_data(self, session_id: int, data: dict[str, Any] | None) -> None: ...
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         """Revoke the live ones among ``session_ids``; return those actually revoked."""

@@ -76,10 +76,16 @@ class TokenCodec:
         (seconds,) = struct.unpack(">I", body[_NONCE_BYTES:])
         return datetime.fromtimestamp(seconds, UTC)
 
-    def is_genuine(self, token: str, now: datetime, lifetime: timedelta) -> bool:
+    def valid_since(self, token: str, now: datetime, lifetime: timedelta) -> datetime | None:
+        """When a genuine, unexpired token was minted; None for anything else."""
         issued = self.issued_at(token)
         # A small allowance for clocks of several hosts that disagree a little.
-        return issued is not None and issued - timedelta(minutes=5) <= now < issued + lifetime
+        if issued is not None and issued - timedelta(minutes=5) <= now < issued + lifetime:
+            return issued
+        return None
+
+    def is_genuine(self, token: str, now: datetime, lifetime: timedelta) -> bool:
+        return self.valid_since(token, now, lifetime) is not None
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, _MAC_CONTEXT + body, hashlib.sha256).digest()[:_MAC_BYTES]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from .domain import (
     AuditEvent,
@@ -14,8 +17,11 @@ from .domain import (
     AuthSession,
     ClientInfo,
     Clock,
+    DuplicateToken,
     InvalidCredentials,
+    InvalidSessionData,
     NotSignedIn,
+    SessionDataTooLarge,
     SessionPolicy,
     SignedIn,
     Throttled,
@@ -60,10 +66,19 @@ class Resolution:
 
     token_hash: str | None = None
     signed_in: SignedIn | None = None
+    anonymous: AuthSession | None = None
+    """A live anonymous session row (one exists once its data was first written)."""
+    issued_at: datetime | None = None
+    """When the (valid) token was minted."""
 
     @property
     def needs_new_token(self) -> bool:
         return self.token_hash is None
+
+    @property
+    def session(self) -> AuthSession | None:
+        """The live row behind the cookie, signed in or anonymous."""
+        return self.signed_in.session if self.signed_in else self.anonymous
 
 
 @dataclass(frozen=True)
@@ -197,32 +212,37 @@ class AuthService:
     async def resolve(self, token: str | None) -> Resolution:
         """Check a cookie token: ours, not expired, not revoked; signed in or anonymous."""
         now = self.now()
-        if token is None or not self._tokens.is_genuine(token, now, self.policy.absolute_timeout):
+        issued = (
+            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        )
+        if token is None or issued is None:
             return Resolution()
         token_hash = hash_token(token)
         async with self._uow() as tx:
             found = await tx.sessions.find_by_token_hash(token_hash)
-        if found is None:
-            return Resolution(token_hash=token_hash)  # anonymous: no row until needed
+        if found is None:  # anonymous: no row until its data is first written
+            return Resolution(token_hash=token_hash, issued_at=issued)
         session, user = found
         if not session.is_live(now):
             return Resolution()  # expired or revoked: never adopted
         if user is None:
-            return Resolution(token_hash=token_hash)
+            return Resolution(token_hash=token_hash, anonymous=session, issued_at=issued)
         if not user.is_active:
             return Resolution()
-        return Resolution(token_hash=token_hash, signed_in=SignedIn(session, user))
+        return Resolution(token_hash, SignedIn(session, user), issued_at=issued)
 
     async def visit(self, token: str | None) -> Resolution:
         """Resolve a page load's or websocket connect's cookie and slide its idle expiry."""
         resolution = await self.resolve(token)
-        if resolution.signed_in is None:
+        session = resolution.session
+        if session is None:
             return resolution
-        session = resolution.signed_in.session
         renewed = await self.renew(session)
         if renewed is session:
             return resolution
-        return Resolution(resolution.token_hash, replace(resolution.signed_in, session=renewed))
+        if resolution.signed_in is None:
+            return replace(resolution, anonymous=renewed)
+        return replace(resolution, signed_in=replace(resolution.signed_in, session=renewed))
 
     async def renew(self, session: AuthSession) -> AuthSession:
         """Slide the idle expiry; writes only when less than half the idle window is left."""
@@ -236,16 +256,113 @@ class AuthService:
         return renewed
 
     async def current(self, session_id: int) -> SignedIn | None:
-        """Re-read a session: still live, its user still active?"""
+        """Re-read a signed-in session: still live, its user still active?"""
+        found = await self.live_session(session_id)
+        if found is None or found[1] is None:
+            return None
+        return SignedIn(found[0], found[1])
+
+    async def live_session(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        """Re-read any session row (anonymous ones have no user); None once it ended."""
         now = self.now()
         async with self._uow() as tx:
             found = await tx.sessions.get_with_user(session_id)
-        if found is None:
+        if found is None or not found[0].is_live(now):
             return None
         session, user = found
-        if user is None or not user.is_active or not session.is_live(now):
+        if user is not None and not user.is_active:
             return None
-        return SignedIn(session, user)
+        return session, user
+
+    # --- session data -----------------------------------------------------------------
+
+    async def open_anonymous_session(
+        self, cookie_token_hash: str | None, cookie_issued_at: datetime | None, client: ClientInfo
+    ) -> tuple[AuthSession, str | None]:
+        """A row for an anonymous visitor's data, created on the first write.
+
+        When the browser holds a valid anonymous cookie the row takes its token, so no
+        cookie has to change. Otherwise (no cookie, or a dead one) the row gets a new
+        token that the browser picks up through a ticket, returned as the second value.
+        """
+        now = self.now()
+        absolute = now + self.policy.absolute_timeout
+        if cookie_token_hash is not None and cookie_issued_at is not None:
+            absolute = min(absolute, cookie_issued_at + self.policy.absolute_timeout)
+            try:
+                async with self._uow(write=True) as tx:
+                    session = await tx.sessions.add(
+                        cookie_token_hash,
+                        None,
+                        now,
+                        min(now + self.policy.idle_timeout, absolute),
+                        absolute,
+                        client,
+                    )
+                    event = SessionEvent(
+                        EventKind.SESSION_OPENED, (session.id,), token_hash=cookie_token_hash
+                    )
+                    await tx.broadcasts.add(event, now)
+                    await tx.commit()
+                await publish_quietly(self._events, event)  # other tabs with this cookie
+                return session, None
+            except DuplicateToken:  # another tab was first, or the token is dead
+                async with self._uow() as tx:
+                    found = await tx.sessions.find_by_token_hash(cookie_token_hash)
+                if found is not None and found[1] is None and found[0].is_live(now):
+                    return found[0], None
+        ticket = new_ticket()
+        async with self._uow(write=True) as tx:
+            session = await tx.sessions.add(
+                unreachable_token_hash(),
+                None,
+                now,
+                min(now + self.policy.idle_timeout, absolute),
+                absolute,
+                client,
+            )
+            await tx.tickets.add(
+                hash_token(ticket), session.id, cookie_token_hash, now, now + self.policy.ticket_ttl
+            )
+            await tx.commit()
+        return session, ticket
+
+    async def change_session_data(
+        self,
+        session_id: int,
+        values: Mapping[str, Any],
+        deletions: Iterable[str] = (),
+        origin: str = "",
+    ) -> AuthSession:
+        """Set and delete keys in one small write; every open view of the session hears of it.
+
+        Raises ``InvalidSessionData`` for values JSON cannot hold, ``SessionDataTooLarge``
+        past the size cap, ``NotSignedIn`` when the session has ended.
+        """
+        for key in [*values, *deletions]:
+            if not isinstance(key, str):
+                raise InvalidSessionData(f"Session data keys must be strings, not {key!r}.")
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            session = await tx.sessions.get(session_id)
+            if session is None or not session.is_live(now):
+                raise NotSignedIn()
+            data = await tx.sessions.get_data_for_update(session_id) or {}
+            data.update(values)
+            for key in deletions:
+                data.pop(key, None)
+            try:
+                size = len(json.dumps(data, separators=(",", ":"), allow_nan=False).encode())
+            except (TypeError, ValueError) as error:
+                raise InvalidSessionData(f"Session data must be JSON: {error}") from None
+            if size > self.policy.data_max_bytes:
+                raise SessionDataTooLarge(size, self.policy.data_max_bytes)
+            await tx.sessions.set_data(session_id, data or None)
+            event = SessionEvent(EventKind.DATA_CHANGED, (session_id,), origin=origin)
+            await tx.broadcasts.add(event, now)
+            await tx.commit()
+        await publish_quietly(self._events, event)
+        return replace(session, data=data)
 
     async def note_expired(self, session: AuthSession, user: User) -> None:
         """Record in the audit trail that an open view saw its session time out."""
@@ -262,17 +379,24 @@ class AuthService:
         username: str,
         password: str,
         client: ClientInfo,
+        carry_from: int | None = None,
     ) -> LoginResult:
         """Check the password and open a new session.
 
         The session's cookie does not exist yet: the browser gets it by redeeming the
         returned ticket with the cookie it holds now (``bound_token_hash``), so whoever
-        knows the pre-login token never learns the signed-in one.
+        knows the pre-login token never learns the signed-in one. The data of the
+        anonymous session ``carry_from`` (if any) moves over, as Django's ``cycle_key``.
         """
         user = await self._verify(username, password, client)
         now = self.now()
         ticket = new_ticket()
         async with self._uow(write=True) as tx:
+            data = None
+            if carry_from is not None:
+                before = await tx.sessions.get(carry_from)
+                if before is not None and before.user_id is None and before.is_live(now):
+                    data = await tx.sessions.get_data_for_update(carry_from) or None
             session = await tx.sessions.add(
                 token_hash=unreachable_token_hash(),
                 user_id=user.id,
@@ -280,6 +404,7 @@ class AuthService:
                 idle_expires_at=now + self.policy.idle_timeout,
                 absolute_expires_at=now + self.policy.absolute_timeout,
                 client=client,
+                data=data,
             )
             await tx.tickets.add(
                 hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl

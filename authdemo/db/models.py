@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -96,6 +97,8 @@ class SessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     client_addr: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(512), default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The app's per-session values (``use_session()``); None until the first write."""
 
 
 class TicketRow(Base):
@@ -174,3 +177,5 @@ class BroadcastRow(Base):
     """JSON list of session ids."""
     reason: Mapped[str] = mapped_column(String(32), default="")
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    origin: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    """Which connection caused the event (it need not react to its own change)."""

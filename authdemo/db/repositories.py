@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,7 @@ from ..domain import (
     AuditKind,
     AuthSession,
     ClientInfo,
+    DuplicateToken,
     ThrottleState,
     User,
     UserCredentials,
@@ -54,6 +56,7 @@ def _session(row: SessionRow) -> AuthSession:
         revoked_at=row.revoked_at,
         client_addr=row.client_addr,
         user_agent=row.user_agent,
+        data=row.data,
     )
 
 
@@ -126,6 +129,7 @@ class SqlSessionRepository:
         absolute_expires_at: datetime,
         client: ClientInfo,
         revoked: bool = False,
+        data: dict[str, Any] | None = None,
     ) -> AuthSession:
         client = client.clipped()
         row = SessionRow(
@@ -138,9 +142,13 @@ class SqlSessionRepository:
             revoked_at=now if revoked else None,
             client_addr=client.addr,
             user_agent=client.user_agent,
+            data=data,
         )
-        self._s.add(row)
-        await self._s.flush()
+        try:
+            async with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            raise DuplicateToken("a session with this token exists") from None
         return _session(row)
 
     async def get(self, session_id: int) -> AuthSession | None:
@@ -174,6 +182,19 @@ class SqlSessionRepository:
             update(SessionRow)
             .where(SessionRow.id == session_id)
             .values(last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
+        )
+
+    async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
+        """The session's data, locking the row until the transaction ends (PostgreSQL;
+        SQLite's write transactions hold the database lock already)."""
+        row = await self._s.scalar(
+            select(SessionRow.data).where(SessionRow.id == session_id).with_for_update()
+        )
+        return dict(row) if row else {}
+
+    async def set_data(self, session_id: int, data: dict[str, Any] | None) -> None:
+        await self._s.execute(
+            update(SessionRow).where(SessionRow.id == session_id).values(data=data)
         )
 
     async def set_token_hash(self, session_id: int, token_hash: str) -> None:
@@ -411,6 +432,7 @@ class SqlBroadcastRepository:
             session_ids=json.dumps(list(event.session_ids)),
             reason=event.reason[:32],
             token_hash=event.token_hash,
+            origin=event.origin[:32],
         )
         self._s.add(row)
         await self._s.flush()
@@ -431,6 +453,7 @@ class SqlBroadcastRepository:
                     tuple(int(i) for i in json.loads(r.session_ids)),
                     r.reason,
                     r.token_hash,
+                    r.origin,
                 ),
             )
             for r in rows

@@ -106,7 +106,7 @@ def create_app(
             events=app.ctx.events,
             client=client_info(request),
             cookie_token_hash=hash_token(raw) if raw else None,
-            signed_in=resolution.signed_in,
+            resolution=resolution,
         )
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, live.close)
 

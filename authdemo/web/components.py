@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import wraps
 from typing import Any, cast
 
 from idom import component, event, html, use_effect, use_state
 
 from ..domain import PASSWORD_MIN, AuthError, AuthSession
-from .hooks import use_auth
+from .hooks import use_auth, use_session
 
 
 def form_values(data: Any) -> dict[str, str]:
@@ -322,7 +323,82 @@ def SignedInView() -> Any:
             html.h2("Your sessions"),
             SessionList(refresh),
         ),
+        Notepad(),
         ChangePasswordForm(reload_sessions),
+    )
+
+
+@component
+def RequireAuth(child: Any, fallback: Any = None) -> Any:
+    """Render ``child`` only for a signed-in user, the sign-in form (or ``fallback``) otherwise.
+
+    The check happens on the server before ``child`` renders, so nothing protected is
+    ever rendered, let alone sent, while signed out; when the session ends the child
+    unmounts at once.
+    """
+    auth = use_auth()
+    if auth.user is None:
+        return fallback if fallback is not None else LoginForm()
+    return child
+
+
+def require_auth(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator form of :func:`RequireAuth`: ``@require_auth`` above ``@component``."""
+
+    @wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        return RequireAuth(function(*args, **kwargs))
+
+    return guarded
+
+
+@component
+def Notepad() -> Any:
+    """The demo of session data: a note kept per session, saved as you type."""
+    data = use_session()
+    status, set_status = use_state("")
+
+    async def save(event_data: Any) -> None:
+        target = event_data.get("target") if isinstance(event_data, dict) else None
+        value = target.get("value") if isinstance(target, dict) else None
+        if not isinstance(value, str):
+            return
+        set_status("saving")
+        try:
+            await data.set("note", value)
+        except AuthError as failure:
+            set_status(str(failure))
+        else:
+            set_status("saved")
+
+    return html.section(
+        {"class_name": "card wide"},
+        html.h2("Notes"),
+        html.div(
+            {"class_name": "field"},
+            html.label({"html_for": "note"}, "Kept with this session, in every tab"),
+            html.textarea(
+                {
+                    # Re-created (with the new text) only when another view changed it,
+                    # so that typing here is never overwritten by our own echo.
+                    "key": f"note-{data.version}",
+                    "id": "note",
+                    "name": "note",
+                    "default_value": str(data.get("note", "")),
+                    "on_change": save,
+                }
+            ),
+        ),
+        html.p(
+            {
+                "id": {"saved": "note-saved", "saving": "note-saving"}.get(status, "note-error"),
+                "class_name": "muted" if status in ("saved", "saving") else "error",
+                "role": "status",
+            },
+            {"saved": "Saved.", "saving": "Saving…"}.get(status, status),
+        )
+        if status
+        else html.p({"class_name": "muted"}, "Saved as you type."),
     )
 
 

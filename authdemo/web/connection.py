@@ -2,25 +2,30 @@
 
 A websocket lives for hours; this object never holds a database session. Each
 operation runs its own unit of work through the service. Expiry is scheduled with a
-timer (not checked by polling), revocations arrive through the event bus, and every
-incoming UI event is checked against the local expiry before it runs.
+timer (not checked by polling), revocations and data changes arrive through the event
+bus, and every incoming UI event is checked against the local expiry before it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
-from ..domain import AuthSession, ClientInfo, NotSignedIn, SignedIn, User
+from ..domain import AuthSession, ClientInfo, NotSignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
-from ..service import AuthService, LoginResult
+from ..service import AuthService, LoginResult, Resolution
 
 log = logging.getLogger("authdemo.auth")
 
 # Fire expiry timers slightly late so that "now >= expiry" holds when they run.
 _TIMER_SLACK = 0.05
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,19 @@ class AuthState:
 
     user: User | None = None
     session: AuthSession | None = None
+    """The live row: the signed-in session, or an anonymous one that holds data."""
     ticket: str | None = None
     """A cookie ticket the page must redeem (rendered as a hidden image request)."""
     generation: int = 0
     """Bumped whenever who is signed in changes."""
+    remote_data_version: int = 0
+    """Bumped when another view changed the session's data."""
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        if self.session is None or not self.session.data:
+            return _EMPTY
+        return MappingProxyType(dict(self.session.data))
 
 
 class LiveSession:
@@ -42,13 +56,17 @@ class LiveSession:
         events: EventBus,
         client: ClientInfo,
         cookie_token_hash: str | None,
-        signed_in: SignedIn | None,
+        resolution: Resolution,
     ) -> None:
         self._service = service
         self._events = events
         self.client = client
+        self.origin = secrets.token_hex(8)
+        """Names this connection in the data changes it broadcasts."""
         self.cookie_token_hash = cookie_token_hash
         """Hash of the cookie the browser holds, as far as we know (binds tickets)."""
+        self._cookie_issued_at: datetime | None = resolution.issued_at
+        """Set while that cookie is a valid anonymous one without a row."""
         self.state = AuthState()
         self.rendered_generation = 0
         """The generation the browser's current view was rendered for."""
@@ -56,24 +74,43 @@ class LiveSession:
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
-        if signed_in is not None:
-            self._enter(signed_in, ticket=None)
+        self._data_lock = asyncio.Lock()
+        self._token_unsubscribe: Callable[[], None] | None = None
+        session = resolution.session
+        if session is not None:
+            user = resolution.signed_in.user if resolution.signed_in else None
+            self._enter(session, user, ticket=None)
             self.rendered_generation = self.state.generation
+        elif cookie_token_hash is not None and resolution.issued_at is not None:
+            # Another tab of this browser may write data first and create the row:
+            # follow the cookie so that this view joins it.
+            self._token_unsubscribe = events.subscribe_token(
+                cookie_token_hash, self._on_cookie_event
+            )
 
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
         """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
-        result = await self._service.login(self.cookie_token_hash, username, password, self.client)
+        anonymous = self.state.session if self.state.user is None else None
+        result = await self._service.login(
+            self.cookie_token_hash,
+            username,
+            password,
+            self.client,
+            carry_from=anonymous.id if anonymous else None,
+        )
         if not self._closed:
             self._leave()
-            self._enter(result.signed_in, ticket=result.ticket)
+            self._enter(result.signed_in.session, result.signed_in.user, ticket=result.ticket)
             self._notify()
         return result.signed_in.user
 
     async def logout(self) -> None:
+        """Revoke the signed-in session; the view starts over as a new anonymous visitor
+        (no data), like Django's ``flush()``."""
         session = self.state.session
-        if session is None:
+        if session is None or self.state.user is None:
             return
         # Revoke first: the view only says "signed out" once the server agrees.
         await self._service.logout(session.id, self.client)
@@ -83,28 +120,46 @@ class LiveSession:
 
     async def change_password(self, current_password: str, new_password: str) -> None:
         """Needs the current password; ends every other session; rotates this one's token."""
-        session = self._require_session()
+        session = self._require_signed_in()
         result: LoginResult = await self._service.change_password(
             session.id, current_password, new_password, self.cookie_token_hash, self.client
         )
         if self._is_current(session):
-            self.state = AuthState(
-                result.signed_in.user,
-                result.signed_in.session,
-                result.ticket,
-                self.state.generation,
+            self.state = replace(
+                self.state,
+                user=result.signed_in.user,
+                session=result.signed_in.session,
+                ticket=result.ticket,
             )
             self._notify()
 
     async def sessions(self) -> list[AuthSession]:
         """The signed-in user's live sessions, most recently active first."""
-        session = self._require_session()
+        session = self._require_signed_in()
         assert session.user_id is not None
         return await self._service.sessions_of(session.user_id)
 
     async def logout_others(self) -> int:
         """End every other session of this user (live, in every tab); returns how many."""
-        return await self._service.revoke_other_sessions(self._require_session().id, self.client)
+        return await self._service.revoke_other_sessions(self._require_signed_in().id, self.client)
+
+    async def update_data(self, values: Mapping[str, Any], deletions: Iterable[str] = ()) -> None:
+        """Persist a change of session data at once (one small write) and show it here;
+        other views of the session hear of it through the event bus.
+
+        An anonymous visitor's row is created by the first write.
+        """
+        async with self._data_lock:  # one write at a time keeps this view's order
+            session = self.state.session
+            if session is None:
+                session = await self._open_anonymous_session()
+            updated = await self._service.change_session_data(
+                session.id, values, deletions, origin=self.origin
+            )
+            if self._is_current(session) and self.state.session is not None:
+                fresh = replace(self.state.session, data=updated.data)
+                self.state = replace(self.state, session=fresh)
+                self._notify()
 
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         self._listeners.add(listener)
@@ -127,31 +182,75 @@ class LiveSession:
                 await self._recheck()
             elif session.needs_renewal(now, self._service.policy):
                 renewed = await self._service.renew(session)
-                if self._is_current(session):
-                    self._set_session(renewed)
+                if self._is_current(session) and self.state.session is not None:
+                    self._set_session(replace(renewed, data=self.state.session.data))
         # The event was sent from a view of `generation`; if that is not the current
         # state (or it changed while we checked), the event must not run.
         return generation == self.state.generation == self.rendered_generation
 
     def close(self) -> None:
         self._closed = True
+        self._stop_following_cookie()
         self._leave()
         self._listeners.clear()
 
     # --- internals ------------------------------------------------------------------------
 
-    def _require_session(self) -> AuthSession:
-        if self.state.session is None:
+    async def _open_anonymous_session(self) -> AuthSession:
+        session, ticket = await self._service.open_anonymous_session(
+            self.cookie_token_hash, self._cookie_issued_at, self.client
+        )
+        if ticket is not None:
+            log.info("anonymous session opened; the browser gets its cookie by ticket")
+        self._enter(session, None, ticket)
+        return session
+
+    def _require_signed_in(self) -> AuthSession:
+        if self.state.session is None or self.state.user is None:
             raise NotSignedIn()
         return self.state.session
 
     def _is_current(self, session: AuthSession) -> bool:
         return self.state.session is not None and self.state.session.id == session.id
 
-    def _enter(self, signed_in: SignedIn, ticket: str | None) -> None:
-        self.state = AuthState(signed_in.user, signed_in.session, ticket, self.state.generation + 1)
-        self._unsubscribe = self._events.subscribe(signed_in.session.id, self._on_event)
-        self._schedule_expiry(signed_in.session)
+    def _stop_following_cookie(self) -> None:
+        if self._token_unsubscribe is not None:
+            self._token_unsubscribe()
+            self._token_unsubscribe = None
+
+    def _on_cookie_event(self, event: SessionEvent) -> None:
+        if event.kind is not EventKind.SESSION_OPENED or self.state.session is not None:
+            return
+        self._stop_following_cookie()
+        (session_id,) = event.session_ids
+        # Listen at once, so that a data change made before we joined is not missed.
+        changed: list[SessionEvent] = []
+        stop = self._events.subscribe(session_id, changed.append)
+        task = asyncio.ensure_future(self._join(session_id, stop, changed))
+        task.add_done_callback(_log_failure)
+
+    async def _join(
+        self, session_id: int, stop: Callable[[], None], changed: list[SessionEvent]
+    ) -> None:
+        try:
+            found = await self._service.live_session(session_id)
+            if found is None or found[1] is not None or self.state.session is not None:
+                return
+            self._enter(found[0], None, None)
+            self.state = replace(self.state, remote_data_version=self.state.remote_data_version + 1)
+            self._notify()
+        finally:
+            stop()
+        if changed:  # changes that raced with the read above
+            await self._reload_data(found[0])
+
+    def _enter(self, session: AuthSession, user: User | None, ticket: str | None) -> None:
+        self._stop_following_cookie()
+        previous = self.state.user.id if self.state.user else None
+        generation = self.state.generation + (previous != (user.id if user else None))
+        self.state = AuthState(user, session, ticket, generation, self.state.remote_data_version)
+        self._unsubscribe = self._events.subscribe(session.id, self._on_event)
+        self._schedule_expiry(session)
 
     def _leave(self) -> None:
         if self._unsubscribe is not None:
@@ -161,10 +260,15 @@ class LiveSession:
             self._timer.cancel()
             self._timer = None
         if self.state.session is not None:
-            self.state = AuthState(generation=self.state.generation + 1)
+            # Whatever the row was, the browser's cookie no longer leads to live data.
+            self._cookie_issued_at = None
+            self.state = AuthState(
+                generation=self.state.generation + (self.state.user is not None),
+                remote_data_version=self.state.remote_data_version + 1,
+            )
 
     def _set_session(self, session: AuthSession) -> None:
-        self.state = AuthState(self.state.user, session, self.state.ticket, self.state.generation)
+        self.state = replace(self.state, session=session)
         self._schedule_expiry(session)
 
     def _schedule_expiry(self, session: AuthSession) -> None:
@@ -183,22 +287,22 @@ class LiveSession:
         """The local view says the session ended; ask the database (another tab may have
         renewed it) and sign this view out if it really has. Fails closed."""
         session, user = self.state.session, self.state.user
-        if session is None or user is None:
+        if session is None:
             return
         try:
-            current = await self._service.current(session.id)
+            current = await self._service.live_session(session.id)
         except Exception:
-            log.warning("cannot confirm session=%s; signing the view out", session.short_id)
+            log.warning("cannot confirm session=%s; ending it in this view", session.short_id)
             current = None
         if not self._is_current(session):
             return
         if current is None:
             self._leave()
             self._notify()
-            if not session.is_live(self._service.now()):  # timed out, not revoked
-                await self._service.note_expired(session, user)
+            if user is not None and not session.is_live(self._service.now()):
+                await self._service.note_expired(session, user)  # timed out, not revoked
         else:
-            self._set_session(current.session)
+            self._set_session(current[0])
 
     def _on_event(self, event: SessionEvent) -> None:
         session = self.state.session
@@ -210,8 +314,21 @@ class LiveSession:
         elif event.kind is EventKind.COOKIE_ATTACHED and event.token_hash is not None:
             self.cookie_token_hash = event.token_hash
             if self.state.ticket is not None:
-                self.state = AuthState(self.state.user, session, None, self.state.generation)
+                self.state = replace(self.state, ticket=None)
                 self._notify()
+        elif event.kind is EventKind.DATA_CHANGED and event.origin != self.origin:
+            task = asyncio.ensure_future(self._reload_data(session))
+            task.add_done_callback(_log_failure)
+
+    async def _reload_data(self, session: AuthSession) -> None:
+        current = await self._service.live_session(session.id)
+        if current is None or not self._is_current(session) or self.state.session is None:
+            return
+        fresh = replace(self.state.session, data=current[0].data)
+        self.state = replace(
+            self.state, session=fresh, remote_data_version=self.state.remote_data_version + 1
+        )
+        self._notify()
 
     def _notify(self) -> None:
         for listener in tuple(self._listeners):

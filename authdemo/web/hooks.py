@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from idom import component, create_context, html, use_context, use_effect, use_state
 
 from ..domain import AuthSession, User
-from .connection import LiveSession
+from .connection import AuthState, LiveSession
 
 TICKET_PATH = "/_auth/ticket"
 
@@ -40,6 +40,7 @@ def _outside(*_: Any) -> Any:
     raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
+AuthStateContext: Any = create_context(AuthState())
 AuthContext: Any = create_context(
     Auth(None, None, _outside, _outside, _outside, _outside, _outside)
 )
@@ -50,6 +51,51 @@ def use_auth() -> Auth:
     """The signed-in user (or None) and ``login``/``logout`` for the current connection."""
     auth: Auth = use_context(AuthContext)
     return auth
+
+
+class SessionData(Mapping[str, Any]):
+    """The current session's values: read like a dict; ``await set()``/``delete()`` to change.
+
+    Every change is written at once (one small write, its own transaction) and shows in
+    every open view of the same session. Values must be JSON-serialisable; the whole
+    mapping is capped (64 KiB of JSON by default, ``AUTHDEMO_SESSION_DATA_MAX``).
+    Signed-in sessions keep their data across sign-in (it moves over from the anonymous
+    session), password changes and reconnects; logout and expiry clear it.
+    """
+
+    def __init__(self, values: Mapping[str, Any], live: LiveSession, version: int) -> None:
+        self._values = values
+        self._live = live
+        self.version = version
+        """Changes when another view changed the data (handy as an element ``key``)."""
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    async def set(self, key: str, value: Any) -> None:
+        await self._live.update_data({key: value})
+
+    async def update(self, values: Mapping[str, Any]) -> None:
+        await self._live.update_data(values)
+
+    async def delete(self, *keys: str) -> None:
+        await self._live.update_data({}, keys)
+
+
+def use_session() -> SessionData:
+    """The per-visitor values of the current session, for any component below the root.
+
+    Anonymous visitors have one too: its row is created by the first write.
+    """
+    live = use_live_session()
+    state = use_context(AuthStateContext)
+    return SessionData(state.data, live, state.remote_data_version)
 
 
 def use_live_session() -> LiveSession:
@@ -92,7 +138,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
 
     auth = Auth(
         state.user,
-        state.session,
+        state.session if state.user is not None else None,
         live.login,
         live.logout,
         live.change_password,
@@ -100,9 +146,12 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         live.logout_others,
     )
     return LiveSessionContext(
-        AuthContext(
-            html._(child, *([ticket_image(state.ticket)] if state.ticket else [])),
-            value=auth,
+        AuthStateContext(
+            AuthContext(
+                html._(child, *([ticket_image(state.ticket)] if state.ticket else [])),
+                value=auth,
+            ),
+            value=state,
         ),
         value=live,
     )

@@ -78,3 +78,15 @@ def test_throttle_knobs_reach_the_policy() -> None:
 def test_broadcast_polling_slower_than_250ms_is_refused() -> None:
     with pytest.raises(ConfigError, match="250ms"):
         Settings.from_env({"AUTHDEMO_BROADCAST_POLL": "1s"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("65536", 65536), ("64KiB", 65536), ("1MiB", 1048576), ("2k", 2048)]
+)
+def test_session_data_cap_accepts_bytes_and_units(raw: str, expected: int) -> None:
+    assert Settings.from_env({"AUTHDEMO_SESSION_DATA_MAX": raw}).session_data_max_bytes == expected
+
+
+def test_a_bad_session_data_cap_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="AUTHDEMO_SESSION_DATA_MAX"):
+        Settings.from_env({"AUTHDEMO_SESSION_DATA_MAX": "lots"})
