@@ -64,6 +64,8 @@ def create_app(
     app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
     app.config.NOISY_EXCEPTIONS = False
     app.config.FALLBACK_ERROR_FORMAT = "text"  # plain, short error pages
+    # On stop, don't wait 15 s for idle keep-alive connections (websockets are cancelled).
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 3.0
 
     app.config.update(  # pings drop dead peers
         {

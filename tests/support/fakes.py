@@ -12,6 +12,7 @@ from authdemo.domain import (
     AuditEvent,
     AuthSession,
     ClientInfo,
+    DuplicateToken,
     ThrottleState,
     User,
     UserCredentials,
@@ -126,8 +127,10 @@ class FakeSessions:
         absolute_expires_at: datetime,
         client: ClientInfo,
         revoked: bool = False,
+        data: dict[str, object] | None = None,
     ) -> AuthSession:
-        assert all(s.token_hash != token_hash for s in self.t.sessions.values()), "unique"
+        if any(s.token_hash == token_hash for s in self.t.sessions.values()):
+            raise DuplicateToken("unique token hash")
         session = AuthSession(
             self.t.new_id(),
             token_hash,
@@ -139,6 +142,7 @@ class FakeSessions:
             now if revoked else None,
             client.addr,
             client.user_agent,
+            data=copy.deepcopy(data),
         )
         self.t.sessions[session.id] = session
         return session
@@ -167,6 +171,13 @@ class FakeSessions:
         self.t.sessions[session_id] = replace(
             s, last_seen_at=last_seen_at, idle_expires_at=idle_expires_at
         )
+
+    async def get_data_for_update(self, session_id: int) -> dict[str, object] | None:
+        s = self.t.sessions.get(session_id)
+        return dict(copy.deepcopy(s.data) or {}) if s is not None else {}
+
+    async def set_data(self, session_id: int, data: dict[str, object] | None) -> None:
+        self.t.sessions[session_id] = replace(self.t.sessions[session_id], data=copy.deepcopy(data))
 
     async def set_token_hash(self, session_id: int, token_hash: str) -> None:
         self.t.sessions[session_id] = replace(self.t.sessions[session_id], token_hash=token_hash)
