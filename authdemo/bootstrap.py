@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,6 +49,16 @@ class Runtime:
     events: InProcessEventBus
     hasher: PasswordHasher
     service: AuthService
+
+    def change_feed(self, on_change: Callable[[], None]) -> Coroutine[Any, Any, None] | None:
+        """A task that calls ``on_change`` when another process committed a broadcast,
+        for databases that can tell (PostgreSQL); None where polling is all there is."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        from .db.notify import PostgresNotifications
+
+        url = self.engine.url.render_as_string(hide_password=False)
+        return PostgresNotifications(url, on_change).run()
 
     async def close(self) -> None:
         self.hasher.close()

@@ -28,6 +28,7 @@ from .domain import (
     AuthSession,
     InvalidPassword,
     SchemaNotReady,
+    StorageUnavailable,
     User,
     UsernameTaken,
     check_password_policy,
@@ -65,7 +66,7 @@ def with_service(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) 
 
     try:
         return asyncio.run(main())
-    except SchemaNotReady as error:
+    except (SchemaNotReady, StorageUnavailable) as error:
         raise DatabaseNotReady(str(error)) from None
     except AuthError as error:
         raise Refused(str(error)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +42,10 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def ipaddress_networks(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
+
+
 def _origin(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", value):
@@ -64,6 +69,8 @@ class Settings:
     absolute_timeout: timedelta = timedelta(hours=12)
     ticket_ttl: timedelta = timedelta(seconds=30)
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: str = ""
+    """Comma-separated addresses/networks whose X-Forwarded-For/-Proto we believe."""
     secret_key: bytes | None = None
     argon2: Argon2Params = field(default_factory=Argon2Params)
     login_workers: int = 0
@@ -125,6 +132,11 @@ class Settings:
             for part in (get("AUTHDEMO_ALLOWED_ORIGINS") or "").split(",")
             if part.strip()
         )
+        proxies = get("AUTHDEMO_TRUSTED_PROXIES") or ""
+        try:
+            ipaddress_networks(proxies)
+        except ValueError as error:
+            raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
         settings = cls(
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -133,6 +145,7 @@ class Settings:
             absolute_timeout=duration("AUTHDEMO_ABSOLUTE_TIMEOUT", defaults.absolute_timeout),
             ticket_ttl=duration("AUTHDEMO_TICKET_TTL", defaults.ticket_ttl),
             allowed_origins=origins,
+            trusted_proxies=proxies,
             secret_key=secret.encode() if secret is not None else None,
             argon2=Argon2Params(
                 memory_kib=integer("AUTHDEMO_ARGON2_MEMORY_KIB", 19456, 19456),

@@ -99,6 +99,13 @@ class TicketRejected(AuthError):
     """A cookie ticket was unknown, expired, used, or presented with the wrong cookie."""
 
 
+class StorageUnavailable(AuthError):
+    """The database cannot be reached, or stayed locked past the timeout."""
+
+    def __init__(self) -> None:
+        super().__init__("The service is temporarily unavailable. Please try again shortly.")
+
+
 class SchemaNotReady(AuthError):
     """The database is missing or not migrated to the revision this code expects."""
 

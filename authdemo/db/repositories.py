@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,7 @@ from .models import (
     TicketRow,
     UserRow,
 )
+from .notify import notify_statement
 
 
 def _user(row: UserRow) -> User:
@@ -436,6 +437,9 @@ class SqlBroadcastRepository:
         )
         self._s.add(row)
         await self._s.flush()
+        if self._s.get_bind().dialect.name == "postgresql":
+            # Delivered at commit (and only if it commits): wakes every other host.
+            await self._s.execute(text(notify_statement()))
         return row.id
 
     async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ..domain import StorageUnavailable
 from ..ports import (
     AuditRepository,
     BroadcastRepository,
@@ -58,12 +60,22 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._session is not None
+        session, self._session = self._session, None
+        assert session is not None
         try:
-            await self._session.rollback()  # a no-op after commit
-        finally:
-            await self._session.close()
-            self._session = None
+            try:
+                await session.rollback()  # a no-op after commit
+            finally:
+                await session.close()
+        except Exception as cleanup:  # the connection died with the work it was doing
+            if exc is None:
+                if is_unavailable(cleanup):
+                    raise StorageUnavailable() from cleanup
+                raise
+        if exc is not None and is_unavailable(exc):
+            # Callers see one project exception for "the database is away", whatever
+            # the driver said; it becomes a 503 on the web and exit 3 in the CLI.
+            raise StorageUnavailable() from exc
 
     async def commit(self) -> None:
         assert self._session is not None, "commit() outside 'async with'"
@@ -81,3 +93,14 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._write if write else self._read)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Connection-level trouble (gone, refused, timed out, locked), not a bad statement."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, (sa_exc.OperationalError, sa_exc.InterfaceError)
+        )
+    return isinstance(
+        error, (sa_exc.DisconnectionError, sa_exc.TimeoutError, OSError, TimeoutError)
+    )

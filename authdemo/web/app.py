@@ -7,11 +7,12 @@ import logging
 
 from sanic import Request, Sanic
 from sanic.config import Config
+from sanic.response import HTTPResponse, text
 
 from ..bootstrap import HasherFactory, Runtime, start_runtime
 from ..broadcast import BroadcastFollower
 from ..config import Settings
-from ..domain import Clock
+from ..domain import Clock, StorageUnavailable
 from ..events import InProcessEventBus
 from ..security import hash_token
 from ..service import AuthService, Resolution
@@ -19,8 +20,10 @@ from .bridge import RootConstructor, ViewConnection, install_bridge
 from .components import DemoApp
 from .connection import LiveSession
 from .cookies import read_session_cookie
+from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
 from .middleware import client_info, install_session_middleware
+from .proxy import Networks, parse_networks
 from .tickets import install_ticket_route
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,12 @@ class AppContext:
     service: AuthService
     events: InProcessEventBus
     follower: BroadcastFollower
+    health: DatabaseHealth
     background: list[asyncio.Task[None]]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.trusted: Networks = parse_networks(settings.trusted_proxies)
 
 
 AuthdemoApp = Sanic[Config, AppContext]
@@ -83,13 +88,25 @@ def create_app(
         follower = BroadcastFollower(rt.uow, rt.events, settings.broadcast_poll.total_seconds())
         await follower.start_position()
         app.ctx.follower = follower
-        app.ctx.background = [asyncio.get_running_loop().create_task(follower.run())]
+        app.ctx.health = DatabaseHealth(rt.uow)
+        loop = asyncio.get_running_loop()
+        app.ctx.background = [loop.create_task(follower.run())]
+        feed = rt.change_feed(follower.wakeup.set)  # PostgreSQL: LISTEN/NOTIFY
+        if feed is not None:
+            app.ctx.background.append(loop.create_task(feed))
+
+    @app.exception(StorageUnavailable)
+    async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:
+        app.ctx.health.mark_down()
+        return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
 
     @app.before_server_stop
     async def stop_background(app: AuthdemoApp) -> None:
         for task in getattr(app.ctx, "background", []):
             task.cancel()
         await asyncio.gather(*getattr(app.ctx, "background", []), return_exceptions=True)
+        if getattr(app.ctx, "health", None) is not None:
+            await app.ctx.health.close()
 
     @app.after_server_stop
     async def close_database(app: AuthdemoApp) -> None:
@@ -106,7 +123,7 @@ def create_app(
         live = LiveSession(
             service=app.ctx.service,
             events=app.ctx.events,
-            client=client_info(request),
+            client=client_info(request, app.ctx.trusted),
             cookie_token_hash=hash_token(raw) if raw else None,
             resolution=resolution,
         )

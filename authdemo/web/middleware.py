@@ -12,6 +12,8 @@ from sanic.response import BaseHTTPResponse, text
 from ..domain import ClientInfo
 from ..service import AuthService, Resolution
 from .cookies import read_session_cookie, set_session_cookie
+from .health import UNAVAILABLE
+from .proxy import Networks, client_address, request_scheme
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +65,12 @@ def origin_of(url: str) -> tuple[str, str, int] | None:
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
-def own_origin(request: Request) -> tuple[str, str, int] | None:
+def own_origin(request: Request, trusted: Networks = ()) -> tuple[str, str, int] | None:
     """The origin this request was addressed to: its scheme and Host header."""
-    scheme = "https" if request.scheme in ("https", "wss") else "http"
-    return origin_of(f"{scheme}://{request.host}")
+    return origin_of(f"{request_scheme(request, trusted)}://{request.host}")
 
 
-def origin_allowed(request: Request, extra: tuple[str, ...]) -> bool:
+def origin_allowed(request: Request, extra: tuple[str, ...], trusted: Networks = ()) -> bool:
     """Scheme, host and port all equal to ours (or a configured extra origin)."""
     header = request.headers.get("origin")
     if not header:
@@ -77,13 +78,14 @@ def origin_allowed(request: Request, extra: tuple[str, ...]) -> bool:
     presented = origin_of(header)
     if presented is None:
         return False  # "null", garbage, paths
-    allowed = {own_origin(request), *(origin_of(o) for o in extra)}
+    allowed = {own_origin(request, trusted), *(origin_of(o) for o in extra)}
     return presented in allowed
 
 
-def client_info(request: Request) -> ClientInfo:
+def client_info(request: Request, trusted: Networks = ()) -> ClientInfo:
+    """Address (not spoofable: forwarded headers only from trusted proxies) and agent."""
     return ClientInfo(
-        addr=request.client_ip or "",
+        addr=client_address(request, trusted),
         user_agent=request.headers.get("user-agent", ""),
     ).clipped()
 
@@ -92,21 +94,23 @@ def install_session_middleware(app: Sanic[Any, Any]) -> None:
     @app.on_request
     async def resolve_session(request: Request) -> BaseHTTPResponse | None:
         route = request.route
-        if route is not None and route.extra.websocket:
-            if not origin_allowed(request, app.ctx.settings.allowed_origins):
-                log.warning(
-                    "websocket refused: origin %r not allowed", request.headers.get("origin")
-                )
-                return text("Forbidden: cross-origin websocket", status=403)
-        elif request.path.startswith(NO_SESSION_PREFIXES):
+        is_websocket = route is not None and route.extra.websocket
+        if not is_websocket and request.path.startswith(NO_SESSION_PREFIXES):
             return None
+        if app.ctx.health.down:  # fail closed at once, without waiting for a timeout
+            return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+        if is_websocket and not origin_allowed(
+            request, app.ctx.settings.allowed_origins, app.ctx.trusted
+        ):
+            log.warning("websocket refused: origin %r not allowed", request.headers.get("origin"))
+            return text("Forbidden: cross-origin websocket", status=403)
         service: AuthService = app.ctx.service
         request.ctx.session = await service.visit(read_session_cookie(request))
         return None
 
     async def finish_response(request: Request, response: BaseHTTPResponse) -> None:
         response.headers.update(SECURITY_HEADERS)
-        if request.scheme in ("https", "wss"):
+        if request_scheme(request, app.ctx.trusted) == "https":
             response.headers["strict-transport-security"] = HSTS
         resolution: Resolution | None = getattr(request.ctx, "session", None)
         if resolution is None or not resolution.needs_new_token:

@@ -20,6 +20,7 @@ from ..service import AuthService
 from .cookies import read_session_cookie, set_session_cookie
 from .hooks import TICKET_PATH
 from .middleware import client_info, origin_allowed
+from .proxy import Networks
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +28,23 @@ log = logging.getLogger(__name__)
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def same_origin(request: Request, extra: tuple[str, ...]) -> bool:
+def same_origin(request: Request, extra: tuple[str, ...], trusted: Networks) -> bool:
     """Fetch metadata says same-origin, or a matching Origin header does."""
     site: str | None = request.headers.get("sec-fetch-site")
     if site is not None:
         return site == "same-origin"
-    return origin_allowed(request, extra)
+    return origin_allowed(request, extra, trusted)
 
 
 def install_ticket_route(app: Sanic[Any, Any]) -> None:
     async def redeem(request: Request, ticket: str) -> HTTPResponse:
-        if not same_origin(request, app.ctx.settings.allowed_origins):
+        if not same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("ticket refused: not a same-origin request")
             return text("Forbidden", status=403, headers={"cache-control": "no-store"})
         service: AuthService = app.ctx.service
         try:
             redemption = await service.redeem_ticket(
-                ticket, read_session_cookie(request), client_info(request)
+                ticket, read_session_cookie(request), client_info(request, app.ctx.trusted)
             )
         except TicketRejected:
             return text("Gone", status=410, headers={"cache-control": "no-store"})
