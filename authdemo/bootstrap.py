@@ -61,6 +61,9 @@ class Runtime:
         return PostgresNotifications(url, on_change).run()
 
     async def close(self) -> None:
+        # Let transactions that are under way finish (a closing websocket does not abort
+        # them), then close the connections.
+        await self.uow.drain(within=5.0)
         self.hasher.close()
         await self.engine.dispose()
 

@@ -53,7 +53,8 @@ class BroadcastFollower:
     async def run(self) -> None:
         while True:
             try:
-                while await self.poll() == BATCH:
+                # Shielded: being cancelled (at shutdown) never interrupts a query half-way.
+                while await asyncio.shield(self.poll()) == BATCH:
                     pass
                 if self._failing:
                     log.warning("session broadcasts are readable again")
@@ -64,6 +65,9 @@ class BroadcastFollower:
                 if not self._failing:
                     log.warning("cannot read session broadcasts: %s", error)
                     self._failing = True
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the event is set, and the loop never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self.wakeup.wait()
             self.wakeup.clear()

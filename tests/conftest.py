@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,33 @@ from authdemo.security import Argon2Hasher, TokenCodec
 from authdemo.service import AuthService
 from tests.support.db import copy_database, migrate, sqlite_url
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.pg import SKIP_REASON as PG_SKIP_REASON
+from tests.support.pg import PostgresDatabases, admin_url
+from tests.support.pg import app_url as pg_app_url
 
 Sanic.test_mode = True  # lets the test suite build many apps in one process
+
+
+# Suites that run against every backend; the others (unit, cli) use SQLite only.
+BOTH_BACKENDS = ("/integration/", "/web/", "/browser/", "/scale/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: checks something only SQLite has (pragmas, file locks)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" not in metafunc.fixturenames:
+        return
+    backends = ["sqlite"]
+    path = str(metafunc.definition.path)
+    if any(part in path for part in BOTH_BACKENDS) and not metafunc.definition.get_closest_marker(
+        "sqlite_only"
+    ):
+        backends.append("postgresql")
+    metafunc.parametrize("db_backend", backends, indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -79,10 +104,54 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases | None]:
+    if admin_url() is None:
+        yield None
+        return
+    databases = PostgresDatabases()
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def db_url(migrated_template: Path, tmp_path: Path) -> str:
-    """A fresh SQLite file at the alembic head."""
-    return copy_database(migrated_template, tmp_path / "authdemo.db")
+def db_backend(request: pytest.FixtureRequest) -> str:
+    backend = str(getattr(request, "param", "sqlite"))
+    if backend == "postgresql" and admin_url() is None:
+        pytest.skip(PG_SKIP_REASON)
+    return backend
+
+
+@pytest.fixture
+def db_url(
+    db_backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    postgres: PostgresDatabases | None,
+) -> Iterator[str]:
+    """A fresh database at the alembic head: a SQLite file, or a PostgreSQL database."""
+    if db_backend == "sqlite":
+        template = request.getfixturevalue("migrated_template")
+        yield copy_database(template, tmp_path / "authdemo.db")
+        return
+    assert postgres is not None
+    name = postgres.fresh()
+    yield pg_app_url(name)
+    postgres.drop(name)
+
+
+@pytest.fixture
+def empty_db_url(
+    db_backend: str, tmp_path: Path, postgres: PostgresDatabases | None
+) -> Iterator[str]:
+    """A database with no tables at all (for migration tests)."""
+    if db_backend == "sqlite":
+        yield sqlite_url(tmp_path / "empty.db")
+        return
+    assert postgres is not None
+    name = postgres.fresh(migrated=False)
+    yield pg_app_url(name)
+    postgres.drop(name)
 
 
 @pytest.fixture

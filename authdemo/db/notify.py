@@ -57,8 +57,9 @@ class PostgresNotifications:
                     failing = False
                 self._on_notify()  # catch up on whatever happened while we were away
                 while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), self._keepalive)
+                    try:  # asyncio.timeout: cancellation-safe, unlike wait_for on 3.11
+                        async with asyncio.timeout(self._keepalive):
+                            await lost.wait()
                     except TimeoutError:
                         await connection.fetchval("SELECT 1", timeout=self._keepalive)
                 raise ConnectionError("listening connection terminated")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -39,11 +41,15 @@ class SqlUnitOfWork:
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], tracker: SqlUnitOfWorkFactory
+    ) -> None:
         self._factory = factory
+        self._tracker = tracker
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
+        self._tracker.active += 1
         session = self._session = self._factory()
         self.users = SqlUserRepository(session)
         self.sessions = SqlSessionRepository(session)
@@ -62,6 +68,13 @@ class SqlUnitOfWork:
     ) -> None:
         session, self._session = self._session, None
         assert session is not None
+        self._tracker.finished()
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            # Interrupted mid-statement: the connection may be half-way through the wire
+            # protocol, and a ROLLBACK on it can wait forever. Drop it instead.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(session.invalidate())
+            return
         try:
             try:
                 await session.rollback()  # a no-op after commit
@@ -90,9 +103,28 @@ class SqlUnitOfWorkFactory:
         self._write = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self.active = 0
+        self._idle: asyncio.Event | None = None
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._write if write else self._read)
+        return SqlUnitOfWork(self._write if write else self._read, self)
+
+    def finished(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drain(self, within: float) -> bool:
+        """Wait until no unit of work is open (before closing the engine); False on timeout."""
+        if self.active == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 def is_unavailable(error: BaseException) -> bool:

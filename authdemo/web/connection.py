@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..domain import AuthSession, ClientInfo, NotSignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
 from ..service import AuthService, LoginResult, Resolution
 
 log = logging.getLogger("authdemo.auth")
+T = TypeVar("T")
 
 # Fire expiry timers slightly late so that "now >= expiry" holds when they run.
 _TIMER_SLACK = 0.05
@@ -93,12 +94,14 @@ class LiveSession:
     async def login(self, username: str, password: str) -> User:
         """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
         anonymous = self.state.session if self.state.user is None else None
-        result = await self._service.login(
-            self.cookie_token_hash,
-            username,
-            password,
-            self.client,
-            carry_from=anonymous.id if anonymous else None,
+        result = await self._finish(
+            self._service.login(
+                self.cookie_token_hash,
+                username,
+                password,
+                self.client,
+                carry_from=anonymous.id if anonymous else None,
+            )
         )
         if not self._closed:
             self._leave()
@@ -113,7 +116,7 @@ class LiveSession:
         if session is None or self.state.user is None:
             return
         # Revoke first: the view only says "signed out" once the server agrees.
-        await self._service.logout(session.id, self.client)
+        await self._finish(self._service.logout(session.id, self.client))
         if self._is_current(session):
             self._leave()
             self._notify()
@@ -121,8 +124,10 @@ class LiveSession:
     async def change_password(self, current_password: str, new_password: str) -> None:
         """Needs the current password; ends every other session; rotates this one's token."""
         session = self._require_signed_in()
-        result: LoginResult = await self._service.change_password(
-            session.id, current_password, new_password, self.cookie_token_hash, self.client
+        result: LoginResult = await self._finish(
+            self._service.change_password(
+                session.id, current_password, new_password, self.cookie_token_hash, self.client
+            )
         )
         if self._is_current(session):
             self.state = replace(
@@ -137,11 +142,13 @@ class LiveSession:
         """The signed-in user's live sessions, most recently active first."""
         session = self._require_signed_in()
         assert session.user_id is not None
-        return await self._service.sessions_of(session.user_id)
+        return await self._finish(self._service.sessions_of(session.user_id))
 
     async def logout_others(self) -> int:
         """End every other session of this user (live, in every tab); returns how many."""
-        return await self._service.revoke_other_sessions(self._require_signed_in().id, self.client)
+        return await self._finish(
+            self._service.revoke_other_sessions(self._require_signed_in().id, self.client)
+        )
 
     async def update_data(self, values: Mapping[str, Any], deletions: Iterable[str] = ()) -> None:
         """Persist a change of session data at once (one small write) and show it here;
@@ -153,13 +160,21 @@ class LiveSession:
             session = self.state.session
             if session is None:
                 session = await self._open_anonymous_session()
-            updated = await self._service.change_session_data(
-                session.id, values, deletions, origin=self.origin
+            updated = await self._finish(
+                self._service.change_session_data(session.id, values, deletions, origin=self.origin)
             )
             if self._is_current(session) and self.state.session is not None:
                 fresh = replace(self.state.session, data=updated.data)
                 self.state = replace(self.state, session=fresh)
                 self._notify()
+
+    async def _finish(self, operation: Awaitable[T]) -> T:
+        """Await a service call that runs to its end even if this view goes away meanwhile:
+        a websocket that closes (and the effects it cancels) never aborts a transaction
+        half-way, and the app waits for these before it closes the database."""
+        task = asyncio.ensure_future(operation)
+        task.add_done_callback(_retrieve)  # if nobody awaits it any more
+        return await asyncio.shield(task)
 
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         self._listeners.add(listener)
@@ -181,7 +196,7 @@ class LiveSession:
             if not session.is_live(now):
                 await self._recheck()
             elif session.needs_renewal(now, self._service.policy):
-                renewed = await self._service.renew(session)
+                renewed = await self._finish(self._service.renew(session))
                 if self._is_current(session) and self.state.session is not None:
                     self._set_session(replace(renewed, data=self.state.session.data))
         # The event was sent from a view of `generation`; if that is not the current
@@ -197,8 +212,10 @@ class LiveSession:
     # --- internals ------------------------------------------------------------------------
 
     async def _open_anonymous_session(self) -> AuthSession:
-        session, ticket = await self._service.open_anonymous_session(
-            self.cookie_token_hash, self._cookie_issued_at, self.client
+        session, ticket = await self._finish(
+            self._service.open_anonymous_session(
+                self.cookie_token_hash, self._cookie_issued_at, self.client
+            )
         )
         if ticket is not None:
             log.info("anonymous session opened; the browser gets its cookie by ticket")
@@ -233,7 +250,7 @@ class LiveSession:
         self, session_id: int, stop: Callable[[], None], changed: list[SessionEvent]
     ) -> None:
         try:
-            found = await self._service.live_session(session_id)
+            found = await self._finish(self._service.live_session(session_id))
             if found is None or found[1] is not None or self.state.session is not None:
                 return
             self._enter(found[0], None, None)
@@ -290,7 +307,7 @@ class LiveSession:
         if session is None:
             return
         try:
-            current = await self._service.live_session(session.id)
+            current = await self._finish(self._service.live_session(session.id))
         except Exception:
             log.warning("cannot confirm session=%s; ending it in this view", session.short_id)
             current = None
@@ -300,7 +317,9 @@ class LiveSession:
             self._leave()
             self._notify()
             if user is not None and not session.is_live(self._service.now()):
-                await self._service.note_expired(session, user)  # timed out, not revoked
+                await self._finish(
+                    self._service.note_expired(session, user)
+                )  # timed out, not revoked
         else:
             self._set_session(current[0])
 
@@ -321,7 +340,7 @@ class LiveSession:
             task.add_done_callback(_log_failure)
 
     async def _reload_data(self, session: AuthSession) -> None:
-        current = await self._service.live_session(session.id)
+        current = await self._finish(self._service.live_session(session.id))
         if current is None or not self._is_current(session) or self.state.session is None:
             return
         fresh = replace(self.state.session, data=current[0].data)
@@ -338,3 +357,8 @@ class LiveSession:
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("session check failed", exc_info=task.exception())
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -40,6 +40,7 @@ async def test_commit_keeps_the_changes(sql_uow: SqlUnitOfWorkFactory) -> None:
     assert user is not None and user.created_at == NOW
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_connections_have_wal_full_sync_foreign_keys_and_busy_timeout(
     db_url: str,
 ) -> None:
@@ -59,6 +60,7 @@ async def test_sqlite_connections_have_wal_full_sync_foreign_keys_and_busy_timeo
         await engine.dispose()
 
 
+@pytest.mark.sqlite_only
 async def test_write_units_take_the_write_lock_when_they_begin(db_url: str) -> None:
     """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction."""
     engine = create_engine(db_url, timeout=5)
