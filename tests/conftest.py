@@ -27,10 +27,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sqlite_only: checks something only SQLite has (pragmas, file locks)"
     )
+    config.addinivalue_line(
+        "markers", "postgresql_only: checks something only a database server has"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgresql_only"):
+        metafunc.parametrize("db_backend", ["postgresql"], indirect=True)
         return
     backends = ["sqlite"]
     path = str(metafunc.definition.path)

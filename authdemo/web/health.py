@@ -35,7 +35,9 @@ class DatabaseHealth:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                async with self._uow() as tx:
+                # A write unit of work (never committed): on SQLite it must get the write
+                # lock, so a file locked by another process keeps us down until released.
+                async with self._uow(write=True) as tx:
                     await tx.secrets.get("health-probe")
             except StorageUnavailable:
                 continue

@@ -47,10 +47,11 @@ class IdomClient:
         origin: str | None = "same",
         path: str = "/_idom/stream",
         timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
     ) -> IdomClient:
         """Open the websocket like the IDOM client does and wait for the first render."""
         ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         if origin == "same":
             headers["Origin"] = base_url.rstrip("/")
         elif origin is not None:

@@ -1,0 +1,48 @@
+"""Two hosts behind a load balancer, no sticky sessions: the tab moves, and stays signed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import create_users
+from tests.browser.test_sign_in import reconnected, sign_in, ticket_redeemed
+from tests.support.server import ServerProcess
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def balanced(
+    db_url: str, tmp_path: Path
+) -> Iterator[tuple[TcpProxy, ServerProcess, ServerProcess]]:
+    create_users(db_url, "alice")
+    host_a = ServerProcess(db_url, tmp_path / "a.log").start()
+    host_b = ServerProcess(db_url, tmp_path / "b.log").start()
+    balancer = TcpProxy(("127.0.0.1", host_a.port)).start()
+    yield balancer, host_a, host_b
+    balancer.stop()
+    host_a.stop()
+    host_b.stop()
+
+
+def test_a_tab_whose_websocket_moves_to_another_host_stays_signed_in(
+    context: Any, balanced: tuple[TcpProxy, ServerProcess, ServerProcess]
+) -> None:
+    balancer, host_a, host_b = balanced
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{balancer.port}/")
+    sign_in(page)
+    page.wait_for_selector("#greeting")
+    ticket_redeemed(page)
+    with reconnected(page):
+        host_a.stop()  # host A goes away; the balancer sends everyone to host B
+        balancer.switch(("127.0.0.1", host_b.port))
+    page.wait_for_selector("#greeting")
+    page.reload()  # and a full page load on host B too
+    page.wait_for_selector("#greeting")
+    assert "alice" in page.inner_text("#greeting")

@@ -1,0 +1,108 @@
+"""Several workers (one database file or server) and several hosts (two processes on one
+database): revocations reach every open tab, and no sticky sessions are needed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.scale.conftest import PASSWORD, create_users
+from tests.support.idom_client import IdomClient
+from tests.support.server import ServerProcess
+from tests.support.sockets import owner_pid
+
+pytestmark = pytest.mark.slow
+
+
+async def signed_in_client(base_url: str, cookie: str | None = None) -> IdomClient:
+    client = await IdomClient.connect(base_url, cookie=cookie)
+    await client.login("alice", PASSWORD)
+    await client.wait_for_id("greeting")
+    return client
+
+
+def local_port(client: IdomClient) -> int:
+    return int(client.ws.transport.get_extra_info("sockname")[1])
+
+
+@pytest.fixture
+def two_workers(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    create_users(db_url, "alice")
+    server = ServerProcess(db_url, tmp_path / "workers.log", workers=2).start()
+    yield server
+    server.stop()
+
+
+async def test_a_revocation_through_one_worker_reaches_a_tab_on_the_other(
+    two_workers: ServerProcess,
+) -> None:
+    clients: dict[int, list[IdomClient]] = {}
+    for _ in range(40):  # until each worker holds at least one of our websockets
+        client = await signed_in_client(two_workers.base_url)
+        pid = owner_pid(two_workers.port, local_port(client))
+        clients.setdefault(pid, []).append(client)
+        if len(clients) == 2:
+            break
+    assert len(clients) == 2, "the kernel never gave a connection to the second worker"
+    (actor, *_), (bystander, *_) = clients.values()
+    started = time.monotonic()
+    await actor.click("logout-others")
+    await bystander.wait_for(lambda c: c.find("login-form") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    for group in clients.values():
+        for client in group:
+            await client.close()
+
+
+@pytest.fixture
+def two_hosts(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    create_users(db_url, "alice")
+    first = ServerProcess(db_url, tmp_path / "host-a.log").start()
+    second = ServerProcess(db_url, tmp_path / "host-b.log").start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+async def test_a_cookie_from_one_host_is_signed_in_on_the_other(
+    two_hosts: tuple[ServerProcess, ServerProcess],
+) -> None:
+    host_a, host_b = two_hosts
+    client = await signed_in_client(host_a.base_url)
+    src = client.ticket_src()
+    assert src is not None
+    async with httpx.AsyncClient() as http:
+        # The browser's image request may land on either host: redeem it on the other.
+        response = await http.get(host_b.base_url + src, headers={"sec-fetch-site": "same-origin"})
+    assert response.status_code == 200
+    token = response.headers["set-cookie"].split(";")[0]
+    async with await IdomClient.connect(host_b.base_url, cookie=token) as elsewhere:
+        assert elsewhere.find("greeting") is not None
+    await client.close()
+
+
+async def test_a_revocation_on_one_host_reaches_a_tab_on_the_other(
+    two_hosts: tuple[ServerProcess, ServerProcess],
+) -> None:
+    host_a, host_b = two_hosts
+    actor = await signed_in_client(host_a.base_url)
+    bystander = await signed_in_client(host_b.base_url)
+    started = time.monotonic()
+    await actor.click("logout-others")
+    await bystander.wait_for(lambda c: c.find("login-form") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    await actor.close()
+    await bystander.close()
+
+
+def test_workers_refuse_to_start_on_an_unmigrated_database(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").touch()
+    server = ServerProcess(
+        f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", tmp_path / "x.log", workers=2
+    )
+    with pytest.raises(RuntimeError, match="alembic upgrade head"):
+        server.start(timeout=15)
