@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .cache import SessionCache
 from .config import Settings
 from .db.engine import create_engine
 from .db.schema import check_schema
@@ -85,6 +86,8 @@ async def start_runtime(
         raise
     hasher = (hasher_factory or default_hasher)(settings)
     events = InProcessEventBus()
+    cache = SessionCache(settings.session_cache_ttl.total_seconds())
+    events.subscribe_all(cache.invalidate)
     service = AuthService(
         uow=uow,
         hasher=hasher,
@@ -93,6 +96,7 @@ async def start_runtime(
         policy=session_policy(settings),
         events=events,
         throttle=throttle_policy(settings),
+        cache=cache,
     )
     return Runtime(engine, uow, events, hasher, service)
 

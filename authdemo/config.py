@@ -83,6 +83,9 @@ class Settings:
     ws_ping_timeout: timedelta = timedelta(seconds=20)
     ws_events_per_second: int = 20
     """Sustained UI events a connection may send; bursts of twice that are allowed."""
+    session_cache_ttl: timedelta = timedelta(seconds=10)
+    """How long a worker may answer a returning cookie from memory (0 turns the cache off);
+    any change to the session (revocation, rotation, data) drops the entry at once."""
     session_data_max_bytes: int = 64 * 1024
     """Largest session data (``use_session()``), as compact JSON."""
     throttle_account_failures: int = 5
@@ -123,6 +126,12 @@ class Settings:
             unit = (match.group(2) or "b").lower()[:1]
             return int(match.group(1)) * {"b": 1, "k": 1024, "m": 1024 * 1024}[unit]
 
+        def cache_ttl() -> timedelta:
+            raw = get("AUTHDEMO_SESSION_CACHE_TTL")
+            if raw is not None and raw.strip() == "0":
+                return timedelta(0)
+            return duration("AUTHDEMO_SESSION_CACHE_TTL", timedelta(seconds=10))
+
         defaults = cls()
         secret = get("AUTHDEMO_SECRET_KEY")
         if secret is not None and len(secret) < 32:
@@ -159,6 +168,7 @@ class Settings:
             ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
             session_data_max_bytes=size("AUTHDEMO_SESSION_DATA_MAX", 64 * 1024),
+            session_cache_ttl=cache_ttl(),
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),

@@ -26,6 +26,8 @@ class EventKind(StrEnum):
     """The session's data changed (``use_session()``): other views re-read it."""
     SESSION_OPENED = "session_opened"
     """An anonymous cookie got a row (its first data write): its other views join it."""
+    TOKEN_RETIRED = "token_retired"  # noqa: S105 - an event name
+    """A cookie no longer leads where it did (rotation): caches forget it."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class EventBus(Protocol):
         """Call ``listener`` for events that name this cookie's hash (SESSION_OPENED)."""
         ...
 
+    def subscribe_all(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` for every event (caches use it to forget)."""
+        ...
+
 
 class InProcessEventBus:
     """Delivers events to listeners in this process, on the event loop."""
@@ -60,11 +66,14 @@ class InProcessEventBus:
     def __init__(self) -> None:
         # Keys: session ids (int) and cookie hashes (str); the two never collide.
         self._listeners: defaultdict[int | str, set[Listener]] = defaultdict(set)
+        self._everything: list[Listener] = []
 
     async def publish(self, event: SessionEvent) -> None:
         self.deliver(event)
 
     def deliver(self, event: SessionEvent) -> None:
+        for listener in self._everything:  # caches first: listeners below may re-read
+            listener(event)
         keys: list[int | str] = list(event.session_ids)
         if event.kind is EventKind.SESSION_OPENED and event.token_hash is not None:
             keys.append(event.token_hash)
@@ -80,6 +89,10 @@ class InProcessEventBus:
 
     def subscribe_token(self, token_hash: str, listener: Listener) -> Callable[[], None]:
         return self._subscribe(token_hash, listener)
+
+    def subscribe_all(self, listener: Listener) -> Callable[[], None]:
+        self._everything.append(listener)
+        return lambda: self._everything.remove(listener)
 
     def _subscribe(self, key: int | str, listener: Listener) -> Callable[[], None]:
         self._listeners[key].add(listener)

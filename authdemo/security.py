@@ -88,7 +88,7 @@ class TokenCodec:
         return self.valid_since(token, now, lifetime) is not None
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._key, _MAC_CONTEXT + body, hashlib.sha256).digest()[:_MAC_BYTES]
+        return hmac.digest(self._key, _MAC_CONTEXT + body, "sha256")[:_MAC_BYTES]
 
 
 def new_ticket() -> str:

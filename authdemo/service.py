@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .cache import Found, SessionCache
 from .domain import (
     AuditEvent,
     AuditKind,
@@ -133,6 +134,7 @@ class AuthService:
         policy: SessionPolicy,
         events: EventBus,
         throttle: ThrottlePolicy | None = None,
+        cache: SessionCache | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -141,6 +143,7 @@ class AuthService:
         self.policy = policy
         self.throttle = throttle or ThrottlePolicy()
         self._events = events
+        self._cache = cache
         # One sign-in attempt per account at a time in this process: a burst of parallel
         # attempts cannot all pass the throttle check before the first failure is recorded.
         self._account_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -218,8 +221,7 @@ class AuthService:
         if token is None or issued is None:
             return Resolution()
         token_hash = hash_token(token)
-        async with self._uow() as tx:
-            found = await tx.sessions.find_by_token_hash(token_hash)
+        found = await self._lookup(token_hash, now)
         if found is None:  # anonymous: no row until its data is first written
             return Resolution(token_hash=token_hash, issued_at=issued)
         session, user = found
@@ -230,6 +232,19 @@ class AuthService:
         if not user.is_active:
             return Resolution()
         return Resolution(token_hash, SignedIn(session, user), issued_at=issued)
+
+    async def _lookup(self, token_hash: str, now: datetime) -> Found:
+        """The row behind a cookie: from the cache when it has a usable answer."""
+        if self._cache is not None:
+            hit, found = self._cache.get(token_hash)
+            # A cached row that looks dead may have been renewed by another process.
+            if hit and (found is None or found[0].is_live(now)):
+                return found
+        async with self._uow() as tx:
+            found = await tx.sessions.find_by_token_hash(token_hash)
+        if self._cache is not None:
+            self._cache.put(token_hash, found)
+        return found
 
     async def visit(self, token: str | None) -> Resolution:
         """Resolve a page load's or websocket connect's cookie and slide its idle expiry."""
@@ -253,6 +268,8 @@ class AuthService:
         async with self._uow(write=True) as tx:
             await tx.sessions.touch(session.id, renewed.last_seen_at, renewed.idle_expires_at)
             await tx.commit()
+        if self._cache is not None:
+            self._cache.update(renewed)
         return renewed
 
     async def current(self, session_id: int) -> SignedIn | None:
@@ -549,9 +566,17 @@ class AuthService:
             )
             event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
             await tx.broadcasts.add(event, now)
+            retired = None
+            if claimed.bound_token_hash is not None:
+                retired = SessionEvent(
+                    EventKind.TOKEN_RETIRED, (), token_hash=claimed.bound_token_hash
+                )
+                await tx.broadcasts.add(retired, now)
             await tx.commit()
         log.info("session rotated session=%s", rotated.short_id)
         await publish_quietly(self._events, event)
+        if retired is not None:
+            await publish_quietly(self._events, retired)
         return Redemption(token, rotated)
 
     async def _retire_token(self, tx: UnitOfWork, token_hash: str, now: datetime) -> None:
@@ -617,6 +642,8 @@ class AuthService:
             ]
             event = await self._revoke(tx, others, "password_changed")
             await tx.sessions.set_token_hash(session_id, unreachable_token_hash())
+            retired = SessionEvent(EventKind.TOKEN_RETIRED, (session_id,))
+            await tx.broadcasts.add(retired, now)
             await tx.tickets.add(
                 hash_token(ticket), session_id, bound_token_hash, now, now + self.policy.ticket_ttl
             )
@@ -630,6 +657,7 @@ class AuthService:
             )
             await tx.commit()
         log.info("password changed user=%s", user.username)
+        await publish_quietly(self._events, retired)
         await self._published(event)
         current = await self.current(session_id)
         assert current is not None

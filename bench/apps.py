@@ -77,7 +77,7 @@ def Greeting() -> Any:
 
 
 def bridge_app() -> Sanic[Any, Any]:
-    app: Sanic[Any, Any] = Sanic("bench_bridge")
+    app = bare_app("bench_bridge")
 
     async def nothing() -> bool:
         return True

@@ -7,6 +7,7 @@ import logging
 
 from sanic import Request, Sanic
 from sanic.config import Config
+from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, text
 
 from ..bootstrap import HasherFactory, Runtime, start_runtime
@@ -20,10 +21,12 @@ from .bridge import RootConstructor, ViewConnection, install_bridge
 from .components import DemoApp
 from .connection import LiveSession
 from .cookies import read_session_cookie
+from .headers import secure
 from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
-from .middleware import client_info, install_session_middleware
-from .proxy import Networks, parse_networks
+from .middleware import client_info, websocket_handshake
+from .pages import install_pages
+from .proxy import Networks, parse_networks, request_scheme
 from .tickets import install_ticket_route
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     settings.validate()
-    app: AuthdemoApp = Sanic(name, ctx=AppContext(settings))
+    app: AuthdemoApp = Sanic(name, ctx=AppContext(settings), error_handler=SecureErrorHandler())
     app.config.WEBSOCKET_MAX_SIZE = WEBSOCKET_MAX_MESSAGE
     app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
     app.config.NOISY_EXCEPTIONS = False
@@ -98,7 +101,8 @@ def create_app(
     @app.exception(StorageUnavailable)
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:
         app.ctx.health.mark_down()
-        return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+        response = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+        return secure(response, request_scheme(request, app.ctx.trusted) == "https")
 
     @app.before_server_stop
     async def stop_background(app: AuthdemoApp) -> None:
@@ -129,7 +133,21 @@ def create_app(
         )
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, live.close)
 
-    install_session_middleware(app)
+    install_pages(app)
     install_ticket_route(app)
-    install_bridge(app, connect, events_per_second=settings.ws_events_per_second)
+    install_bridge(
+        app,
+        connect,
+        handshake=websocket_handshake(app),
+        events_per_second=settings.ws_events_per_second,
+    )
     return app
+
+
+class SecureErrorHandler(ErrorHandler):
+    """Sanic's error pages (404, 405, 500…), with our security headers."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        response = super().default(request, exception)
+        https = request_scheme(request, request.app.ctx.trusted) == "https"
+        return secure(response, https)

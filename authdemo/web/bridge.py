@@ -21,11 +21,13 @@ from idom.backend.hooks import ConnectionContext
 from idom.backend.types import Connection, Location
 from idom.core.layout import Layout
 from idom.core.serve import Stop, serve_layout
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import NotFound
-from sanic.response import HTTPResponse, html, raw
+from sanic.response import HTTPResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
+
+from .headers import SECURITY_HEADERS, EncodedHeaders, PreparedResponse, encode_headers
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,7 @@ class ViewConnection:
 @dataclass(frozen=True)
 class StaticFile:
     body: bytes
-    content_type: str
-    cache_control: str
+    headers: EncodedHeaders
 
 
 def load_static_dir(directory: Path) -> dict[str, StaticFile]:
@@ -82,7 +83,8 @@ def load_static_dir(directory: Path) -> dict[str, StaticFile]:
             mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         )
         cache = "public, max-age=31536000, immutable" if _HASHED.search(path.name) else "no-cache"
-        files[path.name] = StaticFile(path.read_bytes(), content_type, cache)
+        headers = {"content-type": content_type, "cache-control": cache}
+        files[path.name] = StaticFile(path.read_bytes(), encode_headers(headers, SECURITY_HEADERS))
     return files
 
 
@@ -95,15 +97,15 @@ def install_bridge(
     app: Sanic[Any, Any],
     connect: Callable[[Request], ViewConnection],
     *,
-    title: str = "authdemo",
+    handshake: Callable[[Request], Awaitable[HTTPResponse | None]] | None = None,
     events_per_second: int = 20,
 ) -> None:
-    """Add the page, the static files and the websocket route to ``app``.
+    """Add IDOM's client files, our static files and the websocket route to ``app``.
 
-    ``connect`` is called for each accepted websocket; the bridge itself knows nothing
-    about authentication.
+    ``handshake`` runs before a websocket is accepted and may refuse it by returning a
+    response; ``connect`` is called for each accepted one. The bridge itself knows
+    nothing about authentication; the page (index.html) is the app's to serve.
     """
-    page = index_html(title)
     assets = load_static_dir(IDOM_CLIENT_DIR / "assets")
     static = load_static_dir(STATIC_DIR)
 
@@ -112,24 +114,12 @@ def install_bridge(
             found = table.get(name)
             if found is None:
                 raise NotFound("Not found")
-            return raw(
-                found.body,
-                content_type=found.content_type,
-                headers={"cache-control": found.cache_control},
-            )
+            return PreparedResponse(found.body, found.headers)
 
         return handler
 
     app.add_route(serve_from(assets), f"{ASSETS_PREFIX}/<name:str>", name="idom_assets")
     app.add_route(serve_from(static), f"{STATIC_PREFIX}/<name:str>", name="authdemo_static")
-
-    async def spa_page(request: Request, path: str = "") -> HTTPResponse:
-        if path.startswith("_"):  # reserved for /_idom, /_auth, /_authdemo
-            raise NotFound("Not found")
-        return html(page, headers={"cache-control": "no-store"})
-
-    app.add_route(spa_page, "/", name="page_root")
-    app.add_route(spa_page, "/<path:path>", name="page_path")
 
     async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
         view = connect(request)
@@ -172,8 +162,13 @@ def install_bridge(
         finally:
             view.close()
 
-    app.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
-    app.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")
+    # In a blueprint of their own, so that the handshake check runs for these routes only.
+    websockets = Blueprint(f"idom_stream_{id(app)}")
+    websockets.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
+    websockets.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")
+    if handshake is not None:
+        websockets.middleware(handshake, attach_to="request")
+    app.blueprint(websockets)
 
 
 class TokenBucket:

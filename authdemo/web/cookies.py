@@ -31,16 +31,14 @@ def read_session_cookie(request: Request) -> str | None:
     return None
 
 
-def set_session_cookie(response: BaseHTTPResponse, token: str, max_age: int) -> None:
-    response.add_cookie(
-        COOKIE_NAME.removeprefix("__Host-"),
-        token,
-        host_prefix=True,  # sets the name to __Host-…, and requires Secure, Path=/, no Domain
-        secure=True,
-        httponly=True,
-        samesite="Lax",
-        path="/",
-        max_age=max(0, max_age),
+def cookie_header(token: str, max_age: int) -> str:
+    """The ``Set-Cookie`` value: ``__Host-`` prefix, hence Secure, Path=/ and no Domain."""
+    return (
+        f"{COOKIE_NAME}={token}; Path=/; Max-Age={max(0, max_age)}; SameSite=Lax; Secure; HttpOnly"
     )
+
+
+def set_session_cookie(response: BaseHTTPResponse, token: str, max_age: int) -> None:
+    response.headers.add("set-cookie", cookie_header(token, max_age))
     # A response that hands out a credential must never be stored by any cache.
     response.headers["cache-control"] = "no-store"

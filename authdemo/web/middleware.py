@@ -1,53 +1,23 @@
-"""Session middleware: cookie in, cookie out; the websocket handshake's Origin check."""
+"""Who is asking, from where: the websocket handshake's Origin check and client info."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from sanic import Request, Sanic
-from sanic.response import BaseHTTPResponse, text
+from sanic.response import HTTPResponse, text
 
 from ..domain import ClientInfo
-from ..service import AuthService, Resolution
-from .cookies import read_session_cookie, set_session_cookie
+from ..service import AuthService
+from .cookies import read_session_cookie
+from .headers import secure
 from .health import UNAVAILABLE
 from .proxy import Networks, client_address, request_scheme
 
 log = logging.getLogger(__name__)
-
-# Paths that never get a session cookie: cacheable static files (a Set-Cookie there
-# would either defeat caching or hand one visitor's token to the next through a
-# shared cache), the ticket endpoint, which manages the cookie itself, and the rest of
-# the reserved /_… space. The websocket (/_idom/stream) is handled before this check.
-NO_SESSION_PREFIXES = ("/_idom/", "/_authdemo/", "/_auth/")
-# IDOM's client needs neither inline scripts nor eval (its eval serves only <script>
-# elements with content, which authdemo never renders) nor inline styles (it sets styles
-# through the CSSOM, which CSP allows). 'self' covers the same-origin websocket.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-}
-HSTS = "max-age=63072000; includeSubDomains"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -90,38 +60,24 @@ def client_info(request: Request, trusted: Networks = ()) -> ClientInfo:
     ).clipped()
 
 
-def install_session_middleware(app: Sanic[Any, Any]) -> None:
-    @app.on_request
-    async def resolve_session(request: Request) -> BaseHTTPResponse | None:
-        route = request.route
-        is_websocket = route is not None and route.extra.websocket
-        if not is_websocket and request.path.startswith(NO_SESSION_PREFIXES):
-            return None
+def websocket_handshake(
+    app: Sanic[Any, Any],
+) -> Callable[[Request], Awaitable[HTTPResponse | None]]:
+    """The check before a websocket is accepted: database up, Origin ours, cookie resolved.
+
+    A refusal is an ordinary HTTP response (403, 503), sent before any component runs.
+    """
+
+    async def check(request: Request) -> HTTPResponse | None:
+        https = request_scheme(request, app.ctx.trusted) == "https"
         if app.ctx.health.down:  # fail closed at once, without waiting for a timeout
-            return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
-        if is_websocket and not origin_allowed(
-            request, app.ctx.settings.allowed_origins, app.ctx.trusted
-        ):
+            refused = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+            return secure(refused, https)
+        if not origin_allowed(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("websocket refused: origin %r not allowed", request.headers.get("origin"))
-            return text("Forbidden: cross-origin websocket", status=403)
+            return secure(text("Forbidden: cross-origin websocket", status=403), https)
         service: AuthService = app.ctx.service
         request.ctx.session = await service.visit(read_session_cookie(request))
         return None
 
-    async def finish_response(request: Request, response: BaseHTTPResponse) -> None:
-        response.headers.update(SECURITY_HEADERS)
-        if request_scheme(request, app.ctx.trusted) == "https":
-            response.headers["strict-transport-security"] = HSTS
-        resolution: Resolution | None = getattr(request.ctx, "session", None)
-        if resolution is None or not resolution.needs_new_token:
-            return
-        if request.route and request.route.extra.websocket:
-            return
-        service: AuthService = app.ctx.service
-        set_session_cookie(
-            response,
-            service.new_token(),
-            int(service.policy.absolute_timeout.total_seconds()),
-        )
-
-    app.register_middleware(finish_response, attach_to="response")
+    return check

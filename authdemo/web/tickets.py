@@ -18,9 +18,10 @@ from sanic.response import HTTPResponse, raw, text
 from ..domain import TicketRejected
 from ..service import AuthService
 from .cookies import read_session_cookie, set_session_cookie
+from .headers import secure
 from .hooks import TICKET_PATH
 from .middleware import client_info, origin_allowed
-from .proxy import Networks
+from .proxy import Networks, request_scheme
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ def same_origin(request: Request, extra: tuple[str, ...], trusted: Networks) -> 
 
 def install_ticket_route(app: Sanic[Any, Any]) -> None:
     async def redeem(request: Request, ticket: str) -> HTTPResponse:
+        return secure(
+            await attempt(request, ticket), request_scheme(request, app.ctx.trusted) == "https"
+        )
+
+    async def attempt(request: Request, ticket: str) -> HTTPResponse:
         if not same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("ticket refused: not a same-origin request")
             return text("Forbidden", status=403, headers={"cache-control": "no-store"})

@@ -1,0 +1,83 @@
+"""What cookies resolved to, kept in memory so returning visitors cost no query.
+
+An entry is the raw lookup result (the session row and its user, or "no row"); the
+service still checks expiry on every use, so the cache can never make an expired session
+live. Entries are dropped the moment a session event says their session changed
+(revoked, rotated, data changed, …) — events from other processes and hosts arrive
+through the broadcast follower — and they are re-read from the database at the latest
+``ttl`` seconds after they were read, or whenever they look expired (another process may
+have renewed them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from .domain import AuthSession, User
+from .events import SessionEvent
+
+Found = tuple[AuthSession, User | None] | None
+
+
+class SessionCache:
+    def __init__(
+        self,
+        ttl: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Found]] = OrderedDict()
+        self._by_session: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token_hash: str) -> tuple[bool, Found]:
+        """(hit, value): value is the cached lookup result when hit is True."""
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return False, None
+        read_at, found = entry
+        if self._clock() - read_at > self.ttl:
+            self._drop(token_hash)
+            return False, None
+        return True, found
+
+    def put(self, token_hash: str, found: Found) -> None:
+        if self.ttl <= 0:
+            return
+        self._drop(token_hash)
+        self._entries[token_hash] = (self._clock(), found)
+        if found is not None:
+            self._by_session[found[0].id] = token_hash
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))
+
+    def update(self, session: AuthSession) -> None:
+        """A session this process just changed (renewed): keep the entry current."""
+        token_hash = self._by_session.get(session.id)
+        entry = self._entries.get(token_hash) if token_hash else None
+        if token_hash and entry is not None and entry[1] is not None:
+            self._entries[token_hash] = (entry[0], (session, entry[1][1]))
+
+    def invalidate(self, event: SessionEvent) -> None:
+        for session_id in event.session_ids:
+            token_hash = self._by_session.get(session_id)
+            if token_hash is not None:
+                self._drop(token_hash)
+        if event.token_hash is not None:
+            self._drop(event.token_hash)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_session.clear()
+
+    def _drop(self, token_hash: str) -> None:
+        entry = self._entries.pop(token_hash, None)
+        if entry is not None and entry[1] is not None:
+            self._by_session.pop(entry[1][0].id, None)

@@ -1,0 +1,138 @@
+"""The in-memory session cache: fast returning visitors, never a stale sign-in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authdemo.cache import SessionCache
+from authdemo.domain import ClientInfo, SessionPolicy
+from authdemo.events import EventKind, SessionEvent
+from authdemo.security import TokenCodec, hash_token
+from authdemo.service import AuthService
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.unit.test_domain import session
+
+CLIENT = ClientInfo("203.0.113.7", "pytest")
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def cached(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> AuthService:
+    cache = SessionCache(ttl=10)
+    bus.subscribe_all(cache.invalidate)
+    return AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, cache=cache)
+
+
+async def signed_in(service: AuthService) -> tuple[str, int]:
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", "correct horse", CLIENT)
+    return (await service.redeem_ticket(result.ticket, anonymous)).token, result.signed_in.session.id
+
+
+def reads(store: FakeStore) -> int:
+    return sum(1 for unit in store.units if not unit.write)
+
+
+def test_entries_expire_after_the_ttl() -> None:
+    ticker = Ticker()
+    cache = SessionCache(ttl=10, clock=ticker)
+    cache.put("h", None)
+    assert cache.get("h") == (True, None)
+    ticker.now = 11
+    assert cache.get("h") == (False, None)
+
+
+def test_an_event_drops_entries_by_session_and_by_token() -> None:
+    cache = SessionCache(ttl=10)
+    cache.put("a" * 64, (session(id=1, token_hash="a" * 64), None))
+    cache.put("b" * 64, None)
+    cache.invalidate(SessionEvent(EventKind.REVOKED, (1,)))
+    cache.invalidate(SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash="b" * 64))
+    assert len(cache) == 0
+
+
+def test_the_oldest_entries_go_first_when_full() -> None:
+    cache = SessionCache(ttl=10, max_entries=2)
+    for key in ("1", "2", "3"):
+        cache.put(key, None)
+    assert cache.get("1") == (False, None) and cache.get("3") == (True, None)
+
+
+def test_a_zero_ttl_turns_the_cache_off() -> None:
+    cache = SessionCache(ttl=0)
+    cache.put("h", None)
+    assert cache.get("h") == (False, None)
+
+
+async def test_returning_visitors_cost_no_query(cached: AuthService, store: FakeStore) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, _ = await signed_in(cached)
+    await cached.visit(token)
+    before = reads(store)
+    for _ in range(20):
+        assert (await cached.visit(token)).signed_in is not None
+    assert reads(store) == before
+
+
+async def test_a_logout_is_seen_at_once_despite_the_cache(cached: AuthService) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    await cached.visit(token)
+    await cached.logout(session_id)
+    assert (await cached.visit(token)).needs_new_token
+
+
+async def test_a_revocation_by_another_process_is_seen_once_its_event_arrives(
+    cached: AuthService, store: FakeStore, bus: RecordingBus
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    await cached.visit(token)
+    async with store(write=True) as tx:  # another process revokes, in the database
+        await tx.sessions.revoke([session_id], cached.now())
+        await tx.commit()
+    assert (await cached.visit(token)).signed_in is not None  # not heard of it yet
+    bus.deliver(SessionEvent(EventKind.REVOKED, (session_id,)))  # the follower delivers
+    assert (await cached.visit(token)).needs_new_token
+
+
+async def test_the_pre_login_cookie_is_forgotten_at_rotation(cached: AuthService) -> None:
+    await cached.create_user("alice", "correct horse")
+    anonymous = cached.new_token()
+    assert not (await cached.visit(anonymous)).needs_new_token  # cached as "no row"
+    result = await cached.login(hash_token(anonymous), "alice", "correct horse", CLIENT)
+    await cached.redeem_ticket(result.ticket, anonymous)
+    assert (await cached.visit(anonymous)).needs_new_token
+
+
+async def test_a_password_change_forgets_this_sessions_old_cookie(cached: AuthService) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    await cached.visit(token)
+    await cached.change_password(session_id, "correct horse", "brand new pw", None, CLIENT)
+    assert (await cached.visit(token)).signed_in is None
+
+
+async def test_a_session_renewed_elsewhere_is_read_again_not_dropped(
+    cached: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    await cached.visit(token)
+    clock.advance(timedelta(minutes=20))
+    async with store(write=True) as tx:  # another worker renewed it
+        await tx.sessions.touch(session_id, clock.now(), clock.now() + timedelta(minutes=30))
+        await tx.commit()
+    clock.advance(timedelta(minutes=15))  # past the expiry this process had cached
+    assert (await cached.visit(token)).signed_in is not None
