@@ -19,6 +19,9 @@ from .domain import AuthSession, User
 from .events import SessionEvent
 
 Found = tuple[AuthSession, User | None] | None
+USER_SESSIONS_TTL = 5.0
+"""A session list may miss a sign-in made on another host for this long (events drop it
+at once when one of its sessions ends or changes)."""
 
 
 class SessionCache:
@@ -33,6 +36,7 @@ class SessionCache:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Found]] = OrderedDict()
         self._by_session: dict[int, str] = {}
+        self._user_sessions: dict[int, tuple[float, list[AuthSession]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,10 +76,33 @@ class SessionCache:
                 self._drop(token_hash)
         if event.token_hash is not None:
             self._drop(event.token_hash)
+        if event.session_ids and self._user_sessions:
+            ids = set(event.session_ids)
+            for user_id, (_, sessions) in list(self._user_sessions.items()):
+                if any(s.id in ids for s in sessions):
+                    del self._user_sessions[user_id]
+
+    # A user's list of live sessions ("Your sessions"), for the views that show it.
+
+    def user_sessions(self, user_id: int) -> list[AuthSession] | None:
+        entry = self._user_sessions.get(user_id)
+        if entry is None or self._clock() - entry[0] > min(self.ttl, USER_SESSIONS_TTL):
+            return None
+        return entry[1]
+
+    def put_user_sessions(self, user_id: int, sessions: list[AuthSession]) -> None:
+        if self.ttl > 0:
+            self._user_sessions[user_id] = (self._clock(), sessions)
+            if len(self._user_sessions) > self.max_entries:
+                self._user_sessions.pop(next(iter(self._user_sessions)))
+
+    def forget_user(self, user_id: int) -> None:
+        self._user_sessions.pop(user_id, None)
 
     def clear(self) -> None:
         self._entries.clear()
         self._by_session.clear()
+        self._user_sessions.clear()
 
     def _drop(self, token_hash: str) -> None:
         entry = self._entries.pop(token_hash, None)

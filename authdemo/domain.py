@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 USERNAME_MAX = 64
@@ -199,7 +200,7 @@ class SessionPolicy:
     data_max_bytes: int = 64 * 1024
     """The largest a session's data may be, serialised as compact JSON."""
 
-    @property
+    @cached_property
     def renew_margin(self) -> timedelta:
         """Renew once less than half of the idle window remains (Lucia's rule)."""
         return self.idle_timeout / 2

@@ -214,14 +214,18 @@ class AuthService:
 
     async def resolve(self, token: str | None) -> Resolution:
         """Check a cookie token: ours, not expired, not revoked; signed in or anonymous."""
-        now = self.now()
+        return await self._resolve(token, self.now())
+
+    async def _resolve(self, token: str | None, now: datetime) -> Resolution:
         issued = (
             self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
         )
         if token is None or issued is None:
             return Resolution()
         token_hash = hash_token(token)
-        found = await self._lookup(token_hash, now)
+        hit, found = self._cached(token_hash, now)
+        if not hit:
+            found = await self._fetch(token_hash)
         if found is None:  # anonymous: no row until its data is first written
             return Resolution(token_hash=token_hash, issued_at=issued)
         session, user = found
@@ -233,13 +237,17 @@ class AuthService:
             return Resolution()
         return Resolution(token_hash, SignedIn(session, user), issued_at=issued)
 
-    async def _lookup(self, token_hash: str, now: datetime) -> Found:
-        """The row behind a cookie: from the cache when it has a usable answer."""
-        if self._cache is not None:
-            hit, found = self._cache.get(token_hash)
-            # A cached row that looks dead may have been renewed by another process.
-            if hit and (found is None or found[0].is_live(now)):
-                return found
+    def _cached(self, token_hash: str, now: datetime) -> tuple[bool, Found]:
+        """(True, row behind a cookie) when the cache has a usable answer."""
+        if self._cache is None:
+            return False, None
+        hit, found = self._cache.get(token_hash)
+        # A cached row that looks dead may have been renewed by another process.
+        if hit and (found is None or found[0].is_live(now)):
+            return True, found
+        return False, None
+
+    async def _fetch(self, token_hash: str) -> Found:
         async with self._uow() as tx:
             found = await tx.sessions.find_by_token_hash(token_hash)
         if self._cache is not None:
@@ -248,9 +256,10 @@ class AuthService:
 
     async def visit(self, token: str | None) -> Resolution:
         """Resolve a page load's or websocket connect's cookie and slide its idle expiry."""
-        resolution = await self.resolve(token)
+        now = self.now()
+        resolution = await self._resolve(token, now)
         session = resolution.session
-        if session is None:
+        if session is None or not session.needs_renewal(now, self.policy):
             return resolution
         renewed = await self.renew(session)
         if renewed is session:
@@ -428,6 +437,8 @@ class AuthService:
             )
             await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
             await tx.commit()
+        if self._cache is not None:
+            self._cache.forget_user(user.id)  # its session list gained one
         log.info(
             "login ok user=%s session=%s client=%s", user.username, session.short_id, client.addr
         )
@@ -664,8 +675,17 @@ class AuthService:
         return LoginResult(current, ticket)
 
     async def sessions_of(self, user_id: int) -> list[AuthSession]:
+        """The user's live sessions, most recently active first (briefly cached)."""
+        now = self.now()
+        if self._cache is not None:
+            cached = self._cache.user_sessions(user_id)
+            if cached is not None and all(s.is_live(now) for s in cached):
+                return cached
         async with self._uow() as tx:
-            return await tx.sessions.list_for_user(user_id, self.now())
+            sessions = await tx.sessions.list_for_user(user_id, now)
+        if self._cache is not None:
+            self._cache.put_user_sessions(user_id, sessions)
+        return sessions
 
     async def revoke_other_sessions(self, session_id: int, client: ClientInfo) -> int:
         """ "Sign out other sessions": every live session of this user but this one."""

@@ -3,8 +3,8 @@
 - ``bare``: Sanic serving the same index HTML, no middleware: the ceiling of this stack.
 - ``inmemory``: the same plus the original example's session middleware (a dict of
   sessions, a cookie set on the first response).
-- ``bridge``: authdemo's own IDOM bridge serving a component that does no auth: the
-  ceiling for websocket figures.
+- ``bridge``: authdemo's own IDOM bridge serving the demo's signed-in view fed with
+  constant values (no auth at all): the ceiling for websocket figures.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from idom import component, html
+from idom import component
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic.response import html as html_response
@@ -53,26 +53,55 @@ def inmemory_app() -> Sanic[Any, Any]:
     return app
 
 
+def _static_auth() -> tuple[Any, Any, Any]:
+    """A signed-in user and session that are just values: no database, no events."""
+    from datetime import UTC, datetime, timedelta
+
+    from authdemo.domain import AuthSession, User
+    from authdemo.web.connection import AuthState
+    from authdemo.web.hooks import Auth
+
+    now = datetime.now(UTC)
+    user = User(1, "bench", True, now, now)
+    session = AuthSession(
+        1,
+        "0" * 64,
+        1,
+        now,
+        now,
+        now + timedelta(hours=1),
+        now + timedelta(hours=12),
+        None,
+        "127.0.0.1",
+        "bench",
+    )
+
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    async def no_sessions() -> list[Any]:
+        return [session]
+
+    auth = Auth(user, session, nothing, nothing, nothing, no_sessions, nothing)
+    state = AuthState(user, session, None, 1)
+
+    class NoLiveSession:
+        async def update_data(self, *_: Any) -> None:
+            return None
+
+    return auth, state, NoLiveSession()
+
+
 @component
-def Greeting() -> Any:
-    """About what authdemo's signed-in view renders, without any auth."""
-    return html.div(
-        {"class_name": "shell"},
-        html.header(
-            {"class_name": "masthead"},
-            html.span({"class_name": "brand"}, "authdemo"),
-            html.span({"class_name": "status"}, "Signed in as bench"),
-        ),
-        html.main(
-            html.section(
-                {"class_name": "card"},
-                html.h1("Welcome back"),
-                html.p({"id": "greeting"}, "Signed in as ", html.strong("bench"), "."),
-                html.button(
-                    {"id": "logout", "type": "button", "on_click": lambda e: None}, "Sign out"
-                ),
-            )
-        ),
+def UnauthenticatedDemo() -> Any:
+    """authdemo's own signed-in demo view, fed constant values instead of auth: the same
+    components, the same first render, none of the authentication."""
+    from authdemo.web.components import DemoApp
+    from authdemo.web.hooks import AuthContext, AuthStateContext, LiveSessionContext
+
+    auth, state, live = _static_auth()
+    return LiveSessionContext(
+        AuthStateContext(AuthContext(DemoApp(), value=auth), value=state), value=live
     )
 
 
@@ -83,7 +112,7 @@ def bridge_app() -> Sanic[Any, Any]:
         return True
 
     def connect(request: Request) -> ViewConnection:
-        return ViewConnection(Greeting(), nothing, lambda: None)
+        return ViewConnection(UnauthenticatedDemo(), nothing, lambda: None)
 
     install_bridge(app, connect)
     return app

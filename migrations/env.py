@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from authdemo.config import Settings
-from authdemo.db.engine import create_engine
+from authdemo.db.engine import WRITE_OPTION, create_engine
 from authdemo.db.models import Base, UTCDateTime
 
 config = context.config
@@ -58,7 +58,9 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_engine(database_url())
+    # The write option makes SQLite's BEGIN an IMMEDIATE one: the whole upgrade is one
+    # transaction that holds the write lock, so an interrupted migration leaves nothing.
+    engine = create_engine(database_url()).execution_options(**{WRITE_OPTION: True})
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

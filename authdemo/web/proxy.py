@@ -57,4 +57,5 @@ def request_scheme(request: Request, trusted: Networks) -> str:
         forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
         if forwarded in ("http", "https"):
             return forwarded
-    return "https" if request.scheme in ("https", "wss") else "http"
+    # The connection itself, not request.scheme (which parses forwarded headers).
+    return "https" if request.conn_info is not None and request.conn_info.ssl else "http"

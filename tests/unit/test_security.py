@@ -97,3 +97,15 @@ def test_only_the_canonical_spelling_of_a_token_is_genuine() -> None:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     variants = [token[:-1] + c for c in alphabet if c != token[-1]]
     assert [v for v in variants if codec.is_genuine(v, T0, LIFETIME)] == []
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"a much longer key than one block " * 3])
+def test_the_fast_hmac_equals_the_standard_one(key: bytes) -> None:
+    import hashlib
+    import hmac
+
+    from authdemo.security import _HmacSha256
+
+    for message in (b"", b"x", b"y" * 100):
+        assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
+    assert hash_token("abc") == hashlib.sha256(b"abc").hexdigest()

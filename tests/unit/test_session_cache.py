@@ -37,7 +37,9 @@ def cached(
 async def signed_in(service: AuthService) -> tuple[str, int]:
     anonymous = service.new_token()
     result = await service.login(hash_token(anonymous), "alice", "correct horse", CLIENT)
-    return (await service.redeem_ticket(result.ticket, anonymous)).token, result.signed_in.session.id
+    return (
+        await service.redeem_ticket(result.ticket, anonymous)
+    ).token, result.signed_in.session.id
 
 
 def reads(store: FakeStore) -> int:
@@ -136,3 +138,18 @@ async def test_a_session_renewed_elsewhere_is_read_again_not_dropped(
         await tx.commit()
     clock.advance(timedelta(minutes=15))  # past the expiry this process had cached
     assert (await cached.visit(token)).signed_in is not None
+
+
+async def test_a_users_session_list_is_cached_until_one_of_them_changes(
+    cached: AuthService, store: FakeStore
+) -> None:
+    user = await cached.create_user("alice", "correct horse")
+    _, first_id = await signed_in(cached)
+    assert [s.id for s in await cached.sessions_of(user.id)] == [first_id]
+    before = reads(store)
+    await cached.sessions_of(user.id)
+    assert reads(store) == before  # from memory
+    _, second_id = await signed_in(cached)  # a sign-in forgets the list
+    assert {s.id for s in await cached.sessions_of(user.id)} == {first_id, second_id}
+    await cached.logout(first_id)  # so does the end of one of its sessions
+    assert [s.id for s in await cached.sessions_of(user.id)] == [second_id]
