@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import struct
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -149,6 +150,18 @@ def unreachable_token_hash() -> str:
     return hash_token(secrets.token_urlsafe(32))
 
 
+HASHING_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Hash at a lower CPU priority than the event loop (Linux schedules threads one by
+    one): sign-ins use every core that page views leave idle, without slowing them."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
+        pass
+
+
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str: ...
 
@@ -179,7 +192,9 @@ class Argon2Hasher:
             argon2__parallelism=params.parallelism,
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2"
+            max_workers=workers or os.cpu_count() or 1,
+            thread_name_prefix="argon2",
+            initializer=_lower_priority,
         )
         self._dummy_hash: str | None = None
 

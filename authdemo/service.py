@@ -454,7 +454,7 @@ class AuthService:
         if lock is None:
             lock = self._account_locks[keys[0]] = asyncio.Lock()
         async with lock:
-            await self._check_throttle(keys, username, client)
+            throttled = await self._check_throttle(keys, username, client)
             candidate = password_for_verify(password)
             key = username_key(username)
             credentials = None
@@ -469,7 +469,8 @@ class AuthService:
             else:
                 ok, new_hash = await self._hasher.verify(candidate, credentials.password_hash)
                 if ok and credentials.user.is_active:
-                    await self._login_succeeded(keys[0], credentials.user, new_hash)
+                    if keys[0] in throttled or new_hash is not None:  # else nothing to write
+                        await self._login_succeeded(keys[0], credentials.user, new_hash)
                     return credentials.user
                 reason = "account disabled" if ok else "wrong password"
             known = credentials.user if credentials is not None else None
@@ -478,7 +479,8 @@ class AuthService:
 
     async def _check_throttle(
         self, keys: tuple[str, str], username: str, client: ClientInfo
-    ) -> None:
+    ) -> set[str]:
+        """Refuse (``Throttled``) while a block lasts; return the keys that have rows."""
         now = self.now()
         async with self._uow() as tx:
             states = await tx.throttle.get(list(keys))
@@ -488,6 +490,7 @@ class AuthService:
         if blocked:
             log.debug("login refused (throttled) client=%s", client.addr)
             raise Throttled(max(blocked) - now)
+        return set(states)
 
     async def _login_succeeded(self, account: str, user: User, new_hash: str | None) -> None:
         async with self._uow(write=True) as tx:

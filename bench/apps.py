@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from idom import component
+from idom import component, html
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic.response import html as html_response
@@ -97,12 +97,10 @@ def UnauthenticatedDemo() -> Any:
     """authdemo's own signed-in demo view, fed constant values instead of auth: the same
     components, the same first render, none of the authentication."""
     from authdemo.web.components import DemoApp
-    from authdemo.web.hooks import AuthContext, AuthStateContext, LiveSessionContext
+    from authdemo.web.hooks import AuthContext, Provided
 
     auth, state, live = _static_auth()
-    return LiveSessionContext(
-        AuthStateContext(AuthContext(DemoApp(), value=auth), value=state), value=live
-    )
+    return AuthContext(DemoApp(), value=Provided(auth, state, live))
 
 
 def bridge_app() -> Sanic[Any, Any]:
@@ -119,3 +117,81 @@ def bridge_app() -> Sanic[Any, Any]:
 
 
 FACTORIES = {"bare": bare_app, "inmemory": inmemory_app, "bridge": bridge_app}
+
+
+@component
+def ExampleCounter() -> Any:
+    from authdemo import use_session
+
+    session = use_session()
+    count = session.get("count", 0)
+
+    async def increment(event: Any) -> None:
+        await session.set("count", count + 1)
+
+    return html.button({"id": "count", "on_click": increment}, f"Clicked {count} times")
+
+
+@component
+def ExampleDashboard() -> Any:
+    from authdemo import use_auth
+
+    auth = use_auth()
+
+    async def sign_out(event: Any) -> None:
+        await auth.logout()
+
+    return html.main(
+        html.h1({"id": "hello"}, f"Hello, {auth.user.username if auth.user else ''}"),
+        ExampleCounter(),
+        html.button({"id": "logout", "on_click": sign_out}, "Sign out"),
+    )
+
+
+@component
+def ExampleRoot() -> Any:
+    """The README's 'Use it in your app' example: a small app behind the full auth layer."""
+    from authdemo import RequireAuth
+
+    return RequireAuth(ExampleDashboard())
+
+
+def example_app() -> Sanic[Any, Any]:
+    from authdemo import Settings, create_app
+
+    return create_app(Settings.from_env(), root=ExampleRoot, name="bench_example")
+
+
+FACTORIES["example"] = example_app
+
+
+@component
+def Tiny() -> Any:
+    return html.p({"id": "hello"}, "hello")
+
+
+def tiny_app() -> Sanic[Any, Any]:
+    """The bridge with a one-element root: what a held websocket costs by itself."""
+    app = bare_app("bench_tiny")
+
+    async def nothing() -> bool:
+        return True
+
+    def connect(request: Request) -> ViewConnection:
+        return ViewConnection(Tiny(), nothing, lambda: None)
+
+    install_bridge(app, connect)
+    return app
+
+
+FACTORIES["tiny"] = tiny_app
+
+
+def auth_tiny_app() -> Sanic[Any, Any]:
+    """authdemo (the whole auth layer) around the one-element root."""
+    from authdemo import Settings, create_app
+
+    return create_app(Settings.from_env(), root=Tiny, name="bench_auth_tiny")
+
+
+FACTORIES["authtiny"] = auth_tiny_app

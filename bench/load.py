@@ -126,3 +126,33 @@ async def ws_connect_storm(
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
     return WsResult(completed / elapsed, completed, dropped)
+
+
+async def latencies(
+    url: str, *, seconds: float, connections: int = 4, cookie: str | None = None
+) -> list[float]:
+    """Seconds each GET took, with ``connections`` clients asking back to back."""
+    import httpx
+
+    headers = {"cookie": cookie} if cookie else {}
+    deadline = time.monotonic() + seconds
+    samples: list[float] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = await http.get(url, headers=headers)
+            samples.append(time.perf_counter() - started)
+            response.raise_for_status()
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        await asyncio.gather(*(client(http) for _ in range(connections)))
+    return samples
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]

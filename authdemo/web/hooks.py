@@ -40,17 +40,25 @@ def _outside(*_: Any) -> Any:
     raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
-AuthStateContext: Any = create_context(AuthState())
+@dataclass(frozen=True)
+class Provided:
+    """What the root provides to every component below it, in one context (each context
+    provider is another node held in memory for as long as the websocket is open)."""
+
+    auth: Auth
+    state: AuthState
+    live: LiveSession | None
+
+
 AuthContext: Any = create_context(
-    Auth(None, None, _outside, _outside, _outside, _outside, _outside)
+    Provided(Auth(None, None, _outside, _outside, _outside, _outside, _outside), AuthState(), None)
 )
-LiveSessionContext: Any = create_context(None)
 
 
 def use_auth() -> Auth:
     """The signed-in user (or None) and ``login``/``logout`` for the current connection."""
-    auth: Auth = use_context(AuthContext)
-    return auth
+    provided: Provided = use_context(AuthContext)
+    return provided.auth
 
 
 class SessionData(Mapping[str, Any]):
@@ -93,16 +101,10 @@ def use_session() -> SessionData:
 
     Anonymous visitors have one too: its row is created by the first write.
     """
-    live = use_live_session()
-    state = use_context(AuthStateContext)
-    return SessionData(state.data, live, state.remote_data_version)
-
-
-def use_live_session() -> LiveSession:
-    live: LiveSession | None = use_context(LiveSessionContext)
-    if live is None:
-        raise RuntimeError("only available below authdemo's root component")
-    return live
+    provided: Provided = use_context(AuthContext)
+    if provided.live is None:
+        raise RuntimeError("use_session() is only available below authdemo's root component")
+    return SessionData(provided.state.data, provided.live, provided.state.remote_data_version)
 
 
 def ticket_image(ticket: str) -> Any:
@@ -145,13 +147,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         live.sessions,
         live.logout_others,
     )
-    return LiveSessionContext(
-        AuthStateContext(
-            AuthContext(
-                html._(child, *([ticket_image(state.ticket)] if state.ticket else [])),
-                value=auth,
-            ),
-            value=state,
-        ),
-        value=live,
-    )
+    # Always the same shape (child first), so that the ticket image coming and going
+    # never remounts the app below.
+    content = html._(child, *([ticket_image(state.ticket)] if state.ticket else []))
+    return AuthContext(content, value=Provided(auth, state, live))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import timedelta
 
@@ -109,3 +110,20 @@ def test_the_fast_hmac_equals_the_standard_one(key: bytes) -> None:
     for message in (b"", b"x", b"y" * 100):
         assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
     assert hash_token("abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop() -> None:
+    import os
+    import threading
+
+    from authdemo.security import HASHING_NICENESS
+
+    hasher = Argon2Hasher(Argon2Params(memory_kib=64, time_cost=1, parallelism=1), workers=1)
+    try:
+        loop = asyncio.get_running_loop()
+        niceness = await loop.run_in_executor(
+            hasher._pool, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        )
+    finally:
+        hasher.close()
+    assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + HASHING_NICENESS

@@ -1,0 +1,94 @@
+"""Databases for the benchmark: migrated, with users and ready-made signed-in sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from authdemo.bootstrap import runtime
+from authdemo.config import Settings
+from authdemo.domain import ClientInfo
+from authdemo.security import hash_token
+from bench.procs import ROOT
+
+COOKIE = "__Host-authdemo_session"
+PASSWORD = "bench password"
+
+
+def migrate(url: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "AUTHDEMO_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+
+
+def signed_in_cookies(url: str, count: int, users: int = 1) -> list[str]:
+    """``count`` cookies of live signed-in sessions, spread over ``users`` users.
+
+    The sessions are written directly (a sign-in each would spend 30 ms hashing); their
+    tokens are minted with the deployment's key, exactly as the ticket endpoint does.
+    """
+
+    async def make() -> list[str]:
+        async with runtime(Settings(database_url=url)) as rt:
+            # One real hash, reused: creating many users through the service would spend
+            # 30 ms of argon2id on each.
+            hashed = await rt.hasher.hash(PASSWORD)
+            ids = []
+            async with rt.uow(write=True) as tx:
+                for i in range(users):
+                    name = f"bench{i}"
+                    found = await tx.users.get_by_key(name)
+                    user = found or await tx.users.add(name, name, hashed, rt.service.now())
+                    ids.append(user.id)
+                await tx.commit()
+            cookies = []
+            now = rt.service.now()
+            async with rt.uow(write=True) as tx:
+                for i in range(count):
+                    token = rt.service.new_token()
+                    await tx.sessions.add(
+                        hash_token(token),
+                        ids[i % users],
+                        now,
+                        now + timedelta(minutes=30),
+                        now + timedelta(hours=12),
+                        ClientInfo("127.0.0.1", "bench"),
+                    )
+                    cookies.append(f"{COOKIE}={token}")
+                await tx.commit()
+            return cookies
+
+    return asyncio.run(make())
+
+
+def fill_sessions(path: Path, rows: int, expired: bool) -> None:
+    """Add ``rows`` session rows straight into a SQLite file (live or long expired)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    start = now - timedelta(days=3) if expired else now
+    end = now - timedelta(days=2) if expired else now + timedelta(hours=12)
+    stamp = lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")  # noqa: E731 - SQLite's format
+    db = sqlite3.connect(path)
+    user_id = db.execute("SELECT id FROM users LIMIT 1").fetchone()[0]
+    batch = 50_000
+    for offset in range(0, rows, batch):
+        db.executemany(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,"
+            " idle_expires_at, absolute_expires_at, client_addr, user_agent)"
+            " VALUES (?, ?, ?, ?, ?, ?, '127.0.0.1', 'bench')",
+            (
+                (secrets.token_hex(32), user_id, stamp(start), stamp(start), stamp(end), stamp(end))
+                for _ in range(min(batch, rows - offset))
+            ),
+        )
+        db.commit()
+    db.close()

@@ -1,0 +1,32 @@
+"""The benchmark keeps working: every row runs at tiny sizes (figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.db import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert all(row["authdemo"] for row in report["rows"])
+    assert "| 7 |" in result.stdout
