@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import binascii
 import hashlib
 import hmac
@@ -156,10 +157,8 @@ HASHING_NICENESS = 10
 def _lower_priority() -> None:
     """Hash at a lower CPU priority than the event loop (Linux schedules threads one by
     one): sign-ins use every core that page views leave idle, without slowing them."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
-    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
-        pass
 
 
 class PasswordHasher(Protocol):
