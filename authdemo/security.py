@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import binascii
+import contextlib
 import hashlib
 import hmac
 import importlib
