@@ -81,6 +81,8 @@ class Settings:
     """How often each worker reads session events written by other processes."""
     ws_ping_interval: timedelta = timedelta(seconds=20)
     ws_ping_timeout: timedelta = timedelta(seconds=20)
+    ws_per_address: int = 50
+    """Open websockets one client address may hold (per worker); more are refused (429)."""
     ws_events_per_second: int = 20
     """Sustained UI events a connection may send; bursts of twice that are allowed."""
     session_cache_ttl: timedelta = timedelta(seconds=10)
@@ -167,6 +169,7 @@ class Settings:
             ws_ping_interval=duration("AUTHDEMO_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
+            ws_per_address=integer("AUTHDEMO_WS_PER_ADDRESS", 50, 1),
             session_data_max_bytes=size("AUTHDEMO_SESSION_DATA_MAX", 64 * 1024),
             session_cache_ttl=cache_ttl(),
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),

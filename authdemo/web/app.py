@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -47,6 +48,8 @@ class AppContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.open_sockets: Counter[str] = Counter()
+        """Open websockets per client address (capped by AUTHDEMO_WS_PER_ADDRESS)."""
         self.trusted: Networks = parse_networks(settings.trusted_proxies)
 
 
@@ -124,14 +127,24 @@ def create_app(
         """A websocket passed the middleware (Origin checked, cookie resolved): wire it up."""
         resolution: Resolution = request.ctx.session
         raw = read_session_cookie(request)
+        client = client_info(request, app.ctx.trusted)
         live = LiveSession(
             service=app.ctx.service,
             events=app.ctx.events,
-            client=client_info(request, app.ctx.trusted),
+            client=client,
             cookie_token_hash=hash_token(raw) if raw else None,
             resolution=resolution,
         )
-        return ViewConnection(AuthProvider(live, app_root()), live.before_event, live.close)
+        open_sockets = app.ctx.open_sockets
+        open_sockets[client.addr] += 1
+
+        def close() -> None:
+            live.close()
+            open_sockets[client.addr] -= 1
+            if open_sockets[client.addr] <= 0:
+                del open_sockets[client.addr]
+
+        return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
 
     install_pages(app)
     install_ticket_route(app)

@@ -22,7 +22,7 @@ from idom.backend.types import Connection, Location
 from idom.core.layout import Layout
 from idom.core.serve import Stop, serve_layout
 from sanic import Blueprint, Request, Sanic
-from sanic.exceptions import NotFound
+from sanic.exceptions import NotFound, WebsocketClosed
 from sanic.response import HTTPResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
@@ -157,8 +157,8 @@ def install_bridge(
 
         try:
             await serve_layout(layout, send, recv)
-        except* (Stop, ConnectionClosed):
-            pass
+        except* (Stop, ConnectionClosed, WebsocketClosed):
+            pass  # the peer went away, or broke the protocol and was closed: both normal
         finally:
             view.close()
 

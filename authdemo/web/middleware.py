@@ -76,6 +76,10 @@ def websocket_handshake(
         if not origin_allowed(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("websocket refused: origin %r not allowed", request.headers.get("origin"))
             return secure(text("Forbidden: cross-origin websocket", status=403), https)
+        addr = client_address(request, app.ctx.trusted)
+        if app.ctx.open_sockets[addr] >= app.ctx.settings.ws_per_address:
+            log.warning("websocket refused: %s holds too many", addr)
+            return secure(text("Too many connections", status=429), https)
         service: AuthService = app.ctx.service
         request.ctx.session = await service.visit(read_session_cookie(request))
         return None

@@ -1,0 +1,84 @@
+"""One client cannot take the server down: websockets per address, slow readers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from authdemo.config import Settings
+from authdemo.web.app import create_app
+from authdemo.web.cookies import COOKIE_NAME
+from tests.conftest import cheap_hasher
+from tests.support.idom_client import IdomClient
+from tests.support.live import serve
+from tests.web.conftest import signed_in_token
+
+_names = itertools.count()
+
+
+async def test_websockets_per_address_are_capped_and_freed_on_close(settings: Settings) -> None:
+    app = create_app(
+        replace(settings, ws_per_address=3),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    async with serve(app) as live:
+        held = [await IdomClient.connect(live.base_url) for _ in range(3)]
+        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(url, additional_headers={"Origin": live.base_url}, origin=None)
+        assert refused.value.response.status_code == 429
+        await held.pop().close()
+        for _ in range(50):  # the server notices the close
+            if app.ctx.open_sockets["127.0.0.1"] < 3:
+                break
+            await asyncio.sleep(0.02)
+        again = await IdomClient.connect(live.base_url)
+        assert again.find("login-form") is not None
+        for client in [*held, again]:
+            await client.close()
+
+
+async def test_a_client_that_reads_nothing_does_not_stall_the_others(settings: Settings) -> None:
+    app = create_app(
+        replace(settings, ws_events_per_second=1000),
+        name=f"authdemo_slow_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    async with serve(app) as live:
+        await live.app.ctx.service.create_user("alice", "correct horse")
+        token = await signed_in_token(live.app.ctx.service)
+        cookie = f"{COOKIE_NAME}={token}"
+        # A tab of alice's session that stops reading: every note saved in her other tab
+        # is pushed to it (40 KB each), until its socket buffers are full and stay full.
+        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        slow = await websockets.connect(
+            url, additional_headers={"Origin": live.base_url, "Cookie": cookie}, origin=None
+        )
+        slow.transport.pause_reading()
+        writer = await IdomClient.connect(live.base_url, cookie=cookie)
+        note = writer.find("note")
+        assert note is not None
+        for i in range(150):  # 6 MB: more than loopback buffers hold
+            before = writer.updates
+            await writer.fire(note, "on_change", {"target": {"value": f"{i}" + "x" * 40_000}})
+            await writer.wait_for(
+                lambda c, n=before: c.updates >= n + 2 and c.find("note-saved") is not None,
+                timeout=5,
+            )
+        saved = await live.app.ctx.service.live_sessions("alice")
+        assert str(saved[0][0].data["note"]).startswith("149")
+        # Meanwhile everybody else is served as usual.
+        bystander = await IdomClient.connect(live.base_url)
+        started = asyncio.get_running_loop().time()
+        await bystander.login("nobody", "whatever pw")
+        await bystander.wait_for_id("login-error", timeout=5)
+        assert asyncio.get_running_loop().time() - started < 2
+        for client in (writer, bystander):
+            await client.close()
+        slow.transport.abort()
