@@ -79,7 +79,7 @@ async def start_runtime(
     engine = create_engine(settings.database_url, timeout=settings.db_timeout.total_seconds())
     try:
         await check_schema(engine)
-        uow = SqlUnitOfWorkFactory(engine)
+        uow = SqlUnitOfWorkFactory(engine, timeout=settings.db_timeout.total_seconds())
         key = await ensure_token_key(uow, settings.secret_key)
     except BaseException:
         await engine.dispose()

@@ -609,8 +609,11 @@ class AuthService:
                 revoked=True,
             )
 
-    async def logout(self, session_id: int, client: ClientInfo | None = None) -> None:
-        """Revoke a session server-side; its cookie is worthless from now on."""
+    async def logout(self, session_id: int, client: ClientInfo | None = None) -> AuthSession | None:
+        """Revoke a session server-side; its cookie is worthless from now on.
+
+        Returns the session as it was stored (its ``token_hash`` is the cookie the browser
+        was given for it, if a ticket was redeemed)."""
         async with self._uow(write=True) as tx:
             event = await self._revoke(tx, [session_id], "logout")
             found = await tx.sessions.get_with_user(session_id)
@@ -622,6 +625,7 @@ class AuthService:
         if found is not None:
             log.info("logout session=%s", found[0].short_id)
         await self._published(event)
+        return found[0] if found is not None else None
 
     # --- account self-service -------------------------------------------------------------
 

@@ -32,15 +32,10 @@ def create_engine(url: str, *, timeout: float = 5.0, **kwargs: Any) -> AsyncEngi
     SQLite: WAL, ``synchronous=FULL`` (an acknowledged logout survives a power cut),
     foreign keys on, a busy timeout, and write transactions that take the write lock
     at BEGIN (SQLAlchemy's documented pysqlite/aiosqlite transaction recipe) so that
-    two writers never deadlock upgrading read locks into ``database is locked``;
-    read units of work run in autocommit mode.
+    two writers never deadlock upgrading read locks into ``database is locked``.
     """
     if is_sqlite(url):
-        # Every unit of work ends in an explicit rollback or commit (db/uow.py), so the
-        # pool's own reset-on-return would only add a round trip to the driver's thread.
-        engine = create_async_engine(
-            url, connect_args={"timeout": timeout}, pool_reset_on_return=None, **kwargs
-        )
+        engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
         _configure_sqlite(engine, timeout)
         return engine
     return create_async_engine(
@@ -68,8 +63,9 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Writes take the write lock up front. Reads run without BEGIN/ROLLBACK: each of
-        # our read units of work is one statement (or a few whose snapshots need not
-        # agree), and every BEGIN costs a round trip to aiosqlite's thread.
-        if conn.get_execution_options().get(WRITE_OPTION, False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writes take the write lock up front. Reads get a plain BEGIN too: skipping it
+        # (and the ROLLBACK after) saved a round trip per read, but a read statement left
+        # open kept a stale WAL snapshot on the pooled connection, and the next write on
+        # it failed at once with "database is locked" (seen under two workers).
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from types import TracebackType
 from typing import Self
 
@@ -31,6 +33,8 @@ from .repositories import (
     SqlUserRepository,
 )
 
+log = logging.getLogger(__name__)
+
 
 class SqlUnitOfWork:
     users: UserRepository
@@ -42,14 +46,26 @@ class SqlUnitOfWork:
     broadcasts: BroadcastRepository
 
     def __init__(
-        self, factory: async_sessionmaker[AsyncSession], tracker: SqlUnitOfWorkFactory
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        tracker: SqlUnitOfWorkFactory,
+        gate: asyncio.Lock | None = None,
     ) -> None:
         self._factory = factory
         self._tracker = tracker
+        self._gate = gate
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
+        if self._gate is not None:
+            try:
+                async with asyncio.timeout(self._tracker.timeout):
+                    await self._gate.acquire()
+            except TimeoutError:
+                log.warning("no turn to write within %.1f s", self._tracker.timeout)
+                raise StorageUnavailable() from None
         self._tracker.active += 1
+        self._started = time.monotonic()
         session = self._session = self._factory()
         self.users = SqlUserRepository(session)
         self.sessions = SqlSessionRepository(session)
@@ -69,6 +85,18 @@ class SqlUnitOfWork:
         session, self._session = self._session, None
         assert session is not None
         self._tracker.finished()
+        try:
+            await self._close(session, exc_type, exc)
+        finally:
+            if self._gate is not None:
+                self._gate.release()
+
+    async def _close(
+        self,
+        session: AsyncSession,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+    ) -> None:
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
             # Interrupted mid-statement: the connection may be half-way through the wire
             # protocol, and a ROLLBACK on it can wait forever. Drop it instead.
@@ -88,6 +116,9 @@ class SqlUnitOfWork:
         if exc is not None and is_unavailable(exc):
             # Callers see one project exception for "the database is away", whatever
             # the driver said; it becomes a 503 on the web and exit 3 in the CLI.
+            log.warning(
+                "unit of work failed after %.2f s: %r", time.monotonic() - self._started, exc
+            )
             raise StorageUnavailable() from exc
 
     async def commit(self) -> None:
@@ -98,15 +129,26 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Makes units of work; write ones take SQLite's write lock when they begin."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, timeout: float = 5.0) -> None:
         self._read = async_sessionmaker(engine, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self.timeout = timeout
         self.active = 0
         self._idle: asyncio.Event | None = None
+        # SQLite has one writer at a time. Within a process, writers queue here, in
+        # order, instead of all polling SQLite's lock: its busy handler sleeps and
+        # retries, which under load let an unlucky writer wait past the timeout while
+        # others went ahead. Across processes only one writer per worker then competes.
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._gate: asyncio.Lock | None = None
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        if write and self._sqlite:
+            if self._gate is None:
+                self._gate = asyncio.Lock()
+            return SqlUnitOfWork(self._write, self, self._gate)
         return SqlUnitOfWork(self._write if write else self._read, self)
 
     def finished(self) -> None:

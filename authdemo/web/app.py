@@ -103,6 +103,7 @@ def create_app(
 
     @app.exception(StorageUnavailable)
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:
+        log.warning("database error on %s: %r", request.path, error.__cause__)
         app.ctx.health.mark_down()
         response = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
         return secure(response, request_scheme(request, app.ctx.trusted) == "https")

@@ -116,7 +116,12 @@ class LiveSession:
         if session is None or self.state.user is None:
             return
         # Revoke first: the view only says "signed out" once the server agrees.
-        await self._finish(self._service.logout(session.id, self.client))
+        stored = await self._finish(self._service.logout(session.id, self.client))
+        if stored is not None and stored.token_hash != session.token_hash:
+            # The ticket was redeemed (maybe by another worker, whose event may not have
+            # reached us yet): the browser holds this session's cookie, and the next
+            # sign-in's ticket must be bound to that.
+            self.cookie_token_hash = stored.token_hash
         if self._is_current(session):
             self._leave()
             self._notify()

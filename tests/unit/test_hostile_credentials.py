@@ -25,7 +25,16 @@ TEXT = st.one_of(
     st.text(max_size=80),
     st.text(alphabet=st.characters(blacklist_categories=()), max_size=80),
     st.sampled_from(
-        ["", " ", "\x00", "a\x00b", " alice ", "\uff21\uff2c\uff29\uff23\uff25", "\u200b", "x" * 1_000_000]
+        [
+            "",
+            " ",
+            "\x00",
+            "a\x00b",
+            " alice ",
+            "\uff21\uff2c\uff29\uff23\uff25",
+            "\u200b",
+            "x" * 1_000_000,
+        ]
     ),
 )
 

@@ -1,0 +1,101 @@
+"""Many at once: the same username from 50 processes, many tabs signing in and out
+against two workers. Zero server errors, zero 'database is locked', nothing dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from bench.prep import PASSWORD, signed_in_cookies
+from tests.support.db import in_thread
+from tests.support.idom_client import IdomClient
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_fifty_concurrent_create_users_of_one_name_make_exactly_one(db_url: str) -> None:
+    env = {**os.environ, "AUTHDEMO_DATABASE_URL": db_url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "authdemo", "create-user", "Zoë", "--password-stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for _ in range(50)
+    ]
+    outcomes = []
+    for process in processes:
+        out, _ = process.communicate("correct horse\n", timeout=180)
+        outcomes.append((process.returncode, out.strip()))
+    codes = Counter(code for code, _ in outcomes)
+    assert codes == {0: 1, 1: 49}, outcomes
+    taken = [out for code, out in outcomes if code == 1]
+    assert all(out == "Error: The username 'Zoë' is already taken." for out in taken), taken
+    assert not any("locked" in out or "Traceback" in out for _, out in outcomes)
+
+
+async def sign_in_and_out(
+    base_url: str, user: str, until: float, http: httpx.AsyncClient, stats: Counter[str]
+) -> None:
+    client = await IdomClient.connect(base_url)
+    cookie: str | None = None  # this tab's browser: no cookie yet (it opened the socket first)
+    try:
+        while time.monotonic() < until:
+            await client.login(user, PASSWORD)
+            await client.wait_for_id("logout", timeout=30)
+            src = client.ticket_src()
+            if src is not None:  # what the browser's image request does, with its cookie
+                headers = {"sec-fetch-site": "same-origin"}
+                if cookie:
+                    headers["cookie"] = cookie
+                response = await http.get(base_url + src, headers=headers)
+                stats[f"ticket {response.status_code}"] += 1
+                if "set-cookie" in response.headers:
+                    cookie = response.headers["set-cookie"].split(";")[0]
+            stats["signed in"] += 1
+            await client.click("logout")
+            await client.wait_for_id("login-form", timeout=30)
+            stats["signed out"] += 1
+    except (ConnectionClosed, OSError, TimeoutError) as error:
+        stats[f"dropped: {type(error).__name__}: {str(error)[:300]}"] += 1
+    finally:
+        await client.close()
+
+
+async def test_many_tabs_sign_in_and_out_against_two_workers(db_url: str, tmp_path: Path) -> None:
+    clients, seconds = 40, 8.0  # bench/soak.py runs 200 clients for 60 s
+    in_thread(lambda: signed_in_cookies(db_url, 0, users=clients))  # users bench0..
+    server = ServerProcess(
+        db_url, tmp_path / "server.log", workers=2, env={"AUTHDEMO_WS_PER_ADDRESS": "1000"}
+    ).start()
+    stats: Counter[str] = Counter()
+    try:
+        until = time.monotonic() + seconds
+        async with httpx.AsyncClient(timeout=30) as http:
+            await asyncio.gather(
+                *(
+                    sign_in_and_out(server.base_url, f"bench{i}", until, http, stats)
+                    for i in range(clients)
+                )
+            )
+        log = server.log()  # what happened while serving (not the shutdown that follows)
+    finally:
+        server.stop()
+    assert not [k for k in stats if k.startswith("dropped")], stats
+    assert not [k for k in stats if k.startswith("ticket 5")], stats
+    assert stats["signed in"] >= clients and stats["signed out"] >= clients, stats
+    assert stats["ticket 200"] == stats["signed in"], stats
+    assert "database is locked" not in log and "Traceback" not in log, log[-3000:]
