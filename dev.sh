@@ -2,6 +2,7 @@
 # authdemo's quickstart helper.
 #   ./dev.sh demo   set everything up, then serve the demo on http://127.0.0.1:8000
 #   ./dev.sh test   run the whole test suite (pytest arguments may follow)
+#   ./dev.sh bench  install wrk when missing, then run the benchmarks (bench/run.py options may follow)
 # Needs Python 3.11+ as python3 (or set PYTHON=/path/to/python).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,8 +41,25 @@ case "${1:-}" in
         setup
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    bench)
+        shift
+        setup
+        if ! command -v wrk >/dev/null; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                echo "Installing wrk for the HTTP load ..." >&2
+                if ! apt-get install -y wrk >/dev/null 2>&1; then
+                    apt-get update >/dev/null 2>&1 || true
+                    apt-get install -y wrk >/dev/null 2>&1 \
+                        || echo "Could not install wrk; the HTTP rows use the (slower) asyncio client." >&2
+                fi
+            else
+                echo "wrk is not installed (apt-get install wrk); the HTTP rows use the (slower) asyncio client." >&2
+            fi
+        fi
+        exec "$VENV/bin/python" -m bench.run "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options]" >&2
+        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh bench [bench options]" >&2
         exit 2
         ;;
 esac

@@ -74,9 +74,15 @@ async def start_runtime(
     *,
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
+    bulk: bool = False,
 ) -> Runtime:
-    """Open the database (refusing an unmigrated one) and build the service."""
-    engine = create_engine(settings.database_url, timeout=settings.db_timeout.total_seconds())
+    """Open the database (refusing an unmigrated one) and build the service.
+
+    ``bulk``: for a one-off maintenance process (``purge-expired``), not for serving.
+    """
+    engine = create_engine(
+        settings.database_url, timeout=settings.db_timeout.total_seconds(), bulk=bulk
+    )
     try:
         await check_schema(engine)
         uow = SqlUnitOfWorkFactory(engine, timeout=settings.db_timeout.total_seconds())

@@ -57,11 +57,13 @@ def load_settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
-def with_service(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+def with_service(
+    settings: Settings, action: Callable[[Runtime], Awaitable[T]], *, bulk: bool = False
+) -> T:
     """Run ``action`` against a freshly opened runtime, mapping our errors to exits."""
 
     async def main() -> T:
-        async with runtime(settings) as rt:
+        async with runtime(settings, bulk=bulk) as rt:
             return await action(rt)
 
     try:
@@ -329,7 +331,7 @@ def purge_expired(batch: int) -> None:
     async def act(rt: Runtime) -> PurgeReport:
         return await rt.service.purge_expired(batch=batch, pause=0.01)
 
-    report = with_service(settings, act)
+    report = with_service(settings, act, bulk=True)
     click.echo(
         f"Purged {ended(report.sessions, 'session')}, {ended(report.tickets, 'ticket')}, "
         f"{ended(report.throttle_rows, 'throttle row')}, "

@@ -151,6 +151,25 @@ async def latencies(
     return samples
 
 
+def _probe(url: str, seconds: float, connections: int, cookie: str | None) -> list[float]:
+    return asyncio.run(latencies(url, seconds=seconds, connections=connections, cookie=cookie))
+
+
+async def latencies_elsewhere(
+    url: str, *, seconds: float, connections: int = 4, cookie: str | None = None
+) -> list[float]:
+    """``latencies`` measured from a process of its own, so that other load generated in
+    this process (and its event loop) cannot delay the probe and inflate its figures."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, _probe, url, seconds, connections, cookie
+        )
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:

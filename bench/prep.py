@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
@@ -71,13 +72,17 @@ def signed_in_cookies(url: str, count: int, users: int = 1) -> list[str]:
     return asyncio.run(make())
 
 
-def fill_sessions(path: Path, rows: int, expired: bool) -> None:
-    """Add ``rows`` session rows straight into a SQLite file (live or long expired)."""
+def fill_sessions(db_url: str, rows: int, expired: bool) -> None:
+    """Add ``rows`` session rows straight into the database (live or long expired)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     start = now - timedelta(days=3) if expired else now
     end = now - timedelta(days=2) if expired else now + timedelta(hours=12)
+    url = make_url(db_url)
+    if url.get_backend_name() == "postgresql":
+        asyncio.run(_fill_postgres(url, rows, start, end))
+        return
     stamp = lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")  # noqa: E731 - SQLite's format
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(url.database or "")
     user_id = db.execute("SELECT id FROM users LIMIT 1").fetchone()[0]
     batch = 50_000
     for offset in range(0, rows, batch):
@@ -92,3 +97,24 @@ def fill_sessions(path: Path, rows: int, expired: bool) -> None:
         )
         db.commit()
     db.close()
+
+
+async def _fill_postgres(url: URL, rows: int, start: datetime, end: datetime) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        user_id = await conn.fetchval("SELECT id FROM users LIMIT 1")
+        # Two md5s make a unique-enough 64-hex-digit token hash.
+        await conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,"
+            " idle_expires_at, absolute_expires_at, client_addr, user_agent)"
+            " SELECT md5(g::text || random()::text) || md5(random()::text || g::text),"
+            " $1, $2, $2, $3, $3, '127.0.0.1', 'bench' FROM generate_series(1, $4) AS g",
+            user_id,
+            start.replace(tzinfo=UTC),
+            end.replace(tzinfo=UTC),
+            rows,
+        )
+    finally:
+        await conn.close()

@@ -82,6 +82,7 @@ class SessionRow(Base):
     __table_args__ = (
         Index("ix_sessions_user_id", "user_id"),
         Index("ix_sessions_absolute_expires_at", "absolute_expires_at"),
+        Index("ix_sessions_idle_expires_at", "idle_expires_at"),  # purge-expired
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

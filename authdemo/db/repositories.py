@@ -264,11 +264,14 @@ class SqlSessionRepository:
                 )
             )
             .limit(limit)
+            .scalar_subquery()
         )
-        ids = list(await self._s.scalars(doomed))
-        if ids:
-            await self._s.execute(delete(SessionRow).where(SessionRow.id.in_(ids)))
-        return len(ids)
+        # One statement: the ids never travel to Python and back.
+        result = await self._s.execute(
+            delete(SessionRow).where(SessionRow.id.in_(doomed)),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(SessionRow)) or 0)

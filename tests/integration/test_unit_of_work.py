@@ -61,6 +61,26 @@ async def test_sqlite_connections_have_wal_full_sync_foreign_keys_and_busy_timeo
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_only_bulk_engines_get_a_big_page_cache_and_memory_mapped_reads(
+    db_url: str, bulk: bool
+) -> None:
+    engine = create_engine(db_url, bulk=bulk)
+    try:
+        async with engine.connect() as conn:
+            cache = (await conn.execute(text("PRAGMA cache_size"))).scalar()
+            mmap = (await conn.execute(text("PRAGMA mmap_size"))).scalar()
+            sync = (await conn.execute(text("PRAGMA synchronous"))).scalar()
+        assert sync == 2  # durability is the same either way
+        if bulk:
+            assert (cache, mmap) == (-64 * 1024, 256 * 1024 * 1024)
+        else:  # servers keep SQLite's defaults: no SIGBUS from a mapped page
+            assert cache == -2000 and mmap == 0
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.sqlite_only
 async def test_write_units_take_the_write_lock_when_they_begin(db_url: str) -> None:
     """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction."""
     engine = create_engine(db_url, timeout=5)

@@ -82,6 +82,16 @@ def token_is_dead(db_url: str, token: str) -> bool:
     return in_thread(lambda: asyncio.run(check()))
 
 
+def session_rows(db_url: str) -> int:
+    async def count() -> int:
+        from sqlalchemy import text
+
+        async with runtime(Settings(database_url=db_url)) as rt, rt.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM sessions"))).scalar_one())
+
+    return in_thread(lambda: asyncio.run(count()))
+
+
 def users_in(db_url: str) -> set[str]:
     async def read() -> set[str]:
         async with runtime(Settings(database_url=db_url)) as rt:
@@ -184,20 +194,22 @@ def test_kill_9_of_create_user_leaves_all_or_nothing(db_url: str) -> None:
 def test_kill_9_of_purge_expired_mid_run_is_harmless(db_url: str, tmp_path: Path) -> None:
     from bench.prep import fill_sessions, signed_in_cookies
 
-    url = make_url(db_url)
-    if url.get_backend_name() != "sqlite":
-        pytest.skip("fills the table through SQLite directly")
     live = in_thread(lambda: signed_in_cookies(db_url, 3))
-    fill_sessions(Path(url.database or ""), 30_000, expired=True)
-    process = cli(db_url, "purge-expired", "--batch", "200")
-    time.sleep(1.0)
+    total = 3 + 60_000
+    in_thread(lambda: fill_sessions(db_url, total - 3, expired=True))
+    process = cli(db_url, "purge-expired", "--batch", "100")
+    # Kill it once it has deleted something, at a random point after that.
+    deadline = time.monotonic() + 60
+    while session_rows(db_url) == total and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.uniform(0, 0.3))
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert process.wait() == -signal.SIGKILL  # killed mid-run, not after finishing
+    assert 3 < session_rows(db_url) < total
     check_database(db_url, written_by_the_app=False)
     for cookie in live:
         assert not token_is_dead(db_url, cookie.split("=", 1)[1])
     finish = cli(db_url, "purge-expired")
     out, _ = finish.communicate(timeout=120)
     assert finish.returncode == 0, out
-    with sqlite3.connect(url.database or "") as db:
-        assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 3
+    assert session_rows(db_url) == 3  # the live ones, nothing else

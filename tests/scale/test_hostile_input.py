@@ -147,7 +147,13 @@ async def _frames(server: ServerProcess, frames: list[str | bytes]) -> None:
         await client.wait_for(lambda c: c.find("login-error") is not None, timeout=10)
     except (ConnectionClosed, OSError):
         # ...unless the server closed it for cause: too big (1009) or a flood (1008).
-        assert client.ws.close_code in (1008, 1009), client.ws.close_code
+        allowed = {1008, 1009}
+        if any(len(frame) > 64 * 1024 for frame in frames):
+            # The server fails the connection (1009) as soon as it reads the oversized
+            # frame; when we are still writing, its close then resets the TCP
+            # connection and the kernel drops the close frame before we read it.
+            allowed.add(1006)
+        assert client.ws.close_code in allowed, client.ws.close_code
     finally:
         await client.close()
     async with await IdomClient.connect(server.base_url) as other:  # the worker is fine
