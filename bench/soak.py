@@ -58,12 +58,16 @@ def main() -> None:
             log = server.log.read_text()
         finally:
             server.stop()
+    saved = Path(__file__).parent / "results" / "soak-server.log"
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_text(log)
     bad = [k for k in stats if k.startswith(("dropped", "ticket 5"))]
     locked = log.count("database is locked")
     print(dict(stats))
     print(
         f"{stats['signed in'] / args.seconds:.1f} sign-ins/s; problems: {bad or 'none'}; "
-        f"'database is locked' in the log: {locked}; tracebacks: {log.count('Traceback')}"
+        f"'database is locked' in the log: {locked}; tracebacks: {log.count('Traceback')} "
+        f"(server log: {saved})"
     )
     sys.exit(1 if bad or locked else 0)
 

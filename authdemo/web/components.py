@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -9,8 +10,10 @@ from typing import Any, cast
 
 from idom import component, event, html, use_effect, use_state
 
-from ..domain import PASSWORD_MIN, AuthError, AuthSession
+from ..domain import PASSWORD_MIN, AuthError, AuthSession, StorageUnavailable
 from .hooks import use_auth, use_session
+
+log = logging.getLogger("authdemo.web")
 
 
 def form_values(data: Any) -> dict[str, str]:
@@ -151,7 +154,10 @@ def SessionList(refresh_key: int) -> Any:
     @use_effect(dependencies=[refresh_key, this_id])
     async def load() -> None:
         if auth.user is not None:
-            set_sessions(await auth.sessions())
+            try:
+                set_sessions(await auth.sessions())
+            except StorageUnavailable:
+                log.warning("session list not refreshed: the database is unavailable")
 
     return html.ul(
         {"id": "sessions", "class_name": "sessions", "aria_label": "Active sessions"},
@@ -263,6 +269,7 @@ def SignedInView() -> Any:
     auth = use_auth()
     busy, set_busy = use_state(False)
     notice, set_notice = use_state("")
+    problem, set_problem = use_state("")
     refresh, set_refresh = use_state(0)
     assert auth.user is not None
 
@@ -271,13 +278,18 @@ def SignedInView() -> Any:
 
     async def sign_out(_: Any) -> None:
         set_busy(True)
+        set_problem("")
         try:
             await auth.logout()
+        except AuthError as failure:  # e.g. the database is away: still signed in, say so
+            set_problem(str(failure))
         finally:
             set_busy(False)
 
     async def sign_out_others(_: Any) -> None:
         set_busy(True)
+        set_problem("")
+        set_notice("")
         try:
             ended = await auth.logout_others()
             set_notice(
@@ -287,7 +299,7 @@ def SignedInView() -> Any:
             )
             reload_sessions()
         except AuthError as failure:
-            set_notice(str(failure))
+            set_problem(str(failure))
         finally:
             set_busy(False)
 
@@ -315,6 +327,11 @@ def SignedInView() -> Any:
             *(
                 [html.p({"id": "logout-others-done", "class_name": "ok", "role": "status"}, notice)]
                 if notice
+                else []
+            ),
+            *(
+                [html.p({"id": "account-error", "class_name": "error", "role": "alert"}, problem)]
+                if problem
                 else []
             ),
         ),

@@ -12,11 +12,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from idom import component, html
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from authdemo.domain import AuditKind, Clock
+from authdemo.domain import AuditKind, Clock, StorageUnavailable
 from authdemo.web.app import create_app
 from authdemo.web.components import DemoApp
 from authdemo.web.hooks import use_auth
@@ -189,6 +190,27 @@ async def test_sign_out_other_sessions_switches_other_devices_live(
     assert laptop.find("greeting") is not None
     await laptop.close()
     await phone.close()
+
+
+async def test_a_sign_out_the_database_cannot_take_says_so_and_stays_signed_in(
+    live: Live, alice: Creds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tab, _ = await sign_in(live, alice)
+    service = live.app.ctx.service
+    real_logout = service.logout
+
+    async def database_away(*args: Any, **kwargs: Any) -> Any:
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(service, "logout", database_away)
+    await tab.click("logout")
+    await tab.wait_for_id("account-error")
+    assert "temporarily unavailable" in tab.text("account-error")
+    assert tab.find("greeting") is not None  # not shown as signed out while it is not
+    monkeypatch.setattr(service, "logout", real_logout)
+    await tab.click("logout")  # once the database is back, signing out works
+    await signed_out(tab)
+    await tab.close()
 
 
 async def test_a_revocation_made_by_another_process_reaches_open_tabs(
