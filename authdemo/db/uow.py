@@ -35,6 +35,10 @@ from .repositories import (
 
 log = logging.getLogger(__name__)
 
+WRITE_QUEUE_PATIENCE = 6
+"""A writer waits at most this many DB timeouts for its turn, however well the queue
+moves (30 s with the default ``AUTHDEMO_DB_TIMEOUT`` of 5 s)."""
+
 
 class SqlUnitOfWork:
     users: UserRepository
@@ -58,12 +62,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         if self._gate is not None:
-            try:
-                async with asyncio.timeout(self._tracker.timeout):
-                    await self._gate.acquire()
-            except TimeoutError:
-                log.warning("no turn to write within %.1f s", self._tracker.timeout)
-                raise StorageUnavailable() from None
+            await self._tracker.take_turn(self._gate)
         self._tracker.active += 1
         self._started = time.monotonic()
         session = self._session = self._factory()
@@ -85,11 +84,15 @@ class SqlUnitOfWork:
         session, self._session = self._session, None
         assert session is not None
         self._tracker.finished()
+        healthy = False
         try:
             await self._close(session, exc_type, exc)
+            healthy = exc is None or not is_unavailable(exc)
         finally:
             if self._gate is not None:
                 self._gate.release()
+                if healthy:  # a failed turn is no sign that the queue moves
+                    self._tracker.progressed()
 
     async def _close(
         self,
@@ -143,6 +146,7 @@ class SqlUnitOfWorkFactory:
         # others went ahead. Across processes only one writer per worker then competes.
         self._sqlite = engine.dialect.name == "sqlite"
         self._gate: asyncio.Lock | None = None
+        self._waiting: dict[asyncio.Timeout, float] = {}
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
         if write and self._sqlite:
@@ -150,6 +154,36 @@ class SqlUnitOfWorkFactory:
                 self._gate = asyncio.Lock()
             return SqlUnitOfWork(self._write, self, self._gate)
         return SqlUnitOfWork(self._write if write else self._read, self)
+
+    async def take_turn(self, gate: asyncio.Lock) -> None:
+        """Wait for this process's turn to write (first come, first served).
+
+        Refused (``StorageUnavailable``) when no write has finished for ``timeout``
+        seconds — the database is stuck — or after ``WRITE_QUEUE_PATIENCE`` timeouts in
+        all. A long queue that keeps moving (many writers on a saturated machine) is not
+        a stuck database: each finished write gives every waiter ``timeout`` more.
+        """
+        loop = asyncio.get_running_loop()
+        cap = loop.time() + self.timeout * WRITE_QUEUE_PATIENCE
+        try:
+            async with asyncio.timeout(self.timeout) as turn:
+                self._waiting[turn] = cap
+                try:
+                    await gate.acquire()
+                finally:
+                    del self._waiting[turn]
+        except TimeoutError:
+            log.warning("no turn to write within %.1f s", self.timeout)
+            raise StorageUnavailable() from None
+
+    def progressed(self) -> None:
+        """A write finished well: the queue moves, so its waiters may wait longer."""
+        if not self._waiting:
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        for turn, cap in self._waiting.items():
+            if not turn.expired():  # one that fired is on its way out
+                turn.reschedule(min(deadline, cap))
 
     def finished(self) -> None:
         self.active -= 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -8,6 +9,7 @@ from sqlalchemy import text
 
 from authdemo.db.engine import create_engine
 from authdemo.db.uow import SqlUnitOfWorkFactory
+from authdemo.domain import StorageUnavailable
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -104,4 +106,56 @@ async def test_write_units_take_the_write_lock_when_they_begin(db_url: str) -> N
         await asyncio.wait_for(task, 5)
         assert order == ["first commits", "second began"]
     finally:
+        await engine.dispose()
+
+
+@pytest.mark.sqlite_only
+async def test_a_write_queue_that_keeps_moving_is_waited_for_past_the_timeout(
+    db_url: str,
+) -> None:
+    """Eight writers holding the turn 0.1 s each, with a 0.3 s timeout: the last waits
+    ~0.8 s in all, but the queue moves, so none is refused (a saturated machine is not a
+    stuck database)."""
+    engine = create_engine(db_url, timeout=0.3)
+    uow = SqlUnitOfWorkFactory(engine, timeout=0.3)
+    done: list[int] = []
+
+    async def writer(i: int) -> None:
+        async with uow(write=True) as tx:
+            await tx.users.add(f"user{i}", f"user{i}", "h", NOW)
+            await asyncio.sleep(0.1)
+            await tx.commit()
+        done.append(i)
+
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(writer(i) for i in range(8)))
+        assert time.monotonic() - started > 0.6  # longer than the timeout, in all
+        assert done == list(range(8))  # first come, first served
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.sqlite_only
+async def test_a_writer_behind_a_stuck_one_is_refused_after_the_timeout(db_url: str) -> None:
+    engine = create_engine(db_url, timeout=0.3)
+    uow = SqlUnitOfWorkFactory(engine, timeout=0.3)
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        async with uow(write=True) as tx:
+            await tx.users.get_by_key("anyone")
+            await release.wait()
+
+    holder = asyncio.create_task(stuck())
+    try:
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            async with uow(write=True):
+                pass
+        assert 0.25 < time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        await holder
         await engine.dispose()
