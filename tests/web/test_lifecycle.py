@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -210,6 +211,21 @@ async def test_a_sign_out_the_database_cannot_take_says_so_and_stays_signed_in(
     monkeypatch.setattr(service, "logout", real_logout)
     await tab.click("logout")  # once the database is back, signing out works
     await signed_out(tab)
+    await tab.close()
+
+
+async def test_a_session_list_the_database_cannot_read_leaves_the_view_working(
+    live: Live, alice: Creds, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def database_away(*args: Any, **kwargs: Any) -> Any:
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(live.app.ctx.service, "sessions_of", database_away)
+    with caplog.at_level(logging.WARNING):
+        tab, _ = await sign_in(live, alice)
+        await until(lambda: "session list not refreshed" in caplog.text)
+    assert tab.find("greeting") is not None and tab.find("sessions") is not None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no traceback
     await tab.close()
 
 
