@@ -69,7 +69,14 @@ PAIR = st.one_of(
         HEADER_BYTES,
     ),
     st.tuples(
-        st.text(max_size=20).map(lambda s: s.encode("utf-8", "ignore").decode("latin-1")),
+        # Names too: CR, LF or NUL would end or break the request line, not the cookie.
+        st.text(max_size=20).map(
+            lambda s: (
+                "".join(c for c in s if c not in "\r\n\x00")
+                .encode("utf-8", "ignore")
+                .decode("latin-1")
+            )
+        ),
         HEADER_BYTES,
     ),
 )
