@@ -193,15 +193,17 @@ async def test_sign_out_other_sessions_switches_other_devices_live(
     await phone.close()
 
 
+async def database_away(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for a service call while the database cannot be reached."""
+    raise StorageUnavailable()
+
+
 async def test_a_sign_out_the_database_cannot_take_says_so_and_stays_signed_in(
     live: Live, alice: Creds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tab, _ = await sign_in(live, alice)
     service = live.app.ctx.service
     real_logout = service.logout
-
-    async def database_away(*args: Any, **kwargs: Any) -> Any:
-        raise StorageUnavailable()
 
     monkeypatch.setattr(service, "logout", database_away)
     await tab.click("logout")
@@ -217,9 +219,6 @@ async def test_a_sign_out_the_database_cannot_take_says_so_and_stays_signed_in(
 async def test_a_session_list_the_database_cannot_read_leaves_the_view_working(
     live: Live, alice: Creds, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def database_away(*args: Any, **kwargs: Any) -> Any:
-        raise StorageUnavailable()
-
     monkeypatch.setattr(live.app.ctx.service, "sessions_of", database_away)
     with caplog.at_level(logging.WARNING):
         tab, _ = await sign_in(live, alice)
