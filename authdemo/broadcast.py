@@ -5,6 +5,12 @@ revocation itself (an outbox), and delivered at once to this process's connectio
 Each worker also follows the table, so changes made by other workers, other hosts or
 the command line reach its connections too. Delivering an event twice is harmless:
 a connection that is already signed out stays signed out.
+
+No committed row is ever skipped (``BroadcastRepository.changes``): on SQLite rows
+commit in id order (one writer at a time), so "after the last id read" is complete; on
+PostgreSQL ids are taken before commit and commits arrive out of id order, so the
+follower reads everything written by transactions that may still have been running at
+its last read (at or past that read's ``xmin`` horizon), de-duplicated by id.
 """
 
 from __future__ import annotations
@@ -14,11 +20,9 @@ import contextlib
 import logging
 
 from .events import InProcessEventBus
-from .ports import UnitOfWorkFactory
+from .ports import BROADCAST_BATCH, BroadcastCursor, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
-
-BATCH = 500
 
 
 class BroadcastFollower:
@@ -30,31 +34,30 @@ class BroadcastFollower:
         self.interval = interval
         self.wakeup = asyncio.Event()
         """Set to poll at once (a PostgreSQL NOTIFY does)."""
-        self.last_id: int | None = None
+        self.cursor: BroadcastCursor | None = None
         self._failing = False
 
     async def start_position(self) -> None:
         async with self._uow() as tx:
-            self.last_id = await tx.broadcasts.last_id()
+            self.cursor = await tx.broadcasts.position()
 
     async def poll(self) -> int:
         """Deliver what is new since the last poll; returns how many events."""
-        if self.last_id is None:
+        if self.cursor is None:
             await self.start_position()
             return 0
-        assert self.last_id is not None
         async with self._uow() as tx:
-            batch = await tx.broadcasts.after(self.last_id, BATCH)
-        for event_id, event in batch:
+            cursor, batch = await tx.broadcasts.changes(self.cursor)
+        for _, event in batch:
             self._bus.deliver(event)
-            self.last_id = event_id
+        self.cursor = cursor
         return len(batch)
 
     async def run(self) -> None:
         while True:
             try:
                 # Shielded: being cancelled (at shutdown) never interrupts a query half-way.
-                while await asyncio.shield(self.poll()) == BATCH:
+                while await asyncio.shield(self.poll()) == BROADCAST_BATCH:
                     pass
                 if self._failing:
                     log.warning("session broadcasts are readable again")

@@ -7,6 +7,11 @@ live. Entries are dropped the moment a session event says their session changed
 through the broadcast follower — and they are re-read from the database at the latest
 ``ttl`` seconds after they were read, or whenever they look expired (another process may
 have renewed them).
+
+Two races are closed by construction: every token cached for a session is dropped when
+an event names the session (a session can be cached under its pre- and post-rotation
+tokens at once), and a row read before an event but stored after it is not stored at
+all (``generation``: any event between the start of a read and its ``put`` voids it).
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ class SessionCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Found]] = OrderedDict()
-        self._by_session: dict[int, str] = {}
+        self._by_session: dict[int, set[str]] = {}
+        self.generation = 0
+        """Moves on with every invalidation; a read that started before one is not cached."""
         self._user_sessions: dict[int, tuple[float, list[AuthSession]]] = {}
 
     def __len__(self) -> int:
@@ -52,27 +59,31 @@ class SessionCache:
             return False, None
         return True, found
 
-    def put(self, token_hash: str, found: Found) -> None:
-        if self.ttl <= 0:
+    def put(self, token_hash: str, found: Found, read_from: int | None = None) -> None:
+        """Cache a lookup; ``read_from``: the ``generation`` when the read began."""
+        if self.ttl <= 0 or (read_from is not None and read_from != self.generation):
             return
         self._drop(token_hash)
         self._entries[token_hash] = (self._clock(), found)
         if found is not None:
-            self._by_session[found[0].id] = token_hash
+            self._by_session.setdefault(found[0].id, set()).add(token_hash)
         while len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))
 
     def update(self, session: AuthSession) -> None:
         """A session this process just changed (renewed): keep the entry current."""
-        token_hash = self._by_session.get(session.id)
-        entry = self._entries.get(token_hash) if token_hash else None
-        if token_hash and entry is not None and entry[1] is not None:
-            self._entries[token_hash] = (entry[0], (session, entry[1][1]))
+        for token_hash in tuple(self._by_session.get(session.id, ())):
+            entry = self._entries.get(token_hash)
+            if entry is not None and entry[1] is not None:
+                if entry[1][0].token_hash == session.token_hash:
+                    self._entries[token_hash] = (entry[0], (session, entry[1][1]))
+                else:  # a row of another token: it cannot be brought up to date here
+                    self._drop(token_hash)
 
     def invalidate(self, event: SessionEvent) -> None:
+        self.generation += 1
         for session_id in event.session_ids:
-            token_hash = self._by_session.get(session_id)
-            if token_hash is not None:
+            for token_hash in tuple(self._by_session.get(session_id, ())):
                 self._drop(token_hash)
         if event.token_hash is not None:
             self._drop(event.token_hash)
@@ -100,6 +111,7 @@ class SessionCache:
         self._user_sessions.pop(user_id, None)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
         self._by_session.clear()
         self._user_sessions.clear()
@@ -107,4 +119,8 @@ class SessionCache:
     def _drop(self, token_hash: str) -> None:
         entry = self._entries.pop(token_hash, None)
         if entry is not None and entry[1] is not None:
-            self._by_session.pop(entry[1][0].id, None)
+            tokens = self._by_session.get(entry[1][0].id)
+            if tokens is not None:
+                tokens.discard(token_hash)
+                if not tokens:
+                    del self._by_session[entry[1][0].id]

@@ -100,6 +100,16 @@ class TicketRejected(AuthError):
     """A cookie ticket was unknown, expired, used, or presented with the wrong cookie."""
 
 
+class CookieRequired(AuthError):
+    """The browser sent no session cookie, so nothing could bind a new cookie to it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This browser did not send its session cookie. Reload the page "
+            "(with cookies allowed for this site) and try again."
+        )
+
+
 class StorageUnavailable(AuthError):
     """The database cannot be reached, or stayed locked past the timeout."""
 
@@ -184,6 +194,8 @@ class User:
     is_active: bool
     created_at: datetime
     password_changed_at: datetime
+    credential_epoch: int = 0
+    """Bumped by every password change, disable and "end all sessions"."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,8 @@ class AuthSession:
     user_agent: str
     data: Mapping[str, Any] | None = field(default=None, compare=False)
     """The app's values for this session (``use_session()``); None until the first write."""
+    user_epoch: int = 0
+    """The user's credential epoch this session was opened (or last rotated) under."""
 
     @property
     def short_id(self) -> str:
@@ -253,6 +267,22 @@ class SignedIn:
     user: User
 
 
+def may_act(session: AuthSession, user: User | None, now: datetime) -> bool:
+    """THE rule: a session may act while it is not revoked, not expired, and — when it is
+    signed in — its user is active and still on the credential epoch it was opened under
+    (no password change, disable or "end all sessions" since)."""
+    if not session.is_live(now):
+        return False
+    if session.user_id is None:
+        return True
+    return (
+        user is not None
+        and user.id == session.user_id
+        and user.is_active
+        and user.credential_epoch == session.user_epoch
+    )
+
+
 @dataclass(frozen=True)
 class ClientInfo:
     addr: str = ""
@@ -280,6 +310,28 @@ class ThrottlePolicy:
     cap: timedelta = timedelta(minutes=15)
     forget_after: timedelta = timedelta(hours=24)
     """Failures older than this (no attempt since) are forgotten."""
+
+    def reserve(
+        self, state: ThrottleState | None, threshold: int, now: datetime
+    ) -> ThrottleState | None:
+        """Count one attempt *before* it is verified; None when a block refuses it.
+
+        The attempt counts as a failure until a success refunds it (``refund``), so any
+        number of attempts in flight at once still meet the limit: the ``threshold``-th
+        reservation sets the block, and every later one is refused unhashed."""
+        if state is not None and state.blocked_until is not None and state.blocked_until > now:
+            return None
+        if state is None or now - state.updated_at > self.forget_after:
+            state = ThrottleState(0, None, now)
+        failures = state.failures + 1
+        block = self.block_for(failures, threshold)
+        return ThrottleState(failures, now + block if block else None, now)
+
+    def refund(self, state: ThrottleState, threshold: int) -> ThrottleState:
+        """Give back one reserved attempt that succeeded (the address's count)."""
+        failures = max(0, state.failures - 1)
+        blocked = state.blocked_until if failures >= threshold else None
+        return ThrottleState(failures, blocked, state.updated_at)
 
     def block_for(self, failures: int, threshold: int) -> timedelta | None:
         """How long to refuse attempts after the ``failures``-th consecutive failure."""

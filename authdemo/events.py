@@ -28,6 +28,10 @@ class EventKind(StrEnum):
     """An anonymous cookie got a row (its first data write): its other views join it."""
     TOKEN_RETIRED = "token_retired"  # noqa: S105 - an event name
     """A cookie no longer leads where it did (rotation): caches forget it."""
+    REKEYED = "rekeyed"
+    """The session goes on under a new token and credential epoch in the view named by
+    ``origin`` only (a password change, "sign out other sessions"): every other view of
+    it ends."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class SessionEvent:
     token_hash: str | None = None
     """For COOKIE_ATTACHED: the hash of the cookie the browser now holds."""
     origin: str = ""
-    """For DATA_CHANGED: the connection that made the change."""
+    """For DATA_CHANGED and REKEYED: the connection that made the change."""
 
 
 Listener = Callable[[SessionEvent], None]

@@ -20,6 +20,25 @@ class ClaimedTicket:
     already_redeemed: bool
 
 
+BROADCAST_BATCH = 500
+"""The most outbox rows one SQLite read returns (the follower reads again at once)."""
+
+
+@dataclass(frozen=True)
+class BroadcastCursor:
+    """How far a follower has read the outbox, such that no row can be skipped.
+
+    ``last_id``: every row with a lower or equal id was read (SQLite, whose one writer
+    commits in id order). ``horizon`` (PostgreSQL): every row written by a transaction
+    older than this transaction id was read; ``seen`` holds the ids of rows at or past
+    the horizon that were delivered already (they are read again until the horizon
+    passes them, and not delivered twice)."""
+
+    last_id: int = 0
+    horizon: int | None = None
+    seen: frozenset[int] = frozenset()
+
+
 class UserRepository(Protocol):
     async def add(self, username: str, key: str, password_hash: str, now: datetime) -> User:
         """Insert a user; raises ``UsernameTaken`` when the key exists."""
@@ -31,13 +50,29 @@ class UserRepository(Protocol):
 
     async def get_credentials(self, key: str) -> UserCredentials | None: ...
 
-    async def set_password_hash(
-        self, user_id: int, password_hash: str, changed_at: datetime | None
-    ) -> None:
-        """Store a new hash; ``changed_at`` is None for a silent parameter upgrade."""
+    async def lock(self, user_id: int) -> UserCredentials | None:
+        """The user's row, locked until the transaction ends (a password change, disable or
+        revocation of the same user waits, or is waited for)."""
         ...
 
-    async def set_active(self, user_id: int, active: bool) -> None: ...
+    async def set_password_hash(
+        self, user_id: int, password_hash: str, changed_at: datetime
+    ) -> int:
+        """Store a new password's hash and bump the credential epoch; returns the new epoch."""
+        ...
+
+    async def upgrade_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
+        """Replace ``verified_hash`` by a stronger hash of the same password — only if it is
+        still the stored one (a concurrent password change wins). True when written."""
+        ...
+
+    async def set_active(self, user_id: int, active: bool) -> int:
+        """Enable or disable; disabling bumps the credential epoch. Returns the epoch."""
+        ...
+
+    async def bump_epoch(self, user_id: int) -> int:
+        """End every session (and sign-in in flight) opened under the current epoch."""
+        ...
 
     async def list(self) -> list[User]: ...
 
@@ -53,6 +88,7 @@ class SessionRepository(Protocol):
         client: ClientInfo,
         revoked: bool = False,
         data: dict[str, Any] | None = None,
+        user_epoch: int = 0,
     ) -> AuthSession: ...
 
     async def get(self, session_id: int) -> AuthSession | None: ...
@@ -61,13 +97,23 @@ class SessionRepository(Protocol):
         """The session whose cookie hashes to ``token_hash``, with its user if any."""
         ...
 
-    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None: ...
+    async def get_with_user(
+        self, session_id: int, *, lock: bool = False
+    ) -> tuple[AuthSession, User | None] | None:
+        """The session and its user; ``lock`` locks the session row until the transaction
+        ends (PostgreSQL; SQLite's write transactions hold the database lock already)."""
+        ...
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime
-    ) -> None: ...
+        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+    ) -> bool:
+        """Slide the idle expiry — only while the session may act (live, user active, epoch
+        current), in one conditional statement. False when it may not."""
+        ...
 
-    async def set_token_hash(self, session_id: int, token_hash: str) -> None: ...
+    async def set_token_hash(
+        self, session_id: int, token_hash: str, user_epoch: int | None = None
+    ) -> None: ...
 
     async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
         """The session's data ({} when none), the row locked for this transaction."""
@@ -130,6 +176,11 @@ class AuditRepository(Protocol):
 class ThrottleRepository(Protocol):
     async def get(self, keys: list[str]) -> dict[str, ThrottleState]: ...
 
+    async def lock(self, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
+        """The rows of ``keys`` (created when missing), locked until the transaction ends,
+        so concurrent reservations on any worker or host count one after another."""
+        ...
+
     async def save(
         self, key: str, failures: int, blocked_until: datetime | None, now: datetime
     ) -> None:
@@ -146,11 +197,16 @@ class ThrottleRepository(Protocol):
 class BroadcastRepository(Protocol):
     async def add(self, event: SessionEvent, now: datetime) -> int: ...
 
-    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
-        """Events with an id above ``last_id``, oldest first."""
+    async def position(self) -> BroadcastCursor:
+        """A cursor past everything committed so far (where a new follower starts)."""
         ...
 
-    async def last_id(self) -> int: ...
+    async def changes(
+        self, cursor: BroadcastCursor
+    ) -> tuple[BroadcastCursor, list[tuple[int, SessionEvent]]]:
+        """Events committed since ``cursor`` (never one twice, never one skipped, even when
+        transactions commit out of id order), and the cursor past them."""
+        ...
 
     async def purge(self, before: datetime, limit: int) -> int: ...
 

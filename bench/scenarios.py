@@ -356,15 +356,18 @@ async def _under_logins(
     async def signer(user: str) -> None:
         nonlocal done
         client = await IdomClient.connect(proc.url)
+        cookie = client.cookie  # the page's, as the browser holds it
         try:
             while not stop.is_set():
                 await client.login(user, PASSWORD)
                 await client.wait_for_id("logout", timeout=60)
                 if client.ticket_src():  # as the browser would: pick up the cookie
-                    await http.get(
-                        proc.url + str(client.ticket_src()),
-                        headers={"sec-fetch-site": "same-origin"},
-                    )
+                    headers = {"sec-fetch-site": "same-origin"}
+                    if cookie:
+                        headers["cookie"] = cookie
+                    response = await http.get(proc.url + str(client.ticket_src()), headers=headers)
+                    if "set-cookie" in response.headers:
+                        cookie = response.headers["set-cookie"].split(";")[0]
                 done += 1
                 await client.click("logout")
                 await client.wait_for_id("login-form", timeout=60)

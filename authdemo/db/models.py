@@ -75,6 +75,9 @@ class UserRow(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    credential_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped by every password change, disable and "end all sessions": a session may act
+    only while it carries the current value."""
 
 
 class SessionRow(Base):
@@ -100,6 +103,8 @@ class SessionRow(Base):
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The app's per-session values (``use_session()``); None until the first write."""
+    user_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The user's ``credential_epoch`` when the session opened (or last rotated)."""
 
 
 class TicketRow(Base):
@@ -169,7 +174,10 @@ class BroadcastRow(Base):
     """Session events for other processes and hosts (written with the change: an outbox)."""
 
     __tablename__ = "session_broadcasts"
-    __table_args__ = (Index("ix_session_broadcasts_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_session_broadcasts_created_at", "created_at"),
+        Index("ix_session_broadcasts_txid", "txid"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -180,3 +188,6 @@ class BroadcastRow(Base):
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     origin: Mapped[str] = mapped_column(String(32), default="", server_default="")
     """Which connection caused the event (it need not react to its own change)."""
+    txid: Mapped[int | None] = mapped_column(Id, nullable=True)
+    """PostgreSQL: the writing transaction's id (``pg_current_xact_id()``); the follower
+    reads past the oldest running transaction only, so no row is skipped. SQLite: NULL."""

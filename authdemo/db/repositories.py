@@ -6,7 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +24,7 @@ from ..domain import (
     UsernameTaken,
 )
 from ..events import EventKind, SessionEvent
-from ..ports import ClaimedTicket
+from ..ports import BROADCAST_BATCH, BroadcastCursor, ClaimedTicket
 from .models import (
     AuditRow,
     BroadcastRow,
@@ -42,6 +44,7 @@ def _user(row: UserRow) -> User:
         is_active=row.is_active,
         created_at=row.created_at,
         password_changed_at=row.password_changed_at,
+        credential_epoch=row.credential_epoch,
     )
 
 
@@ -58,6 +61,7 @@ def _session(row: SessionRow) -> AuthSession:
         client_addr=row.client_addr,
         user_agent=row.user_agent,
         data=row.data,
+        user_epoch=row.user_epoch,
     )
 
 
@@ -67,6 +71,20 @@ def _live(now: datetime) -> list[ColumnElement[bool]]:
         SessionRow.idle_expires_at > now,
         SessionRow.absolute_expires_at > now,
     ]
+
+
+def _may_act_as_user() -> ColumnElement[bool]:
+    """Anonymous, or the user is active and on the epoch the session was opened under."""
+    current_user = (
+        select(UserRow.id)
+        .where(
+            UserRow.id == SessionRow.user_id,
+            UserRow.is_active.is_(True),
+            UserRow.credential_epoch == SessionRow.user_epoch,
+        )
+        .exists()
+    )
+    return or_(SessionRow.user_id.is_(None), current_user)
 
 
 class SqlUserRepository:
@@ -81,6 +99,7 @@ class SqlUserRepository:
             is_active=True,
             created_at=now,
             password_changed_at=now,
+            credential_epoch=0,
         )
         self._s.add(row)
         try:
@@ -101,16 +120,48 @@ class SqlUserRepository:
         row = await self._s.scalar(select(UserRow).where(UserRow.username_key == key))
         return UserCredentials(_user(row), row.password_hash) if row else None
 
-    async def set_password_hash(
-        self, user_id: int, password_hash: str, changed_at: datetime | None
-    ) -> None:
-        values: dict[str, object] = {"password_hash": password_hash}
-        if changed_at is not None:
-            values["password_changed_at"] = changed_at
-        await self._s.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+    async def lock(self, user_id: int) -> UserCredentials | None:
+        row = await self._s.scalar(
+            select(UserRow).where(UserRow.id == user_id).with_for_update(),
+            execution_options={"populate_existing": True},
+        )
+        return UserCredentials(_user(row), row.password_hash) if row else None
 
-    async def set_active(self, user_id: int, active: bool) -> None:
-        await self._s.execute(update(UserRow).where(UserRow.id == user_id).values(is_active=active))
+    async def set_password_hash(
+        self, user_id: int, password_hash: str, changed_at: datetime
+    ) -> int:
+        return await self._bump(
+            user_id, password_hash=password_hash, password_changed_at=changed_at
+        )
+
+    async def upgrade_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
+        result = await self._s.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id, UserRow.password_hash == verified_hash)
+            .values(password_hash=new_hash)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def set_active(self, user_id: int, active: bool) -> int:
+        if not active:
+            return await self._bump(user_id, is_active=False)
+        await self._s.execute(update(UserRow).where(UserRow.id == user_id).values(is_active=True))
+        return int(
+            await self._s.scalar(select(UserRow.credential_epoch).where(UserRow.id == user_id)) or 0
+        )
+
+    async def bump_epoch(self, user_id: int) -> int:
+        return await self._bump(user_id)
+
+    async def _bump(self, user_id: int, **values: object) -> int:
+        """One statement: the epoch moves on atomically, whoever else is writing."""
+        epoch = await self._s.scalar(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(credential_epoch=UserRow.credential_epoch + 1, **values)
+            .returning(UserRow.credential_epoch)
+        )
+        return int(epoch or 0)
 
     async def list(self) -> list[User]:
         rows = await self._s.scalars(select(UserRow).order_by(UserRow.username_key))
@@ -131,6 +182,7 @@ class SqlSessionRepository:
         client: ClientInfo,
         revoked: bool = False,
         data: dict[str, Any] | None = None,
+        user_epoch: int = 0,
     ) -> AuthSession:
         client = client.clipped()
         row = SessionRow(
@@ -144,6 +196,7 @@ class SqlSessionRepository:
             client_addr=client.addr,
             user_agent=client.user_agent,
             data=data,
+            user_epoch=user_epoch,
         )
         try:
             async with self._s.begin_nested():
@@ -159,17 +212,22 @@ class SqlSessionRepository:
     async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
         return await self._one_with_user(SessionRow.token_hash == token_hash)
 
-    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
-        return await self._one_with_user(SessionRow.id == session_id)
+    async def get_with_user(
+        self, session_id: int, *, lock: bool = False
+    ) -> tuple[AuthSession, User | None] | None:
+        return await self._one_with_user(SessionRow.id == session_id, lock=lock)
 
     async def _one_with_user(
-        self, where: ColumnElement[bool]
+        self, where: ColumnElement[bool], lock: bool = False
     ) -> tuple[AuthSession, User | None] | None:
-        result = await self._s.execute(
+        query = (
             select(SessionRow, UserRow)
             .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
             .where(where)
         )
+        if lock:
+            query = query.with_for_update(of=SessionRow)
+        result = await self._s.execute(query, execution_options={"populate_existing": True})
         found = result.first()
         if found is None:
             return None
@@ -177,13 +235,15 @@ class SqlSessionRepository:
         return _session(session_row), (_user(user_row) if user_row is not None else None)
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime
-    ) -> None:
-        await self._s.execute(
+        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+    ) -> bool:
+        result = await self._s.execute(
             update(SessionRow)
-            .where(SessionRow.id == session_id)
+            .where(SessionRow.id == session_id, *_live(now), _may_act_as_user())
             .values(last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
+            .execution_options(synchronize_session=False)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
         """The session's data, locking the row until the transaction ends (PostgreSQL;
@@ -198,9 +258,14 @@ class SqlSessionRepository:
             update(SessionRow).where(SessionRow.id == session_id).values(data=data)
         )
 
-    async def set_token_hash(self, session_id: int, token_hash: str) -> None:
+    async def set_token_hash(
+        self, session_id: int, token_hash: str, user_epoch: int | None = None
+    ) -> None:
+        values: dict[str, object] = {"token_hash": token_hash}
+        if user_epoch is not None:
+            values["user_epoch"] = user_epoch
         await self._s.execute(
-            update(SessionRow).where(SessionRow.id == session_id).values(token_hash=token_hash)
+            update(SessionRow).where(SessionRow.id == session_id).values(**values)
         )
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
@@ -389,6 +454,24 @@ class SqlThrottleRepository:
         rows = await self._s.scalars(select(ThrottleRow).where(ThrottleRow.key.in_(keys)))
         return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
 
+    async def lock(self, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
+        keys = sorted(set(keys))  # one lock order everywhere: no deadlock between two
+        dialect = self._s.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self._s.execute(
+            insert(ThrottleRow)
+            .values([{"key": k, "failures": 0, "updated_at": now} for k in keys])
+            .on_conflict_do_nothing(index_elements=[ThrottleRow.key])
+        )
+        rows = await self._s.scalars(
+            select(ThrottleRow)
+            .where(ThrottleRow.key.in_(keys))
+            .order_by(ThrottleRow.key)
+            .with_for_update(),
+            execution_options={"populate_existing": True},
+        )
+        return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
+
     async def save(
         self, key: str, failures: int, blocked_until: datetime | None, now: datetime
     ) -> None:
@@ -425,49 +508,91 @@ class SqlThrottleRepository:
         return len(ids)
 
 
+_CURRENT_XACT = text("pg_current_xact_id()::text::bigint")
+_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def _event(row: BroadcastRow) -> SessionEvent:
+    return SessionEvent(
+        EventKind(row.kind),
+        tuple(int(i) for i in json.loads(row.session_ids)),
+        row.reason,
+        row.token_hash,
+        row.origin,
+    )
+
+
 class SqlBroadcastRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    def _postgres(self) -> bool:
+        return self._s.get_bind().dialect.name == "postgresql"
+
     async def add(self, event: SessionEvent, now: datetime) -> int:
-        row = BroadcastRow(
-            created_at=now,
-            kind=str(event.kind),
-            session_ids=json.dumps(list(event.session_ids)),
-            reason=event.reason[:32],
-            token_hash=event.token_hash,
-            origin=event.origin[:32],
+        values: dict[str, object] = {
+            "created_at": now,
+            "kind": str(event.kind),
+            "session_ids": json.dumps(list(event.session_ids)),
+            "reason": event.reason[:32],
+            "token_hash": event.token_hash,
+            "origin": event.origin[:32],
+        }
+        postgres = self._postgres()
+        if postgres:
+            values["txid"] = _CURRENT_XACT
+        row_id = await self._s.scalar(
+            insert(BroadcastRow).values(**values).returning(BroadcastRow.id)
         )
-        self._s.add(row)
-        await self._s.flush()
-        if self._s.get_bind().dialect.name == "postgresql":
+        if postgres:
             # Delivered at commit (and only if it commits): wakes every other host.
             await self._s.execute(text(notify_statement()))
-        return row.id
+        return int(row_id or 0)
 
-    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
-        rows = await self._s.scalars(
-            select(BroadcastRow)
-            .where(BroadcastRow.id > last_id)
-            .order_by(BroadcastRow.id)
-            .limit(limit)
-        )
-        return [
-            (
-                r.id,
-                SessionEvent(
-                    EventKind(r.kind),
-                    tuple(int(i) for i in json.loads(r.session_ids)),
-                    r.reason,
-                    r.token_hash,
-                    r.origin,
-                ),
+    async def position(self) -> BroadcastCursor:
+        if not self._postgres():
+            last = await self._s.scalar(select(func.max(BroadcastRow.id)))
+            return BroadcastCursor(last_id=int(last or 0))
+        horizon = await self._horizon()
+        # Rows at or past the horizon that are visible now are history too.
+        seen = await self._s.scalars(select(BroadcastRow.id).where(BroadcastRow.txid >= horizon))
+        return BroadcastCursor(horizon=horizon, seen=frozenset(seen))
+
+    async def changes(
+        self, cursor: BroadcastCursor
+    ) -> tuple[BroadcastCursor, list[tuple[int, SessionEvent]]]:
+        if cursor.horizon is None:
+            # SQLite: one writer at a time, so rows commit in id order and "after the
+            # last id read" misses nothing.
+            rows = list(
+                await self._s.scalars(
+                    select(BroadcastRow)
+                    .where(BroadcastRow.id > cursor.last_id)
+                    .order_by(BroadcastRow.id)
+                    .limit(BROADCAST_BATCH)
+                )
             )
-            for r in rows
-        ]
+            last = rows[-1].id if rows else cursor.last_id
+            return BroadcastCursor(last_id=last), [(r.id, _event(r)) for r in rows]
+        # PostgreSQL: ids are taken before commit, so a row with a lower id can become
+        # visible after one with a higher id. Transaction ids say what can still come:
+        # every transaction older than the snapshot's xmin has ended, so rows written by
+        # them are all visible now and final. Take the horizon FIRST, then read every
+        # row at or past the old horizon (a later snapshot sees at least as much).
+        horizon = await self._horizon()
+        rows = list(
+            await self._s.scalars(
+                select(BroadcastRow)
+                .where(BroadcastRow.txid >= cursor.horizon)
+                .order_by(BroadcastRow.id)
+            )
+        )
+        fresh = [(r.id, _event(r)) for r in rows if r.id not in cursor.seen]
+        pending = frozenset(r.id for r in rows if r.txid is not None and r.txid >= horizon)
+        return BroadcastCursor(horizon=max(horizon, cursor.horizon), seen=pending), fresh
 
-    async def last_id(self) -> int:
-        return int(await self._s.scalar(select(func.max(BroadcastRow.id))) or 0)
+    async def _horizon(self) -> int:
+        return int(await self._s.scalar(text(_XMIN)) or 0)
 
     async def purge(self, before: datetime, limit: int) -> int:
         ids = list(

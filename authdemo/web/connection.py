@@ -4,6 +4,12 @@ A websocket lives for hours; this object never holds a database session. Each
 operation runs its own unit of work through the service. Expiry is scheduled with a
 timer (not checked by polling), revocations and data changes arrive through the event
 bus, and every incoming UI event is checked against the local expiry before it runs.
+
+A view never outlives a missed event by more than half the idle window: it re-reads its
+session from the database at least that often (a timer when idle, before the next UI
+event when busy), renewal is a conditional write that fails for a session that may not
+act, and every action it takes is checked by the service against the session's epoch
+as this view knows it — a view of a session that was re-keyed elsewhere ends.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, TypeVar
 
 from ..domain import AuthSession, ClientInfo, NotSignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
-from ..service import AuthService, LoginResult, Resolution
+from ..service import AuthService, Rekeyed, Resolution
 
 log = logging.getLogger("authdemo.auth")
 T = TypeVar("T")
@@ -74,6 +80,8 @@ class LiveSession:
         self._listeners: set[Callable[[AuthState], None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._verified_at: datetime | None = None
+        """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
         self._token_unsubscribe: Callable[[], None] | None = None
@@ -116,7 +124,9 @@ class LiveSession:
         if session is None or self.state.user is None:
             return
         # Revoke first: the view only says "signed out" once the server agrees.
-        stored = await self._finish(self._service.logout(session.id, self.client))
+        stored = await self._finish(
+            self._service.logout(session.id, self.client, epoch=session.user_epoch)
+        )
         if stored is not None and stored.token_hash != session.token_hash:
             # The ticket was redeemed (maybe by another worker, whose event may not have
             # reached us yet): the browser holds this session's cookie, and the next
@@ -129,19 +139,19 @@ class LiveSession:
     async def change_password(self, current_password: str, new_password: str) -> None:
         """Needs the current password; ends every other session; rotates this one's token."""
         session = self._require_signed_in()
-        result: LoginResult = await self._finish(
+        result = await self._acting(
+            session,
             self._service.change_password(
-                session.id, current_password, new_password, self.cookie_token_hash, self.client
-            )
+                session.id,
+                current_password,
+                new_password,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
         )
-        if self._is_current(session):
-            self.state = replace(
-                self.state,
-                user=result.signed_in.user,
-                session=result.signed_in.session,
-                ticket=result.ticket,
-            )
-            self._notify()
+        self._adopt(session, result)
 
     async def sessions(self) -> list[AuthSession]:
         """The signed-in user's live sessions, most recently active first."""
@@ -150,10 +160,34 @@ class LiveSession:
         return await self._finish(self._service.sessions_of(session.user_id))
 
     async def logout_others(self) -> int:
-        """End every other session of this user (live, in every tab); returns how many."""
-        return await self._finish(
-            self._service.revoke_other_sessions(self._require_signed_in().id, self.client)
+        """End every other session of this user and every other view of this one (live, in
+        every tab); this view goes on under a new cookie. Returns how many sessions."""
+        session = self._require_signed_in()
+        result = await self._acting(
+            session,
+            self._service.revoke_other_sessions(
+                session.id,
+                self.client,
+                self.cookie_token_hash,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
         )
+        self._adopt(session, result)
+        return result.ended
+
+    def _adopt(self, session: AuthSession, result: Rekeyed) -> None:
+        """This view re-keyed its session: the new epoch, and a ticket for the new cookie."""
+        if self._is_current(session):
+            self.state = replace(
+                self.state,
+                user=result.signed_in.user,
+                session=result.signed_in.session,
+                ticket=result.ticket,
+            )
+            self._verified_at = self._service.now()
+            self._schedule_expiry(result.signed_in.session)
+            self._notify()
 
     async def update_data(self, values: Mapping[str, Any], deletions: Iterable[str] = ()) -> None:
         """Persist a change of session data at once (one small write) and show it here;
@@ -165,8 +199,11 @@ class LiveSession:
             session = self.state.session
             if session is None:
                 session = await self._open_anonymous_session()
-            updated = await self._finish(
-                self._service.change_session_data(session.id, values, deletions, origin=self.origin)
+            updated = await self._acting(
+                session,
+                self._service.change_session_data(
+                    session.id, values, deletions, origin=self.origin, epoch=session.user_epoch
+                ),
             )
             if self._is_current(session) and self.state.session is not None:
                 fresh = replace(self.state.session, data=updated.data)
@@ -180,6 +217,17 @@ class LiveSession:
         task = asyncio.ensure_future(operation)
         task.add_done_callback(_retrieve)  # if nobody awaits it any more
         return await asyncio.shield(task)
+
+    async def _acting(self, session: AuthSession, operation: Awaitable[T]) -> T:
+        """A service call on behalf of ``session``; if the service says the session may not
+        act (ended, or re-keyed by another view), this view signs out at once."""
+        try:
+            return await self._finish(operation)
+        except NotSignedIn:
+            if self._is_current(session):
+                self._leave()
+                self._notify()
+            raise
 
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         self._listeners.add(listener)
@@ -201,9 +249,18 @@ class LiveSession:
             if not session.is_live(now):
                 await self._recheck()
             elif session.needs_renewal(now, self._service.policy):
+                # A conditional write: it is the re-check too.
                 renewed = await self._finish(self._service.renew(session))
-                if self._is_current(session) and self.state.session is not None:
+                if not self._is_current(session) or self.state.session is None:
+                    return False  # the state changed while we renewed
+                if renewed is None:  # may not act: every view of it hears so too
+                    self._leave()
+                    self._notify()
+                else:
+                    self._verified_at = now
                     self._set_session(replace(renewed, data=self.state.session.data))
+            elif self._recheck_due(now):
+                await self._recheck()
         # The event was sent from a view of `generation`; if that is not the current
         # state (or it changed while we checked), the event must not run.
         return generation == self.state.generation == self.rendered_generation
@@ -226,6 +283,11 @@ class LiveSession:
             log.info("anonymous session opened; the browser gets its cookie by ticket")
         self._enter(session, None, ticket)
         return session
+
+    def _recheck_due(self, now: datetime) -> bool:
+        """True once half the idle window passed since the database last vouched for us."""
+        verified = self._verified_at
+        return verified is None or now - verified >= self._service.policy.renew_margin
 
     def _require_signed_in(self) -> AuthSession:
         if self.state.session is None or self.state.user is None:
@@ -272,6 +334,7 @@ class LiveSession:
         generation = self.state.generation + (previous != (user.id if user else None))
         self.state = AuthState(user, session, ticket, generation, self.state.remote_data_version)
         self._unsubscribe = self._events.subscribe(session.id, self._on_event)
+        self._verified_at = self._service.now()  # it was just read or written
         self._schedule_expiry(session)
 
     def _leave(self) -> None:
@@ -297,7 +360,10 @@ class LiveSession:
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
-        delay = (session.expires_at() - self._service.now()).total_seconds() + _TIMER_SLACK
+        due = session.expires_at()
+        if self._verified_at is not None:  # re-read at least once per half idle window
+            due = min(due, self._verified_at + self._service.policy.renew_margin)
+        delay = (due - self._service.now()).total_seconds() + _TIMER_SLACK
         self._timer = loop.call_later(max(0.0, delay), self._on_timer)
 
     def _on_timer(self) -> None:
@@ -318,6 +384,8 @@ class LiveSession:
             current = None
         if not self._is_current(session):
             return
+        if current is not None and current[0].user_epoch != session.user_epoch:
+            current = None  # re-keyed by another view: this one ends
         if current is None:
             self._leave()
             self._notify()
@@ -326,13 +394,16 @@ class LiveSession:
                     self._service.note_expired(session, user)
                 )  # timed out, not revoked
         else:
+            self._verified_at = self._service.now()
             self._set_session(current[0])
 
     def _on_event(self, event: SessionEvent) -> None:
         session = self.state.session
         if session is None or session.id not in event.session_ids:
             return
-        if event.kind is EventKind.REVOKED:
+        if event.kind is EventKind.REVOKED or (
+            event.kind is EventKind.REKEYED and event.origin != self.origin
+        ):
             self._leave()
             self._notify()
         elif event.kind is EventKind.COOKIE_ATTACHED and event.token_hash is not None:

@@ -10,6 +10,7 @@ from authdemo.bootstrap import runtime
 from authdemo.cli import main
 from authdemo.config import Settings
 from authdemo.domain import ClientInfo
+from authdemo.security import hash_token
 from tests.support.db import sqlite_url
 
 
@@ -24,7 +25,9 @@ def can_log_in(db_url: str, username: str, password: str) -> bool:
     async def attempt() -> bool:
         async with runtime(Settings(database_url=db_url)) as rt:
             try:
-                await rt.service.login(None, username, password, ClientInfo())
+                await rt.service.login(
+                    hash_token(rt.service.new_token()), username, password, ClientInfo()
+                )
             except Exception:
                 return False
             return True

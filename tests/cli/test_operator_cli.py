@@ -72,7 +72,9 @@ def sign_in(
 def fail_login(db_url: str, username: str, clock: FakeClock | None = None) -> None:
     async def attempt(service: AuthService) -> None:
         with pytest.raises(InvalidCredentials):
-            await service.login(None, username, "not the password", CLIENT)
+            await service.login(
+                hash_token(service.new_token()), username, "not the password", CLIENT
+            )
 
     with_service(db_url, attempt, clock)
 

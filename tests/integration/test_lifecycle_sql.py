@@ -66,13 +66,16 @@ async def test_broadcasts_round_trip_in_order(sql_uow: SqlUnitOfWorkFactory) -> 
         SessionEvent(EventKind.REVOKED, (1, 2), "logout"),
         SessionEvent(EventKind.COOKIE_ATTACHED, (3,), token_hash="f" * 64),
     ]
+    async with sql_uow() as tx:
+        start = await tx.broadcasts.position()
     async with sql_uow(write=True) as tx:
         ids = [await tx.broadcasts.add(e, NOW) for e in events]
         await tx.commit()
     async with sql_uow() as tx:
-        assert await tx.broadcasts.after(0, 10) == list(zip(ids, events, strict=True))
-        assert await tx.broadcasts.after(ids[0], 10) == [(ids[1], events[1])]
-        assert await tx.broadcasts.last_id() == ids[1]
+        cursor, delivered = await tx.broadcasts.changes(start)
+        assert delivered == list(zip(ids, events, strict=True))
+        assert (await tx.broadcasts.changes(cursor))[1] == []  # never twice
+        assert (await tx.broadcasts.changes(await tx.broadcasts.position()))[1] == []
 
 
 async def test_the_follower_delivers_what_another_process_commits(settings: Settings) -> None:

@@ -82,11 +82,31 @@ async def test_deleting_a_user_deletes_their_sessions(sql_uow: SqlUnitOfWorkFact
 async def test_touch_moves_the_idle_expiry(sql_uow: SqlUnitOfWorkFactory) -> None:
     session_id = await add_session(sql_uow, await add_user(sql_uow), "a" * 64)
     async with sql_uow(write=True) as tx:
-        await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H)
+        assert await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW)
         await tx.commit()
     async with sql_uow() as tx:
         session = await tx.sessions.get(session_id)
     assert session is not None and session.idle_expires_at == NOW + 2 * H
+
+
+async def test_touch_moves_nothing_for_a_session_that_may_not_act(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await add_user(sql_uow)
+    revoked = await add_session(sql_uow, user_id, "a" * 64)
+    stale = await add_session(sql_uow, user_id, "b" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.sessions.revoke([revoked], NOW)
+        await tx.users.bump_epoch(user_id)  # `stale` predates it
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        for session_id in (revoked, stale):
+            assert not await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW)
+        await tx.commit()
+    async with sql_uow() as tx:
+        for session_id in (revoked, stale):
+            session = await tx.sessions.get(session_id)
+            assert session is not None and session.idle_expires_at != NOW + 2 * H
 
 
 async def test_a_ticket_can_be_claimed_once(sql_uow: SqlUnitOfWorkFactory) -> None:

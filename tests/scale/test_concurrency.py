@@ -51,7 +51,7 @@ async def sign_in_and_out(
     base_url: str, user: str, until: float, http: httpx.AsyncClient, stats: Counter[str]
 ) -> None:
     client = await IdomClient.connect(base_url)
-    cookie: str | None = None  # this tab's browser: no cookie yet (it opened the socket first)
+    cookie = client.cookie  # what this tab's browser holds: the page's cookie
     try:
         while time.monotonic() < until:
             await client.login(user, PASSWORD)

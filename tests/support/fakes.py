@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,14 @@ from authdemo.domain import (
     User,
     UserCredentials,
     UsernameTaken,
+    may_act,
 )
 from authdemo.events import InProcessEventBus, SessionEvent
-from authdemo.ports import ClaimedTicket
+from authdemo.ports import BroadcastCursor, ClaimedTicket
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+BROWSER = "b" * 64
+"""The hash of the cookie "the browser" holds, for service calls that bind a ticket to one."""
 
 
 class FakeClock:
@@ -98,17 +102,38 @@ class FakeUsers:
     async def get_credentials(self, key: str) -> UserCredentials | None:
         return next((UserCredentials(u, h) for u, k, h in self.t.users.values() if k == key), None)
 
-    async def set_password_hash(
-        self, user_id: int, password_hash: str, changed_at: datetime | None
-    ) -> None:
-        user, key, _ = self.t.users[user_id]
-        if changed_at is not None:
-            user = replace(user, password_changed_at=changed_at)
-        self.t.users[user_id] = (user, key, password_hash)
+    async def lock(self, user_id: int) -> UserCredentials | None:
+        found = self.t.users.get(user_id)
+        return UserCredentials(found[0], found[2]) if found else None
 
-    async def set_active(self, user_id: int, active: bool) -> None:
+    async def set_password_hash(
+        self, user_id: int, password_hash: str, changed_at: datetime
+    ) -> int:
+        user, key, _ = self.t.users[user_id]
+        user = replace(
+            user, password_changed_at=changed_at, credential_epoch=user.credential_epoch + 1
+        )
+        self.t.users[user_id] = (user, key, password_hash)
+        return user.credential_epoch
+
+    async def upgrade_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
+        user, key, stored = self.t.users[user_id]
+        if stored != verified_hash:
+            return False
+        self.t.users[user_id] = (user, key, new_hash)
+        return True
+
+    async def set_active(self, user_id: int, active: bool) -> int:
         user, key, h = self.t.users[user_id]
-        self.t.users[user_id] = (replace(user, is_active=active), key, h)
+        epoch = user.credential_epoch + (not active)
+        self.t.users[user_id] = (replace(user, is_active=active, credential_epoch=epoch), key, h)
+        return epoch
+
+    async def bump_epoch(self, user_id: int) -> int:
+        user, key, h = self.t.users[user_id]
+        user = replace(user, credential_epoch=user.credential_epoch + 1)
+        self.t.users[user_id] = (user, key, h)
+        return user.credential_epoch
 
     async def list(self) -> list[User]:
         return sorted((u for u, _, _ in self.t.users.values()), key=lambda u: u.username)
@@ -128,6 +153,7 @@ class FakeSessions:
         client: ClientInfo,
         revoked: bool = False,
         data: dict[str, object] | None = None,
+        user_epoch: int = 0,
     ) -> AuthSession:
         if any(s.token_hash == token_hash for s in self.t.sessions.values()):
             raise DuplicateToken("unique token hash")
@@ -143,6 +169,7 @@ class FakeSessions:
             client.addr,
             client.user_agent,
             data=copy.deepcopy(data),
+            user_epoch=user_epoch,
         )
         self.t.sessions[session.id] = session
         return session
@@ -161,16 +188,21 @@ class FakeSessions:
             next((s for s in self.t.sessions.values() if s.token_hash == token_hash), None)
         )
 
-    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+    async def get_with_user(
+        self, session_id: int, *, lock: bool = False
+    ) -> tuple[AuthSession, User | None] | None:
         return self._with_user(self.t.sessions.get(session_id))
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime
-    ) -> None:
-        s = self.t.sessions[session_id]
+        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+    ) -> bool:
+        found = self._with_user(self.t.sessions.get(session_id))
+        if found is None or not may_act(found[0], found[1], now):
+            return False
         self.t.sessions[session_id] = replace(
-            s, last_seen_at=last_seen_at, idle_expires_at=idle_expires_at
+            found[0], last_seen_at=last_seen_at, idle_expires_at=idle_expires_at
         )
+        return True
 
     async def get_data_for_update(self, session_id: int) -> dict[str, object] | None:
         s = self.t.sessions.get(session_id)
@@ -179,8 +211,12 @@ class FakeSessions:
     async def set_data(self, session_id: int, data: dict[str, object] | None) -> None:
         self.t.sessions[session_id] = replace(self.t.sessions[session_id], data=copy.deepcopy(data))
 
-    async def set_token_hash(self, session_id: int, token_hash: str) -> None:
-        self.t.sessions[session_id] = replace(self.t.sessions[session_id], token_hash=token_hash)
+    async def set_token_hash(
+        self, session_id: int, token_hash: str, user_epoch: int | None = None
+    ) -> None:
+        s = self.t.sessions[session_id]
+        epoch = s.user_epoch if user_epoch is None else user_epoch
+        self.t.sessions[session_id] = replace(s, token_hash=token_hash, user_epoch=epoch)
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         done = []
@@ -291,6 +327,11 @@ class FakeThrottle:
     async def get(self, keys: list[str]) -> dict[str, ThrottleState]:
         return {k: self.t.throttle[k] for k in keys if k in self.t.throttle}
 
+    async def lock(self, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
+        for key in keys:
+            self.t.throttle.setdefault(key, ThrottleState(0, None, now))
+        return await self.get(keys)
+
     async def save(
         self, key: str, failures: int, blocked_until: datetime | None, now: datetime
     ) -> None:
@@ -319,11 +360,14 @@ class FakeBroadcasts:
         self.t.broadcasts.append((event_id, event, now))
         return event_id
 
-    async def after(self, last_id: int, limit: int) -> list[tuple[int, SessionEvent]]:
-        return [(i, e) for i, e, _ in self.t.broadcasts if i > last_id][:limit]
+    async def position(self) -> BroadcastCursor:
+        return BroadcastCursor(last_id=max((i for i, _, _ in self.t.broadcasts), default=0))
 
-    async def last_id(self) -> int:
-        return max((i for i, _, _ in self.t.broadcasts), default=0)
+    async def changes(
+        self, cursor: BroadcastCursor
+    ) -> tuple[BroadcastCursor, list[tuple[int, SessionEvent]]]:
+        rows = [(i, e) for i, e, _ in self.t.broadcasts if i > cursor.last_id]
+        return BroadcastCursor(last_id=rows[-1][0] if rows else cursor.last_id), rows
 
     async def purge(self, before: datetime, limit: int) -> int:
         doomed = [i for i, _, at in self.t.broadcasts if at < before][:limit]
@@ -332,7 +376,10 @@ class FakeBroadcasts:
 
 
 class FakeUnitOfWork:
-    """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise."""
+    """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise.
+
+    Write units run one at a time (like SQLite's ``BEGIN IMMEDIATE``), so a write never
+    overwrites another's commit with an older copy."""
 
     def __init__(self, store: FakeStore, write: bool) -> None:
         self._store = store
@@ -340,6 +387,8 @@ class FakeUnitOfWork:
         self.committed = False
 
     async def __aenter__(self) -> Self:
+        if self.write:
+            await self._store.write_lock.acquire()
         self._tables = copy.deepcopy(self._store.tables)
         self.users = FakeUsers(self._tables)
         self.sessions = FakeSessions(self._tables)
@@ -356,7 +405,8 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pass
+        if self.write:
+            self._store.write_lock.release()
 
     async def commit(self) -> None:
         if not self.write:
@@ -371,6 +421,7 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.tables = _Tables()
+        self.write_lock = asyncio.Lock()
         self.commits = 0
         self.units: list[FakeUnitOfWork] = []
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -32,9 +33,20 @@ def text_of(node: Any) -> str:
     return ""
 
 
+async def page_cookie(base_url: str, headers: dict[str, str] | None = None) -> str | None:
+    """Load the page like a browser does first, and return its ``Cookie`` header value."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        response = await http.get(base_url.rstrip("/") + "/", headers=headers)
+    for value in response.headers.get_list("set-cookie"):
+        return str(value.split(";", 1)[0])
+    return None
+
+
 class IdomClient:
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, cookie: str | None = None) -> None:
         self.ws = ws
+        self.cookie = cookie
+        """The ``Cookie`` header the websocket was opened with (None: it sent none)."""
         self.model: Model = {}
         self.updates = 0
 
@@ -48,10 +60,16 @@ class IdomClient:
         path: str = "/_idom/stream",
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
+        page_first: bool = True,
     ) -> IdomClient:
-        """Open the websocket like the IDOM client does and wait for the first render."""
+        """Open the websocket like the IDOM client does and wait for the first render.
+
+        Without ``cookie``, the page is loaded first for one, as a browser would;
+        ``page_first=False`` opens the websocket with no cookie at all."""
         ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         headers = dict(headers or {})
+        if cookie is None and page_first:
+            cookie = await page_cookie(base_url, headers)
         if origin == "same":
             headers["Origin"] = base_url.rstrip("/")
         elif origin is not None:
@@ -65,7 +83,7 @@ class IdomClient:
             open_timeout=timeout,
             max_size=2**22,
         )
-        client = cls(ws)
+        client = cls(ws, cookie)
         await client.receive(timeout)
         return client
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,10 @@ from authdemo.domain import (
     InvalidPassword,
     InvalidUsername,
     SessionPolicy,
+    ThrottlePolicy,
+    User,
     check_password_policy,
+    may_act,
     normalize_username,
     password_for_verify,
     username_key,
@@ -113,3 +117,46 @@ def test_renewal_never_extends_past_the_absolute_expiry() -> None:
     renewed = s.renewed(T0 + timedelta(minutes=20), policy)
     assert renewed.idle_expires_at == T0 + timedelta(minutes=40)
     assert not renewed.needs_renewal(T0 + timedelta(minutes=39), policy)
+
+
+ALICE = User(1, "alice", True, T0, T0, credential_epoch=3)
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({}, True),
+        ({"session": {"user_epoch": 2}}, False),  # opened before a password change
+        ({"user": {"is_active": False}}, False),  # disabled
+        ({"user": {"id": 2}}, False),  # someone else's row
+        ({"session": {"revoked_at": T0}}, False),
+        ({"session": {"idle_expires_at": T0}}, False),
+        ({"session": {"absolute_expires_at": T0}}, False),
+    ],
+)
+def test_a_session_may_act_only_if_every_clause_of_the_rule_holds(
+    change: dict[str, dict[str, object]], allowed: bool
+) -> None:
+    s = replace(session(user_epoch=3), **change.get("session", {}))  # type: ignore[arg-type]
+    user = replace(ALICE, **change.get("user", {}))  # type: ignore[arg-type]
+    assert may_act(s, user, T0) is allowed
+
+
+def test_a_signed_in_session_without_its_user_may_not_act() -> None:
+    assert not may_act(session(user_epoch=3), None, T0)
+    assert may_act(session(user_id=None), None, T0)  # anonymous
+
+
+def test_a_reservation_counts_the_attempt_before_it_is_checked() -> None:
+    policy = ThrottlePolicy(account_threshold=3)
+    state = None
+    for expected in (1, 2):
+        state = policy.reserve(state, 3, T0)
+        assert state is not None
+        assert (state.failures, state.blocked_until) == (expected, None)
+    state = policy.reserve(state, 3, T0)  # the third may still try, and starts the block
+    assert state is not None
+    assert state.blocked_until == T0 + timedelta(seconds=1)
+    assert policy.reserve(state, 3, T0) is None  # the fourth is refused unhashed
+    refunded = policy.refund(state, 3)  # the third succeeded after all
+    assert (refunded.failures, refunded.blocked_until) == (2, None)

@@ -19,7 +19,7 @@ from authdemo.domain import (
 )
 from authdemo.security import TokenCodec
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import BROWSER, FakeClock, FakeHasher, FakeStore, RecordingBus
 
 TEXT = st.one_of(
     st.text(max_size=80),
@@ -75,7 +75,7 @@ def test_signing_in_with_anything_is_the_generic_refusal(username: str, password
     async def attempt() -> None:
         await service.create_user("alice", "correct horse")
         try:
-            await service.login(None, username, password, ClientInfo("203.0.113.7", "x"))
+            await service.login(BROWSER, username, password, ClientInfo("203.0.113.7", "x"))
         except InvalidCredentials as refused:
             assert str(refused).startswith("Incorrect username or password.")
             if len(password) > PASSWORD_MAX or not password:

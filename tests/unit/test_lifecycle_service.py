@@ -21,7 +21,7 @@ from authdemo.domain import (
 from authdemo.events import EventKind
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import BROWSER, FakeClock, FakeHasher, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 OTHER = ClientInfo("198.51.100.9", "pytest")
@@ -43,7 +43,7 @@ async def alice(service: AuthService) -> None:
 async def fail(service: AuthService, times: int, client: ClientInfo = CLIENT) -> None:
     for _ in range(times):
         with pytest.raises(InvalidCredentials):
-            await service.login(None, "alice", WRONG, client)
+            await service.login(BROWSER, "alice", WRONG, client)
 
 
 def kinds(store: FakeStore) -> list[AuditKind]:
@@ -75,7 +75,7 @@ async def test_five_failures_block_the_account_before_any_hashing(
     await fail(service, 5)
     verifies = hasher.verify_calls + hasher.dummy_calls
     with pytest.raises(Throttled) as blocked:
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
     assert hasher.verify_calls + hasher.dummy_calls == verifies
     assert blocked.value.retry_after == timedelta(seconds=1)
     assert str(blocked.value) == (
@@ -91,10 +91,10 @@ async def test_the_block_ends_by_itself_and_grows_with_each_new_failure(
     clock.advance(timedelta(seconds=1))
     await fail(service, 1)  # the 6th failure
     with pytest.raises(Throttled) as blocked:
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
     assert blocked.value.retry_after == timedelta(seconds=2)
     clock.advance(timedelta(seconds=2))
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 @pytest.mark.usefixtures("alice")
@@ -104,14 +104,14 @@ async def test_blocked_attempts_do_not_count_as_failures(
     await fail(service, 5)
     for _ in range(50):
         with pytest.raises(Throttled):
-            await service.login(None, "alice", WRONG, CLIENT)
+            await service.login(BROWSER, "alice", WRONG, CLIENT)
     assert store.tables.throttle[account_key("alice")].failures == 5
 
 
 @pytest.mark.usefixtures("alice")
 async def test_a_success_clears_the_account_count(service: AuthService, store: FakeStore) -> None:
     await fail(service, 4)
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
     assert account_key("alice") not in store.tables.throttle
     await fail(service, 4)  # four more do not block: the count started again
 
@@ -120,14 +120,14 @@ async def test_a_success_clears_the_account_count(service: AuthService, store: F
 async def test_the_longest_block_is_fifteen_minutes(service: AuthService, clock: FakeClock) -> None:
     for _ in range(30):
         with pytest.raises(InvalidCredentials):
-            await service.login(None, "alice", WRONG, CLIENT)
+            await service.login(BROWSER, "alice", WRONG, CLIENT)
         clock.advance(timedelta(minutes=15))
     await fail(service, 1)
     with pytest.raises(Throttled) as blocked:
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
     assert blocked.value.retry_after == timedelta(minutes=15)
     clock.advance(timedelta(minutes=15))
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 @pytest.mark.usefixtures("alice")
@@ -135,26 +135,26 @@ async def test_old_failures_are_forgotten(service: AuthService, clock: FakeClock
     await fail(service, 4)
     clock.advance(timedelta(hours=25))
     await fail(service, 4)
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 async def test_unknown_usernames_are_throttled_like_real_ones(service: AuthService) -> None:
     for _ in range(5):
         with pytest.raises(InvalidCredentials):
-            await service.login(None, "nobody", "whatever pw", CLIENT)
+            await service.login(BROWSER, "nobody", "whatever pw", CLIENT)
     with pytest.raises(Throttled):
-        await service.login(None, "NOBODY", "whatever pw", CLIENT)
+        await service.login(BROWSER, "NOBODY", "whatever pw", CLIENT)
 
 
 async def test_one_address_guessing_many_accounts_is_blocked(service: AuthService) -> None:
     for i in range(20):
         with pytest.raises(InvalidCredentials):
-            await service.login(None, f"user{i}", "whatever pw", CLIENT)
+            await service.login(BROWSER, f"user{i}", "whatever pw", CLIENT)
     with pytest.raises(Throttled):
-        await service.login(None, "someone-else", "whatever pw", CLIENT)
+        await service.login(BROWSER, "someone-else", "whatever pw", CLIENT)
     # ...while another address is not affected.
     with pytest.raises(InvalidCredentials) as other:
-        await service.login(None, "someone-else", "whatever pw", OTHER)
+        await service.login(BROWSER, "someone-else", "whatever pw", OTHER)
     assert not isinstance(other.value, Throttled)
 
 
@@ -166,7 +166,7 @@ async def test_throttling_survives_a_restart(
     await fail(first, 5)
     restarted = AuthService(store, hasher, tokens, clock, first.policy, bus)
     with pytest.raises(Throttled):
-        await restarted.login(None, "alice", "correct horse", CLIENT)
+        await restarted.login(BROWSER, "alice", "correct horse", CLIENT)
     assert address_key(CLIENT.addr) in store.tables.throttle
 
 
@@ -179,7 +179,7 @@ async def test_the_audit_trail_records_the_lifecycle_without_secrets(
 ) -> None:
     await fail(service, 5)
     with pytest.raises(Throttled):
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
     store.tables.throttle.clear()
     token, session_id = await signed_in(service)
     await service.logout(session_id, CLIENT)
@@ -214,7 +214,7 @@ async def test_failed_logins_for_unknown_names_are_audited_with_the_name_typed(
     service: AuthService, store: FakeStore
 ) -> None:
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "mallory", "whatever pw", CLIENT)
+        await service.login(BROWSER, "mallory", "whatever pw", CLIENT)
     (event,) = store.tables.audit
     assert (event.kind, event.username, event.user_id, event.detail) == (
         AuditKind.LOGIN_FAILED,
@@ -233,8 +233,8 @@ async def test_change_password_needs_the_current_one(
 ) -> None:
     _, session_id = await signed_in(service)
     with pytest.raises(InvalidCredentials):
-        await service.change_password(session_id, "not it", "brand new pw", None, CLIENT)
-    await service.login(None, "alice", "correct horse", CLIENT)  # unchanged
+        await service.change_password(session_id, "not it", "brand new pw", BROWSER, CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)  # unchanged
 
 
 @pytest.mark.usefixtures("alice")
@@ -244,7 +244,7 @@ async def test_change_password_refuses_a_weak_new_one_before_hashing(
     _, session_id = await signed_in(service)
     hashes = hasher.hash_calls
     with pytest.raises(InvalidPassword):
-        await service.change_password(session_id, "correct horse", "short", None, CLIENT)
+        await service.change_password(session_id, "correct horse", "short", BROWSER, CLIENT)
     assert hasher.hash_calls == hashes
 
 
@@ -265,15 +265,19 @@ async def test_change_password_ends_other_sessions_and_rotates_this_one(
     new_token = (await service.redeem_ticket(result.ticket, this_token)).token
     resolved = await service.resolve(new_token)
     assert resolved.signed_in is not None and resolved.signed_in.session.id == this_id
-    await service.login(None, "alice", "brand new pw", CLIENT)
+    await service.login(BROWSER, "alice", "brand new pw", CLIENT)
 
 
 @pytest.mark.usefixtures("alice")
 async def test_sign_out_other_sessions_keeps_this_one(service: AuthService) -> None:
     this_token, this_id = await signed_in(service)
     others = [await signed_in(service, OTHER) for _ in range(2)]
-    assert await service.revoke_other_sessions(this_id, CLIENT) == 2
-    assert (await service.resolve(this_token)).signed_in is not None
+    result = await service.revoke_other_sessions(this_id, CLIENT, hash_token(this_token))
+    assert result.ended == 2
+    # This session goes on under a new cookie (a thief's copy of the old one is worthless).
+    assert (await service.resolve(this_token)).signed_in is None
+    new_token = (await service.redeem_ticket(result.ticket, this_token)).token
+    assert (await service.resolve(new_token)).signed_in is not None
     for token, _ in others:
         assert (await service.resolve(token)).needs_new_token
     assert [s.id for s in await service.sessions_of((await service.get_user("alice")).id)] == [
@@ -283,9 +287,9 @@ async def test_sign_out_other_sessions_keeps_this_one(service: AuthService) -> N
 
 async def test_self_service_needs_a_live_session(service: AuthService) -> None:
     with pytest.raises(NotSignedIn):
-        await service.revoke_other_sessions(12345, CLIENT)
+        await service.revoke_other_sessions(12345, CLIENT, BROWSER)
     with pytest.raises(NotSignedIn):
-        await service.change_password(12345, "a", "brand new pw", None, CLIENT)
+        await service.change_password(12345, "a", "brand new pw", BROWSER, CLIENT)
 
 
 # --- operators ----------------------------------------------------------------------------
@@ -300,9 +304,9 @@ async def test_disabling_a_user_ends_their_sessions_and_refuses_sign_in(
     assert (await service.resolve(token)).needs_new_token
     assert bus.published[-1].session_ids == (session_id,)
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
     await service.set_active("alice", True)
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 @pytest.mark.usefixtures("alice")

@@ -6,6 +6,7 @@ import pytest
 
 from authdemo.domain import (
     ClientInfo,
+    CookieRequired,
     InvalidCredentials,
     InvalidPassword,
     InvalidUsername,
@@ -17,7 +18,7 @@ from authdemo.domain import (
 from authdemo.events import EventKind
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService, LoginResult, ensure_token_key
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import BROWSER, FakeClock, FakeHasher, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 
@@ -85,7 +86,7 @@ async def test_every_login_failure_raises_the_same_generic_error(
 ) -> None:
     await service.create_user("alice", "correct horse")
     with pytest.raises(InvalidCredentials) as failure:
-        await service.login(None, username, password, CLIENT)
+        await service.login(BROWSER, username, password, CLIENT)
     assert str(failure.value) == "Incorrect username or password."
 
 
@@ -93,7 +94,7 @@ async def test_unknown_usernames_cost_a_dummy_verify(
     service: AuthService, hasher: FakeHasher
 ) -> None:
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "nobody", "correct horse", CLIENT)
+        await service.login(BROWSER, "nobody", "correct horse", CLIENT)
     assert hasher.dummy_calls == 1
 
 
@@ -103,7 +104,7 @@ async def test_a_huge_password_is_refused_before_any_hashing(
     await service.create_user("alice", "correct horse")
     calls = (hasher.verify_calls, hasher.dummy_calls)
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "alice", "x" * 1_000_000, CLIENT)
+        await service.login(BROWSER, "alice", "x" * 1_000_000, CLIENT)
     assert (hasher.verify_calls, hasher.dummy_calls) == calls
 
 
@@ -113,7 +114,7 @@ async def test_disabled_users_cannot_log_in(service: AuthService, store: FakeSto
         await tx.users.set_active(user.id, False)
         await tx.commit()
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "alice", "correct horse", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 async def test_outdated_hashes_are_upgraded_after_a_successful_login(
@@ -123,7 +124,7 @@ async def test_outdated_hashes_are_upgraded_after_a_successful_login(
     async with store(write=True) as tx:
         await tx.users.set_password_hash(user.id, "old$correct horse", None)
         await tx.commit()
-    await service.login(None, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
     assert store.tables.users[user.id][2] == "fake$correct horse"
 
 
@@ -206,14 +207,31 @@ async def test_an_unknown_ticket_is_rejected(service: AuthService) -> None:
         await service.redeem_ticket("made-up", None)
 
 
-async def test_an_unbound_ticket_is_redeemed_with_whatever_cookie_is_presented(
-    service: AuthService,
+async def test_a_browser_that_sent_no_cookie_cannot_sign_in_and_is_told_to_reload(
+    service: AuthService, hasher: FakeHasher, store: FakeStore
 ) -> None:
-    # A websocket that arrived without a cookie binds its login to "no cookie".
+    # Issue 11, defect 7: a ticket bound to no cookie could be redeemed by any browser
+    # (a stranger would be signed in as this user). Nothing only that browser holds can
+    # bind it, so the sign-in is refused before any hashing or writing.
     await service.create_user("alice", "correct horse")
-    result = await service.login(None, "alice", "correct horse", CLIENT)
-    token = (await service.redeem_ticket(result.ticket, None)).token
-    assert (await service.resolve(token)).signed_in is not None
+    commits = store.commits
+    with pytest.raises(CookieRequired, match="Reload the page"):
+        await service.login(None, "alice", "correct horse", CLIENT)
+    assert hasher.verify_calls == 0
+    assert store.commits == commits
+    with pytest.raises(CookieRequired):
+        await service.open_anonymous_session(None, None, CLIENT)
+
+
+async def test_a_ticket_bound_to_no_cookie_is_never_redeemed(
+    service: AuthService, store: FakeStore
+) -> None:
+    # Rows written before tickets had to be bound: refused with any cookie, or none.
+    await service.create_user("alice", "correct horse")
+    result = await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    store.tables.tickets[hash_token(result.ticket)]["bound"] = None
+    with pytest.raises(TicketRejected, match="bound to no cookie"):
+        await service.redeem_ticket(result.ticket, service.new_token())
 
 
 async def test_redemption_announces_the_new_cookie_to_open_connections(
@@ -309,8 +327,8 @@ async def test_set_password_revokes_every_session_of_the_user(service: AuthServi
     assert (await service.resolve(first)).needs_new_token
     assert (await service.resolve(second_token)).needs_new_token
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "alice", "correct horse", CLIENT)
-    await service.login(None, "alice", "a new password", CLIENT)
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    await service.login(BROWSER, "alice", "a new password", CLIENT)
 
 
 async def test_set_password_for_an_unknown_user_is_refused(service: AuthService) -> None:
@@ -322,7 +340,7 @@ async def test_a_failed_login_opens_no_session_and_issues_no_ticket(
     service: AuthService, store: FakeStore
 ) -> None:
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "nobody", "x" * 20, CLIENT)
+        await service.login(BROWSER, "nobody", "x" * 20, CLIENT)
     assert store.tables.sessions == {} and store.tables.tickets == {}
 
 
@@ -355,7 +373,7 @@ async def test_auth_events_are_logged_with_a_short_id_never_a_secret(
     caplog.set_level("INFO", logger="authdemo.auth")
     await service.create_user("alice", "correct horse")
     with pytest.raises(InvalidCredentials):
-        await service.login(None, "alice", "n0t-the-Pa55word", CLIENT)
+        await service.login(BROWSER, "alice", "n0t-the-Pa55word", CLIENT)
     anonymous = service.new_token()
     result = await service.login(hash_token(anonymous), "alice", "correct horse", CLIENT)
     token = (await service.redeem_ticket(result.ticket, anonymous)).token

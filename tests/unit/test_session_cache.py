@@ -11,7 +11,14 @@ from authdemo.domain import ClientInfo, SessionPolicy
 from authdemo.events import EventKind, SessionEvent
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import (
+    BROWSER,
+    FakeClock,
+    FakeHasher,
+    FakeStore,
+    FakeUnitOfWork,
+    RecordingBus,
+)
 from tests.unit.test_domain import session
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
@@ -122,7 +129,7 @@ async def test_a_password_change_forgets_this_sessions_old_cookie(cached: AuthSe
     await cached.create_user("alice", "correct horse")
     token, session_id = await signed_in(cached)
     await cached.visit(token)
-    await cached.change_password(session_id, "correct horse", "brand new pw", None, CLIENT)
+    await cached.change_password(session_id, "correct horse", "brand new pw", BROWSER, CLIENT)
     assert (await cached.visit(token)).signed_in is None
 
 
@@ -134,7 +141,9 @@ async def test_a_session_renewed_elsewhere_is_read_again_not_dropped(
     await cached.visit(token)
     clock.advance(timedelta(minutes=20))
     async with store(write=True) as tx:  # another worker renewed it
-        await tx.sessions.touch(session_id, clock.now(), clock.now() + timedelta(minutes=30))
+        await tx.sessions.touch(
+            session_id, clock.now(), clock.now() + timedelta(minutes=30), clock.now()
+        )
         await tx.commit()
     clock.advance(timedelta(minutes=15))  # past the expiry this process had cached
     assert (await cached.visit(token)).signed_in is not None
@@ -153,3 +162,44 @@ async def test_a_users_session_list_is_cached_until_one_of_them_changes(
     assert {s.id for s in await cached.sessions_of(user.id)} == {first_id, second_id}
     await cached.logout(first_id)  # so does the end of one of its sessions
     assert [s.id for s in await cached.sessions_of(user.id)] == [second_id]
+
+
+def test_an_event_drops_every_token_cached_for_the_session() -> None:
+    # Issue 11, defect 8: a session read under its pre-rotation token on one request and
+    # under its new token on another was cached twice, but only one entry was dropped.
+    cache = SessionCache(ttl=10)
+    old, new = "a" * 64, "b" * 64
+    cache.put(old, (session(id=7, token_hash=old), None))
+    cache.put(new, (session(id=7, token_hash=new), None))
+    cache.invalidate(SessionEvent(EventKind.REVOKED, (7,)))
+    assert cache.get(old) == (False, None)
+    assert cache.get(new) == (False, None)
+
+
+def test_a_row_read_before_an_event_is_not_cached_after_it() -> None:
+    cache = SessionCache(ttl=10)
+    read_from = cache.generation  # a request starts reading the row...
+    cache.invalidate(SessionEvent(EventKind.REVOKED, (7,)))  # ...the session ends meanwhile
+    cache.put("a" * 64, (session(id=7, token_hash="a" * 64), None), read_from)
+    assert cache.get("a" * 64) == (False, None)
+
+
+async def test_a_lookup_that_raced_a_revocation_is_read_again(
+    cached: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    real_exit = FakeUnitOfWork.__aexit__
+    raced: list[bool] = []
+
+    async def read_then_logout(self: FakeUnitOfWork, *exc: object) -> None:
+        await real_exit(self, *exc)  # type: ignore[arg-type]
+        if not self.write and not raced:  # the row was read live; the logout lands now,
+            raced.append(True)  # before the reader gets to cache what it read
+            await cached.logout(session_id)
+
+    monkeypatch.setattr(FakeUnitOfWork, "__aexit__", read_then_logout)
+    await cached.resolve(token)
+    monkeypatch.undo()
+    assert raced
+    assert (await cached.resolve(token)).signed_in is None

@@ -13,11 +13,12 @@ from authdemo.domain import (
     NotSignedIn,
     SessionDataTooLarge,
     SessionPolicy,
+    TicketRejected,
 )
 from authdemo.events import EventKind
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import BROWSER, FakeClock, FakeHasher, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 
@@ -75,12 +76,19 @@ async def test_a_second_tab_racing_for_the_row_gets_the_same_one(service: AuthSe
     assert second.id == first.id and ticket is None
 
 
-async def test_without_a_usable_cookie_the_row_comes_with_a_ticket(service: AuthService) -> None:
-    session, ticket = await service.open_anonymous_session(None, None, CLIENT)
+async def test_with_a_dead_cookie_the_row_comes_with_a_ticket_bound_to_it(
+    service: AuthService,
+) -> None:
+    dead = "d" * 70  # the browser presents a cookie we cannot use (forged, expired, ...)
+    _, ticket = await service.open_anonymous_session(hash_token(dead), None, CLIENT)
     assert ticket is not None
-    token = (await service.redeem_ticket(ticket, None)).token
+    with pytest.raises(TicketRejected, match="another cookie"):
+        await service.redeem_ticket(ticket, service.new_token())
+    _, ticket = await service.open_anonymous_session(hash_token(dead), None, CLIENT)
+    assert ticket is not None
+    token = (await service.redeem_ticket(ticket, dead)).token
     resolved = await service.resolve(token)
-    assert resolved.anonymous is not None and resolved.anonymous.id == session.id
+    assert resolved.anonymous is not None
 
 
 async def test_an_anonymous_row_never_outlives_its_cookie(
@@ -160,14 +168,14 @@ async def test_a_password_change_keeps_the_data(service: AuthService) -> None:
     session_id = result.signed_in.session.id
     await service.change_session_data(session_id, {"theme": "dark"})
     changed = await service.change_password(
-        session_id, "correct horse", "brand new pw", None, CLIENT
+        session_id, "correct horse", "brand new pw", hash_token(anonymous), CLIENT
     )
     assert changed.signed_in.session.data == {"theme": "dark"}
 
 
 async def test_signing_out_and_expiry_end_the_data(service: AuthService, clock: FakeClock) -> None:
     await service.create_user("alice", "correct horse")
-    result = await service.login(None, "alice", "correct horse", CLIENT)
+    result = await service.login(BROWSER, "alice", "correct horse", CLIENT)
     session_id = result.signed_in.session.id
     await service.change_session_data(session_id, {"a": 1})
     await service.logout(session_id)

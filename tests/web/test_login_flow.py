@@ -107,21 +107,21 @@ async def test_signing_in_again_after_logout_on_the_same_connection(
     await client.close()
 
 
-async def test_a_websocket_without_a_cookie_still_gets_a_working_sign_in(
+async def test_a_websocket_without_a_cookie_is_asked_to_reload_instead_of_signing_in(
     live: Live, alice: Creds
 ) -> None:
-    # The first request was the websocket, or the cookie was cleared: the form renders,
-    # and the login's ticket hands the browser a cookie.
-    async with await IdomClient.connect(live.base_url, cookie=None) as c:
+    # Issue 11, defect 7: the cookie was cleared (or the socket came first). A ticket
+    # bound to no cookie could be redeemed by any browser — a stranger's would be signed
+    # in as alice — so the form says to reload (which gives a cookie) and signs nobody in.
+    async with await IdomClient.connect(live.base_url, page_first=False) as c:
         assert c.find("login-form") is not None
         await c.login(*alice)
-        await c.wait_for_id("greeting")
-        src = c.ticket_src()
-        assert src is not None
-        status, token = await redeem(live, src, None)
-        assert status == 200 and token is not None
-    async with await IdomClient.connect(live.base_url, cookie=cookie(token)) as reloaded:
-        assert reloaded.find("greeting") is not None
+        await c.wait_for_id("login-error")
+        assert "Reload the page" in (c.text("login-error") or "")
+        assert c.find("greeting") is None
+        assert c.ticket_src() is None
+    events = await live.app.ctx.service.audit_events("alice", 10)
+    assert not any(e.kind == "login_ok" for e in events)
 
 
 async def test_a_websocket_with_a_revoked_cookie_renders_the_sign_in_form(

@@ -1,0 +1,49 @@
+"""The authentication service: plain values in, plain values out, our exceptions only.
+
+One class, ``AuthService``, assembled from one module per use case; each module states
+at its top the invariants it keeps:
+
+- ``core``: shared dependencies, the in-transaction "may this session act" check,
+  revocation with its broadcast, the audit trail, the values returned.
+- ``sessions``: resolving cookies, conditional renewal, re-reading, signing out.
+- ``signin``: throttle reservations, password checks, opening a session, tickets.
+- ``accounts``: users, and every change that ends access (epoch bumps, re-keying).
+- ``data``: ``use_session()`` rows and writes.
+- ``maintenance``: the token key, the audit trail, purging.
+
+The rule every path keeps is ``domain.may_act``: a session may act while it is not
+revoked, not expired, its user is active, and the user's credential epoch is the one
+the session was opened under.
+"""
+
+from __future__ import annotations
+
+from .accounts import Accounts
+from .core import (
+    OPERATOR,
+    LoginResult,
+    PurgeReport,
+    Redemption,
+    Rekeyed,
+    Resolution,
+    UserSummary,
+)
+from .data import SessionData
+from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
+
+__all__ = [
+    "OPERATOR",
+    "TOKEN_KEY_NAME",
+    "AuthService",
+    "LoginResult",
+    "PurgeReport",
+    "Redemption",
+    "Rekeyed",
+    "Resolution",
+    "UserSummary",
+    "ensure_token_key",
+]
+
+
+class AuthService(Accounts, SessionData, Maintenance):
+    """Every use case of authentication, over one unit-of-work factory."""

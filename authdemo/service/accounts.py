@@ -1,0 +1,223 @@
+"""Accounts: creating users, and every change that ends a user's access.
+
+Invariants:
+- Ending access bumps the user's credential epoch in the same transaction that revokes
+  the sessions and writes the broadcast: a password change (self-service or operator),
+  a disable, "end all sessions" (operator) and "sign out other sessions". A session
+  opened under an older epoch may never act again, and a sign-in that verified a
+  password before the bump cannot open one (``signin._settle``).
+- Self-service changes re-key the acting session: it moves to the new epoch under a new
+  token (handed over through a bound ticket), so every *other* view of that same
+  session — a thief holding the cookie, say — ends too (``EventKind.REKEYED``), and the
+  old cookie leads nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..domain import (
+    AuditKind,
+    AuthSession,
+    ClientInfo,
+    CookieRequired,
+    InvalidCredentials,
+    NotSignedIn,
+    SignedIn,
+    User,
+    check_password_policy,
+    normalize_username,
+)
+from ..events import EventKind, SessionEvent, publish_quietly
+from ..ports import UnitOfWork
+from ..security import hash_token, new_ticket, unreachable_token_hash
+from .core import OPERATOR, Rekeyed, UserSummary
+from .signin import SignIn
+
+log = logging.getLogger("authdemo.auth")
+
+
+class Accounts(SignIn):
+    # --- operators ---------------------------------------------------------------------
+
+    async def create_user(self, username: str, password: str) -> User:
+        display, key = normalize_username(username)
+        hashed = await self._hasher.hash(check_password_policy(password))
+        async with self._uow(write=True) as tx:
+            user = await tx.users.add(display, key, hashed, self.now())
+            await self._audit(tx, AuditKind.USER_CREATED, user=user, client=OPERATOR)
+            await tx.commit()
+        log.info("user created user=%s", user.username)
+        return user
+
+    async def list_users(self) -> list[UserSummary]:
+        async with self._uow() as tx:
+            users = await tx.users.list()
+            counts = await tx.sessions.count_live_by_user(self.now())
+        return [UserSummary(u, counts.get(u.id, 0)) for u in users]
+
+    async def live_sessions(self, username: str | None) -> list[tuple[AuthSession, User]]:
+        user_id = (await self.get_user(username)).id if username is not None else None
+        async with self._uow() as tx:
+            return await tx.sessions.list_live(user_id, self.now())
+
+    async def set_password(self, username: str, password: str) -> int:
+        """Operator reset: a new hash, and every session of the user ends (live)."""
+        user = await self.get_user(username)
+        hashed = await self._hasher.hash(check_password_policy(password))
+        async with self._uow(write=True) as tx:
+            await tx.users.set_password_hash(user.id, hashed, changed_at=self.now())
+            event = await self._revoke_all(tx, user.id, "password_changed")
+            await self._audit(
+                tx, AuditKind.PASSWORD_CHANGED, user=user, client=OPERATOR, detail="by operator"
+            )
+            await tx.commit()
+        log.info("password set user=%s", user.username)
+        return await self._published(event)
+
+    async def set_active(self, username: str, active: bool) -> int:
+        """Enable or disable an account; disabling ends all its sessions (live)."""
+        user = await self.get_user(username)
+        async with self._uow(write=True) as tx:
+            await tx.users.set_active(user.id, active)
+            event = None if active else await self._revoke_all(tx, user.id, "user_disabled")
+            kind = AuditKind.USER_ENABLED if active else AuditKind.USER_DISABLED
+            await self._audit(tx, kind, user=user, client=OPERATOR)
+            await tx.commit()
+        log.info("%s user=%s", kind, user.username)
+        return await self._published(event)
+
+    async def revoke_user_sessions(self, username: str) -> int:
+        user = await self.get_user(username)
+        async with self._uow(write=True) as tx:
+            await tx.users.bump_epoch(user.id)  # sign-ins in flight end too
+            event = await self._revoke_all(tx, user.id, "revoked")
+            if event is not None:
+                await self._audit(
+                    tx,
+                    AuditKind.REVOKED,
+                    user=user,
+                    client=OPERATOR,
+                    detail=f"{len(event.session_ids)} session(s) by operator",
+                )
+            await tx.commit()
+        return await self._published(event)
+
+    # --- self-service ----------------------------------------------------------------------
+
+    async def change_password(
+        self,
+        session_id: int,
+        current_password: str,
+        new_password: str,
+        bound_token_hash: str | None,
+        client: ClientInfo,
+        *,
+        origin: str = "",
+        epoch: int | None = None,
+    ) -> Rekeyed:
+        """Change the signed-in user's password.
+
+        Needs the current password (throttled like a sign-in). Every other session of
+        the user ends, live, and so does every other view of this session (``origin``
+        names the acting view); this session keeps going under a new token, handed to
+        the browser through a ticket bound to the cookie it holds now.
+        """
+        if bound_token_hash is None:
+            raise CookieRequired()
+        signed_in = await self.current(session_id)
+        if signed_in is None or (epoch is not None and signed_in.session.user_epoch != epoch):
+            raise NotSignedIn()
+        hashed_new = check_password_policy(new_password)  # refuse before any hashing
+        verified = await self._verify(signed_in.user.username, current_password, client)
+        if verified.user.id != signed_in.user.id:  # pragma: no cover - same name, same user
+            raise InvalidCredentials()
+        hashed = await self._hasher.hash(hashed_new)
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            acting, _ = await self._acting(tx, session_id, now, signed_in.session.user_epoch)
+            user = await self._settle(tx, verified, now)
+            if user is None:  # changed or disabled meanwhile: that change wins
+                raise NotSignedIn()
+            new_epoch = await tx.users.set_password_hash(user.id, hashed, changed_at=now)
+            result, events = await self._rekey(
+                tx, acting, user, new_epoch, bound_token_hash, "password_changed", origin
+            )
+            await self._audit(
+                tx,
+                AuditKind.PASSWORD_CHANGED,
+                user=user,
+                session=acting,
+                client=client,
+                detail=f"{result.ended} other session(s) ended",
+            )
+            await tx.commit()
+        log.info("password changed user=%s", user.username)
+        for event in events:
+            await publish_quietly(self._events, event)
+        return result
+
+    async def revoke_other_sessions(
+        self,
+        session_id: int,
+        client: ClientInfo,
+        bound_token_hash: str | None = None,
+        *,
+        origin: str = "",
+        epoch: int | None = None,
+    ) -> Rekeyed:
+        """ "Sign out other sessions": every other session of this user and every other
+        view of this one end; this view goes on under a new token (through a ticket)."""
+        if bound_token_hash is None:
+            raise CookieRequired()
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            acting, user = await self._acting(tx, session_id, now, epoch)
+            if user is None:
+                raise NotSignedIn()
+            new_epoch = await tx.users.bump_epoch(user.id)
+            result, events = await self._rekey(
+                tx, acting, user, new_epoch, bound_token_hash, "signed_out_elsewhere", origin
+            )
+            await self._audit(
+                tx,
+                AuditKind.REVOKED,
+                user=user,
+                session=acting,
+                client=client,
+                detail=f"{result.ended} other session(s)",
+            )
+            await tx.commit()
+        for event in events:
+            await publish_quietly(self._events, event)
+        return result
+
+    async def _rekey(
+        self,
+        tx: UnitOfWork,
+        acting: AuthSession,
+        user: User,
+        epoch: int,
+        bound_token_hash: str,
+        reason: str,
+        origin: str,
+    ) -> tuple[Rekeyed, list[SessionEvent]]:
+        """Inside ``tx``, after the epoch moved on: end the user's other sessions, move the
+        acting one to ``epoch`` under a token only a new ticket leads to, and queue the
+        broadcasts (other views of the acting session end too)."""
+        now = self.now()
+        others = [i for i in await tx.sessions.live_ids_for_user(user.id, now) if i != acting.id]
+        revoked = await self._revoke(tx, others, reason)
+        await tx.sessions.set_token_hash(acting.id, unreachable_token_hash(), user_epoch=epoch)
+        rekeyed = SessionEvent(EventKind.REKEYED, (acting.id,), reason, origin=origin)
+        await tx.broadcasts.add(rekeyed, now)
+        ticket = new_ticket()
+        await tx.tickets.add(
+            hash_token(ticket), acting.id, bound_token_hash, now, now + self.policy.ticket_ttl
+        )
+        moved = await tx.sessions.get_with_user(acting.id)
+        assert moved is not None
+        assert moved[1] is not None
+        events = [rekeyed] + ([revoked] if revoked is not None else [])
+        ended = len(revoked.session_ids) if revoked is not None else 0
+        return Rekeyed(SignedIn(moved[0], moved[1]), ticket, ended), events

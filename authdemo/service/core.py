@@ -1,0 +1,196 @@
+"""What every use case shares: its dependencies, the audit trail, revocation, the
+"may this session act" check inside a transaction, and the values the service returns.
+
+Invariants kept here, for every module of the service:
+- A revocation and the broadcast that announces it are written in one transaction
+  (``_revoke``): other processes can never miss one that committed.
+- ``_acting`` is THE check before a session acts on its own behalf: in the acting
+  transaction, with the session row locked, the session may act (``domain.may_act``:
+  live, user active, credential epoch current) and it is the one the caller's view
+  holds (same epoch). A change that ends access and commits first wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..cache import SessionCache
+from ..domain import (
+    AuditEvent,
+    AuditKind,
+    AuthSession,
+    ClientInfo,
+    Clock,
+    NotSignedIn,
+    SessionPolicy,
+    SignedIn,
+    ThrottlePolicy,
+    UnknownUser,
+    User,
+    may_act,
+    username_key,
+)
+from ..events import EventBus, EventKind, SessionEvent, publish_quietly
+from ..ports import UnitOfWork, UnitOfWorkFactory
+from ..security import PasswordHasher, TokenCodec
+
+log = logging.getLogger("authdemo.auth")
+
+OPERATOR = ClientInfo("cli", "authdemo command line")
+BROADCAST_RETENTION = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a cookie token amounts to.
+
+    ``token_hash`` is set when the token is one we issued and may keep using
+    (anonymous or signed in); ``signed_in`` when it belongs to a session that may act.
+    When ``token_hash`` is None the caller issues a new token.
+    """
+
+    token_hash: str | None = None
+    signed_in: SignedIn | None = None
+    anonymous: AuthSession | None = None
+    """A live anonymous session row (one exists once its data was first written)."""
+    issued_at: datetime | None = None
+    """When the (valid) token was minted."""
+
+    @property
+    def needs_new_token(self) -> bool:
+        return self.token_hash is None
+
+    @property
+    def session(self) -> AuthSession | None:
+        """The live row behind the cookie, signed in or anonymous."""
+        return self.signed_in.session if self.signed_in else self.anonymous
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    signed_in: SignedIn
+    ticket: str
+    """Single-use; the browser redeems it over HTTP to receive the session's cookie."""
+
+
+@dataclass(frozen=True)
+class Rekeyed(LoginResult):
+    """This session goes on under a new token and epoch; everything else of the user ended."""
+
+    ended: int = 0
+    """How many other sessions ended."""
+
+
+@dataclass(frozen=True)
+class Redemption:
+    token: str
+    session: AuthSession
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    user: User
+    live_sessions: int
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    sessions: int
+    tickets: int
+    throttle_rows: int
+    broadcasts: int
+
+
+class ServiceCore:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        clock: Clock,
+        policy: SessionPolicy,
+        events: EventBus,
+        throttle: ThrottlePolicy | None = None,
+        cache: SessionCache | None = None,
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self.policy = policy
+        self.throttle = throttle or ThrottlePolicy()
+        self._events = events
+        self._cache = cache
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def get_user(self, username: str) -> User:
+        key = username_key(username)
+        async with self._uow() as tx:
+            user = await tx.users.get_by_key(key) if key else None
+        if user is None:
+            raise UnknownUser(username)
+        return user
+
+    async def _acting(
+        self, tx: UnitOfWork, session_id: int, now: datetime, epoch: int | None
+    ) -> tuple[AuthSession, User | None]:
+        """The session and its user, locked, if it may act (and is still on ``epoch``,
+        the one the acting view holds); else ``NotSignedIn``."""
+        found = await tx.sessions.get_with_user(session_id, lock=True)
+        if found is None or not may_act(found[0], found[1], now):
+            raise NotSignedIn()
+        if epoch is not None and found[0].user_epoch != epoch:
+            raise NotSignedIn()  # a view of this session that a re-key ended
+        return found
+
+    async def _revoke(
+        self, tx: UnitOfWork, session_ids: list[int], reason: str
+    ) -> SessionEvent | None:
+        """Revoke inside ``tx`` and queue the broadcast in the same transaction."""
+        revoked = await tx.sessions.revoke(session_ids, self.now())
+        if not revoked:
+            return None
+        event = SessionEvent(EventKind.REVOKED, tuple(revoked), reason)
+        await tx.broadcasts.add(event, self.now())
+        return event
+
+    async def _revoke_all(self, tx: UnitOfWork, user_id: int, reason: str) -> SessionEvent | None:
+        return await self._revoke(
+            tx, await tx.sessions.live_ids_for_user(user_id, self.now()), reason
+        )
+
+    async def _published(self, event: SessionEvent | None) -> int:
+        """After commit: tell this process's connections at once (others follow the table)."""
+        if event is None:
+            return 0
+        await publish_quietly(self._events, event)
+        return len(event.session_ids)
+
+    async def _audit(
+        self,
+        tx: UnitOfWork,
+        kind: AuditKind,
+        *,
+        user: User | None = None,
+        username: str = "",
+        session: AuthSession | None = None,
+        client: ClientInfo | None = None,
+        detail: str = "",
+    ) -> None:
+        client = client or ClientInfo()
+        await tx.audit.add(
+            AuditEvent(
+                at=self.now(),
+                kind=kind,
+                username=user.username if user else username,
+                session=session.short_id if session else "",
+                client_addr=client.addr,
+                user_agent=client.user_agent,
+                detail=detail,
+                user_id=user.id if user else None,
+            )
+        )

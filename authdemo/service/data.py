@@ -1,0 +1,123 @@
+"""Session data (``use_session()``): an anonymous visitor's row, and changes to any row.
+
+Invariants:
+- Data is written only by a session that may act, checked in the writing transaction
+  with the row locked (``_acting``): a write racing a sign-out, a disable or a re-key
+  either commits first (and is then ended with the session) or is refused.
+- An anonymous row for a browser that presented a cookie is reached only through that
+  cookie or a ticket bound to it; a browser that presented none is told to reload
+  rather than given a ticket anyone could redeem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from ..domain import (
+    AuthSession,
+    ClientInfo,
+    CookieRequired,
+    DuplicateToken,
+    InvalidSessionData,
+    SessionDataTooLarge,
+)
+from ..events import EventKind, SessionEvent, publish_quietly
+from ..security import hash_token, new_ticket, unreachable_token_hash
+from .sessions import Sessions
+
+
+class SessionData(Sessions):
+    async def open_anonymous_session(
+        self, cookie_token_hash: str | None, cookie_issued_at: datetime | None, client: ClientInfo
+    ) -> tuple[AuthSession, str | None]:
+        """A row for an anonymous visitor's data, created on the first write.
+
+        When the browser holds a valid anonymous cookie the row takes its token, so no
+        cookie has to change. Otherwise (a dead cookie) the row gets a new token that the
+        browser picks up through a ticket bound to the cookie it holds, returned as the
+        second value. A browser that sent no cookie at all gets ``CookieRequired``.
+        """
+        if cookie_token_hash is None:
+            raise CookieRequired()
+        now = self.now()
+        absolute = now + self.policy.absolute_timeout
+        if cookie_token_hash is not None and cookie_issued_at is not None:
+            absolute = min(absolute, cookie_issued_at + self.policy.absolute_timeout)
+            try:
+                async with self._uow(write=True) as tx:
+                    session = await tx.sessions.add(
+                        cookie_token_hash,
+                        None,
+                        now,
+                        min(now + self.policy.idle_timeout, absolute),
+                        absolute,
+                        client,
+                    )
+                    event = SessionEvent(
+                        EventKind.SESSION_OPENED, (session.id,), token_hash=cookie_token_hash
+                    )
+                    await tx.broadcasts.add(event, now)
+                    await tx.commit()
+                await publish_quietly(self._events, event)  # other tabs with this cookie
+                return session, None
+            except DuplicateToken:  # another tab was first, or the token is dead
+                async with self._uow() as tx:
+                    found = await tx.sessions.find_by_token_hash(cookie_token_hash)
+                if found is not None and found[1] is None and found[0].is_live(now):
+                    return found[0], None
+        ticket = new_ticket()
+        async with self._uow(write=True) as tx:
+            session = await tx.sessions.add(
+                unreachable_token_hash(),
+                None,
+                now,
+                min(now + self.policy.idle_timeout, absolute),
+                absolute,
+                client,
+            )
+            await tx.tickets.add(
+                hash_token(ticket), session.id, cookie_token_hash, now, now + self.policy.ticket_ttl
+            )
+            await tx.commit()
+        return session, ticket
+
+    async def change_session_data(
+        self,
+        session_id: int,
+        values: Mapping[str, Any],
+        deletions: Iterable[str] = (),
+        origin: str = "",
+        epoch: int | None = None,
+    ) -> AuthSession:
+        """Set and delete keys in one small write; every open view of the session hears of it.
+
+        Raises ``InvalidSessionData`` for values JSON cannot hold, ``SessionDataTooLarge``
+        past the size cap, ``NotSignedIn`` when the session may not act (``epoch``: the
+        one the writing view holds).
+        """
+        for key in [*values, *deletions]:
+            if not isinstance(key, str):
+                raise InvalidSessionData(f"Session data keys must be strings, not {key!r}.")
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            session, _ = await self._acting(tx, session_id, now, epoch)
+            data = dict(session.data or {})
+            data.update(values)
+            for key in deletions:
+                data.pop(key, None)
+            try:
+                size = len(json.dumps(data, separators=(",", ":"), allow_nan=False).encode())
+            except (TypeError, ValueError) as error:
+                raise InvalidSessionData(f"Session data must be JSON: {error}") from None
+            if size > self.policy.data_max_bytes:
+                raise SessionDataTooLarge(size, self.policy.data_max_bytes)
+            await tx.sessions.set_data(session_id, data or None)
+            event = SessionEvent(EventKind.DATA_CHANGED, (session_id,), origin=origin)
+            await tx.broadcasts.add(event, now)
+            await tx.commit()
+        await publish_quietly(self._events, event)
+        return replace(session, data=data)

@@ -1,0 +1,179 @@
+"""Sessions as cookies and open views see them: resolving, renewing, re-reading, ending.
+
+Invariants:
+- A cookie resolves as signed in only when its session may act (``domain.may_act``):
+  live, its user active, on the user's current credential epoch. A cached answer is
+  held to the same rule on every use.
+- Renewal is one conditional write that matches only a session that may act. When it
+  matches nothing, the session is revoked and every open view of it, in this process
+  and (through the broadcast) in every other, signs out at once.
+- ``live_session``/``current`` always read the database (never the cache): an open view
+  uses them to re-check itself at least once per half idle window.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from ..cache import Found
+from ..domain import AuditKind, AuthSession, ClientInfo, SignedIn, User, may_act
+from ..events import EventKind, SessionEvent, publish_quietly
+from ..security import hash_token
+from .core import Resolution, ServiceCore
+
+log = logging.getLogger("authdemo.auth")
+
+
+class Sessions(ServiceCore):
+    def new_token(self) -> str:
+        """A fresh anonymous cookie token. Costs no database write."""
+        return self._tokens.mint(self.now())
+
+    async def resolve(self, token: str | None) -> Resolution:
+        """Check a cookie token: ours, not expired, not revoked; signed in or anonymous."""
+        return await self._resolve(token, self.now())
+
+    async def _resolve(self, token: str | None, now: datetime) -> Resolution:
+        issued = (
+            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        )
+        if token is None or issued is None:
+            return Resolution()
+        token_hash = hash_token(token)
+        hit, found = self._cached(token_hash, now)
+        if not hit:
+            found = await self._fetch(token_hash)
+        if found is None:  # anonymous: no row until its data is first written
+            return Resolution(token_hash=token_hash, issued_at=issued)
+        session, user = found
+        if not may_act(session, user, now):
+            return Resolution()  # expired, revoked, disabled or stale: never adopted
+        if user is None:
+            return Resolution(token_hash=token_hash, anonymous=session, issued_at=issued)
+        return Resolution(token_hash, SignedIn(session, user), issued_at=issued)
+
+    def _cached(self, token_hash: str, now: datetime) -> tuple[bool, Found]:
+        """(True, row behind a cookie) when the cache has a usable answer."""
+        if self._cache is None:
+            return False, None
+        hit, found = self._cache.get(token_hash)
+        # A cached row that looks dead may have been renewed by another process.
+        if hit and (found is None or found[0].is_live(now)):
+            return True, found
+        return False, None
+
+    async def _fetch(self, token_hash: str) -> Found:
+        read_from = self._cache.generation if self._cache is not None else 0
+        async with self._uow() as tx:
+            found = await tx.sessions.find_by_token_hash(token_hash)
+        if self._cache is not None:
+            # Not if an event changed sessions while we read: the row may predate it.
+            self._cache.put(token_hash, found, read_from)
+        return found
+
+    async def visit(self, token: str | None) -> Resolution:
+        """Resolve a page load's or websocket connect's cookie and slide its idle expiry."""
+        now = self.now()
+        resolution = await self._resolve(token, now)
+        session = resolution.session
+        if session is None or not session.needs_renewal(now, self.policy):
+            return resolution
+        renewed = await self.renew(session)
+        if renewed is None:
+            return Resolution()
+        if renewed is session:
+            return resolution
+        if resolution.signed_in is None:
+            return replace(resolution, anonymous=renewed)
+        return replace(resolution, signed_in=replace(resolution.signed_in, session=renewed))
+
+    async def renew(self, session: AuthSession) -> AuthSession | None:
+        """Slide the idle expiry; writes only when less than half the idle window is left.
+
+        None when the session may not act any more (the write matched nothing): then it
+        is revoked, and every view of it hears so at once."""
+        now = self.now()
+        if not session.is_live(now):
+            return None
+        if not session.needs_renewal(now, self.policy):
+            return session
+        renewed = session.renewed(now, self.policy)
+        async with self._uow(write=True) as tx:
+            ok = await tx.sessions.touch(
+                session.id, renewed.last_seen_at, renewed.idle_expires_at, now
+            )
+            ended = None
+            if not ok:
+                await tx.sessions.revoke([session.id], now)
+                ended = SessionEvent(EventKind.REVOKED, (session.id,), "renewal refused")
+                await tx.broadcasts.add(ended, now)
+            await tx.commit()
+        if ended is not None:
+            log.info("renewal refused: session=%s may not act", session.short_id)
+            await publish_quietly(self._events, ended)
+            return None
+        if self._cache is not None:
+            self._cache.update(renewed)
+        return renewed
+
+    async def current(self, session_id: int) -> SignedIn | None:
+        """Re-read a signed-in session from the database: may it still act?"""
+        found = await self.live_session(session_id)
+        if found is None or found[1] is None:
+            return None
+        return SignedIn(found[0], found[1])
+
+    async def live_session(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        """Re-read any session row (anonymous ones have no user); None once it may not act."""
+        now = self.now()
+        async with self._uow() as tx:
+            found = await tx.sessions.get_with_user(session_id)
+        if found is None or not may_act(found[0], found[1], now):
+            return None
+        return found
+
+    async def logout(
+        self, session_id: int, client: ClientInfo | None = None, epoch: int | None = None
+    ) -> AuthSession | None:
+        """Revoke a session server-side; its cookie is worthless from now on.
+
+        ``epoch``: the one the signing-out view holds; a view that a re-key ended cannot
+        sign the session out (it only leaves). Returns the session as it was stored (its
+        ``token_hash`` is the cookie the browser was given for it, if a ticket was
+        redeemed)."""
+        event = None
+        async with self._uow(write=True) as tx:
+            found = await tx.sessions.get_with_user(session_id, lock=True)
+            if found is not None and (epoch is None or found[0].user_epoch == epoch):
+                event = await self._revoke(tx, [session_id], "logout")
+                if event is not None:
+                    await self._audit(
+                        tx, AuditKind.LOGOUT, user=found[1], session=found[0], client=client
+                    )
+            await tx.commit()
+        if found is not None:
+            log.info("logout session=%s", found[0].short_id)
+        await self._published(event)
+        return found[0] if found is not None else None
+
+    async def sessions_of(self, user_id: int) -> list[AuthSession]:
+        """The user's live sessions, most recently active first (briefly cached)."""
+        now = self.now()
+        if self._cache is not None:
+            cached = self._cache.user_sessions(user_id)
+            if cached is not None and all(s.is_live(now) for s in cached):
+                return cached
+        async with self._uow() as tx:
+            sessions = await tx.sessions.list_for_user(user_id, now)
+        if self._cache is not None:
+            self._cache.put_user_sessions(user_id, sessions)
+        return sessions
+
+    async def note_expired(self, session: AuthSession, user: User) -> None:
+        """Record in the audit trail that an open view saw its session time out."""
+        async with self._uow(write=True) as tx:
+            await self._audit(tx, AuditKind.EXPIRED, user=user, session=session)
+            await tx.commit()
+        log.info("session expired session=%s", session.short_id)

@@ -1,0 +1,330 @@
+"""Signing in: throttled password checks, opening a session, handing over its cookie.
+
+Invariants:
+- Throttling holds under any concurrency: every attempt is *reserved* (counted) in one
+  write transaction, with the throttle rows locked, before its password is hashed; a
+  success gives the reservation back. So at most the configured number of hashes run
+  per account (and per address) in a window, on any number of workers and hosts.
+- A sign-in opens a session only under the credentials it verified: the transaction
+  that opens it locks the user row and checks that the user is still active and on the
+  same credential epoch. A password change, disable or "end all sessions" that
+  commits in between makes the sign-in fail; one that commits after revokes the new
+  session (and its epoch no longer matches in any case).
+- A hash upgrade is written only where the stored hash is still the one verified, so
+  a sign-in with the old password can never write it back over a new one.
+- Every ticket is bound to the cookie the browser presented when it was issued, and is
+  redeemed only with that cookie, once, in time, for a session that may act. A browser
+  that presented no cookie at all cannot be bound, so it cannot sign in (it is told to
+  reload, which gives it a cookie).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from ..domain import (
+    AuditKind,
+    AuthSession,
+    ClientInfo,
+    CookieRequired,
+    InvalidCredentials,
+    SignedIn,
+    Throttled,
+    ThrottleState,
+    TicketRejected,
+    User,
+    account_key,
+    address_key,
+    may_act,
+    password_for_verify,
+    username_key,
+)
+from ..events import EventKind, SessionEvent, publish_quietly
+from ..ports import ClaimedTicket, UnitOfWork
+from ..security import hash_token, new_ticket, unreachable_token_hash
+from .core import LoginResult, Redemption
+from .sessions import Sessions
+
+log = logging.getLogger("authdemo.auth")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A password that checked out, and what it was checked against."""
+
+    user: User
+    """As read before hashing: its ``credential_epoch`` is the one the password is for."""
+    password_hash: str
+    new_hash: str | None
+    """A stronger hash of the same password, when the stored one is outdated."""
+    keys: tuple[str, str]
+    """The throttle keys (account, address) whose reservation a success gives back."""
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    keys: tuple[str, str]
+    block: timedelta | None
+    """The back-off this attempt started, if it reached a threshold."""
+
+
+class SignIn(Sessions):
+    async def login(
+        self,
+        bound_token_hash: str | None,
+        username: str,
+        password: str,
+        client: ClientInfo,
+        carry_from: int | None = None,
+    ) -> LoginResult:
+        """Check the password and open a new session.
+
+        The session's cookie does not exist yet: the browser gets it by redeeming the
+        returned ticket with the cookie it holds now (``bound_token_hash``), so whoever
+        knows the pre-login token never learns the signed-in one. The data of the
+        anonymous session ``carry_from`` (if any) moves over, as Django's ``cycle_key``.
+        Raises ``CookieRequired`` (no cookie to bind to), ``InvalidCredentials``,
+        ``Throttled``.
+        """
+        if bound_token_hash is None:
+            raise CookieRequired()
+        verified = await self._verify(username, password, client)
+        now = self.now()
+        ticket = new_ticket()
+        async with self._uow(write=True) as tx:
+            user = await self._settle(tx, verified, now)
+            if user is None:
+                await self._audit(
+                    tx,
+                    AuditKind.LOGIN_FAILED,
+                    user=verified.user,
+                    client=client,
+                    detail="credentials changed during sign-in",
+                )
+                await tx.commit()
+                log.info("login refused: credentials changed user=%s", verified.user.username)
+                raise InvalidCredentials()
+            data = None
+            if carry_from is not None:
+                before = await tx.sessions.get(carry_from)
+                if before is not None and before.user_id is None and before.is_live(now):
+                    data = await tx.sessions.get_data_for_update(carry_from) or None
+            session = await tx.sessions.add(
+                token_hash=unreachable_token_hash(),
+                user_id=user.id,
+                now=now,
+                idle_expires_at=now + self.policy.idle_timeout,
+                absolute_expires_at=now + self.policy.absolute_timeout,
+                client=client,
+                data=data,
+                user_epoch=user.credential_epoch,
+            )
+            await tx.tickets.add(
+                hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
+            )
+            await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
+            await tx.commit()
+        if self._cache is not None:
+            self._cache.forget_user(user.id)  # its session list gained one
+        log.info(
+            "login ok user=%s session=%s client=%s", user.username, session.short_id, client.addr
+        )
+        return LoginResult(SignedIn(session, user), ticket)
+
+    async def _verify(self, username: str, password: str, client: ClientInfo) -> Verified:
+        """The user whose password this is, or ``InvalidCredentials``/``Throttled``.
+
+        The attempt is reserved before any hashing; unknown usernames cost a dummy
+        verify. The caller settles a success inside its own write (``_settle``).
+        """
+        reservation = await self._reserve((account_key(username), address_key(client.addr)))
+        candidate = password_for_verify(password)
+        key = username_key(username)
+        credentials = None
+        if candidate is not None and key is not None:
+            async with self._uow() as tx:
+                credentials = await tx.users.get_credentials(key)
+        if candidate is None:
+            reason = "password refused unhashed"  # empty, or absurdly long
+        elif credentials is None:
+            await self._hasher.dummy_verify(candidate)
+            reason = "no such user"
+        else:
+            ok, new_hash = await self._hasher.verify(candidate, credentials.password_hash)
+            if ok and credentials.user.is_active:
+                return Verified(
+                    credentials.user, credentials.password_hash, new_hash, reservation.keys
+                )
+            reason = "account disabled" if ok else "wrong password"
+        known = credentials.user if credentials is not None else None
+        await self._login_failed(reservation, username, known, client, reason)
+        raise InvalidCredentials()
+
+    async def _reserve(self, keys: tuple[str, str]) -> _Reservation:
+        """Count this attempt for the account and the address, or refuse it (``Throttled``)
+        while a block lasts — before any hashing."""
+        now = self.now()
+        policy = self.throttle
+        thresholds = (policy.account_threshold, policy.address_threshold)
+        async with self._uow() as tx:  # a blocked flood costs reads only
+            self._refuse_if_blocked(await tx.throttle.get(list(keys)), now)
+        async with self._uow(write=True) as tx:
+            states = await tx.throttle.lock(list(keys), now)
+            self._refuse_if_blocked(states, now)
+            blocks: list[timedelta] = []
+            for key, threshold in zip(keys, thresholds, strict=True):
+                reserved = policy.reserve(states.get(key), threshold, now)
+                assert reserved is not None  # not blocked: checked above, under the lock
+                await tx.throttle.save(key, reserved.failures, reserved.blocked_until, now)
+                if reserved.blocked_until is not None:
+                    blocks.append(reserved.blocked_until - now)
+            await tx.commit()
+        return _Reservation(keys, max(blocks) if blocks else None)
+
+    @staticmethod
+    def _refuse_if_blocked(states: dict[str, ThrottleState], now: datetime) -> None:
+        blocked = [
+            s.blocked_until for s in states.values() if s.blocked_until and s.blocked_until > now
+        ]
+        if blocked:
+            log.debug("login refused (throttled)")
+            raise Throttled(max(blocked) - now)
+
+    async def _settle(self, tx: UnitOfWork, verified: Verified, now: datetime) -> User | None:
+        """Inside the write that acts on a verified password: the user (locked) if still
+        active and on the epoch the password was verified for, else None. On success
+        the attempt's reservation is given back and an outdated hash upgraded."""
+        locked = await tx.users.lock(verified.user.id)
+        if (
+            locked is None
+            or not locked.user.is_active
+            or locked.user.credential_epoch != verified.user.credential_epoch
+        ):
+            return None
+        account, address = verified.keys
+        states = await tx.throttle.lock([account, address], now)
+        await tx.throttle.clear(account)
+        if address in states:
+            refunded = self.throttle.refund(states[address], self.throttle.address_threshold)
+            if refunded.failures == 0:  # nothing left to remember about this address
+                await tx.throttle.clear(address)
+            else:
+                await tx.throttle.save(address, refunded.failures, refunded.blocked_until, now)
+        if verified.new_hash is not None and await tx.users.upgrade_hash(
+            locked.user.id, verified.password_hash, verified.new_hash
+        ):
+            log.info("password hash upgraded user=%s", locked.user.username)
+        return locked.user
+
+    async def _login_failed(
+        self,
+        reservation: _Reservation,
+        username: str,
+        user: User | None,
+        client: ClientInfo,
+        reason: str,
+    ) -> None:
+        """The failure was counted when the attempt was reserved; this writes its audit."""
+        async with self._uow(write=True) as tx:
+            await self._audit(
+                tx,
+                AuditKind.LOGIN_FAILED,
+                user=user,
+                username=username,
+                client=client,
+                detail=reason,
+            )
+            if reservation.block is not None:
+                await self._audit(
+                    tx,
+                    AuditKind.THROTTLED,
+                    user=user,
+                    username=username,
+                    client=client,
+                    detail=f"blocked for {int(reservation.block.total_seconds())} s",
+                )
+            await tx.commit()
+        log.info("login failed (%s) user=%s client=%s", reason, username[:64], client.addr)
+
+    async def redeem_ticket(
+        self, ticket: str, presented_token: str | None, client: ClientInfo | None = None
+    ) -> Redemption:
+        """Swap a ticket for its session's new cookie token. Single use, short-lived, bound.
+
+        Any attempt uses the ticket up, so it cannot be retried with guessed cookies.
+        """
+        now = self.now()
+        presented_hash = hash_token(presented_token) if presented_token else None
+        async with self._uow(write=True) as tx:
+            claimed = await tx.tickets.claim(hash_token(ticket), now)
+            if claimed is None:
+                raise TicketRejected("unknown ticket")
+            found = await tx.sessions.get_with_user(claimed.session_id, lock=True)
+            session, owner = found if found is not None else (None, None)
+            problem = _ticket_problem(claimed, session, owner, presented_hash, now)
+            if problem is not None or session is None:
+                await tx.commit()  # the claim sticks: a rejected ticket is used up too
+                log.warning("ticket rejected: %s", problem)
+                raise TicketRejected(problem or "session ended")
+            token = self._tokens.mint(now)
+            new_hash = hash_token(token)
+            await tx.sessions.set_token_hash(session.id, new_hash)
+            assert claimed.bound_token_hash is not None  # _ticket_problem refuses unbound
+            await self._retire_token(tx, claimed.bound_token_hash, now)
+            rotated = replace(session, token_hash=new_hash)
+            await self._audit(
+                tx,
+                AuditKind.ROTATED,
+                user=owner,
+                session=rotated,
+                client=client or ClientInfo(),
+                detail=f"was {session.short_id}",  # links the login_ok row to this session
+            )
+            event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
+            await tx.broadcasts.add(event, now)
+            retired = SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=claimed.bound_token_hash)
+            await tx.broadcasts.add(retired, now)
+            await tx.commit()
+        log.info("session rotated session=%s", rotated.short_id)
+        await publish_quietly(self._events, event)
+        await publish_quietly(self._events, retired)
+        return Redemption(token, rotated)
+
+    async def _retire_token(self, tx: UnitOfWork, token_hash: str, now: datetime) -> None:
+        """Make a pre-login token worthless: revoke its row, or record it as revoked."""
+        found = await tx.sessions.find_by_token_hash(token_hash)
+        if found is not None:
+            await tx.sessions.revoke([found[0].id], now)
+        else:
+            await tx.sessions.add(
+                token_hash=token_hash,
+                user_id=None,
+                now=now,
+                idle_expires_at=now + self.policy.absolute_timeout,
+                absolute_expires_at=now + self.policy.absolute_timeout,
+                client=ClientInfo(),
+                revoked=True,
+            )
+
+
+def _ticket_problem(
+    claimed: ClaimedTicket,
+    session: AuthSession | None,
+    owner: User | None,
+    presented_hash: str | None,
+    now: datetime,
+) -> str | None:
+    """Why a claimed ticket must not hand out its cookie, or None when it may."""
+    if claimed.already_redeemed:
+        return "already used"
+    if now >= claimed.expires_at:
+        return "expired"
+    if claimed.bound_token_hash is None:
+        return "bound to no cookie"
+    if presented_hash != claimed.bound_token_hash:
+        return "presented with another cookie"
+    if session is None or not may_act(session, owner, now):
+        return "session ended"
+    return None
