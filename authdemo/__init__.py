@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "Auth",
     "AuthError",
+    "CookieRequired",
     "InvalidCredentials",
     "InvalidSessionData",
     "LoginForm",
@@ -42,6 +43,7 @@ _WHERE = {
     "create_app": "authdemo.web.app",
     "Settings": "authdemo.config",
     "AuthError": "authdemo.domain",
+    "CookieRequired": "authdemo.domain",
     "InvalidCredentials": "authdemo.domain",
     "InvalidSessionData": "authdemo.domain",
     "NotSignedIn": "authdemo.domain",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .domain import (
         AuthError,
+        CookieRequired,
         InvalidCredentials,
         InvalidSessionData,
         NotSignedIn,

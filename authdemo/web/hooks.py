@@ -22,14 +22,17 @@ class Auth:
     session: AuthSession | None
     login: Callable[[str, str], Awaitable[User]]
     """``await auth.login(username, password)``; raises ``InvalidCredentials`` (and its
-    subclass ``Throttled`` after repeated failures). ``str(error)`` is fit to show."""
+    subclass ``Throttled`` after repeated failures), or ``CookieRequired`` when the
+    browser sent no cookie (it must reload). ``str(error)`` is fit to show."""
     logout: Callable[[], Awaitable[None]]
     change_password: Callable[[str, str], Awaitable[None]]
-    """``await auth.change_password(current, new)``: ends the user's other sessions."""
+    """``await auth.change_password(current, new)``: ends the user's other sessions and
+    every other view of this one; this view goes on under a new cookie."""
     sessions: Callable[[], Awaitable[list[AuthSession]]]
     """The user's live sessions, most recently active first."""
     logout_others: Callable[[], Awaitable[int]]
-    """End every other session of the user; returns how many ended."""
+    """End every other session of the user and every other view of this one (this view
+    goes on under a new cookie); returns how many sessions ended."""
 
     @property
     def signed_in(self) -> bool:

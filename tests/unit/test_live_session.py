@@ -151,3 +151,15 @@ async def test_an_idle_view_is_scheduled_to_re_read_within_half_the_idle_window(
     delay = timer.when() - asyncio.get_running_loop().time()
     assert delay <= policy.renew_margin.total_seconds() + 1  # not at the expiry, 2 h away
     view.close()
+
+
+async def test_a_view_that_missed_a_rekey_ends_at_its_next_re_read(
+    service: AuthService, clock: FakeClock, alice: str
+) -> None:
+    mine = await open_view(service, alice)
+    thief = await open_view(service, alice, events=InProcessEventBus())  # hears nothing
+    await mine.logout_others()
+    clock.advance(service.policy.renew_margin)  # the thief keeps clicking, doing nothing
+    assert await thief.before_event() is False
+    assert thief.state.user is None
+    assert mine.state.user is not None
