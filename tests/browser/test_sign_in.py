@@ -113,9 +113,11 @@ def test_an_open_tab_reconnects_signed_in_after_a_server_restart(
     assert "alice" in page.inner_text("#greeting")
 
 
-def test_a_websocket_without_a_cookie_recovers_without_a_reload(
+def test_a_websocket_without_a_cookie_asks_for_a_reload_and_then_signs_in(
     context: Any, server: ServerProcess
 ) -> None:
+    # Issue 11, defect 7: with no cookie there is nothing to bind the sign-in's ticket
+    # to (any browser could redeem it), so the form asks for the reload that gives one.
     page = context.new_page()
     page.goto(server.base_url)
     page.wait_for_selector("form#login-form")
@@ -123,6 +125,12 @@ def test_a_websocket_without_a_cookie_recovers_without_a_reload(
     with reconnected(page):
         server.stop()
         server.start()
+    page.wait_for_selector("form#login-form")
+    sign_in(page)
+    page.wait_for_selector("#login-error")
+    assert "Reload the page" in page.inner_text("#login-error")
+    assert page.query_selector("#greeting") is None
+    page.reload()
     page.wait_for_selector("form#login-form")
     sign_in(page)
     page.wait_for_selector("#greeting")

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -108,12 +107,7 @@ async def sign_in_and_out(server: ServerProcess, username: str) -> str | None:
         try:
             await client.login(username, PASSWORD)
             await client.wait_for_id("logout", timeout=5)
-            src = client.ticket_src()
-            assert src is not None
-            async with httpx.AsyncClient(timeout=5) as http:
-                response = await http.get(
-                    server.base_url + src, headers={"sec-fetch-site": "same-origin"}
-                )
+            response = await client.redeem(server.base_url)
             if response.status_code != 200:
                 return None
             token = response.headers["set-cookie"].split(";")[0].split("=", 1)[1]

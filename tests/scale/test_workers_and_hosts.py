@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.scale.conftest import PASSWORD, create_users
@@ -73,11 +72,8 @@ async def test_a_cookie_from_one_host_is_signed_in_on_the_other(
 ) -> None:
     host_a, host_b = two_hosts
     client = await signed_in_client(host_a.base_url)
-    src = client.ticket_src()
-    assert src is not None
-    async with httpx.AsyncClient() as http:
-        # The browser's image request may land on either host: redeem it on the other.
-        response = await http.get(host_b.base_url + src, headers={"sec-fetch-site": "same-origin"})
+    # The browser's image request may land on either host: redeem it on the other.
+    response = await client.redeem(host_b.base_url)
     assert response.status_code == 200
     token = response.headers["set-cookie"].split(";")[0]
     async with await IdomClient.connect(host_b.base_url, cookie=token) as elsewhere:

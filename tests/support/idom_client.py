@@ -169,6 +169,23 @@ class IdomClient:
     async def login(self, username: str, password: str) -> None:
         await self.submit("login-form", {"username": username, "password": password})
 
+    async def redeem(self, base_url: str, http: httpx.AsyncClient | None = None) -> httpx.Response:
+        """Fetch the ticket image as the browser would: same-origin, with the cookie this
+        browser holds; keeps the new cookie it hands out."""
+        src = self.ticket_src()
+        assert src is not None, "no ticket to redeem"
+        headers = {"sec-fetch-site": "same-origin"}
+        if self.cookie:
+            headers["cookie"] = self.cookie
+        if http is None:
+            async with httpx.AsyncClient(timeout=10.0) as own:
+                response = await own.get(base_url.rstrip("/") + src, headers=headers)
+        else:
+            response = await http.get(base_url.rstrip("/") + src, headers=headers)
+        if "set-cookie" in response.headers:
+            self.cookie = response.headers["set-cookie"].split(";", 1)[0]
+        return response
+
     def ticket_src(self) -> str | None:
         for img in self.find_all("img"):
             src = img.get("attributes", {}).get("src", "")
