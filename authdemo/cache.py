@@ -87,6 +87,8 @@ class SessionCache:
                 self._drop(token_hash)
         if event.token_hash is not None:
             self._drop(event.token_hash)
+        if event.user_id is not None:
+            self._user_sessions.pop(event.user_id, None)
         if event.session_ids and self._user_sessions:
             ids = set(event.session_ids)
             for user_id, (_, sessions) in list(self._user_sessions.items()):

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 USERNAME_MAX = 64
+COOKIE_WAIT_MAX = timedelta(seconds=10)
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 _USERNAME_PUNCTUATION = frozenset("._-@+")
@@ -211,6 +212,12 @@ class SessionPolicy:
     ticket_ttl: timedelta = timedelta(seconds=30)
     data_max_bytes: int = 64 * 1024
     """The largest a session's data may be, serialised as compact JSON."""
+
+    @cached_property
+    def cookie_wait(self) -> timedelta:
+        """How long a view says "Signing in…" while the browser fetches its new cookie;
+        after that the ticket is as good as lost (it expires with ``ticket_ttl``)."""
+        return min(self.ticket_ttl, COOKIE_WAIT_MAX)
 
     @cached_property
     def renew_margin(self) -> timedelta:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,11 @@ class EventKind(StrEnum):
     """An anonymous cookie got a row (its first data write): its other views join it."""
     TOKEN_RETIRED = "token_retired"  # noqa: S105 - an event name
     """A cookie no longer leads where it did (rotation): caches forget it."""
+    COOKIE_HELD = "cookie_held"
+    """The browser presented that new cookie (the ticket image's redirect): it holds it,
+    so the view may now say "signed in"."""
+    SIGNED_IN = "signed_in"
+    """A new signed-in session of ``user_id`` opened: open session lists add it."""
     REKEYED = "rekeyed"
     """The session goes on under a new token and credential epoch in the view named by
     ``origin`` only (a password change, "sign out other sessions"): every other view of
@@ -43,6 +48,8 @@ class SessionEvent:
     """For COOKIE_ATTACHED: the hash of the cookie the browser now holds."""
     origin: str = ""
     """For DATA_CHANGED and REKEYED: the connection that made the change."""
+    user_id: int | None = None
+    """Whose sessions these are, when the event changes a user's list of sessions."""
 
 
 Listener = Callable[[SessionEvent], None]
@@ -63,6 +70,10 @@ class EventBus(Protocol):
         """Call ``listener`` for every event (caches use it to forget)."""
         ...
 
+    def subscribe_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` for events that change ``user_id``'s sessions (lists)."""
+        ...
+
 
 class InProcessEventBus:
     """Delivers events to listeners in this process, on the event loop."""
@@ -71,6 +82,7 @@ class InProcessEventBus:
         # Keys: session ids (int) and cookie hashes (str); the two never collide.
         self._listeners: defaultdict[int | str, set[Listener]] = defaultdict(set)
         self._everything: list[Listener] = []
+        self._users: defaultdict[int, set[Listener]] = defaultdict(set)
 
     async def publish(self, event: SessionEvent) -> None:
         self.deliver(event)
@@ -81,12 +93,14 @@ class InProcessEventBus:
         keys: list[int | str] = list(event.session_ids)
         if event.kind is EventKind.SESSION_OPENED and event.token_hash is not None:
             keys.append(event.token_hash)
-        for key in keys:
-            for listener in tuple(self._listeners.get(key, ())):
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("session event listener failed")
+        listeners = [each for key in keys for each in tuple(self._listeners.get(key, ()))]
+        if event.user_id is not None:
+            listeners += tuple(self._users.get(event.user_id, ()))
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("session event listener failed")
 
     def subscribe(self, session_id: int, listener: Listener) -> Callable[[], None]:
         return self._subscribe(session_id, listener)
@@ -98,20 +112,31 @@ class InProcessEventBus:
         self._everything.append(listener)
         return lambda: self._everything.remove(listener)
 
+    def subscribe_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
+        return _subscribe(self._users, user_id, listener)
+
     def _subscribe(self, key: int | str, listener: Listener) -> Callable[[], None]:
-        self._listeners[key].add(listener)
-
-        def unsubscribe() -> None:
-            listeners = self._listeners.get(key)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[key]
-
-        return unsubscribe
+        return _subscribe(self._listeners, key, listener)
 
     def listener_count(self) -> int:
-        return sum(len(v) for v in self._listeners.values())
+        return sum(len(v) for v in self._listeners.values()) + sum(
+            len(v) for v in self._users.values()
+        )
+
+
+def _subscribe(
+    table: defaultdict[Any, set[Listener]], key: Any, listener: Listener
+) -> Callable[[], None]:
+    table[key].add(listener)
+
+    def unsubscribe() -> None:
+        listeners = table.get(key)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del table[key]
+
+    return unsubscribe
 
 
 async def publish_quietly(bus: EventBus, event: SessionEvent) -> None:

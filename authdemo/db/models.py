@@ -188,6 +188,9 @@ class BroadcastRow(Base):
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     origin: Mapped[str] = mapped_column(String(32), default="", server_default="")
     """Which connection caused the event (it need not react to its own change)."""
+    user_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    """Whose sessions the event changes (open session lists follow it); not a foreign
+    key: the row outlives nothing and must not block deleting a user."""
     txid: Mapped[int | None] = mapped_column(Id, nullable=True)
     """PostgreSQL: the writing transaction's id (``pg_current_xact_id()``); the follower
     reads past the oldest running transaction only, so no row is skipped. SQLite: NULL."""

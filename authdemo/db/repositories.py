@@ -122,7 +122,9 @@ class SqlUserRepository:
 
     async def lock(self, user_id: int) -> UserCredentials | None:
         row = await self._s.scalar(
-            select(UserRow).where(UserRow.id == user_id).with_for_update(),
+            # FOR NO KEY UPDATE: rows that merely reference the user (a new session, an
+            # audit row) take KEY SHARE for their foreign key and must not wait for it.
+            select(UserRow).where(UserRow.id == user_id).with_for_update(key_share=True),
             execution_options={"populate_existing": True},
         )
         return UserCredentials(_user(row), row.password_hash) if row else None
@@ -225,8 +227,8 @@ class SqlSessionRepository:
             .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
             .where(where)
         )
-        if lock:
-            query = query.with_for_update(of=SessionRow)
+        if lock:  # NO KEY UPDATE: a ticket inserted for this session need not wait
+            query = query.with_for_update(of=SessionRow, key_share=True)
         result = await self._s.execute(query, execution_options={"populate_existing": True})
         found = result.first()
         if found is None:
@@ -249,7 +251,9 @@ class SqlSessionRepository:
         """The session's data, locking the row until the transaction ends (PostgreSQL;
         SQLite's write transactions hold the database lock already)."""
         row = await self._s.scalar(
-            select(SessionRow.data).where(SessionRow.id == session_id).with_for_update()
+            select(SessionRow.data)
+            .where(SessionRow.id == session_id)
+            .with_for_update(key_share=True)
         )
         return dict(row) if row else {}
 
@@ -519,6 +523,7 @@ def _event(row: BroadcastRow) -> SessionEvent:
         row.reason,
         row.token_hash,
         row.origin,
+        row.user_id,
     )
 
 
@@ -537,6 +542,7 @@ class SqlBroadcastRepository:
             "reason": event.reason[:32],
             "token_hash": event.token_hash,
             "origin": event.origin[:32],
+            "user_id": event.user_id,
         }
         postgres = self._postgres()
         if postgres:

@@ -135,7 +135,9 @@ class Accounts(SignIn):
         hashed = await self._hasher.hash(hashed_new)
         now = self.now()
         async with self._uow(write=True) as tx:
-            acting, _ = await self._acting(tx, session_id, now, signed_in.session.user_epoch)
+            acting, _ = await self._acting(
+                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            )
             user = await self._settle(tx, verified, now)
             if user is None:  # changed or disabled meanwhile: that change wins
                 raise NotSignedIn()
@@ -172,7 +174,7 @@ class Accounts(SignIn):
             raise CookieRequired()
         now = self.now()
         async with self._uow(write=True) as tx:
-            acting, user = await self._acting(tx, session_id, now, epoch)
+            acting, user = await self._acting(tx, session_id, now, epoch, lock_user=True)
             if user is None:
                 raise NotSignedIn()
             new_epoch = await tx.users.bump_epoch(user.id)
@@ -207,9 +209,11 @@ class Accounts(SignIn):
         broadcasts (other views of the acting session end too)."""
         now = self.now()
         others = [i for i in await tx.sessions.live_ids_for_user(user.id, now) if i != acting.id]
-        revoked = await self._revoke(tx, others, reason)
+        revoked = await self._revoke(tx, others, reason, user.id)
         await tx.sessions.set_token_hash(acting.id, unreachable_token_hash(), user_epoch=epoch)
-        rekeyed = SessionEvent(EventKind.REKEYED, (acting.id,), reason, origin=origin)
+        rekeyed = SessionEvent(
+            EventKind.REKEYED, (acting.id,), reason, origin=origin, user_id=user.id
+        )
         await tx.broadcasts.add(rekeyed, now)
         ticket = new_ticket()
         await tx.tickets.add(

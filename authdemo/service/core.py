@@ -13,6 +13,7 @@ Invariants kept here, for every module of the service:
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -123,6 +124,8 @@ class ServiceCore:
         self.throttle = throttle or ThrottlePolicy()
         self._events = events
         self._cache = cache
+        self._held: OrderedDict[str, None] = OrderedDict()
+        """Fresh cookies already announced as held by this process (one write each)."""
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -136,10 +139,25 @@ class ServiceCore:
         return user
 
     async def _acting(
-        self, tx: UnitOfWork, session_id: int, now: datetime, epoch: int | None
+        self,
+        tx: UnitOfWork,
+        session_id: int,
+        now: datetime,
+        epoch: int | None,
+        *,
+        lock_user: bool = False,
     ) -> tuple[AuthSession, User | None]:
         """The session and its user, locked, if it may act (and is still on ``epoch``,
-        the one the acting view holds); else ``NotSignedIn``."""
+        the one the acting view holds); else ``NotSignedIn``.
+
+        ``lock_user``: the transaction goes on to change the user's sessions, so it locks
+        the user row *before* the session row — the one order every transaction that
+        locks both keeps (ending access locks the user, then revokes), so none can
+        deadlock another."""
+        if lock_user:
+            peek = await tx.sessions.get(session_id)
+            if peek is not None and peek.user_id is not None:
+                await tx.users.lock(peek.user_id)
         found = await tx.sessions.get_with_user(session_id, lock=True)
         if found is None or not may_act(found[0], found[1], now):
             raise NotSignedIn()
@@ -148,19 +166,20 @@ class ServiceCore:
         return found
 
     async def _revoke(
-        self, tx: UnitOfWork, session_ids: list[int], reason: str
+        self, tx: UnitOfWork, session_ids: list[int], reason: str, user_id: int | None = None
     ) -> SessionEvent | None:
-        """Revoke inside ``tx`` and queue the broadcast in the same transaction."""
+        """Revoke inside ``tx`` and queue the broadcast in the same transaction
+        (``user_id``: whose sessions they are, so that their session lists follow)."""
         revoked = await tx.sessions.revoke(session_ids, self.now())
         if not revoked:
             return None
-        event = SessionEvent(EventKind.REVOKED, tuple(revoked), reason)
+        event = SessionEvent(EventKind.REVOKED, tuple(revoked), reason, user_id=user_id)
         await tx.broadcasts.add(event, self.now())
         return event
 
     async def _revoke_all(self, tx: UnitOfWork, user_id: int, reason: str) -> SessionEvent | None:
         return await self._revoke(
-            tx, await tx.sessions.live_ids_for_user(user_id, self.now()), reason
+            tx, await tx.sessions.live_ids_for_user(user_id, self.now()), reason, user_id
         )
 
     async def _published(self, event: SessionEvent | None) -> int:

@@ -107,7 +107,9 @@ class Sessions(ServiceCore):
             ended = None
             if not ok:
                 await tx.sessions.revoke([session.id], now)
-                ended = SessionEvent(EventKind.REVOKED, (session.id,), "renewal refused")
+                ended = SessionEvent(
+                    EventKind.REVOKED, (session.id,), "renewal refused", user_id=session.user_id
+                )
                 await tx.broadcasts.add(ended, now)
             await tx.commit()
         if ended is not None:
@@ -147,7 +149,7 @@ class Sessions(ServiceCore):
         async with self._uow(write=True) as tx:
             found = await tx.sessions.get_with_user(session_id, lock=True)
             if found is not None and (epoch is None or found[0].user_epoch == epoch):
-                event = await self._revoke(tx, [session_id], "logout")
+                event = await self._revoke(tx, [session_id], "logout", found[0].user_id)
                 if event is not None:
                     await self._audit(
                         tx, AuditKind.LOGOUT, user=found[1], session=found[0], client=client

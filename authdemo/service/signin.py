@@ -125,9 +125,10 @@ class SignIn(Sessions):
                 hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
             )
             await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
+            opened = SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=user.id)
+            await tx.broadcasts.add(opened, now)  # the user's open session lists add it
             await tx.commit()
-        if self._cache is not None:
-            self._cache.forget_user(user.id)  # its session list gained one
+        await publish_quietly(self._events, opened)
         log.info(
             "login ok user=%s session=%s client=%s", user.username, session.short_id, client.addr
         )
@@ -291,6 +292,34 @@ class SignIn(Sessions):
         await publish_quietly(self._events, event)
         await publish_quietly(self._events, retired)
         return Redemption(token, rotated)
+
+    async def cookie_held(self, token: str | None) -> bool:
+        """The browser presented a cookie that a ticket handed out moments ago: it holds
+        it. Tells the session's views (anywhere), which then stop saying "Signing in…".
+
+        Only a cookie minted within the ticket lifetime counts, once per process, so
+        replaying the request costs no writes."""
+        now = self.now()
+        issued = (
+            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        )
+        if token is None or issued is None or now - issued > self.policy.ticket_ttl:
+            return False
+        token_hash = hash_token(token)
+        if token_hash in self._held:
+            return False
+        session = (await self._resolve(token, now)).session
+        if session is None or session.token_hash != token_hash:
+            return False
+        self._held[token_hash] = None
+        while len(self._held) > 10_000:
+            self._held.popitem(last=False)
+        held = SessionEvent(EventKind.COOKIE_HELD, (session.id,), token_hash=token_hash)
+        async with self._uow(write=True) as tx:
+            await tx.broadcasts.add(held, now)
+            await tx.commit()
+        await publish_quietly(self._events, held)
+        return True
 
     async def _retire_token(self, tx: UnitOfWork, token_hash: str, now: datetime) -> None:
         """Make a pre-login token worthless: revoke its row, or record it as revoked."""

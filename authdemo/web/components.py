@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -10,8 +11,8 @@ from typing import Any, cast
 
 from idom import component, event, html, use_effect, use_state
 
-from ..domain import PASSWORD_MIN, AuthError, AuthSession, StorageUnavailable
-from .hooks import use_auth, use_session
+from ..domain import PASSWORD_MIN, AuthError, AuthSession, NotSignedIn, StorageUnavailable
+from .hooks import use_auth, use_live_session, use_session
 
 log = logging.getLogger("authdemo.web")
 
@@ -43,6 +44,7 @@ def LoginForm() -> Any:
     error, set_error = use_state("")
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
+    typed, set_typed = use_state("")
 
     async def submit(data: Any) -> None:
         values = form_values(data)
@@ -51,11 +53,16 @@ def LoginForm() -> Any:
             await auth.login(values.get("username", ""), values.get("password", ""))
         except AuthError as failure:
             set_error(str(failure))
-            set_attempt(lambda n: n + 1)  # a fresh, empty password field
+            # A fresh form: the password field empties, the username stays as typed.
+            # (Re-creating only the password field leaves Chromium's password manager
+            # holding the old element; it then logs that the form has no username.)
+            set_typed(values.get("username", ""))
+            set_attempt(lambda n: n + 1)
             set_busy(False)
 
     return html.form(
         {
+            "key": f"login-form-{attempt}",
             "id": "login-form",
             "class_name": "card",
             "method": "post",
@@ -73,10 +80,11 @@ def LoginForm() -> Any:
             autocapitalize="none",
             spellcheck="false",
             required=True,
-            auto_focus=True,
+            auto_focus=attempt == 0,
+            default_value=typed,
         ),
         html.div(
-            {"class_name": "field", "key": f"password-{attempt}"},
+            {"class_name": "field"},
             html.label({"html_for": "password"}, "Password"),
             html.input(
                 {
@@ -94,9 +102,15 @@ def LoginForm() -> Any:
             if error
             else []
         ),
+        *(
+            # The password checked out; the browser is fetching its session cookie.
+            [html.p({"id": "signing-in", "class_name": "muted", "role": "status"}, "Signing in…")]
+            if auth.pending is not None
+            else []
+        ),
         html.button(
-            {"type": "submit", "class_name": "primary", "disabled": busy},
-            "Signing in…" if busy else "Sign in",
+            {"type": "submit", "class_name": "primary", "disabled": busy or bool(auth.pending)},
+            "Signing in…" if busy or auth.pending else "Sign in",
         ),
     )
 
@@ -147,17 +161,35 @@ def when(moment: datetime) -> str:
 
 @component
 def SessionList(refresh_key: int) -> Any:
+    """The user's live sessions, kept true while open: re-read when one opens or ends
+    anywhere (``auth.sessions_version``) and when the next one of them expires."""
     auth = use_auth()
+    live = use_live_session()
     sessions, set_sessions = use_state(cast(list[AuthSession], []))
+    expired, set_expired = use_state(0)
     this_id = auth.session.id if auth.session else None
 
-    @use_effect(dependencies=[refresh_key, this_id])
+    @use_effect(dependencies=[refresh_key, this_id, auth.sessions_version, expired])
     async def load() -> None:
         if auth.user is not None:
             try:
                 set_sessions(await auth.sessions())
             except StorageUnavailable:
                 log.warning("session list not refreshed: the database is unavailable")
+            except NotSignedIn:
+                pass  # the view signed out meanwhile; the list is on its way out
+
+    @use_effect(dependencies=[sessions])
+    def at_next_expiry() -> Callable[[], None]:
+        # Expiry sends no event (nothing happens at that moment), so wake up for it.
+        ends = [s.expires_at() for s in sessions if s.id != this_id]
+        if not ends:
+            return lambda: None
+        delay = (min(ends) - live.now()).total_seconds() + 0.05
+        handle = asyncio.get_running_loop().call_later(
+            max(0.0, delay), lambda: set_expired(lambda n: n + 1)
+        )
+        return handle.cancel
 
     return html.ul(
         {"id": "sessions", "class_name": "sessions", "aria_label": "Active sessions"},
@@ -323,6 +355,18 @@ def SignedInView() -> Any:
                     },
                     "Sign out other sessions",
                 ),
+            ),
+            *(
+                [
+                    html.p(
+                        {"id": "cookie-warning", "class_name": "error", "role": "alert"},
+                        "This browser did not accept the session cookie. You are signed in "
+                        "in this tab only: reloading the page or opening a new tab will ask "
+                        "for your password again. Check that cookies are allowed for this site.",
+                    )
+                ]
+                if auth.cookie_refused
+                else []
             ),
             *(
                 [html.p({"id": "logout-others-done", "class_name": "ok", "role": "status"}, notice)]

@@ -48,6 +48,14 @@ class AuthState:
     """Bumped whenever who is signed in changes."""
     remote_data_version: int = 0
     """Bumped when another view changed the session's data."""
+    pending: bool = False
+    """The password checked out, but the browser does not hold the session's cookie yet:
+    the view says "Signing in…" (and renders the ticket), not "signed in"."""
+    sessions_version: int = 0
+    """Bumped when one of the signed-in user's sessions opened or ended anywhere."""
+    cookie_refused: bool = False
+    """The browser never picked up its cookie in time: this tab stays signed in, a
+    reload or a new tab will not be."""
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -79,11 +87,14 @@ class LiveSession:
         """The generation the browser's current view was rendered for."""
         self._listeners: set[Callable[[AuthState], None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._user_unsubscribe: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._verified_at: datetime | None = None
         """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
+        self._cookie_held = asyncio.Event()
+        """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
         session = resolution.session
         if session is not None:
@@ -114,7 +125,9 @@ class LiveSession:
         if not self._closed:
             self._leave()
             self._enter(result.signed_in.session, result.signed_in.user, ticket=result.ticket)
+            self.state = replace(self.state, pending=True)
             self._notify()
+            await self._until_cookie_held(result.signed_in.session)
         return result.signed_in.user
 
     async def logout(self) -> None:
@@ -151,7 +164,7 @@ class LiveSession:
                 epoch=session.user_epoch,
             ),
         )
-        self._adopt(session, result)
+        await self._adopt(session, result)
 
     async def sessions(self) -> list[AuthSession]:
         """The signed-in user's live sessions, most recently active first."""
@@ -173,12 +186,14 @@ class LiveSession:
                 epoch=session.user_epoch,
             ),
         )
-        self._adopt(session, result)
+        await self._adopt(session, result)
         return result.ended
 
-    def _adopt(self, session: AuthSession, result: Rekeyed) -> None:
-        """This view re-keyed its session: the new epoch, and a ticket for the new cookie."""
+    async def _adopt(self, session: AuthSession, result: Rekeyed) -> None:
+        """This view re-keyed its session: the new epoch, and a ticket for the new cookie;
+        returns once the browser holds that cookie (or the wait ran out)."""
         if self._is_current(session):
+            self._cookie_held.clear()
             self.state = replace(
                 self.state,
                 user=result.signed_in.user,
@@ -187,6 +202,21 @@ class LiveSession:
             )
             self._verified_at = self._service.now()
             self._schedule_expiry(result.signed_in.session)
+            self._notify()
+            await self._until_cookie_held(result.signed_in.session)
+
+    async def _until_cookie_held(self, session: AuthSession) -> None:
+        """Wait for the browser to redeem the ticket (``COOKIE_ATTACHED``), at most
+        ``policy.cookie_wait``; then the view stops saying "Signing in…" either way."""
+        try:
+            async with asyncio.timeout(self._service.policy.cookie_wait.total_seconds()):
+                await self._cookie_held.wait()
+            refused = False
+        except TimeoutError:
+            refused = True
+            log.warning("the browser did not pick up its cookie session=%s", session.short_id)
+        if self._is_current(session) and (self.state.pending or refused):
+            self.state = replace(self.state, pending=False, cookie_refused=refused)
             self._notify()
 
     async def update_data(self, values: Mapping[str, Any], deletions: Iterable[str] = ()) -> None:
@@ -228,6 +258,10 @@ class LiveSession:
                 self._leave()
                 self._notify()
             raise
+
+    def now(self) -> datetime:
+        """The service's clock (expiry times are in it)."""
+        return self._service.now()
 
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         self._listeners.add(listener)
@@ -330,10 +364,20 @@ class LiveSession:
 
     def _enter(self, session: AuthSession, user: User | None, ticket: str | None) -> None:
         self._stop_following_cookie()
+        self._cookie_held.clear()
         previous = self.state.user.id if self.state.user else None
         generation = self.state.generation + (previous != (user.id if user else None))
-        self.state = AuthState(user, session, ticket, generation, self.state.remote_data_version)
+        self.state = AuthState(
+            user,
+            session,
+            ticket,
+            generation,
+            self.state.remote_data_version,
+            sessions_version=self.state.sessions_version,
+        )
         self._unsubscribe = self._events.subscribe(session.id, self._on_event)
+        if user is not None:
+            self._user_unsubscribe = self._events.subscribe_user(user.id, self._on_user_event)
         self._verified_at = self._service.now()  # it was just read or written
         self._schedule_expiry(session)
 
@@ -341,6 +385,9 @@ class LiveSession:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._user_unsubscribe is not None:
+            self._user_unsubscribe()
+            self._user_unsubscribe = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -407,13 +454,23 @@ class LiveSession:
             self._leave()
             self._notify()
         elif event.kind is EventKind.COOKIE_ATTACHED and event.token_hash is not None:
-            self.cookie_token_hash = event.token_hash
-            if self.state.ticket is not None:
-                self.state = replace(self.state, ticket=None)
+            self.cookie_token_hash = event.token_hash  # the next ticket is bound to it
+        elif event.kind is EventKind.COOKIE_HELD:
+            # The browser presented the new cookie: now, and not before, "signed in".
+            self._cookie_held.set()
+            if self.state.ticket is not None or self.state.pending:
+                self.state = replace(self.state, ticket=None, pending=False, cookie_refused=False)
                 self._notify()
         elif event.kind is EventKind.DATA_CHANGED and event.origin != self.origin:
             task = asyncio.ensure_future(self._reload_data(session))
             task.add_done_callback(_log_failure)
+
+    def _on_user_event(self, event: SessionEvent) -> None:
+        """One of this user's sessions opened or ended somewhere: lists re-read."""
+        if self.state.user is None or event.user_id != self.state.user.id:
+            return
+        self.state = replace(self.state, sessions_version=self.state.sessions_version + 1)
+        self._notify()
 
     async def _reload_data(self, session: AuthSession) -> None:
         current = await self._finish(self._service.live_session(session.id))

@@ -12,6 +12,7 @@ from ..domain import AuthSession, User
 from .connection import AuthState, LiveSession
 
 TICKET_PATH = "/_auth/ticket"
+HELD_PATH = "/_auth/held"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,17 @@ class Auth:
     logout_others: Callable[[], Awaitable[int]]
     """End every other session of the user and every other view of this one (this view
     goes on under a new cookie); returns how many sessions ended."""
+    pending: User | None = None
+    """Set between a correct password and the moment the browser holds the session's
+    cookie (normally well under a second): ``user`` is still None meanwhile, so nothing
+    claims a sign-in that a reload would lose. ``LoginForm`` shows "Signing in…"."""
+    cookie_refused: bool = False
+    """The browser never picked up its cookie: this tab is signed in, a reload or a new
+    tab will ask for the password again (say so)."""
+    sessions_version: int = 0
+    """Moves on whenever one of the user's sessions opens or ends anywhere (any tab,
+    device, worker or host, the CLI): a component that shows ``await auth.sessions()``
+    re-reads it when this changes."""
 
     @property
     def signed_in(self) -> bool:
@@ -99,6 +111,14 @@ class SessionData(Mapping[str, Any]):
         await self._live.update_data({}, keys)
 
 
+def use_live_session() -> LiveSession:
+    """The connection's ``LiveSession`` (authdemo's own components; not public API)."""
+    provided: Provided = use_context(AuthContext)
+    if provided.live is None:
+        raise RuntimeError("only available below authdemo's root component")
+    return provided.live
+
+
 def use_session() -> SessionData:
     """The per-visitor values of the current session, for any component below the root.
 
@@ -141,14 +161,18 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         # Events from views rendered for an older sign-in state are dropped until now.
         live.rendered_generation = state.generation
 
+    signed_in = state.user is not None and not state.pending
     auth = Auth(
-        state.user,
-        state.session if state.user is not None else None,
+        state.user if signed_in else None,
+        state.session if signed_in else None,
         live.login,
         live.logout,
         live.change_password,
         live.sessions,
         live.logout_others,
+        state.user if state.pending else None,
+        state.cookie_refused,
+        state.sessions_version,
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.

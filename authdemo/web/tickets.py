@@ -3,7 +3,9 @@
 After a login over the websocket, the page renders a hidden image pointing here. The
 image request carries the browser's current cookie; if it is the one the ticket was
 bound to, the response sets the session's new cookie. Same-origin only, single use,
-short-lived; failures never touch the cookie.
+short-lived; failures never touch the cookie. The response redirects the image to
+``/_auth/held``, so the browser's next request carries the new cookie: only then do the
+session's views stop saying "Signing in…".
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import logging
 from typing import Any
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, raw, text
+from sanic.response import HTTPResponse, raw, redirect, text
 
 from ..domain import TicketRejected
 from ..service import AuthService
 from .cookies import read_session_cookie, set_session_cookie
 from .headers import secure
-from .hooks import TICKET_PATH
+from .hooks import HELD_PATH, TICKET_PATH
 from .middleware import client_info, origin_allowed
 from .proxy import Networks, request_scheme
 
@@ -54,9 +56,19 @@ def install_ticket_route(app: Sanic[Any, Any]) -> None:
             )
         except TicketRejected:
             return text("Gone", status=410, headers={"cache-control": "no-store"})
-        response = raw(PIXEL, content_type="image/gif")
+        # The image request is sent on to HELD_PATH: following it, the browser presents
+        # the new cookie, which proves it stored it before any view says "signed in".
+        response = redirect(HELD_PATH, status=303)
         remaining = redemption.session.absolute_expires_at - service.now()
         set_session_cookie(response, redemption.token, int(remaining.total_seconds()))
         return response
 
+    async def held(request: Request) -> HTTPResponse:
+        if same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
+            service: AuthService = app.ctx.service
+            await service.cookie_held(read_session_cookie(request))
+        response = raw(PIXEL, content_type="image/gif", headers={"cache-control": "no-store"})
+        return secure(response, request_scheme(request, app.ctx.trusted) == "https")
+
     app.add_route(redeem, f"{TICKET_PATH}/<ticket:str>", name="auth_ticket")
+    app.add_route(held, HELD_PATH, name="auth_cookie_held")

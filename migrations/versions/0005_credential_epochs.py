@@ -10,6 +10,9 @@ can never open a session that outlives it.
 running, so a row committed out of id order is never skipped. NULL on SQLite, whose
 single writer commits in id order.
 
+``session_broadcasts.user_id`` names whose sessions an event changes, so that every open
+"Your sessions" list of that user, on any worker or host, follows sign-ins and ends.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-29
@@ -39,12 +42,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("user_epoch", sa.Integer(), nullable=False, server_default="0"))
     with op.batch_alter_table("session_broadcasts") as batch:
         batch.add_column(sa.Column("txid", Id, nullable=True))
+        batch.add_column(sa.Column("user_id", Id, nullable=True))
     op.create_index("ix_session_broadcasts_txid", "session_broadcasts", ["txid"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_session_broadcasts_txid", table_name="session_broadcasts")
     with op.batch_alter_table("session_broadcasts") as batch:
+        batch.drop_column("user_id")
         batch.drop_column("txid")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("user_epoch")

@@ -427,8 +427,9 @@ def test_revoke_sessions_twice_revokes_nothing_the_second_time(db_url: str) -> N
 
 def test_purge_expired_deletes_dead_rows_and_reports_the_counts(db_url: str) -> None:
     add_user(db_url, "alice")
-    # Now: a session (plus the revoked row of its pre-login cookie), its ticket and the two
-    # broadcasts of its rotation (new cookie attached, old one retired), all still needed.
+    # Now: a session (plus the revoked row of its pre-login cookie), its ticket and the
+    # three broadcasts of its sign-in (session opened, new cookie attached, old one
+    # retired), all still needed.
     # (First: a success clears throttle rows.)
     live = sign_in(db_url, "alice")
     # Two days ago: the same, all dead, and a failed sign-in's account and address rows.
@@ -437,13 +438,13 @@ def test_purge_expired_deletes_dead_rows_and_reports_the_counts(db_url: str) -> 
     before = row_counts(db_url)
     result = invoke(db_url, "purge-expired")
     assert result.exit_code == 0, result.output
-    assert "Purged 2 sessions, 1 ticket, 2 throttle rows, 2 delivered broadcasts." in result.output
+    assert "Purged 2 sessions, 1 ticket, 2 throttle rows, 3 delivered broadcasts." in result.output
     after = row_counts(db_url)
     assert {t: before[t] - after[t] for t in before} == {
         "sessions": 2,
         "auth_tickets": 1,
         "login_throttle": 2,
-        "session_broadcasts": 2,
+        "session_broadcasts": 3,
     }
     assert after["login_throttle"] == 0
     assert not is_revoked(db_url, live)
@@ -466,7 +467,7 @@ def test_purge_expired_in_batches_of_one_still_deletes_everything(db_url: str) -
         sign_in(db_url, "alice", clock=past_clock())
     result = invoke(db_url, "purge-expired", "--batch", "1")
     assert result.exit_code == 0, result.output
-    assert "Purged 6 sessions, 3 tickets, 0 throttle rows, 6 delivered broadcasts." in result.output
+    assert "Purged 6 sessions, 3 tickets, 0 throttle rows, 9 delivered broadcasts." in result.output
     assert row_counts(db_url) == {
         "sessions": 0,
         "auth_tickets": 0,

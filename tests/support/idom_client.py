@@ -7,6 +7,7 @@ new model of that subtree) and can fire the events a browser would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,10 +44,22 @@ async def page_cookie(base_url: str, headers: dict[str, str] | None = None) -> s
 
 
 class IdomClient:
-    def __init__(self, ws: ClientConnection, cookie: str | None = None) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection,
+        cookie: str | None = None,
+        base_url: str | None = None,
+        follow_tickets: bool = False,
+    ) -> None:
         self.ws = ws
         self.cookie = cookie
-        """The ``Cookie`` header the websocket was opened with (None: it sent none)."""
+        """The ``Cookie`` the browser holds (None: none); tickets fetched update it."""
+        self.base_url = base_url
+        self.follow_tickets = follow_tickets
+        """Fetch each ticket image as soon as it is rendered, as a browser does."""
+        self.ticket_statuses: list[int] = []
+        self._followed: set[str] = set()
+        self._fetches: set[asyncio.Task[None]] = set()
         self.model: Model = {}
         self.updates = 0
 
@@ -61,11 +74,14 @@ class IdomClient:
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         page_first: bool = True,
+        follow_tickets: bool = True,
     ) -> IdomClient:
         """Open the websocket like the IDOM client does and wait for the first render.
 
-        Without ``cookie``, the page is loaded first for one, as a browser would;
-        ``page_first=False`` opens the websocket with no cookie at all."""
+        Like a browser: without ``cookie``, the page is loaded first for one
+        (``page_first=False`` opens the websocket with no cookie at all), and every
+        ticket image is fetched as soon as it renders, following its redirect with the
+        new cookie (``follow_tickets=False`` leaves that to the test)."""
         ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         headers = dict(headers or {})
         if cookie is None and page_first:
@@ -83,11 +99,13 @@ class IdomClient:
             open_timeout=timeout,
             max_size=2**22,
         )
-        client = cls(ws, cookie)
+        client = cls(ws, cookie, base_url, follow_tickets)
         await client.receive(timeout)
         return client
 
     async def close(self) -> None:
+        for task in tuple(self._fetches):
+            task.cancel()
         await self.ws.close()
 
     async def __aenter__(self) -> IdomClient:
@@ -118,6 +136,32 @@ class IdomClient:
     async def receive(self, timeout: float = 10.0) -> None:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         self.apply(json.loads(raw))
+        if self.follow_tickets:
+            self._fetch_new_ticket()
+
+    def _fetch_new_ticket(self) -> None:
+        src = self.ticket_src()
+        if src is None or src in self._followed or self.base_url is None:
+            return
+        self._followed.add(src)
+
+        async def fetch() -> None:
+            response = await self.redeem(str(self.base_url), src=src)
+            self.ticket_statuses.append(response.status_code)
+
+        task = asyncio.ensure_future(fetch())
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def tickets_fetched(self) -> list[int]:
+        """Wait for the ticket requests in flight; the statuses of all fetched so far."""
+        if self._fetches:
+            await asyncio.gather(*tuple(self._fetches), return_exceptions=True)
+        return self.ticket_statuses
+
+    def token(self) -> str | None:
+        """The session token this browser holds now (its cookie's value)."""
+        return self.cookie.split("=", 1)[1] if self.cookie else None
 
     async def wait_for(
         self, predicate: Callable[[IdomClient], bool], timeout: float = 10.0
@@ -169,22 +213,34 @@ class IdomClient:
     async def login(self, username: str, password: str) -> None:
         await self.submit("login-form", {"username": username, "password": password})
 
-    async def redeem(self, base_url: str, http: httpx.AsyncClient | None = None) -> httpx.Response:
+    async def redeem(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient | None = None,
+        src: str | None = None,
+        follow: bool = True,
+    ) -> httpx.Response:
         """Fetch the ticket image as the browser would: same-origin, with the cookie this
-        browser holds; keeps the new cookie it hands out."""
-        src = self.ticket_src()
+        browser holds; keep the new cookie it hands out and (``follow``) follow the
+        redirect with it, as an ``<img>`` does. Returns the ticket's own response."""
+        src = src or self.ticket_src()
         assert src is not None, "no ticket to redeem"
+        async with contextlib.AsyncExitStack() as stack:
+            if http is None:
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+            response = await http.get(base_url.rstrip("/") + src, headers=self._headers())
+            if "set-cookie" in response.headers:
+                self.cookie = response.headers["set-cookie"].split(";", 1)[0]
+            location = response.headers.get("location")
+            if follow and response.is_redirect and location:
+                await http.get(base_url.rstrip("/") + location, headers=self._headers())
+        return response
+
+    def _headers(self) -> dict[str, str]:
         headers = {"sec-fetch-site": "same-origin"}
         if self.cookie:
             headers["cookie"] = self.cookie
-        if http is None:
-            async with httpx.AsyncClient(timeout=10.0) as own:
-                response = await own.get(base_url.rstrip("/") + src, headers=headers)
-        else:
-            response = await http.get(base_url.rstrip("/") + src, headers=headers)
-        if "set-cookie" in response.headers:
-            self.cookie = response.headers["set-cookie"].split(";", 1)[0]
-        return response
+        return headers
 
     def ticket_src(self) -> str | None:
         for img in self.find_all("img"):

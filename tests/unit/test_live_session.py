@@ -17,7 +17,7 @@ from authdemo.domain import ClientInfo, NotSignedIn, SessionPolicy
 from authdemo.events import InProcessEventBus
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from authdemo.web.connection import LiveSession
+from authdemo.web.connection import AuthState, LiveSession
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
@@ -30,12 +30,37 @@ async def signed_in_token(service: AuthService) -> str:
 
 
 async def open_view(
-    service: AuthService, token: str, events: InProcessEventBus | None = None
+    service: AuthService,
+    token: str,
+    events: InProcessEventBus | None = None,
+    follow_tickets: bool = True,
 ) -> LiveSession:
-    """A websocket on ``token``; ``events`` other than the service's bus = deaf to events."""
+    """A websocket on ``token``; ``events`` other than the service's bus = deaf to events.
+
+    Like a browser, the view's ticket images are fetched as soon as they appear (with
+    the cookie the browser holds then), unless ``follow_tickets`` is False."""
     resolution = await service.visit(token)
     bus = events if events is not None else service._events
-    return LiveSession(service, bus, CLIENT, hash_token(token), resolution)  # type: ignore[arg-type]
+    view = LiveSession(service, bus, CLIENT, hash_token(token), resolution)  # type: ignore[arg-type]
+    if follow_tickets:
+        browser = {"cookie": token, "fetched": set()}
+        requests: set[asyncio.Future[None]] = set()
+
+        async def fetch(ticket: str) -> None:
+            redeemed = await service.redeem_ticket(ticket, str(browser["cookie"]))
+            browser["cookie"] = redeemed.token
+            await service.cookie_held(redeemed.token)  # the redirect, with the new cookie
+
+        def on_state(state: AuthState) -> None:
+            fetched: set[str] = browser["fetched"]  # type: ignore[assignment]
+            if state.ticket is not None and state.ticket not in fetched:
+                fetched.add(state.ticket)
+                request = asyncio.ensure_future(fetch(state.ticket))
+                requests.add(request)
+                request.add_done_callback(requests.discard)
+
+        view.listen(on_state)
+    return view
 
 
 @pytest.fixture
@@ -57,7 +82,8 @@ async def test_other_views_of_the_acting_session_end_live(
     else:
         await mine.logout_others()
     assert mine.state.user is not None
-    assert mine.state.ticket is not None  # its new cookie is on the way
+    assert mine.state.ticket is None  # returned once the browser held its new cookie
+    assert not mine.state.cookie_refused
     assert thief.state.user is None  # same session, same cookie, but another view: ended
     assert (await service.resolve(alice)).signed_in is None  # and the cookie is worthless
 
@@ -163,3 +189,55 @@ async def test_a_view_that_missed_a_rekey_ends_at_its_next_re_read(
     assert await thief.before_event() is False
     assert thief.state.user is None
     assert mine.state.user is not None
+
+
+# --- issue 12: the screen never claims more than the browser holds -------------------------
+
+
+async def test_a_sign_in_is_pending_until_the_browser_holds_its_cookie(
+    service: AuthService,
+) -> None:
+    await service.create_user("alice", "correct horse")
+    page_cookie = service.new_token()
+    view = await open_view(service, page_cookie, follow_tickets=False)
+    login = asyncio.create_task(view.login("alice", "correct horse"))
+    while view.state.ticket is None:
+        await asyncio.sleep(0)
+    assert view.state.pending  # the password checked out, the cookie is on its way
+    assert not login.done()
+    redeemed = await service.redeem_ticket(view.state.ticket, page_cookie)  # the <img>
+    await asyncio.sleep(0.01)
+    assert view.state.pending  # the cookie was sent, but nothing says it was stored
+    assert not await service.cookie_held(page_cookie)  # the old cookie proves nothing
+    assert await service.cookie_held(redeemed.token)  # the redirect presents the new one
+    await login
+    assert not view.state.pending
+    assert not view.state.cookie_refused
+    assert view.state.user is not None
+
+
+async def test_a_cookie_never_fetched_ends_the_wait_and_says_so(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> None:
+    policy = SessionPolicy(ticket_ttl=timedelta(milliseconds=50))
+    service = AuthService(store, hasher, tokens, clock, policy, bus)
+    await service.create_user("alice", "correct horse")
+    view = await open_view(service, service.new_token(), follow_tickets=False)
+    await view.login("alice", "correct horse")  # nobody redeems the ticket
+    assert not view.state.pending
+    assert view.state.cookie_refused
+    assert view.state.user is not None  # this tab stays signed in
+
+
+async def test_the_session_list_version_moves_when_another_session_opens_or_ends(
+    service: AuthService, alice: str
+) -> None:
+    view = await open_view(service, alice)
+    before = view.state.sessions_version
+    other = await signed_in_token(service)
+    assert view.state.sessions_version > before
+    elsewhere = await service.resolve(other)
+    assert elsewhere.signed_in is not None
+    moved = view.state.sessions_version
+    await service.logout(elsewhere.signed_in.session.id)
+    assert view.state.sessions_version > moved

@@ -35,11 +35,10 @@ async def sign_in(live: Live, creds: Creds) -> tuple[IdomClient, str]:
     token = await first_visit(live)
     client = await IdomClient.connect(live.base_url, cookie=cookie(token))
     await client.login(*creds)
-    await client.wait_for_id("greeting")
-    src = client.ticket_src()
-    assert src is not None
-    status, new = await redeem(live, src, token)
-    assert status == 200 and new is not None
+    await client.wait_for_id("greeting")  # shown once the browser fetched its ticket
+    assert await client.tickets_fetched() == [303]
+    new = client.token()
+    assert new is not None and new != token
     return client, new
 
 
@@ -98,12 +97,11 @@ async def test_signing_in_again_after_logout_on_the_same_connection(
     client, token = await sign_in(live, alice)
     await client.click("logout")
     await client.wait_for_id("login-form")
-    await client.login(*alice)
+    await client.login(*alice)  # bound to the (now revoked) cookie the browser still holds
     await client.wait_for_id("greeting")
-    src = client.ticket_src()
-    assert src is not None
-    status, new = await redeem(live, src, token)  # the browser still holds the old cookie
-    assert status == 200 and new is not None and new != token
+    assert await client.tickets_fetched() == [303, 303]
+    new = client.token()
+    assert new is not None and new != token
     await client.close()
 
 

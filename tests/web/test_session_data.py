@@ -27,7 +27,7 @@ from tests.conftest import cheap_hasher
 from tests.support.db import ROOT
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live, serve
-from tests.web.test_login_flow import cookie, first_visit, redeem
+from tests.web.test_login_flow import cookie, first_visit
 
 _names = itertools.count()
 PASSWORD = "correct horse"
@@ -184,9 +184,8 @@ async def test_signing_in_keeps_the_data_and_signing_out_clears_it(data_live: Li
     await client.login("alice", PASSWORD)
     await client.wait_for(lambda c: c.text("who") == "alice")
     assert data_of(client) == {"count": 1}
-    src = client.ticket_src()
-    assert src is not None
-    _, signed_in = await redeem(data_live, src, token)
+    assert await client.tickets_fetched() == [303]
+    signed_in = client.token()
     assert signed_in is not None
     async with await IdomClient.connect(data_live.base_url, cookie=cookie(signed_in)) as reload:
         assert data_of(reload) == {"count": 1} and reload.text("who") == "alice"
@@ -198,10 +197,10 @@ async def test_signing_in_keeps_the_data_and_signing_out_clears_it(data_live: Li
     assert data_of(client) == {}
     await client.click("bump")  # a new, empty anonymous session
     await client.wait_for(lambda c: data_of(c) == {"count": 1})
-    src = client.ticket_src()
-    assert src is not None  # its row needs a new cookie: the old one was revoked
-    status, fresh = await redeem(data_live, src, signed_in)
-    assert status == 200 and fresh not in (None, token, signed_in)
+    # Its row needs a new cookie (the old one was revoked): a ticket bound to it.
+    assert await client.tickets_fetched() == [303, 303]
+    fresh = client.token()
+    assert fresh not in (None, token, signed_in)
     await client.close()
 
 
@@ -281,9 +280,8 @@ async def test_the_readme_example_runs_as_written(
             assert client.text("hello") == "Hello, alice"
             await client.click("count")
             await client.wait_for(lambda c: c.text("count") == "Clicked 1 times")
-            src = client.ticket_src()
-            assert src is not None
-            _, new_token = await redeem(live, src, token)
+            assert await client.tickets_fetched() == [303]
+            new_token = client.token()
             async with await IdomClient.connect(
                 live.base_url, cookie=cookie(new_token or "")
             ) as again:
