@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import unicodedata
 from collections.abc import Mapping
@@ -354,6 +355,22 @@ def account_key(username: str) -> str:
     if key is None:
         key = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()[:USERNAME_MAX]
     return f"account:{key}"
+
+
+def client_network(addr: str) -> str:
+    """Whom a limit per client counts: an IPv4 address as it is; an IPv6 address by its
+    /64, the block one subscriber's network gets (its hosts pick any address inside it,
+    so counting single addresses would let one client rotate past every limit);
+    anything else (no address, "cli") as it is."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr[:64]
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def address_key(addr: str) -> str:
