@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import unicodedata
@@ -118,6 +119,14 @@ class StorageUnavailable(AuthError):
         super().__init__("The service is temporarily unavailable. Please try again shortly.")
 
 
+class StorageRefused(AuthError):
+    """The database refused a statement (a value it cannot store, a constraint): not an
+    outage. Sign-ins turn it into the generic refusal; the CLI into exit 1."""
+
+    def __init__(self) -> None:
+        super().__init__("The database refused this change; nothing was saved.")
+
+
 class SchemaNotReady(AuthError):
     """The database is missing or not migrated to the revision this code expects."""
 
@@ -153,6 +162,11 @@ def normalize_username(raw: str) -> tuple[str, str]:
                 f"(found {unicodedata.name(char, repr(char))})."
             )
     key = unicodedata.normalize("NFKC", display.casefold())
+    if len(key) > USERNAME_MAX:  # folding lengthens some names ("ß" → "ss"); the key is stored
+        raise InvalidUsername(
+            f"Usernames are at most {USERNAME_MAX} characters long, counted in lower case "
+            "(where, for example, ß counts as ss)."
+        )
     return display, key
 
 
@@ -175,6 +189,8 @@ def check_password_policy(password: str) -> str:
         raise InvalidPassword(f"Passwords are at most {PASSWORD_MAX} characters long.")
     if any(unicodedata.category(c) == "Cc" for c in normalized):
         raise InvalidPassword("Passwords cannot contain control characters.")
+    if any(unicodedata.category(c) == "Cs" for c in normalized):  # no UTF-8 form to hash
+        raise InvalidPassword("Passwords cannot contain unpaired surrogates.")
     return normalized
 
 
@@ -353,7 +369,10 @@ def account_key(username: str) -> str:
     """Throttle key of an account; unknown and invalid names are throttled alike."""
     key = username_key(username)
     if key is None:
-        key = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()[:USERNAME_MAX]
+        # A name no user can have: its fold, hashed to fit the column whatever its length
+        # (truncating would make distinct names share one count).
+        folded = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()
+        key = "~" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
     return f"account:{key}"
 
 

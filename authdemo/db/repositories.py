@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,15 @@ from .models import (
     UserRow,
 )
 from .notify import notify_statement
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str, limit: int) -> str:
+    """Free text (user agents, typed names, details) as every backend can store it: no
+    NUL (PostgreSQL text cannot hold one), no unpaired surrogate (no UTF-8 form), at
+    most ``limit`` characters (the column's length; PostgreSQL refuses longer)."""
+    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def _user(row: UserRow) -> User:
@@ -184,7 +194,6 @@ class SqlSessionRepository:
         data: dict[str, Any] | None = None,
         user_epoch: int = 0,
     ) -> AuthSession:
-        client = client.clipped()
         row = SessionRow(
             token_hash=token_hash,
             user_id=user_id,
@@ -193,8 +202,8 @@ class SqlSessionRepository:
             idle_expires_at=idle_expires_at,
             absolute_expires_at=absolute_expires_at,
             revoked_at=now if revoked else None,
-            client_addr=client.addr,
-            user_agent=client.user_agent,
+            client_addr=_storable(client.addr, 64),
+            user_agent=_storable(client.user_agent, 512),
             data=data,
             user_epoch=user_epoch,
         )
@@ -418,11 +427,11 @@ class SqlAuditRepository:
                 at=event.at,
                 kind=str(event.kind),
                 user_id=event.user_id,
-                username=event.username[:64],
-                session=event.session[:8],
-                client_addr=event.client_addr[:64],
-                user_agent=event.user_agent[:512],
-                detail=event.detail[:255],
+                username=_storable(event.username, 64),
+                session=_storable(event.session, 8),
+                client_addr=_storable(event.client_addr, 64),
+                user_agent=_storable(event.user_agent, 512),
+                detail=_storable(event.detail, 255),
             )
         )
         await self._s.flush()

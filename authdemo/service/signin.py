@@ -31,6 +31,7 @@ from ..domain import (
     CookieRequired,
     InvalidCredentials,
     SignedIn,
+    StorageRefused,
     Throttled,
     ThrottleState,
     TicketRejected,
@@ -90,6 +91,22 @@ class SignIn(Sessions):
         """
         if bound_token_hash is None:
             raise CookieRequired()
+        try:
+            return await self._sign_in(bound_token_hash, username, password, client, carry_from)
+        except StorageRefused:
+            # The database refused to record something (see ``_verify`` for why no hash
+            # ever runs unrecorded): the visitor gets the same answer as any failure.
+            log.warning("login refused: the database refused to record it")
+            raise InvalidCredentials() from None
+
+    async def _sign_in(
+        self,
+        bound_token_hash: str,
+        username: str,
+        password: str,
+        client: ClientInfo,
+        carry_from: int | None,
+    ) -> LoginResult:
         verified = await self._verify(username, password, client)
         now = self.now()
         ticket = new_ticket()
@@ -137,7 +154,9 @@ class SignIn(Sessions):
         """The user whose password this is, or ``InvalidCredentials``/``Throttled``.
 
         The attempt is reserved before any hashing; unknown usernames cost a dummy
-        verify. The caller settles a success inside its own write (``_settle``).
+        verify. The caller settles a success inside its own write (``_settle``). A
+        reservation the database refuses (``StorageRefused``) stops the attempt before
+        any hashing: no password is ever checked without its attempt counted first.
         """
         reservation = await self._reserve((account_key(username), address_key(client.addr)))
         candidate = password_for_verify(password)

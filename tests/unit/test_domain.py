@@ -69,6 +69,18 @@ def test_username_key_is_none_for_names_no_user_can_have() -> None:
     assert username_key("bad name") is None
 
 
+def test_a_username_whose_folded_form_is_too_long_is_refused() -> None:
+    """Case folding lengthens some names ("ß" → "ss"): the lookup key must fit too."""
+    with pytest.raises(InvalidUsername, match="at most 64"):
+        normalize_username("ß" * 40)  # 40 characters, 80 once folded
+    assert username_key("ß" * 63 + "1") is None
+
+
+def test_a_username_whose_folded_form_is_exactly_the_limit_is_accepted() -> None:
+    display, key = normalize_username("ß" * 32)
+    assert len(display) == 32 and key == "ss" * 32
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
