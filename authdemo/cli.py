@@ -33,6 +33,7 @@ from .domain import (
     UsernameTaken,
     check_password_policy,
     normalize_username,
+    printable,
 )
 from .service import PurgeReport, UserSummary
 
@@ -104,9 +105,25 @@ def main() -> None:
     configure_logging(logging.WARNING)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class EscapingFormatter(logging.Formatter):
+    """Log lines with every control character escaped (``domain.printable``): text a
+    client sent that reaches a message cannot forge a line of its own or drive the
+    terminal that shows it. A traceback that follows the line is left as it is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def configure_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    if not root.handlers:  # what logging.basicConfig does, with the escaping formatter
+        handler = logging.StreamHandler()
+        handler.setFormatter(EscapingFormatter(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(level)
     logging.getLogger("sanic").propagate = False  # Sanic's loggers have handlers of their own
 
 
@@ -180,7 +197,11 @@ def create_user(username: str, password_stdin: bool) -> None:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns, a rule under the header; reads well in a terminal."""
+    """Left-aligned columns, a rule under the header; reads well in a terminal.
+
+    Every cell is escaped (``domain.printable``): user agents, addresses and details
+    come from clients, so a row can never hold a line break or a terminal escape."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*headers).rstrip(), line.format(*("-" * w for w in widths)).rstrip()]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -201,6 +200,26 @@ def password_for_verify(password: str) -> str | None:
     return unicodedata.normalize("NFKC", password)
 
 
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format (bidi overrides, zero-width), surrogate and
+    line/paragraph-separator character escaped (``\\x1b``, ``\\u202e``), for a terminal
+    or a log line: what a client sent can neither start a line of its own nor move the
+    cursor, recolour or overwrite what is already shown."""
+    if text.isprintable():  # the common case, and cheap
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
+def _escape(char: str) -> str:
+    point = ord(char)
+    if point <= 0xFF:
+        return f"\\x{point:02x}"
+    return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
+
+
 # --- users and sessions ------------------------------------------------------------------
 
 
@@ -365,15 +384,30 @@ class ThrottleState:
     updated_at: datetime
 
 
-def account_key(username: str) -> str:
-    """Throttle key of an account; unknown and invalid names are throttled alike."""
+def fold_name(username: str) -> str:
+    """What sign-ins count and group by: the lookup key of a valid name, else the name
+    NFKC-normalised and case-folded (bounded first: normalising can multiply length)."""
     key = username_key(username)
-    if key is None:
-        # A name no user can have: its fold, hashed to fit the column whatever its length
-        # (truncating would make distinct names share one count).
-        folded = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()
-        key = "~" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"account:{key}"
+    if key is not None:
+        return key
+    return unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()
+
+
+def account_key(username: str, digest: Callable[[str], str]) -> str:
+    """Throttle key of an account: a keyed digest of the folded name (``digest``), so
+    the table never holds what was typed (often enough a password), every row fits its
+    column, and unknown and invalid names are throttled exactly like real ones."""
+    return f"account:{digest(fold_name(username))}"
+
+
+UNKNOWN_NAME_DIGITS = 12
+
+
+def unknown_name(username: str, digest: Callable[[str], str]) -> str:
+    """How the audit trail and the logs show a name that is no user's: ``unknown:`` and
+    the start of the same digest as its throttle key (guesses at one name group
+    together, and lead to its throttle row), never the typed text."""
+    return f"unknown:{digest(fold_name(username))[:UNKNOWN_NAME_DIGITS]}"
 
 
 def client_network(addr: str) -> str:

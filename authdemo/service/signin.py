@@ -36,7 +36,6 @@ from ..domain import (
     ThrottleState,
     TicketRejected,
     User,
-    account_key,
     address_key,
     may_act,
     password_for_verify,
@@ -158,7 +157,7 @@ class SignIn(Sessions):
         reservation the database refuses (``StorageRefused``) stops the attempt before
         any hashing: no password is ever checked without its attempt counted first.
         """
-        reservation = await self._reserve((account_key(username), address_key(client.addr)))
+        reservation = await self._reserve((self.account_key(username), address_key(client.addr)))
         candidate = password_for_verify(password)
         key = username_key(username)
         credentials = None
@@ -246,12 +245,13 @@ class SignIn(Sessions):
         reason: str,
     ) -> None:
         """The failure was counted when the attempt was reserved; this writes its audit."""
+        shown = self._shown_name(username, user)
         async with self._uow(write=True) as tx:
             await self._audit(
                 tx,
                 AuditKind.LOGIN_FAILED,
                 user=user,
-                username=username,
+                username=shown,
                 client=client,
                 detail=reason,
             )
@@ -260,12 +260,12 @@ class SignIn(Sessions):
                     tx,
                     AuditKind.THROTTLED,
                     user=user,
-                    username=username,
+                    username=shown,
                     client=client,
                     detail=f"blocked for {int(reservation.block.total_seconds())} s",
                 )
             await tx.commit()
-        log.info("login failed (%s) user=%s client=%s", reason, username[:64], client.addr)
+        log.info("login failed (%s) user=%s client=%s", reason, shown, client.addr)
 
     async def redeem_ticket(
         self, ticket: str, presented_token: str | None, client: ClientInfo | None = None
