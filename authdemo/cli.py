@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -38,6 +39,8 @@ from .domain import (
 from .service import PurgeReport, UserSummary
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
@@ -136,7 +139,23 @@ def run(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the app."""
     settings = load_settings()
     with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
+    if not settings.allowed_hosts and not is_loopback(host):
+        log.warning(
+            "AUTHDEMO_ALLOWED_HOSTS is not set: requests for any host name are served, "
+            "which lets pages on other sites reach this server through DNS rebinding. "
+            "Set it to the names clients use, e.g. AUTHDEMO_ALLOWED_HOSTS=app.example.com"
+        )
     serve(settings, host=host, port=port, workers=workers, debug=debug)
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect to ``host`` (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name we would have to resolve: assume others can reach it
 
 
 async def _noop(_: Runtime) -> None:

@@ -25,6 +25,7 @@ from .cookies import read_session_cookie
 from .headers import secure
 from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
+from .hosts import install_host_check
 from .limits import Slot, SocketSlots
 from .middleware import client_info, websocket_handshake
 from .pages import install_pages
@@ -146,6 +147,7 @@ def create_app(
 
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
 
+    install_host_check(app)  # first: a request for a host not ours gets nothing else
     install_pages(app)
     install_ticket_route(app)
     install_bridge(

@@ -164,3 +164,35 @@ def test_a_user_row_the_database_refuses_is_refused_in_one_line(
     result = invoke(db_url, "create-user", "alice", "--password-stdin", input="correct horse\n")
     assert result.exit_code == 1, result.output
     assert result.output.strip() == "Error: The database refused this change; nothing was saved."
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "warned"),
+    [
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("203.0.113.5", None, True),
+        ("app.internal", None, True),
+        ("0.0.0.0", "app.example.com", False),
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+    ],
+)
+def test_run_on_a_public_address_without_allowed_hosts_warns_once_at_start(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
+    allowed: str | None,
+    warned: bool,
+) -> None:
+    served: list[str] = []
+    monkeypatch.setattr("authdemo.cli.serve", lambda settings, **kw: served.append(kw["host"]))
+    env = {"AUTHDEMO_ALLOWED_HOSTS": allowed} if allowed else {}
+    result = invoke(db_url, "run", "--host", host, **env)
+    assert result.exit_code == 0, result.output
+    assert served == [host]
+    warnings = [r for r in caplog.records if "AUTHDEMO_ALLOWED_HOSTS" in r.getMessage()]
+    assert len(warnings) == (1 if warned else 0)
+    assert all(r.levelname == "WARNING" for r in warnings)
