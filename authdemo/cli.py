@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -362,7 +362,7 @@ def revoke_sessions(username: str) -> None:
 @main.command("purge-expired")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_expired(batch: int) -> None:
-    """Delete expired sessions, tickets and stale throttle rows, in small batches.
+    """Delete expired sessions, tickets, stale throttle rows and old audit rows, in batches.
 
     Safe while the server runs: each batch is its own short transaction.
     """
@@ -375,8 +375,17 @@ def purge_expired(batch: int) -> None:
     click.echo(
         f"Purged {ended(report.sessions, 'session')}, {ended(report.tickets, 'ticket')}, "
         f"{ended(report.throttle_rows, 'throttle row')}, "
-        f"{ended(report.broadcasts, 'delivered broadcast')}."
+        f"{ended(report.broadcasts, 'delivered broadcast')}. "
+        f"Audit trail: {ended(report.audit_events, 'event')} older than "
+        f"{describe_age(settings.audit_retention)} purged."
     )
+
+
+def describe_age(age: timedelta) -> str:
+    """``90 days``, ``36 hours``: how the retention reads in a sentence."""
+    if age % timedelta(days=1) == timedelta(0):
+        return ended(age.days, "day")
+    return ended(int(age.total_seconds() // 3600), "hour")
 
 
 @main.command("events")

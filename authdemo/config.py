@@ -126,6 +126,8 @@ class Settings:
     throttle_account_failures: int = 5
     throttle_address_failures: int = 20
     throttle_max_block: timedelta = timedelta(minutes=15)
+    audit_retention: timedelta = timedelta(days=90)
+    """How long ``purge-expired`` keeps audit rows."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -217,6 +219,7 @@ class Settings:
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
+            audit_retention=duration("AUTHDEMO_AUDIT_RETENTION", defaults.audit_retention),
         )
         settings.validate()
         return settings
@@ -230,3 +233,7 @@ class Settings:
             raise ConfigError("AUTHDEMO_TICKET_TTL must be 30 seconds or less")
         if self.broadcast_poll > timedelta(milliseconds=250):
             raise ConfigError("AUTHDEMO_BROADCAST_POLL must be 250ms or less")
+        if self.audit_retention < timedelta(days=1):  # "90" is 90 seconds, not 90 days
+            raise ConfigError(
+                "AUTHDEMO_AUDIT_RETENTION must be at least 1d (a bare number means seconds)"
+            )

@@ -363,6 +363,15 @@ class ThrottlePolicy:
         block = self.block_for(failures, threshold)
         return ThrottleState(failures, now + block if block else None, now)
 
+    def forgotten(self, state: ThrottleState, now: datetime) -> bool:
+        """Nothing in ``state`` is worth remembering: no block in force, and no failure
+        that ``reserve`` would still count (none at all, or none since ``forget_after``).
+        Deleting such a row changes no decision (``purge-expired`` deletes exactly these).
+        """
+        if state.blocked_until is not None and state.blocked_until > now:
+            return False
+        return state.failures == 0 or now - state.updated_at > self.forget_after
+
     def refund(self, state: ThrottleState, threshold: int) -> ThrottleState:
         """Give back one reserved attempt that succeeded (the address's count)."""
         failures = max(0, state.failures - 1)
@@ -427,7 +436,8 @@ def client_network(addr: str) -> str:
 
 
 def address_key(addr: str) -> str:
-    return f"address:{addr[:64]}"
+    """Throttle key of a client: IPv4 addresses one by one, IPv6 clients by their /64."""
+    return f"address:{client_network(addr)}"
 
 
 # --- audit trail ---------------------------------------------------------------------------

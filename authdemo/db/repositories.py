@@ -436,6 +436,16 @@ class SqlAuditRepository:
         )
         await self._s.flush()
 
+    async def purge(self, before: datetime, limit: int) -> int:
+        doomed = (
+            select(AuditRow.id).where(AuditRow.at < before).limit(limit).scalar_subquery()
+        )  # found through ix_auth_events_at
+        result = await self._s.execute(
+            delete(AuditRow).where(AuditRow.id.in_(doomed)),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if user_id is not None:
@@ -505,9 +515,9 @@ class SqlThrottleRepository:
         ids = list(
             await self._s.scalars(
                 select(ThrottleRow.key)
-                .where(
-                    ThrottleRow.updated_at < idle_since,
+                .where(  # ThrottlePolicy.forgotten, in SQL
                     or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
+                    or_(ThrottleRow.failures == 0, ThrottleRow.updated_at < idle_since),
                 )
                 .limit(limit)
             )

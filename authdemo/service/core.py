@@ -45,6 +45,7 @@ log = logging.getLogger("authdemo.auth")
 
 OPERATOR = ClientInfo("cli", "authdemo command line")
 BROADCAST_RETENTION = timedelta(hours=1)
+AUDIT_RETENTION = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class PurgeReport:
     tickets: int
     throttle_rows: int
     broadcasts: int
+    audit_events: int
+    """Audit rows deleted for being older than the retention (``AUTHDEMO_AUDIT_RETENTION``)."""
 
 
 class ServiceCore:
@@ -119,6 +122,7 @@ class ServiceCore:
         events: EventBus,
         throttle: ThrottlePolicy | None = None,
         cache: SessionCache | None = None,
+        audit_retention: timedelta = AUDIT_RETENTION,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -128,6 +132,7 @@ class ServiceCore:
         self.throttle = throttle or ThrottlePolicy()
         self._events = events
         self._cache = cache
+        self.audit_retention = audit_retention
 
     def now(self) -> datetime:
         return self._clock.now()

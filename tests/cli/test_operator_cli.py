@@ -450,6 +450,21 @@ def test_purge_expired_deletes_dead_rows_and_reports_the_counts(db_url: str) -> 
     assert not is_revoked(db_url, live)
 
 
+def test_purge_expired_deletes_audit_rows_past_their_retention_and_says_so(db_url: str) -> None:
+    add_user(db_url, "alice")  # user_created, today
+    long_ago = FakeClock(datetime.now(UTC) - timedelta(days=91))
+    for _ in range(2):
+        fail_login(db_url, "alice", clock=long_ago)
+    fail_login(db_url, "alice")
+    result = invoke(db_url, "purge-expired")
+    assert result.exit_code == 0, result.output
+    assert "Audit trail: 2 events older than 90 days purged." in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert event_kinds(invoke(db_url, "events").output) == ["login_failed", "user_created"]
+    week = invoke(db_url, "purge-expired", AUTHDEMO_AUDIT_RETENTION="7d")
+    assert "Audit trail: 0 events older than 7 days purged." in week.output
+
+
 def test_purge_expired_a_second_time_purges_nothing(db_url: str) -> None:
     add_user(db_url, "alice")
     sign_in(db_url, "alice", clock=past_clock())

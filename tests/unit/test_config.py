@@ -118,3 +118,16 @@ def test_a_bad_allowed_host_is_refused_naming_the_variable(raw: str, message: st
     with pytest.raises(ConfigError, match=message) as refused:
         Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": raw})
     assert "AUTHDEMO_ALLOWED_HOSTS" in str(refused.value)
+
+
+def test_the_audit_retention_defaults_to_90_days_and_reaches_the_service() -> None:
+    assert Settings.from_env({}).audit_retention == timedelta(days=90)
+    assert Settings.from_env({"AUTHDEMO_AUDIT_RETENTION": "400d"}).audit_retention == timedelta(
+        days=400
+    )
+
+
+@pytest.mark.parametrize("raw", ["90", "12h", "forever"])
+def test_an_audit_retention_under_a_day_or_unreadable_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHDEMO_AUDIT_RETENTION"):
+        Settings.from_env({"AUTHDEMO_AUDIT_RETENTION": raw})

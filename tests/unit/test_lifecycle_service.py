@@ -158,6 +158,32 @@ async def test_one_address_guessing_many_accounts_is_blocked(service: AuthServic
     assert not isinstance(other.value, Throttled)
 
 
+async def test_ipv6_clients_are_throttled_by_their_64_not_each_address(
+    service: AuthService,
+) -> None:
+    """A host picks any of the 2^64 addresses of its network: one per attempt must not
+    give it a fresh count each time."""
+    for i in range(20):
+        rotated = ClientInfo(f"2001:db8:1:2::{i + 1:x}", "pytest")
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, f"user{i}", "whatever pw", rotated)
+    with pytest.raises(Throttled):
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("2001:db8:1:2::ff"))
+    # The next /64 is somebody else.
+    with pytest.raises(InvalidCredentials) as other:
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("2001:db8:1:3::1"))
+    assert not isinstance(other.value, Throttled)
+
+
+async def test_ipv4_neighbours_are_throttled_apart(service: AuthService) -> None:
+    for i in range(20):
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, f"user{i}", "whatever pw", ClientInfo(f"198.51.100.{i}"))
+    with pytest.raises(InvalidCredentials) as next_door:
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("198.51.100.99"))
+    assert not isinstance(next_door.value, Throttled)
+
+
 @pytest.mark.usefixtures("alice")
 async def test_throttling_survives_a_restart(
     store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
