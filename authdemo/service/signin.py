@@ -12,6 +12,10 @@ Invariants:
   session (and its epoch no longer matches in any case).
 - A hash upgrade is written only where the stored hash is still the one verified, so
   a sign-in with the old password can never write it back over a new one.
+- What the database refuses to record (``StorageRefused``) makes the sign-in fail with
+  the generic refusal, never a raw error; and since the reservation is written first,
+  no password is ever hashed without its attempt counted. Names that are no user's are
+  audited and logged as a keyed digest (``ServiceCore._shown_name``), never as typed.
 - Every ticket is bound to the cookie the browser presented when it was issued, and is
   redeemed only with that cookie, once, in time, for a session that may act. A browser
   that presented no cookie at all cannot be bound, so it cannot sign in (it is told to
