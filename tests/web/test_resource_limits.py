@@ -169,3 +169,47 @@ async def test_a_handshake_that_fails_after_reserving_gives_its_slot_back(
         client = await IdomClient.connect(live.base_url)  # the one slot is free
         assert client.find("login-form") is not None
         await client.close()
+
+
+async def test_a_client_that_leaves_mid_handshake_gives_its_slot_back(settings: Settings) -> None:
+    """Parked in the cookie look-up, the client hangs up: the upgrade never happens and
+    no connection ever opens, yet the slot it reserved must not stay taken (or one
+    client could lock its whole address out by hanging up N times)."""
+    app = create_app(
+        replace(settings, ws_per_address=1),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    async with serve(app) as live:
+        service = app.ctx.service
+        real_visit = service.visit
+        gate, parked = asyncio.Event(), asyncio.Event()
+
+        async def gated_visit(token: str | None) -> object:
+            parked.set()
+            await gate.wait()
+            return await real_visit(token)
+
+        service.visit = gated_visit  # type: ignore[method-assign]
+        port = int(live.base_url.rsplit(":", 1)[1])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            (
+                f"GET /_idom/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Origin: {live.base_url}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        await asyncio.wait_for(parked.wait(), timeout=10)
+        assert app.ctx.open_sockets["127.0.0.1"] == 1
+        writer.close()  # hang up while the handshake waits
+        await writer.wait_closed()
+        gate.set()
+        async with asyncio.timeout(10):
+            while app.ctx.open_sockets["127.0.0.1"]:
+                await asyncio.sleep(0.01)
+        service.visit = real_visit  # type: ignore[method-assign]
+        client = await IdomClient.connect(live.base_url)  # the one slot is free again
+        assert client.find("login-form") is not None
+        await client.close()
