@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -512,19 +512,20 @@ class SqlThrottleRepository:
         await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key == key))
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
-        ids = list(
-            await self._s.scalars(
-                select(ThrottleRow.key)
-                .where(  # ThrottlePolicy.forgotten, in SQL
-                    or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
-                    or_(ThrottleRow.failures == 0, ThrottleRow.updated_at < idle_since),
-                )
-                .limit(limit)
-            )
+        forgotten = and_(  # ThrottlePolicy.forgotten, in SQL
+            or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
+            or_(ThrottleRow.failures == 0, ThrottleRow.updated_at < idle_since),
         )
-        if ids:
-            await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key.in_(ids)))
-        return len(ids)
+        doomed = select(ThrottleRow.key).where(forgotten).limit(limit).scalar_subquery()
+        # One statement, the condition repeated on the rows it deletes: a reservation that
+        # counts a failure on a row after the sub-select found it forgotten holds that
+        # row's lock; PostgreSQL then re-checks the row's new version once the lock is
+        # released and keeps it. Deleting by key would drop the fresh count.
+        result = await self._s.execute(
+            delete(ThrottleRow).where(ThrottleRow.key.in_(doomed), forgotten),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 _CURRENT_XACT = text("pg_current_xact_id()::text::bigint")

@@ -3,6 +3,7 @@ throttle rows that hold nothing worth remembering, in batches, on SQLite and Pos
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -95,3 +96,49 @@ async def test_many_distinct_unknown_names_leave_no_rows_once_forgotten(
         report = await rt.service.purge_expired(batch=5)
         assert report.throttle_rows == 24
         assert (await counts(rt))[1] == 0
+
+
+@pytest.mark.postgresql_only
+async def test_a_row_a_sign_in_counts_while_the_purge_runs_is_not_deleted(
+    settings: Settings,
+) -> None:
+    """Forced interleaving: a reservation holds a forgotten row's lock and counts a new
+    failure on it; the purge, which found the row forgotten, waits for that lock. When
+    the reservation commits, the row holds a failure worth remembering: the purge must
+    re-check it, not delete it by key. (SQLite runs one writer at a time: no such gap.)"""
+    clock = FakeClock(NOW - timedelta(days=2))
+    async with runtime(settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        await fail(rt.service, "victim", "198.51.100.1")  # two days ago: forgotten now
+        clock.current = NOW
+        key = rt.service.account_key("victim")
+        async with rt.uow(write=True) as reservation:
+            (state,) = (await reservation.throttle.lock([key], NOW)).values()
+            assert rt.service.throttle.forgotten(state, NOW)
+            fresh = rt.service.throttle.reserve(state, 5, NOW)
+            assert fresh is not None
+            await reservation.throttle.save(key, fresh.failures, fresh.blocked_until, NOW)
+            purge = asyncio.create_task(rt.service.purge_expired())
+            await wait_for_a_lock_wait(rt)  # the purge is blocked on our row lock
+            await reservation.commit()
+        await purge
+        async with rt.uow() as tx:
+            kept = (await tx.throttle.get([key])).get(key)
+        assert kept is not None and kept.failures == 1
+
+
+async def wait_for_a_lock_wait(rt: object) -> None:
+    """Until another backend of this database waits for a row lock."""
+    from sqlalchemy import text
+
+    async with asyncio.timeout(10):
+        while True:
+            async with rt.uow() as tx:  # type: ignore[attr-defined]
+                waiting = await tx.audit._s.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
