@@ -79,6 +79,11 @@ def host_pattern(name: str, raw: str) -> str:
             ) from None
     subdomains = value.startswith(".")
     bare = value.removeprefix(".").removesuffix(".")
+    if not bare.isascii():  # browsers send international names as punycode (xn--…)
+        try:
+            bare = bare.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})") from None
     if not bare or len(bare) > 253 or not _HOST_NAME.match(bare):
         raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})")
     return ("." if subdomains else "") + bare

@@ -103,6 +103,11 @@ def test_allowed_hosts_are_parsed_like_djangos() -> None:
     assert Settings.from_env({}).allowed_hosts == ()  # unset: any host, as before
 
 
+def test_an_international_allowed_host_is_kept_as_the_punycode_browsers_send() -> None:
+    env = {"AUTHDEMO_ALLOWED_HOSTS": "Bücher.example"}
+    assert Settings.from_env(env).allowed_hosts == ("xn--bcher-kva.example",)
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
