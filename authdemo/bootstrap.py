@@ -103,6 +103,7 @@ async def start_runtime(
         events=events,
         throttle=throttle_policy(settings),
         cache=cache,
+        audit_retention=settings.audit_retention,
     )
     return Runtime(engine, uow, events, hasher, service)
 

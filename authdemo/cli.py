@@ -7,12 +7,13 @@ Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,10 +34,13 @@ from .domain import (
     UsernameTaken,
     check_password_policy,
     normalize_username,
+    printable,
 )
 from .service import PurgeReport, UserSummary
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
@@ -104,9 +108,25 @@ def main() -> None:
     configure_logging(logging.WARNING)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class EscapingFormatter(logging.Formatter):
+    """Log lines with every control character escaped (``domain.printable``): text a
+    client sent that reaches a message cannot forge a line of its own or drive the
+    terminal that shows it. A traceback that follows the line is left as it is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def configure_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    if not root.handlers:  # what logging.basicConfig does, with the escaping formatter
+        handler = logging.StreamHandler()
+        handler.setFormatter(EscapingFormatter(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(level)
     logging.getLogger("sanic").propagate = False  # Sanic's loggers have handlers of their own
 
 
@@ -119,7 +139,23 @@ def run(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the app."""
     settings = load_settings()
     with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
+    if not settings.allowed_hosts and not is_loopback(host):
+        log.warning(
+            "AUTHDEMO_ALLOWED_HOSTS is not set: requests for any host name are served, "
+            "which lets pages on other sites reach this server through DNS rebinding. "
+            "Set it to the names clients use, e.g. AUTHDEMO_ALLOWED_HOSTS=app.example.com"
+        )
     serve(settings, host=host, port=port, workers=workers, debug=debug)
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect to ``host`` (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name we would have to resolve: assume others can reach it
 
 
 async def _noop(_: Runtime) -> None:
@@ -180,7 +216,11 @@ def create_user(username: str, password_stdin: bool) -> None:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns, a rule under the header; reads well in a terminal."""
+    """Left-aligned columns, a rule under the header; reads well in a terminal.
+
+    Every cell is escaped (``domain.printable``): user agents, addresses and details
+    come from clients, so a row can never hold a line break or a terminal escape."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*headers).rstrip(), line.format(*("-" * w for w in widths)).rstrip()]
@@ -322,7 +362,7 @@ def revoke_sessions(username: str) -> None:
 @main.command("purge-expired")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_expired(batch: int) -> None:
-    """Delete expired sessions, tickets and stale throttle rows, in small batches.
+    """Delete expired sessions, tickets, stale throttle rows and old audit rows, in batches.
 
     Safe while the server runs: each batch is its own short transaction.
     """
@@ -335,8 +375,17 @@ def purge_expired(batch: int) -> None:
     click.echo(
         f"Purged {ended(report.sessions, 'session')}, {ended(report.tickets, 'ticket')}, "
         f"{ended(report.throttle_rows, 'throttle row')}, "
-        f"{ended(report.broadcasts, 'delivered broadcast')}."
+        f"{ended(report.broadcasts, 'delivered broadcast')}. "
+        f"Audit trail: {ended(report.audit_events, 'event')} older than "
+        f"{describe_age(settings.audit_retention)} purged."
     )
+
+
+def describe_age(age: timedelta) -> str:
+    """``90 days``, ``36 hours``: how the retention reads in a sentence."""
+    if age % timedelta(days=1) == timedelta(0):
+        return ended(age.days, "day")
+    return ended(int(age.total_seconds() // 3600), "hour")
 
 
 @main.command("events")

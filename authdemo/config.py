@@ -53,6 +53,42 @@ def _origin(name: str, raw: str) -> str:
     return value.lower()
 
 
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+
+
+def host_pattern(name: str, raw: str) -> str:
+    """One entry of ``AUTHDEMO_ALLOWED_HOSTS``, as Django's ``ALLOWED_HOSTS`` spells them:
+    a host name (``app.example.com``), a domain and all its subdomains
+    (``.example.com``), or an IP address (``192.0.2.10``, ``[2001:db8::1]``). Lower case,
+    without a trailing dot; IPv6 addresses compressed and without brackets."""
+    value = raw.strip().lower()
+    example = "examples: app.example.com, .example.com, 192.0.2.10, [2001:db8::1]"
+    if "://" in value or "/" in value:
+        raise ConfigError(
+            f"{name}: {raw.strip()!r} is a URL or a path; list host names ({example})"
+        )
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if ":" in value:
+        try:
+            return ipaddress.IPv6Address(value).compressed
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {raw.strip()!r} has a port or is not an address; list host names "
+                f"without ports (every port of a listed host is allowed; {example})"
+            ) from None
+    subdomains = value.startswith(".")
+    bare = value.removeprefix(".").removesuffix(".")
+    if not bare.isascii():  # browsers send international names as punycode (xn--…)
+        try:
+            bare = bare.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})") from None
+    if not bare or len(bare) > 253 or not _HOST_NAME.match(bare):
+        raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})")
+    return ("." if subdomains else "") + bare
+
+
 @dataclass(frozen=True)
 class Argon2Params:
     """Argon2id cost; the defaults are OWASP's minimum (m=19456 KiB, t=2, p=1)."""
@@ -69,6 +105,8 @@ class Settings:
     absolute_timeout: timedelta = timedelta(hours=12)
     ticket_ttl: timedelta = timedelta(seconds=30)
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names requests may be addressed to (``host_pattern``); empty: any host."""
     trusted_proxies: str = ""
     """Comma-separated addresses/networks whose X-Forwarded-For/-Proto we believe."""
     secret_key: bytes | None = None
@@ -93,6 +131,8 @@ class Settings:
     throttle_account_failures: int = 5
     throttle_address_failures: int = 20
     throttle_max_block: timedelta = timedelta(minutes=15)
+    audit_retention: timedelta = timedelta(days=90)
+    """How long ``purge-expired`` keeps audit rows."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +183,14 @@ class Settings:
             for part in (get("AUTHDEMO_ALLOWED_ORIGINS") or "").split(",")
             if part.strip()
         )
+        hosts_raw = get("AUTHDEMO_ALLOWED_HOSTS")
+        hosts = tuple(
+            host_pattern("AUTHDEMO_ALLOWED_HOSTS", part)
+            for part in (hosts_raw or "").split(",")
+            if part.strip()
+        )
+        if hosts_raw is not None and not hosts:
+            raise ConfigError("AUTHDEMO_ALLOWED_HOSTS lists no host (leave it unset for any)")
         proxies = get("AUTHDEMO_TRUSTED_PROXIES") or ""
         try:
             ipaddress_networks(proxies)
@@ -156,6 +204,7 @@ class Settings:
             absolute_timeout=duration("AUTHDEMO_ABSOLUTE_TIMEOUT", defaults.absolute_timeout),
             ticket_ttl=duration("AUTHDEMO_TICKET_TTL", defaults.ticket_ttl),
             allowed_origins=origins,
+            allowed_hosts=hosts,
             trusted_proxies=proxies,
             secret_key=secret.encode() if secret is not None else None,
             argon2=Argon2Params(
@@ -175,6 +224,7 @@ class Settings:
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
+            audit_retention=duration("AUTHDEMO_AUDIT_RETENTION", defaults.audit_retention),
         )
         settings.validate()
         return settings
@@ -188,3 +238,7 @@ class Settings:
             raise ConfigError("AUTHDEMO_TICKET_TTL must be 30 seconds or less")
         if self.broadcast_poll > timedelta(milliseconds=250):
             raise ConfigError("AUTHDEMO_BROADCAST_POLL must be 250ms or less")
+        if self.audit_retention < timedelta(days=1):  # "90" is 90 seconds, not 90 days
+            raise ConfigError(
+                "AUTHDEMO_AUDIT_RETENTION must be at least 1d (a bare number means seconds)"
+            )

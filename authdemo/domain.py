@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -118,6 +119,14 @@ class StorageUnavailable(AuthError):
         super().__init__("The service is temporarily unavailable. Please try again shortly.")
 
 
+class StorageRefused(AuthError):
+    """The database refused a statement (a value it cannot store, a constraint): not an
+    outage. Sign-ins turn it into the generic refusal; the CLI into exit 1."""
+
+    def __init__(self) -> None:
+        super().__init__("The database refused this change; nothing was saved.")
+
+
 class SchemaNotReady(AuthError):
     """The database is missing or not migrated to the revision this code expects."""
 
@@ -153,6 +162,11 @@ def normalize_username(raw: str) -> tuple[str, str]:
                 f"(found {unicodedata.name(char, repr(char))})."
             )
     key = unicodedata.normalize("NFKC", display.casefold())
+    if len(key) > USERNAME_MAX:  # folding lengthens some names ("ß" → "ss"); the key is stored
+        raise InvalidUsername(
+            f"Usernames are at most {USERNAME_MAX} characters long, counted in lower case "
+            "(where, for example, ß counts as ss)."
+        )
     return display, key
 
 
@@ -175,6 +189,8 @@ def check_password_policy(password: str) -> str:
         raise InvalidPassword(f"Passwords are at most {PASSWORD_MAX} characters long.")
     if any(unicodedata.category(c) == "Cc" for c in normalized):
         raise InvalidPassword("Passwords cannot contain control characters.")
+    if any(unicodedata.category(c) == "Cs" for c in normalized):  # no UTF-8 form to hash
+        raise InvalidPassword("Passwords cannot contain unpaired surrogates.")
     return normalized
 
 
@@ -183,6 +199,26 @@ def password_for_verify(password: str) -> str | None:
     if not password or len(password) > PASSWORD_MAX:
         return None
     return unicodedata.normalize("NFKC", password)
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format (bidi overrides, zero-width), surrogate and
+    line/paragraph-separator character escaped (``\\x1b``, ``\\u202e``), for a terminal
+    or a log line: what a client sent can neither start a line of its own nor move the
+    cursor, recolour or overwrite what is already shown."""
+    if text.isprintable():  # the common case, and cheap
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
+def _escape(char: str) -> str:
+    point = ord(char)
+    if point <= 0xFF:
+        return f"\\x{point:02x}"
+    return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
 
 
 # --- users and sessions ------------------------------------------------------------------
@@ -334,6 +370,15 @@ class ThrottlePolicy:
         block = self.block_for(failures, threshold)
         return ThrottleState(failures, now + block if block else None, now)
 
+    def forgotten(self, state: ThrottleState, now: datetime) -> bool:
+        """Nothing in ``state`` is worth remembering: no block in force, and no failure
+        that ``reserve`` would still count (none at all, or none since ``forget_after``).
+        Deleting such a row changes no decision (``purge-expired`` deletes exactly these).
+        """
+        if state.blocked_until is not None and state.blocked_until > now:
+            return False
+        return state.failures == 0 or now - state.updated_at > self.forget_after
+
     def refund(self, state: ThrottleState, threshold: int) -> ThrottleState:
         """Give back one reserved attempt that succeeded (the address's count)."""
         failures = max(0, state.failures - 1)
@@ -355,16 +400,51 @@ class ThrottleState:
     updated_at: datetime
 
 
-def account_key(username: str) -> str:
-    """Throttle key of an account; unknown and invalid names are throttled alike."""
+def fold_name(username: str) -> str:
+    """What sign-ins count and group by: the lookup key of a valid name, else the name
+    NFKC-normalised and case-folded (bounded first: normalising can multiply length)."""
     key = username_key(username)
-    if key is None:
-        key = unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()[:USERNAME_MAX]
-    return f"account:{key}"
+    if key is not None:
+        return key
+    return unicodedata.normalize("NFKC", username[: USERNAME_MAX * 4]).casefold()
+
+
+def account_key(username: str, digest: Callable[[str], str]) -> str:
+    """Throttle key of an account: a keyed digest of the folded name (``digest``), so
+    the table never holds what was typed (often enough a password), every row fits its
+    column, and unknown and invalid names are throttled exactly like real ones."""
+    return f"account:{digest(fold_name(username))}"
+
+
+UNKNOWN_NAME_DIGITS = 12
+
+
+def unknown_name(username: str, digest: Callable[[str], str]) -> str:
+    """How the audit trail and the logs show a name that is no user's: ``unknown:`` and
+    the start of the same digest as its throttle key (guesses at one name group
+    together, and lead to its throttle row), never the typed text."""
+    return f"unknown:{digest(fold_name(username))[:UNKNOWN_NAME_DIGITS]}"
+
+
+def client_network(addr: str) -> str:
+    """Whom a limit per client counts: an IPv4 address as it is; an IPv6 address by its
+    /64, the block one subscriber's network gets (its hosts pick any address inside it,
+    so counting single addresses would let one client rotate past every limit);
+    anything else (no address, "cli") as it is."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr[:64]
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def address_key(addr: str) -> str:
-    return f"address:{addr[:64]}"
+    """Throttle key of a client: IPv4 addresses one by one, IPv6 clients by their /64."""
+    return f"address:{client_network(addr)}"
 
 
 # --- audit trail ---------------------------------------------------------------------------

@@ -168,6 +168,10 @@ class SecretRepository(Protocol):
 class AuditRepository(Protocol):
     async def add(self, event: AuditEvent) -> None: ...
 
+    async def purge(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events older than ``before``; return how many."""
+        ...
+
     async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
         """Newest first; all users when ``user_id`` is None."""
         ...
@@ -190,7 +194,9 @@ class ThrottleRepository(Protocol):
     async def clear(self, key: str) -> None: ...
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
-        """Delete rows untouched since ``idle_since`` whose block (if any) has ended."""
+        """Delete up to ``limit`` rows that hold nothing worth remembering
+        (``ThrottlePolicy.forgotten``, with ``idle_since = now - forget_after``): no block
+        in force, and no failures, or none since ``idle_since``."""
         ...
 
 

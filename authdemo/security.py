@@ -29,6 +29,7 @@ _TOKEN_BYTES = _NONCE_BYTES + 4 + _MAC_BYTES
 TOKEN_LENGTH = len(base64.urlsafe_b64encode(b"\0" * _TOKEN_BYTES).rstrip(b"="))
 _TOKEN_RE = re.compile(rf"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$")
 _MAC_CONTEXT = b"authdemo session token v1\0"
+_NAME_CONTEXT = b"authdemo typed name v1\0"
 _PADDING = "=" * (-TOKEN_LENGTH % 4)
 _CANONICAL_LAST = frozenset("AQgw")  # base64url digits whose low 4 bits are zero
 _CLOCK_SKEW = 300.0
@@ -136,6 +137,17 @@ class TokenCodec:
 
     def _mac(self, body: bytes) -> bytes:
         return self._hmac.digest(_MAC_CONTEXT + body)[:_MAC_BYTES]
+
+    def name_digest(self, name: str) -> str:
+        """HMAC-SHA-256 (hex) of a name somebody typed, under this deployment's key.
+
+        What is kept instead of text that may be a password typed into the wrong box:
+        the same name always gives the same digest (repeated guesses group together),
+        and without the key nobody can test guesses against it. Its own context keeps
+        it from ever standing in for a token's MAC.
+        """
+        message = _NAME_CONTEXT + name.encode("utf-8", "surrogatepass")
+        return self._hmac.digest(message).hex()
 
 
 def new_ticket() -> str:

@@ -45,6 +45,8 @@ def create_engine(
     process with SIGBUS, which is harmless for a purge (it can be killed at any point)
     but not for a server.
     """
+    # Errors never quote statement parameters (usernames, password and token hashes).
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
         _configure_sqlite(engine, timeout, bulk)

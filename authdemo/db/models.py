@@ -150,7 +150,8 @@ class AuditRow(Base):
         Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     username: Mapped[str] = mapped_column(String(64), default="")
-    """As typed at the time (kept when the user row goes; failed logins for unknown names)."""
+    """The user's name at the time (kept when the user row goes); for attempts on names
+    that are no user's, ``unknown:`` and a keyed digest — never the text typed."""
     session: Mapped[str] = mapped_column(String(8), default="")
     """Short session id: the first 8 hex characters of the token hash."""
     client_addr: Mapped[str] = mapped_column(String(64), default="")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,15 @@ from .models import (
     UserRow,
 )
 from .notify import notify_statement
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str, limit: int) -> str:
+    """Free text (user agents, typed names, details) as every backend can store it: no
+    NUL (PostgreSQL text cannot hold one), no unpaired surrogate (no UTF-8 form), at
+    most ``limit`` characters (the column's length; PostgreSQL refuses longer)."""
+    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def _user(row: UserRow) -> User:
@@ -186,7 +196,6 @@ class SqlSessionRepository:
         data: dict[str, Any] | None = None,
         user_epoch: int = 0,
     ) -> AuthSession:
-        client = client.clipped()
         row = SessionRow(
             token_hash=token_hash,
             user_id=user_id,
@@ -195,8 +204,8 @@ class SqlSessionRepository:
             idle_expires_at=idle_expires_at,
             absolute_expires_at=absolute_expires_at,
             revoked_at=now if revoked else None,
-            client_addr=client.addr,
-            user_agent=client.user_agent,
+            client_addr=_storable(client.addr, 64),
+            user_agent=_storable(client.user_agent, 512),
             data=data,
             user_epoch=user_epoch,
         )
@@ -422,14 +431,24 @@ class SqlAuditRepository:
                 at=event.at,
                 kind=str(event.kind),
                 user_id=event.user_id,
-                username=event.username[:64],
-                session=event.session[:8],
-                client_addr=event.client_addr[:64],
-                user_agent=event.user_agent[:512],
-                detail=event.detail[:255],
+                username=_storable(event.username, 64),
+                session=_storable(event.session, 8),
+                client_addr=_storable(event.client_addr, 64),
+                user_agent=_storable(event.user_agent, 512),
+                detail=_storable(event.detail, 255),
             )
         )
         await self._s.flush()
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        doomed = (
+            select(AuditRow.id).where(AuditRow.at < before).limit(limit).scalar_subquery()
+        )  # found through ix_auth_events_at
+        result = await self._s.execute(
+            delete(AuditRow).where(AuditRow.id.in_(doomed)),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
@@ -497,19 +516,20 @@ class SqlThrottleRepository:
         await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key == key))
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
-        ids = list(
-            await self._s.scalars(
-                select(ThrottleRow.key)
-                .where(
-                    ThrottleRow.updated_at < idle_since,
-                    or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
-                )
-                .limit(limit)
-            )
+        forgotten = and_(  # ThrottlePolicy.forgotten, in SQL
+            or_(ThrottleRow.blocked_until.is_(None), ThrottleRow.blocked_until <= now),
+            or_(ThrottleRow.failures == 0, ThrottleRow.updated_at < idle_since),
         )
-        if ids:
-            await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key.in_(ids)))
-        return len(ids)
+        doomed = select(ThrottleRow.key).where(forgotten).limit(limit).scalar_subquery()
+        # One statement, the condition repeated on the rows it deletes: a reservation that
+        # counts a failure on a row after the sub-select found it forgotten holds that
+        # row's lock; PostgreSQL then re-checks the row's new version once the lock is
+        # released and keeps it. Deleting by key would drop the fresh count.
+        result = await self._s.execute(
+            delete(ThrottleRow).where(ThrottleRow.key.in_(doomed), forgotten),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 _CURRENT_XACT = text("pg_current_xact_id()::text::bigint")

@@ -12,7 +12,7 @@ from typing import Self
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from ..domain import StorageUnavailable
+from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
     AuditRepository,
     BroadcastRepository,
@@ -123,6 +123,12 @@ class SqlUnitOfWork:
                 "unit of work failed after %.2f s: %r", time.monotonic() - self._started, exc
             )
             raise StorageUnavailable() from exc
+        if isinstance(exc, sa_exc.StatementError):
+            # A statement the database (or a column type) refused: never a raw driver
+            # error for callers, who answer it like any refusal. Only the error's class
+            # is logged: its text may quote the values (a username, a password hash).
+            log.warning("the database refused a statement: %s", _kind_of(exc))
+            raise StorageRefused() from exc
 
     async def commit(self) -> None:
         assert self._session is not None, "commit() outside 'async with'"
@@ -201,6 +207,14 @@ class SqlUnitOfWorkFactory:
         except TimeoutError:
             return False
         return True
+
+
+def _kind_of(error: sa_exc.StatementError) -> str:
+    """``DataError/StringDataRightTruncationError``: what went wrong, without any values."""
+    cause: BaseException | None = error.orig
+    if isinstance(error, sa_exc.DBAPIError) and cause is not None:
+        cause = error.driver_exception  # asyncpg's own class, not the adapter's
+    return type(error).__name__ + (f"/{type(cause).__name__}" if cause is not None else "")
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -2,6 +2,9 @@
 "may this session act" check inside a transaction, and the values the service returns.
 
 Invariants kept here, for every module of the service:
+- The audit trail and the logs never hold a name as somebody typed it unless it is a
+  user's stored name: other names are kept as a keyed digest (``_shown_name``), since
+  people type passwords into the username box.
 - A revocation and the broadcast that announces it are written in one transaction
   (``_revoke``): other processes can never miss one that committed.
 - ``_acting`` is THE check before a session acts on its own behalf: in the acting
@@ -30,7 +33,9 @@ from ..domain import (
     ThrottlePolicy,
     UnknownUser,
     User,
+    account_key,
     may_act,
+    unknown_name,
     username_key,
 )
 from ..events import EventBus, EventKind, SessionEvent, publish_quietly
@@ -41,6 +46,7 @@ log = logging.getLogger("authdemo.auth")
 
 OPERATOR = ClientInfo("cli", "authdemo command line")
 BROADCAST_RETENTION = timedelta(hours=1)
+AUDIT_RETENTION = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ class PurgeReport:
     tickets: int
     throttle_rows: int
     broadcasts: int
+    audit_events: int
+    """Audit rows deleted for being older than the retention (``AUTHDEMO_AUDIT_RETENTION``)."""
 
 
 class ServiceCore:
@@ -115,6 +123,7 @@ class ServiceCore:
         events: EventBus,
         throttle: ThrottlePolicy | None = None,
         cache: SessionCache | None = None,
+        audit_retention: timedelta = AUDIT_RETENTION,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -126,9 +135,21 @@ class ServiceCore:
         self._cache = cache
         self._held: OrderedDict[str, None] = OrderedDict()
         """Fresh cookies already announced as held by this process (one write each)."""
+        self.audit_retention = audit_retention
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    def account_key(self, username: str) -> str:
+        """The throttle row that counts sign-ins to ``username`` (a keyed digest)."""
+        return account_key(username, self._tokens.name_digest)
+
+    def _shown_name(self, username: str, user: User | None) -> str:
+        """How the audit trail and the logs name a sign-in attempt: the user's stored
+        name, or for names that are no user's a digest — never the typed text."""
+        return (
+            user.username if user is not None else unknown_name(username, self._tokens.name_digest)
+        )
 
     async def get_user(self, username: str) -> User:
         key = username_key(username)

@@ -4,8 +4,9 @@ Invariants:
 - The token key is generated once per deployment, by whichever process gets there
   first; every other one reads that same key (an insert that loses the race is ignored).
 - Purging deletes only rows that no request can use again (expired sessions and
-  tickets, forgotten throttle rows, delivered broadcasts), in small transactions, so it
-  is safe while the server runs.
+  tickets, delivered broadcasts, throttle rows whose deletion changes no decision —
+  ``ThrottlePolicy.forgotten``) and audit rows past their retention, in small
+  transactions, so it is safe while the server runs and every table stays bounded.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Maintenance(ServiceCore):
 
     async def purge_expired(self, batch: int = 1000, pause: float = 0.0) -> PurgeReport:
         """Delete what can never be used again, in small transactions (safe while serving):
-        dead sessions, old tickets, forgotten throttle rows, delivered broadcasts."""
+        dead sessions, old tickets, forgotten throttle rows, delivered broadcasts, and
+        audit rows older than the retention."""
         now = self.now
 
         async def tickets(tx: UnitOfWork) -> int:
@@ -61,8 +63,11 @@ class Maintenance(ServiceCore):
         async def broadcasts(tx: UnitOfWork) -> int:
             return await tx.broadcasts.purge(now() - BROADCAST_RETENTION, batch)
 
+        async def audit_events(tx: UnitOfWork) -> int:
+            return await tx.audit.purge(now() - self.audit_retention, batch)
+
         totals: dict[str, int] = {}
-        for step in (tickets, sessions, throttle_rows, broadcasts):
+        for step in (tickets, sessions, throttle_rows, broadcasts, audit_events):
             totals[step.__name__] = 0
             while True:
                 async with self._uow(write=True) as tx:

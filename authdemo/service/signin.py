@@ -12,6 +12,10 @@ Invariants:
   session (and its epoch no longer matches in any case).
 - A hash upgrade is written only where the stored hash is still the one verified, so
   a sign-in with the old password can never write it back over a new one.
+- What the database refuses to record (``StorageRefused``) makes the sign-in fail with
+  the generic refusal, never a raw error; and since the reservation is written first,
+  no password is ever hashed without its attempt counted. Names that are no user's are
+  audited and logged as a keyed digest (``ServiceCore._shown_name``), never as typed.
 - Every ticket is bound to the cookie the browser presented when it was issued, and is
   redeemed only with that cookie, once, in time, for a session that may act. A browser
   that presented no cookie at all cannot be bound, so it cannot sign in (it is told to
@@ -31,11 +35,11 @@ from ..domain import (
     CookieRequired,
     InvalidCredentials,
     SignedIn,
+    StorageRefused,
     Throttled,
     ThrottleState,
     TicketRejected,
     User,
-    account_key,
     address_key,
     may_act,
     password_for_verify,
@@ -90,6 +94,22 @@ class SignIn(Sessions):
         """
         if bound_token_hash is None:
             raise CookieRequired()
+        try:
+            return await self._sign_in(bound_token_hash, username, password, client, carry_from)
+        except StorageRefused:
+            # The database refused to record something (see ``_verify`` for why no hash
+            # ever runs unrecorded): the visitor gets the same answer as any failure.
+            log.warning("login refused: the database refused to record it")
+            raise InvalidCredentials() from None
+
+    async def _sign_in(
+        self,
+        bound_token_hash: str,
+        username: str,
+        password: str,
+        client: ClientInfo,
+        carry_from: int | None,
+    ) -> LoginResult:
         verified = await self._verify(username, password, client)
         now = self.now()
         ticket = new_ticket()
@@ -138,9 +158,11 @@ class SignIn(Sessions):
         """The user whose password this is, or ``InvalidCredentials``/``Throttled``.
 
         The attempt is reserved before any hashing; unknown usernames cost a dummy
-        verify. The caller settles a success inside its own write (``_settle``).
+        verify. The caller settles a success inside its own write (``_settle``). A
+        reservation the database refuses (``StorageRefused``) stops the attempt before
+        any hashing: no password is ever checked without its attempt counted first.
         """
-        reservation = await self._reserve((account_key(username), address_key(client.addr)))
+        reservation = await self._reserve((self.account_key(username), address_key(client.addr)))
         candidate = password_for_verify(password)
         key = username_key(username)
         credentials = None
@@ -228,12 +250,13 @@ class SignIn(Sessions):
         reason: str,
     ) -> None:
         """The failure was counted when the attempt was reserved; this writes its audit."""
+        shown = self._shown_name(username, user)
         async with self._uow(write=True) as tx:
             await self._audit(
                 tx,
                 AuditKind.LOGIN_FAILED,
                 user=user,
-                username=username,
+                username=shown,
                 client=client,
                 detail=reason,
             )
@@ -242,12 +265,12 @@ class SignIn(Sessions):
                     tx,
                     AuditKind.THROTTLED,
                     user=user,
-                    username=username,
+                    username=shown,
                     client=client,
                     detail=f"blocked for {int(reservation.block.total_seconds())} s",
                 )
             await tx.commit()
-        log.info("login failed (%s) user=%s client=%s", reason, username[:64], client.addr)
+        log.info("login failed (%s) user=%s client=%s", reason, shown, client.addr)
 
     async def redeem_ticket(
         self, ticket: str, presented_token: str | None, client: ClientInfo | None = None

@@ -25,6 +25,8 @@ from .cookies import read_session_cookie
 from .headers import secure
 from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
+from .hosts import install_host_check
+from .limits import Slot, SocketSlots
 from .middleware import client_info, websocket_handshake
 from .pages import install_pages
 from .proxy import Networks, parse_networks, request_scheme
@@ -48,8 +50,9 @@ class AppContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.open_sockets: Counter[str] = Counter()
-        """Open websockets per client address (capped by AUTHDEMO_WS_PER_ADDRESS)."""
+        self.sockets = SocketSlots(settings.ws_per_address)
+        self.open_sockets: Counter[str] = self.sockets.open
+        """Open websockets per client network (capped by AUTHDEMO_WS_PER_ADDRESS)."""
         self.trusted: Networks = parse_networks(settings.trusted_proxies)
 
 
@@ -136,17 +139,15 @@ def create_app(
             cookie_token_hash=hash_token(raw) if raw else None,
             resolution=resolution,
         )
-        open_sockets = app.ctx.open_sockets
-        open_sockets[client.addr] += 1
+        slot: Slot = request.ctx.socket_slot  # reserved by the handshake check
 
         def close() -> None:
             live.close()
-            open_sockets[client.addr] -= 1
-            if open_sockets[client.addr] <= 0:
-                del open_sockets[client.addr]
+            slot.release()
 
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
 
+    install_host_check(app)  # first: a request for a host not ours gets nothing else
     install_pages(app)
     install_ticket_route(app)
     install_bridge(

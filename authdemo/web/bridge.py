@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def install_bridge(
         async def send(message: Any) -> None:
             await ws.send(json.dumps(message, separators=(",", ":")))
 
-        bucket = TokenBucket(events_per_second, burst=2 * events_per_second)
+        budget = EventBudget(events_per_second, burst=2 * events_per_second)
 
         async def recv() -> Any:
             while True:
@@ -146,11 +147,12 @@ def install_bridge(
                 message = parse_event(data)
                 if message is None:
                     continue
-                if not bucket.take():
-                    if bucket.dropped > 10 * events_per_second:  # not a burst: a flood
-                        log.warning("closing a websocket that floods events")
-                        await ws.close(code=1008, reason="too many events")
-                        raise Stop()
+                verdict = budget.admit()
+                if verdict is Verdict.CLOSE:  # not a burst: a flood
+                    log.warning("closing a websocket that floods events")
+                    await ws.close(code=1008, reason="too many events")
+                    raise Stop()
+                if verdict is Verdict.DROP:
                     continue
                 if await view.before_event():
                     return message
@@ -171,25 +173,50 @@ def install_bridge(
     app.blueprint(websockets)
 
 
-class TokenBucket:
-    """``rate`` events per second on average, bursts up to ``burst``."""
+class Verdict(Enum):
+    ACCEPT = "accept"
+    DROP = "drop"
+    CLOSE = "close"
 
-    def __init__(self, rate: float, burst: float) -> None:
+
+FLOOD_SECONDS = 10
+"""A connection is closed once its recent excess exceeds this many seconds' budget."""
+
+
+class EventBudget:
+    """``rate`` events per second on average, bursts up to ``burst``: a token bucket.
+
+    Events beyond it are dropped. Whether dropping has become a flood is measured by a
+    second bucket that every dropped event fills and that drains at ``rate`` per
+    second: it holds the *recent* excess, not a lifetime count, so a connection that
+    bursts past its allowance now and then is never closed however long it lives,
+    while one that keeps sending more than twice its budget fills it and is closed
+    (three times the budget: within ``FLOOD_SECONDS``; a tight loop: at once).
+    ``clock`` (monotonic seconds) is injectable so tests simulate time.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.capacity = burst
         self.tokens = burst
-        self.updated = time.monotonic()
-        self.dropped = 0
+        self.excess = 0.0
+        self.flood_level = FLOOD_SECONDS * rate
+        self._clock = clock
+        self._updated = clock()
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+    def admit(self) -> Verdict:
+        now = self._clock()
+        elapsed = max(0.0, now - self._updated)  # monotonic, but never trust a negative
+        self._updated = now
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.excess = max(0.0, self.excess - elapsed * self.rate)
         if self.tokens >= 1:
             self.tokens -= 1
-            return True
-        self.dropped += 1
-        return False
+            return Verdict.ACCEPT
+        self.excess += 1
+        return Verdict.CLOSE if self.excess > self.flood_level else Verdict.DROP
 
 
 def parse_event(data: str | bytes) -> dict[str, Any] | None:

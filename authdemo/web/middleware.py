@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, text
 
-from ..domain import ClientInfo
+from ..domain import ClientInfo, client_network
 from ..service import AuthService
 from .cookies import read_session_cookie
 from .headers import secure
@@ -63,9 +64,12 @@ def client_info(request: Request, trusted: Networks = ()) -> ClientInfo:
 def websocket_handshake(
     app: Sanic[Any, Any],
 ) -> Callable[[Request], Awaitable[HTTPResponse | None]]:
-    """The check before a websocket is accepted: database up, Origin ours, cookie resolved.
+    """The check before a websocket is accepted: database up, Origin ours, a slot free
+    for the client's address, cookie resolved.
 
-    A refusal is an ordinary HTTP response (403, 503), sent before any component runs.
+    A refusal is an ordinary HTTP response (403, 429, 503), sent before any component
+    runs. The slot is reserved before the first ``await`` (see ``limits``) and handed
+    to the connection in ``request.ctx.socket_slot``.
     """
 
     async def check(request: Request) -> HTTPResponse | None:
@@ -76,12 +80,24 @@ def websocket_handshake(
         if not origin_allowed(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("websocket refused: origin %r not allowed", request.headers.get("origin"))
             return secure(text("Forbidden: cross-origin websocket", status=403), https)
-        addr = client_address(request, app.ctx.trusted)
-        if app.ctx.open_sockets[addr] >= app.ctx.settings.ws_per_address:
-            log.warning("websocket refused: %s holds too many", addr)
+        network = client_network(client_address(request, app.ctx.trusted))
+        slot = app.ctx.sockets.reserve(network)
+        if slot is None:
+            log.warning("websocket refused: %s holds too many", network)
             return secure(text("Too many connections", status=429), https)
-        service: AuthService = app.ctx.service
-        request.ctx.session = await service.visit(read_session_cookie(request))
+        try:
+            service: AuthService = app.ctx.service
+            request.ctx.session = await service.visit(read_session_cookie(request))
+        except BaseException:  # 503, a cancelled handshake…: the slot was never used
+            slot.release()
+            raise
+        request.ctx.socket_slot = slot
+        # The connection normally gives the slot back when it closes; should it never get
+        # that far (the upgrade fails, the client leaves first), the end of the task
+        # serving this TCP connection does.
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: slot.release())
         return None
 
     return check

@@ -71,6 +71,14 @@ def test_an_invalid_username_is_refused_before_any_prompt(
     assert "Password" not in result.output
 
 
+def test_a_username_too_long_once_folded_is_refused_in_one_line(db_url: str) -> None:
+    result = invoke(db_url, "create-user", "ß" * 40, "--password-stdin", input="correct horse\n")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().count("\n") == 0  # one line, no traceback
+    assert "at most 64" in result.output
+    assert not can_log_in(db_url, "ß" * 40, "correct horse")
+
+
 @pytest.mark.parametrize(
     ("password", "message"),
     [("short", "at least 8"), ("x" * 1025, "at most 1024"), ("with\x07bell", "control")],
@@ -140,3 +148,51 @@ def test_demo_accounts_are_created_once_and_their_passwords_kept(
     assert first.output == second.output
     password = first.output.split("username: alice")[1].split("password:")[1].split()[0]
     assert can_log_in(db_url, "alice", password)
+
+
+def test_a_user_row_the_database_refuses_is_refused_in_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import DataError
+
+    from authdemo.db.repositories import SqlUserRepository
+
+    async def refused(*_: object) -> None:
+        raise DataError("INSERT INTO users …", None, Exception("value too long"))
+
+    monkeypatch.setattr(SqlUserRepository, "add", refused)
+    result = invoke(db_url, "create-user", "alice", "--password-stdin", input="correct horse\n")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "Error: The database refused this change; nothing was saved."
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "warned"),
+    [
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("203.0.113.5", None, True),
+        ("app.internal", None, True),
+        ("0.0.0.0", "app.example.com", False),
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+    ],
+)
+def test_run_on_a_public_address_without_allowed_hosts_warns_once_at_start(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
+    allowed: str | None,
+    warned: bool,
+) -> None:
+    served: list[str] = []
+    monkeypatch.setattr("authdemo.cli.serve", lambda settings, **kw: served.append(kw["host"]))
+    env = {"AUTHDEMO_ALLOWED_HOSTS": allowed} if allowed else {}
+    result = invoke(db_url, "run", "--host", host, **env)
+    assert result.exit_code == 0, result.output
+    assert served == [host]
+    warnings = [r for r in caplog.records if "AUTHDEMO_ALLOWED_HOSTS" in r.getMessage()]
+    assert len(warnings) == (1 if warned else 0)
+    assert all(r.levelname == "WARNING" for r in warnings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from authdemo.domain import ClientInfo, InvalidCredentials
+from authdemo.domain import AuditEvent, AuditKind, ClientInfo, InvalidCredentials
 from authdemo.security import hash_token
 from authdemo.service import AuthService
 from tests.cli.test_cli import can_log_in, invoke
@@ -450,6 +451,21 @@ def test_purge_expired_deletes_dead_rows_and_reports_the_counts(db_url: str) -> 
     assert not is_revoked(db_url, live)
 
 
+def test_purge_expired_deletes_audit_rows_past_their_retention_and_says_so(db_url: str) -> None:
+    add_user(db_url, "alice")  # user_created, today
+    long_ago = FakeClock(datetime.now(UTC) - timedelta(days=91))
+    for _ in range(2):
+        fail_login(db_url, "alice", clock=long_ago)
+    fail_login(db_url, "alice")
+    result = invoke(db_url, "purge-expired")
+    assert result.exit_code == 0, result.output
+    assert "Audit trail: 2 events older than 90 days purged." in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert event_kinds(invoke(db_url, "events").output) == ["login_failed", "user_created"]
+    week = invoke(db_url, "purge-expired", AUTHDEMO_AUDIT_RETENTION="7d")
+    assert "Audit trail: 0 events older than 7 days purged." in week.output
+
+
 def test_purge_expired_a_second_time_purges_nothing(db_url: str) -> None:
     add_user(db_url, "alice")
     sign_in(db_url, "alice", clock=past_clock())
@@ -565,3 +581,80 @@ def test_events_refuses_a_bad_limit_as_a_usage_error(db_url: str, limit: str) ->
     result = invoke(db_url, "events", "--limit", limit)
     assert result.exit_code == 2
     assert "--limit" in result.output
+
+
+# --- nothing a client sent can drive the operator's terminal ---------------------------------
+
+FORGED = "x\x1b[2K\r2026-01-01 00:00:00  login_ok      alice"
+"""Clears the terminal line and writes a fake row over it, when printed raw."""
+
+
+def raw_controls(output: str) -> list[str]:
+    """Characters a terminal acts on instead of showing (line breaks between rows aside)."""
+    return [
+        c for c in output if c != "\n" and unicodedata.category(c) in {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    ]
+
+
+def add_legacy_event(db_url: str, text: str) -> None:
+    """An audit row holding raw client text in every column, as rows written before usernames
+    were kept as digests hold it (and as any row would, should one slip through)."""
+
+    async def write(service: AuthService) -> None:
+        async with service._uow(write=True) as tx:
+            await tx.audit.add(
+                AuditEvent(
+                    at=datetime.now(UTC),
+                    kind=AuditKind.LOGIN_FAILED,
+                    username=text[:64],
+                    client_addr=text[:64],
+                    user_agent=text,
+                    detail=text,
+                )
+            )
+            await tx.commit()
+
+    with_service(db_url, write)
+
+
+def test_events_output_never_contains_a_raw_control_character(db_url: str) -> None:
+    add_user(db_url, "alice")
+    fail_login(db_url, FORGED)
+    fail_login(db_url, "bob\u202eecilA\u2028")  # a bidi override and a line separator
+    add_legacy_event(db_url, FORGED + "\u200b\x85\x9b31m")
+    result = invoke(db_url, "events")
+    assert result.exit_code == 0, result.output
+    assert raw_controls(result.output) == []
+    assert len(data_rows(result.output)) == 4  # no row was split into a forged one
+    assert "\\x1b[2K\\x0d" in result.output  # the legacy row, shown escaped
+
+
+def test_failed_sign_ins_on_unknown_names_show_a_digest_not_the_typed_text(db_url: str) -> None:
+    fail_login(db_url, "hunter2-my-password")
+    fail_login(db_url, "HUNTER2-my-password")
+    result = invoke(db_url, "events")
+    assert "hunter2" not in result.output.lower()
+    users = event_users(result.output)
+    assert len(users) == 2 and users[0] == users[1] and users[0].startswith("unknown:")
+
+
+def test_sessions_escape_what_the_client_sent(db_url: str) -> None:
+    add_user(db_url, "alice")
+    sign_in(db_url, "alice", client=ClientInfo("10.0.0.1", "Mozilla\x1b]0;pwned\x07\r\n"))
+    result = invoke(db_url, "sessions")
+    assert result.exit_code == 0, result.output
+    assert raw_controls(result.output) == []
+    assert len(data_rows(result.output)) == 1
+
+
+def test_list_users_escapes_a_stored_name(db_url: str) -> None:
+    async def write(service: AuthService) -> None:
+        async with service._uow(write=True) as tx:  # past the username rules, as a
+            await tx.users.add("mallory\x1b[8m", "mallory", "h", datetime.now(UTC))  # bug might
+            await tx.commit()
+
+    with_service(db_url, write)
+    result = invoke(db_url, "list-users")
+    assert result.exit_code == 0, result.output
+    assert raw_controls(result.output) == []
+    assert "mallory\\x1b[8m" in result.output

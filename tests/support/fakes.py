@@ -315,6 +315,11 @@ class FakeAudit:
     async def add(self, event: AuditEvent) -> None:
         self.t.audit.append(event)
 
+    async def purge(self, before: datetime, limit: int) -> int:
+        doomed = [id(e) for e in self.t.audit if e.at < before][:limit]
+        self.t.audit = [e for e in self.t.audit if id(e) not in doomed]
+        return len(doomed)
+
     async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
         chosen = [e for e in self.t.audit if user_id is None or e.user_id == user_id]
         return list(reversed(chosen))[:limit]
@@ -344,7 +349,8 @@ class FakeThrottle:
         doomed = [
             k
             for k, s in self.t.throttle.items()
-            if s.updated_at < idle_since and (s.blocked_until is None or s.blocked_until <= now)
+            if (s.blocked_until is None or s.blocked_until <= now)
+            and (s.failures == 0 or s.updated_at < idle_since)
         ][:limit]
         for k in doomed:
             del self.t.throttle[k]

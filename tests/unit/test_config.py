@@ -90,3 +90,49 @@ def test_session_data_cap_accepts_bytes_and_units(raw: str, expected: int) -> No
 def test_a_bad_session_data_cap_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="AUTHDEMO_SESSION_DATA_MAX"):
         Settings.from_env({"AUTHDEMO_SESSION_DATA_MAX": "lots"})
+
+
+def test_allowed_hosts_are_parsed_like_djangos() -> None:
+    env = {"AUTHDEMO_ALLOWED_HOSTS": "App.Example.com, .example.org, 192.0.2.10, [2001:DB8::1]"}
+    assert Settings.from_env(env).allowed_hosts == (
+        "app.example.com",
+        ".example.org",
+        "192.0.2.10",
+        "2001:db8::1",
+    )
+    assert Settings.from_env({}).allowed_hosts == ()  # unset: any host, as before
+
+
+def test_an_international_allowed_host_is_kept_as_the_punycode_browsers_send() -> None:
+    env = {"AUTHDEMO_ALLOWED_HOSTS": "Bücher.example"}
+    assert Settings.from_env(env).allowed_hosts == ("xn--bcher-kva.example",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("https://app.example.com", "is a URL"),
+        ("app.example.com:8443", "without ports"),
+        ("*", "not a host name"),
+        ("app..example.com", "not a host name"),
+        ("app example.com", "not a host name"),
+        (" , ", "lists no host"),
+    ],
+)
+def test_a_bad_allowed_host_is_refused_naming_the_variable(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": raw})
+    assert "AUTHDEMO_ALLOWED_HOSTS" in str(refused.value)
+
+
+def test_the_audit_retention_defaults_to_90_days_and_reaches_the_service() -> None:
+    assert Settings.from_env({}).audit_retention == timedelta(days=90)
+    assert Settings.from_env({"AUTHDEMO_AUDIT_RETENTION": "400d"}).audit_retention == timedelta(
+        days=400
+    )
+
+
+@pytest.mark.parametrize("raw", ["90", "12h", "forever"])
+def test_an_audit_retention_under_a_day_or_unreadable_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHDEMO_AUDIT_RETENTION"):
+        Settings.from_env({"AUTHDEMO_AUDIT_RETENTION": raw})

@@ -11,8 +11,11 @@ from authdemo.domain import (
     InvalidUsername,
     SessionPolicy,
     ThrottlePolicy,
+    ThrottleState,
     User,
+    address_key,
     check_password_policy,
+    client_network,
     may_act,
     normalize_username,
     password_for_verify,
@@ -67,6 +70,18 @@ def test_invalid_usernames_are_refused_with_a_clear_message(raw: str, message: s
 
 def test_username_key_is_none_for_names_no_user_can_have() -> None:
     assert username_key("bad name") is None
+
+
+def test_a_username_whose_folded_form_is_too_long_is_refused() -> None:
+    """Case folding lengthens some names ("ß" → "ss"): the lookup key must fit too."""
+    with pytest.raises(InvalidUsername, match="at most 64"):
+        normalize_username("ß" * 40)  # 40 characters, 80 once folded
+    assert username_key("ß" * 63 + "1") is None
+
+
+def test_a_username_whose_folded_form_is_exactly_the_limit_is_accepted() -> None:
+    display, key = normalize_username("ß" * 32)
+    assert len(display) == 32 and key == "ss" * 32
 
 
 @pytest.mark.parametrize(
@@ -160,3 +175,39 @@ def test_a_reservation_counts_the_attempt_before_it_is_checked() -> None:
     assert policy.reserve(state, 3, T0) is None  # the fourth is refused unhashed
     refunded = policy.refund(state, 3)  # the third succeeded after all
     assert (refunded.failures, refunded.blocked_until) == (2, None)
+
+
+@pytest.mark.parametrize(
+    ("addr", "network"),
+    [
+        ("203.0.113.7", "203.0.113.7"),  # IPv4: each address on its own
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # an IPv4 client on a dual-stack socket
+        ("", ""),
+        ("cli", "cli"),
+    ],
+)
+def test_clients_are_counted_by_ipv4_address_or_ipv6_64(addr: str, network: str) -> None:
+    assert client_network(addr) == network
+    assert address_key(addr) == f"address:{network}"
+
+
+@pytest.mark.parametrize(
+    ("state", "forgotten"),
+    [
+        (ThrottleState(0, None, T0), True),  # nothing counted
+        (ThrottleState(3, None, T0 - timedelta(hours=25)), True),  # failures of yesterday
+        (ThrottleState(9, T0 - timedelta(hours=24), T0 - timedelta(hours=25)), True),
+        (ThrottleState(3, None, T0 - timedelta(hours=23)), False),  # still counted
+        (ThrottleState(9, T0 - timedelta(seconds=1), T0 - timedelta(hours=1)), False),
+        (ThrottleState(0, T0 + timedelta(minutes=1), T0 - timedelta(hours=30)), False),  # block
+    ],
+)
+def test_a_throttle_row_is_forgotten_only_when_it_would_change_no_decision(
+    state: ThrottleState, forgotten: bool
+) -> None:
+    policy = ThrottlePolicy()
+    assert policy.forgotten(state, T0) is forgotten
+    if forgotten:  # what a reservation would do with the row is what it does without it
+        assert policy.reserve(state, 5, T0) == policy.reserve(None, 5, T0)

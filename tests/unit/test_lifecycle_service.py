@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,6 @@ from authdemo.domain import (
     SessionPolicy,
     Throttled,
     ThrottlePolicy,
-    account_key,
     address_key,
 )
 from authdemo.events import EventKind
@@ -105,14 +105,14 @@ async def test_blocked_attempts_do_not_count_as_failures(
     for _ in range(50):
         with pytest.raises(Throttled):
             await service.login(BROWSER, "alice", WRONG, CLIENT)
-    assert store.tables.throttle[account_key("alice")].failures == 5
+    assert store.tables.throttle[service.account_key("alice")].failures == 5
 
 
 @pytest.mark.usefixtures("alice")
 async def test_a_success_clears_the_account_count(service: AuthService, store: FakeStore) -> None:
     await fail(service, 4)
     await service.login(BROWSER, "alice", "correct horse", CLIENT)
-    assert account_key("alice") not in store.tables.throttle
+    assert service.account_key("alice") not in store.tables.throttle
     await fail(service, 4)  # four more do not block: the count started again
 
 
@@ -156,6 +156,32 @@ async def test_one_address_guessing_many_accounts_is_blocked(service: AuthServic
     with pytest.raises(InvalidCredentials) as other:
         await service.login(BROWSER, "someone-else", "whatever pw", OTHER)
     assert not isinstance(other.value, Throttled)
+
+
+async def test_ipv6_clients_are_throttled_by_their_64_not_each_address(
+    service: AuthService,
+) -> None:
+    """A host picks any of the 2^64 addresses of its network: one per attempt must not
+    give it a fresh count each time."""
+    for i in range(20):
+        rotated = ClientInfo(f"2001:db8:1:2::{i + 1:x}", "pytest")
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, f"user{i}", "whatever pw", rotated)
+    with pytest.raises(Throttled):
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("2001:db8:1:2::ff"))
+    # The next /64 is somebody else.
+    with pytest.raises(InvalidCredentials) as other:
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("2001:db8:1:3::1"))
+    assert not isinstance(other.value, Throttled)
+
+
+async def test_ipv4_neighbours_are_throttled_apart(service: AuthService) -> None:
+    for i in range(20):
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, f"user{i}", "whatever pw", ClientInfo(f"198.51.100.{i}"))
+    with pytest.raises(InvalidCredentials) as next_door:
+        await service.login(BROWSER, "someone", "whatever pw", ClientInfo("198.51.100.99"))
+    assert not isinstance(next_door.value, Throttled)
 
 
 @pytest.mark.usefixtures("alice")
@@ -210,18 +236,38 @@ async def test_the_audit_trail_records_the_lifecycle_without_secrets(
         assert secret not in everything
 
 
-async def test_failed_logins_for_unknown_names_are_audited_with_the_name_typed(
+async def test_failed_logins_for_unknown_names_are_audited_as_a_digest_never_as_typed(
     service: AuthService, store: FakeStore
 ) -> None:
-    with pytest.raises(InvalidCredentials):
-        await service.login(BROWSER, "mallory", "whatever pw", CLIENT)
-    (event,) = store.tables.audit
-    assert (event.kind, event.username, event.user_id, event.detail) == (
+    """People type passwords into the username box: what is kept of a name that is no
+    user's is a short keyed digest of it, the same for every spelling of that name."""
+    for typed in ("mallory", "MALLORY", "Tr0ub4dor&3"):
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, typed, "whatever pw", CLIENT)
+    first, second, third = store.tables.audit
+    assert (first.kind, first.user_id, first.detail) == (
         AuditKind.LOGIN_FAILED,
-        "mallory",
         None,
         "no such user",
     )
+    assert re.fullmatch(r"unknown:[0-9a-f]{12}", first.username)
+    assert second.username == first.username  # repeated guesses group together
+    assert third.username != first.username and "Tr0ub4dor" not in third.username
+    assert "mallory" not in first.username.lower()
+
+
+async def test_the_digest_of_an_unknown_name_depends_on_the_deployment_key(
+    hasher: FakeHasher, clock: FakeClock, bus: RecordingBus
+) -> None:
+    """Without the key nobody can test guesses against a digest (a plain hash of a
+    dictionary word would be looked up at once)."""
+    names = []
+    for key in (b"k" * 32, b"j" * 32):
+        service = AuthService(FakeStore(), hasher, TokenCodec(key), clock, SessionPolicy(), bus)
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, "mallory", "whatever pw", CLIENT)
+        names.append((await service.audit_events(None, 1))[0].username)
+    assert names[0] != names[1]
 
 
 # --- self-service -------------------------------------------------------------------------

@@ -392,3 +392,15 @@ async def test_auth_events_are_logged_with_a_short_id_never_a_secret(
         assert secret not in text
     assert "login failed" in text and "login ok" in text and "logout" in text
     assert f"session={hash_token(token)[:8]}" in text
+
+
+async def test_a_failed_sign_in_logs_no_typed_name_and_no_control_character(
+    service: AuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="authdemo.auth")
+    forged = "x\x1b[2K\r2026-01-01 login ok user=alice"
+    with pytest.raises(InvalidCredentials):
+        await service.login(BROWSER, forged, "whatever pw", CLIENT)
+    (line,) = [r.getMessage() for r in caplog.records if "login failed" in r.getMessage()]
+    assert "alice" not in line and "\x1b" not in line and "\r" not in line
+    assert "user=unknown:" in line

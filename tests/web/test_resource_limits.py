@@ -11,6 +11,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from authdemo.config import Settings
+from authdemo.domain import StorageUnavailable
 from authdemo.web.app import create_app
 from authdemo.web.cookies import COOKIE_NAME
 from tests.conftest import cheap_hasher
@@ -82,3 +83,133 @@ async def test_a_client_that_reads_nothing_does_not_stall_the_others(settings: S
         for client in (writer, bystander):
             await client.close()
         slow.transport.abort()
+
+
+async def test_concurrent_handshakes_from_one_address_get_exactly_the_cap(
+    settings: Settings,
+) -> None:
+    """60 handshakes at once, each parked in the cookie look-up (the handshake's first
+    ``await``) until every one of them is either parked there or refused: only as many
+    as the cap may ever get that far."""
+    app = create_app(
+        replace(settings, ws_per_address=5),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    attempts = 60
+    async with serve(app) as live:
+        service = app.ctx.service
+        real_visit = service.visit
+        gate = asyncio.Event()
+        everyone_arrived = asyncio.Event()
+        parked = refused = 0
+
+        def arrived() -> None:
+            if parked + refused == attempts:
+                everyone_arrived.set()
+
+        async def gated_visit(token: str | None) -> object:
+            nonlocal parked
+            parked += 1
+            arrived()
+            await gate.wait()
+            return await real_visit(token)
+
+        service.visit = gated_visit  # type: ignore[method-assign]
+        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+
+        async def handshake() -> websockets.ClientConnection | None:
+            nonlocal refused
+            try:
+                return await websockets.connect(
+                    url, additional_headers={"Origin": live.base_url}, origin=None
+                )
+            except InvalidStatus as refusal:
+                assert refusal.response.status_code == 429
+                refused += 1
+                arrived()
+                return None
+
+        tasks = [asyncio.create_task(handshake()) for _ in range(attempts)]
+        await asyncio.wait_for(everyone_arrived.wait(), timeout=30)
+        gate.set()
+        accepted = [ws for ws in await asyncio.gather(*tasks) if ws is not None]
+        try:
+            assert len(accepted) == 5
+            assert refused == attempts - 5
+            assert app.ctx.open_sockets["127.0.0.1"] == 5
+        finally:
+            for ws in accepted:
+                await ws.close()
+
+
+async def test_a_handshake_that_fails_after_reserving_gives_its_slot_back(
+    settings: Settings,
+) -> None:
+    app = create_app(
+        replace(settings, ws_per_address=1),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    async with serve(app) as live:
+        service = app.ctx.service
+        real_visit = service.visit
+
+        async def failing_visit(token: str | None) -> object:
+            raise StorageUnavailable()
+
+        service.visit = failing_visit  # type: ignore[method-assign]
+        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(url, additional_headers={"Origin": live.base_url}, origin=None)
+        assert refused.value.response.status_code == 503
+        assert app.ctx.open_sockets["127.0.0.1"] == 0
+        service.visit = real_visit  # type: ignore[method-assign]
+        app.ctx.health.down = False  # as the probe would, once the database answers
+        client = await IdomClient.connect(live.base_url)  # the one slot is free
+        assert client.find("login-form") is not None
+        await client.close()
+
+
+async def test_a_client_that_leaves_mid_handshake_gives_its_slot_back(settings: Settings) -> None:
+    """Parked in the cookie look-up, the client hangs up: the upgrade never happens and
+    no connection ever opens, yet the slot it reserved must not stay taken (or one
+    client could lock its whole address out by hanging up N times)."""
+    app = create_app(
+        replace(settings, ws_per_address=1),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    async with serve(app) as live:
+        service = app.ctx.service
+        real_visit = service.visit
+        gate, parked = asyncio.Event(), asyncio.Event()
+
+        async def gated_visit(token: str | None) -> object:
+            parked.set()
+            await gate.wait()
+            return await real_visit(token)
+
+        service.visit = gated_visit  # type: ignore[method-assign]
+        port = int(live.base_url.rsplit(":", 1)[1])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            (
+                f"GET /_idom/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Origin: {live.base_url}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        await asyncio.wait_for(parked.wait(), timeout=10)
+        assert app.ctx.open_sockets["127.0.0.1"] == 1
+        writer.close()  # hang up while the handshake waits
+        await writer.wait_closed()
+        gate.set()
+        async with asyncio.timeout(10):
+            while app.ctx.open_sockets["127.0.0.1"]:
+                await asyncio.sleep(0.01)
+        service.visit = real_visit  # type: ignore[method-assign]
+        client = await IdomClient.connect(live.base_url)  # the one slot is free again
+        assert client.find("login-form") is not None
+        await client.close()
