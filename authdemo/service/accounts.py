@@ -143,21 +143,19 @@ class Accounts(SignIn):
                 raise NotSignedIn()
             new_epoch = await tx.users.set_password_hash(user.id, hashed, changed_at=now)
             result, events = await self._rekey(
-                tx, acting, user, new_epoch, bound_token_hash, "password_changed", origin
-            )
-            await self._audit(
                 tx,
+                acting,
+                user,
+                new_epoch,
+                bound_token_hash,
+                origin,
+                client,
+                "password_changed",
                 AuditKind.PASSWORD_CHANGED,
-                user=user,
-                session=acting,
-                client=client,
-                detail=f"{result.ended} other session(s) ended",
             )
             await tx.commit()
         log.info("password changed user=%s", user.username)
-        for event in events:
-            await publish_quietly(self._events, event)
-        return result
+        return await self._rekeyed(result, events)
 
     async def revoke_other_sessions(
         self,
@@ -179,20 +177,18 @@ class Accounts(SignIn):
                 raise NotSignedIn()
             new_epoch = await tx.users.bump_epoch(user.id)
             result, events = await self._rekey(
-                tx, acting, user, new_epoch, bound_token_hash, "signed_out_elsewhere", origin
-            )
-            await self._audit(
                 tx,
+                acting,
+                user,
+                new_epoch,
+                bound_token_hash,
+                origin,
+                client,
+                "signed_out_elsewhere",
                 AuditKind.REVOKED,
-                user=user,
-                session=acting,
-                client=client,
-                detail=f"{result.ended} other session(s)",
             )
             await tx.commit()
-        for event in events:
-            await publish_quietly(self._events, event)
-        return result
+        return await self._rekeyed(result, events)
 
     async def _rekey(
         self,
@@ -201,12 +197,14 @@ class Accounts(SignIn):
         user: User,
         epoch: int,
         bound_token_hash: str,
-        reason: str,
         origin: str,
+        client: ClientInfo,
+        reason: str,
+        kind: AuditKind,
     ) -> tuple[Rekeyed, list[SessionEvent]]:
         """Inside ``tx``, after the epoch moved on: end the user's other sessions, move the
-        acting one to ``epoch`` under a token only a new ticket leads to, and queue the
-        broadcasts (other views of the acting session end too)."""
+        acting one to ``epoch`` under a token only a new ticket leads to, queue the
+        broadcasts (other views of the acting session end too) and audit it."""
         now = self.now()
         others = [i for i in await tx.sessions.live_ids_for_user(user.id, now) if i != acting.id]
         revoked = await self._revoke(tx, others, reason, user.id)
@@ -224,4 +222,13 @@ class Accounts(SignIn):
         assert moved[1] is not None
         events = [rekeyed] + ([revoked] if revoked is not None else [])
         ended = len(revoked.session_ids) if revoked is not None else 0
+        await self._audit(
+            tx, kind, user=user, session=acting, client=client, detail=f"{ended} other session(s)"
+        )
         return Rekeyed(SignedIn(moved[0], moved[1]), ticket, ended), events
+
+    async def _rekeyed(self, result: Rekeyed, events: list[SessionEvent]) -> Rekeyed:
+        """After commit: this process's views hear of the re-key at once."""
+        for event in events:
+            await publish_quietly(self._events, event)
+        return result
