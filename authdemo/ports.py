@@ -105,10 +105,16 @@ class SessionRepository(Protocol):
         ...
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+        self,
+        session_id: int,
+        last_seen_at: datetime,
+        idle_expires_at: datetime,
+        now: datetime,
+        user_epoch: int,
     ) -> bool:
         """Slide the idle expiry — only while the session may act (live, user active, epoch
-        current), in one conditional statement. False when it may not."""
+        current) and is still on ``user_epoch`` (the renewing view's), in one conditional
+        statement. False when it may not."""
         ...
 
     async def set_token_hash(

@@ -246,11 +246,21 @@ class SqlSessionRepository:
         return _session(session_row), (_user(user_row) if user_row is not None else None)
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+        self,
+        session_id: int,
+        last_seen_at: datetime,
+        idle_expires_at: datetime,
+        now: datetime,
+        user_epoch: int,
     ) -> bool:
         result = await self._s.execute(
             update(SessionRow)
-            .where(SessionRow.id == session_id, *_live(now), _may_act_as_user())
+            .where(
+                SessionRow.id == session_id,
+                SessionRow.user_epoch == user_epoch,
+                *_live(now),
+                _may_act_as_user(),
+            )
             .values(last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
             .execution_options(synchronize_session=False)
         )

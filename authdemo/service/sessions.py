@@ -102,8 +102,12 @@ class Sessions(ServiceCore):
         renewed = session.renewed(now, self.policy)
         async with self._uow(write=True) as tx:
             ok = await tx.sessions.touch(
-                session.id, renewed.last_seen_at, renewed.idle_expires_at, now
+                session.id, renewed.last_seen_at, renewed.idle_expires_at, now, session.user_epoch
             )
+            if not ok:
+                found = await tx.sessions.get_with_user(session.id)
+                if found is not None and may_act(*found, now):
+                    return None  # only the caller's copy is stale (re-keyed elsewhere)
             ended = None
             if not ok:
                 await tx.sessions.revoke([session.id], now)

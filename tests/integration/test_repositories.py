@@ -82,7 +82,8 @@ async def test_deleting_a_user_deletes_their_sessions(sql_uow: SqlUnitOfWorkFact
 async def test_touch_moves_the_idle_expiry(sql_uow: SqlUnitOfWorkFactory) -> None:
     session_id = await add_session(sql_uow, await add_user(sql_uow), "a" * 64)
     async with sql_uow(write=True) as tx:
-        assert await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW)
+        assert not await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW, 7)  # stale copy
+        assert await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW, 0)
         await tx.commit()
     async with sql_uow() as tx:
         session = await tx.sessions.get(session_id)
@@ -101,7 +102,7 @@ async def test_touch_moves_nothing_for_a_session_that_may_not_act(
         await tx.commit()
     async with sql_uow(write=True) as tx:
         for session_id in (revoked, stale):
-            assert not await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW)
+            assert not await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW, 0)
         await tx.commit()
     async with sql_uow() as tx:
         for session_id in (revoked, stale):

@@ -194,10 +194,17 @@ class FakeSessions:
         return self._with_user(self.t.sessions.get(session_id))
 
     async def touch(
-        self, session_id: int, last_seen_at: datetime, idle_expires_at: datetime, now: datetime
+        self,
+        session_id: int,
+        last_seen_at: datetime,
+        idle_expires_at: datetime,
+        now: datetime,
+        user_epoch: int,
     ) -> bool:
         found = self._with_user(self.t.sessions.get(session_id))
         if found is None or not may_act(found[0], found[1], now):
+            return False
+        if found[0].user_epoch != user_epoch:
             return False
         self.t.sessions[session_id] = replace(
             found[0], last_seen_at=last_seen_at, idle_expires_at=idle_expires_at

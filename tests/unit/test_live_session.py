@@ -241,3 +241,17 @@ async def test_the_session_list_version_moves_when_another_session_opens_or_ends
     moved = view.state.sessions_version
     await service.logout(elsewhere.signed_in.session.id)
     assert view.state.sessions_version > moved
+
+
+async def test_a_view_that_missed_a_rekey_cannot_renew_itself_back_to_life(
+    service: AuthService, clock: FakeClock, alice: str
+) -> None:
+    mine = await open_view(service, alice)
+    thief = await open_view(service, alice, events=InProcessEventBus())  # hears nothing
+    await mine.logout_others()
+    clock.advance(timedelta(minutes=16))  # the thief clicks when a renewal is due
+    assert await thief.before_event() is False
+    assert thief.state.user is None
+    # ...and its stale renewal ended nothing but itself: the re-keyed session goes on.
+    assert mine.state.session is not None
+    assert await service.current(mine.state.session.id) is not None

@@ -142,7 +142,7 @@ async def test_a_session_renewed_elsewhere_is_read_again_not_dropped(
     clock.advance(timedelta(minutes=20))
     async with store(write=True) as tx:  # another worker renewed it
         await tx.sessions.touch(
-            session_id, clock.now(), clock.now() + timedelta(minutes=30), clock.now()
+            session_id, clock.now(), clock.now() + timedelta(minutes=30), clock.now(), 0
         )
         await tx.commit()
     clock.advance(timedelta(minutes=15))  # past the expiry this process had cached
