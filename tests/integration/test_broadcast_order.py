@@ -20,15 +20,23 @@ SLOW = SessionEvent(EventKind.REVOKED, (1,), "slow transaction")
 FAST = SessionEvent(EventKind.REVOKED, (2,), "fast transaction")
 
 
-@pytest.mark.postgresql_only
-async def test_a_row_committed_after_a_higher_id_is_still_delivered(
+async def following(
     sql_uow: SqlUnitOfWorkFactory,
-) -> None:
+) -> tuple[BroadcastFollower, list[SessionEvent]]:
+    """A follower started now, and the list of the events it delivers."""
     heard: list[SessionEvent] = []
     bus = InProcessEventBus()
     bus.subscribe_all(heard.append)
     follower = BroadcastFollower(sql_uow, bus)
     await follower.start_position()
+    return follower, heard
+
+
+@pytest.mark.postgresql_only
+async def test_a_row_committed_after_a_higher_id_is_still_delivered(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    follower, heard = await following(sql_uow)
 
     slow = sql_uow(write=True)
     await slow.__aenter__()
@@ -54,11 +62,7 @@ async def test_a_row_committed_after_a_higher_id_is_still_delivered(
 async def test_rows_of_a_transaction_that_rolled_back_never_hold_the_follower_back(
     sql_uow: SqlUnitOfWorkFactory,
 ) -> None:
-    heard: list[SessionEvent] = []
-    bus = InProcessEventBus()
-    bus.subscribe_all(heard.append)
-    follower = BroadcastFollower(sql_uow, bus)
-    await follower.start_position()
+    follower, heard = await following(sql_uow)
     async with sql_uow(write=True) as doomed:
         await doomed.broadcasts.add(SLOW, NOW)  # rolled back at exit
     async with sql_uow(write=True) as tx:
@@ -75,11 +79,7 @@ async def test_a_new_follower_starts_after_what_was_committed_before_it(
     async with sql_uow(write=True) as tx:
         await tx.broadcasts.add(SLOW, NOW)
         await tx.commit()
-    heard: list[SessionEvent] = []
-    bus = InProcessEventBus()
-    bus.subscribe_all(heard.append)
-    follower = BroadcastFollower(sql_uow, bus)
-    await follower.start_position()
+    follower, heard = await following(sql_uow)
     async with sql_uow(write=True) as tx:
         await tx.broadcasts.add(FAST, NOW)
         await tx.commit()
