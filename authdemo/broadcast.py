@@ -3,8 +3,9 @@
 Every revocation is written to ``session_broadcasts`` in the same transaction as the
 revocation itself (an outbox), and delivered at once to this process's connections.
 Each worker also follows the table, so changes made by other workers, other hosts or
-the command line reach its connections too. Delivering an event twice is harmless:
-a connection that is already signed out stays signed out.
+the command line reach its connections too. It reads its own rows back as well; the
+bus drops those (each event carries its row id, ``SessionEvent.serial``), because a
+late second copy is not always harmless.
 
 No committed row is ever skipped (``BroadcastRepository.changes``): on SQLite rows
 commit in id order (one writer at a time), so "after the last id read" is complete; on
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 from .events import InProcessEventBus
 from .ports import BROADCAST_BATCH, BroadcastCursor, UnitOfWorkFactory
@@ -48,8 +50,8 @@ class BroadcastFollower:
             return 0
         async with self._uow() as tx:
             cursor, batch = await tx.broadcasts.changes(self.cursor)
-        for _, event in batch:
-            self._bus.deliver(event)
+        for row_id, event in batch:
+            self._bus.deliver(replace(event, serial=row_id))
         self.cursor = cursor
         return len(batch)
 

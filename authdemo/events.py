@@ -8,9 +8,9 @@ implement the same :class:`EventBus` protocol.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -50,6 +50,9 @@ class SessionEvent:
     """For DATA_CHANGED and REKEYED: the connection that made the change."""
     user_id: int | None = None
     """Whose sessions these are, when the event changes a user's list of sessions."""
+    serial: int | None = field(default=None, compare=False)
+    """The ``session_broadcasts`` row that carries it: a process delivers each row once,
+    whether it hears of it first from its own publish or from the broadcast follower."""
 
 
 Listener = Callable[[SessionEvent], None]
@@ -78,16 +81,29 @@ class EventBus(Protocol):
 class InProcessEventBus:
     """Delivers events to listeners in this process, on the event loop."""
 
+    REMEMBERED = 65_536
+    """How many delivered broadcast rows the bus remembers to drop their second copy."""
+
     def __init__(self) -> None:
         # Keys: session ids (int) and cookie hashes (str); the two never collide.
         self._listeners: defaultdict[int | str, set[Listener]] = defaultdict(set)
         self._everything: list[Listener] = []
         self._users: defaultdict[int, set[Listener]] = defaultdict(set)
+        self._delivered: OrderedDict[int, None] = OrderedDict()
 
     async def publish(self, event: SessionEvent) -> None:
         self.deliver(event)
 
     def deliver(self, event: SessionEvent) -> None:
+        """Call the listeners, once per broadcast row: the follower reads this process's
+        own rows back a poll later, and a late copy is not harmless (a view waiting for
+        this round's cookie would take the last round's ``COOKIE_HELD`` for it)."""
+        if event.serial is not None:
+            if event.serial in self._delivered:
+                return
+            self._delivered[event.serial] = None
+            if len(self._delivered) > self.REMEMBERED:
+                self._delivered.popitem(last=False)
         for listener in self._everything:  # caches first: listeners below may re-read
             listener(event)
         keys: list[int | str] = list(event.session_ids)

@@ -212,7 +212,7 @@ class Accounts(SignIn):
         rekeyed = SessionEvent(
             EventKind.REKEYED, (acting.id,), reason, origin=origin, user_id=user.id
         )
-        await tx.broadcasts.add(rekeyed, now)
+        rekeyed = await self._broadcast(tx, rekeyed, now)
         ticket = new_ticket()
         await tx.tickets.add(
             hash_token(ticket), acting.id, bound_token_hash, now, now + self.policy.ticket_ttl

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..cache import SessionCache
@@ -195,8 +195,12 @@ class ServiceCore:
         if not revoked:
             return None
         event = SessionEvent(EventKind.REVOKED, tuple(revoked), reason, user_id=user_id)
-        await tx.broadcasts.add(event, self.now())
-        return event
+        return await self._broadcast(tx, event, self.now())
+
+    async def _broadcast(self, tx: UnitOfWork, event: SessionEvent, now: datetime) -> SessionEvent:
+        """Queue ``event`` in ``tx`` (the outbox other processes follow); returns it
+        stamped with its row, which is what to publish here after commit."""
+        return replace(event, serial=await tx.broadcasts.add(event, now))
 
     async def _revoke_all(self, tx: UnitOfWork, user_id: int, reason: str) -> SessionEvent | None:
         return await self._revoke(

@@ -60,7 +60,7 @@ class SessionData(Sessions):
                     event = SessionEvent(
                         EventKind.SESSION_OPENED, (session.id,), token_hash=cookie_token_hash
                     )
-                    await tx.broadcasts.add(event, now)
+                    event = await self._broadcast(tx, event, now)
                     await tx.commit()
                 await publish_quietly(self._events, event)  # other tabs with this cookie
                 return session, None
@@ -117,7 +117,7 @@ class SessionData(Sessions):
                 raise SessionDataTooLarge(size, self.policy.data_max_bytes)
             await tx.sessions.set_data(session_id, data or None)
             event = SessionEvent(EventKind.DATA_CHANGED, (session_id,), origin=origin)
-            await tx.broadcasts.add(event, now)
+            event = await self._broadcast(tx, event, now)
             await tx.commit()
         await publish_quietly(self._events, event)
         return replace(session, data=data)

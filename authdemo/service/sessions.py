@@ -114,7 +114,7 @@ class Sessions(ServiceCore):
                 ended = SessionEvent(
                     EventKind.REVOKED, (session.id,), "renewal refused", user_id=session.user_id
                 )
-                await tx.broadcasts.add(ended, now)
+                ended = await self._broadcast(tx, ended, now)
             await tx.commit()
         if ended is not None:
             log.info("renewal refused: session=%s may not act", session.short_id)

@@ -146,7 +146,7 @@ class SignIn(Sessions):
             )
             await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
             opened = SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=user.id)
-            await tx.broadcasts.add(opened, now)  # the user's open session lists add it
+            opened = await self._broadcast(tx, opened, now)  # the user's open session lists add it
             await tx.commit()
         await publish_quietly(self._events, opened)
         log.info(
@@ -307,9 +307,9 @@ class SignIn(Sessions):
                 detail=f"was {session.short_id}",  # links the login_ok row to this session
             )
             event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
-            await tx.broadcasts.add(event, now)
+            event = await self._broadcast(tx, event, now)
             retired = SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=claimed.bound_token_hash)
-            await tx.broadcasts.add(retired, now)
+            retired = await self._broadcast(tx, retired, now)
             await tx.commit()
         log.info("session rotated session=%s", rotated.short_id)
         await publish_quietly(self._events, event)
@@ -339,7 +339,7 @@ class SignIn(Sessions):
             self._held.popitem(last=False)
         held = SessionEvent(EventKind.COOKIE_HELD, (session.id,), token_hash=token_hash)
         async with self._uow(write=True) as tx:
-            await tx.broadcasts.add(held, now)
+            held = await self._broadcast(tx, held, now)
             await tx.commit()
         await publish_quietly(self._events, held)
         return True

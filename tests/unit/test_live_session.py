@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from authdemo.broadcast import BroadcastFollower
 from authdemo.domain import ClientInfo, NotSignedIn, SessionPolicy
 from authdemo.events import InProcessEventBus
 from authdemo.security import TokenCodec, hash_token
@@ -255,3 +256,37 @@ async def test_a_view_that_missed_a_rekey_cannot_renew_itself_back_to_life(
     # ...and its stale renewal ended nothing but itself: the re-keyed session goes on.
     assert mine.state.session is not None
     assert await service.current(mine.state.session.id) is not None
+
+
+async def test_a_late_copy_of_an_earlier_cookie_held_does_not_end_the_next_wait(
+    service: AuthService, alice: str
+) -> None:
+    """The broadcast follower reads this process's own events back from the table a poll
+    later. That copy of the last round's COOKIE_HELD must not tell the next round's wait
+    that the browser holds a cookie it has not even been sent yet (seen in Chromium: a
+    reload right after "Password changed" carried the old cookie and was signed out)."""
+    follower = BroadcastFollower(service._uow, service._events)  # type: ignore[arg-type]
+    await follower.start_position()
+    view = await open_view(service, alice, follow_tickets=False)
+    browser = {"cookie": alice}
+
+    async def image(after: str | None = None) -> None:
+        while view.state.ticket is None or view.state.ticket == after:
+            await asyncio.sleep(0)
+        redeemed = await service.redeem_ticket(view.state.ticket, browser["cookie"])
+        browser["cookie"] = redeemed.token
+        await service.cookie_held(redeemed.token)
+
+    first = asyncio.create_task(image())
+    await view.logout_others()  # round 1: held, and its events sit in the table
+    await first
+    change = asyncio.create_task(view.change_password("correct horse", "a new good password"))
+    while view.state.ticket is None:
+        await asyncio.sleep(0)
+    assert await follower.poll() > 0  # round 1's events, again
+    await asyncio.sleep(0.01)
+    assert not change.done(), "the wait ended on a copy of the last round's event"
+    await image()
+    await change
+    assert not view.state.cookie_refused
+    assert (await service.resolve(browser["cookie"])).signed_in is not None
