@@ -203,8 +203,16 @@ async def _read_state(url: str, known: frozenset[str]) -> VersionState:
 def upgrade(url: str) -> str | None:
     """Upgrade to the head (adopting a legacy version row first). Returns the revision
     moved out of ``alembic_version``, if any. Must not run inside an event loop."""
+    shown = _shown(url)
+    path = sqlite_path(url)
+    if path is not None and not path.parent.is_dir():
+        # Said before aiosqlite tries: its failed connect leaves a thread behind that
+        # reports to an event loop already closed.
+        raise SchemaNotReady(
+            f"Cannot open the database {shown}: the folder {path.parent} does not exist."
+        )
     config = alembic_config(url)
-    _guarded(_shown(url), lambda: command.upgrade(config, "head"))
+    _guarded(shown, lambda: command.upgrade(config, "head"))
     adopted = config.attributes.get("adopted")
     return str(adopted) if adopted else None
 
@@ -213,7 +221,8 @@ def upgrade_sql(url: str, output: TextIO | None = None) -> None:
     """Write the SQL that builds the schema from nothing up to the head (offline: the
     database is not opened; its dialect comes from the URL)."""
     config = alembic_config(url, output=output or sys.stdout)
-    _guarded(_shown(url), lambda: command.upgrade(config, "head", sql=True))
+    # Not guarded against OSError: nothing is opened but the output (a closed pipe).
+    _guarded(_shown(url), lambda: command.upgrade(config, "head", sql=True), opens=False)
 
 
 def _shown(url: str) -> str:
@@ -223,7 +232,7 @@ def _shown(url: str) -> str:
         raise SchemaNotReady(f"AUTHDEMO_DATABASE_URL is not a database URL: {url!r}") from None
 
 
-def _guarded(shown: str, action: Callable[[], T]) -> T:
+def _guarded(shown: str, action: Callable[[], T], *, opens: bool = True) -> T:
     """Run ``action``; a database or alembic failure becomes one line naming the database."""
     try:
         return action()
@@ -232,6 +241,8 @@ def _guarded(shown: str, action: Callable[[], T]) -> T:
     except CommandError as error:
         raise SchemaNotReady(f"Cannot migrate {shown}: {error}") from None
     except (OSError, DBAPIError) as error:
+        if not opens and not isinstance(error, DBAPIError):
+            raise
         raise SchemaNotReady(f"Cannot open the database {shown}: {first_line(error)}") from None
     except (SQLAlchemyError, ImportError) as error:
         raise SchemaNotReady(f"Cannot migrate {shown}: {first_line(error)}") from None
