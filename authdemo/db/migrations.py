@@ -42,6 +42,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from ..domain import SchemaNotReady
 from .engine import create_engine, sqlite_path
+from .models import Base
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "authdemo_alembic_version"
@@ -64,6 +65,18 @@ def alembic_config(url: str | None = None, *, output: TextIO | None = None) -> C
     if url is not None:
         config.attributes["url"] = url
     return config
+
+
+def is_authdemo_table(name: str) -> bool:
+    """One of authdemo's tables, or its version table.
+
+    For an app's own alembic ``env.py``, as ``include_name``, so that the app's
+    autogenerate neither proposes dropping authdemo's tables nor reports them as drift::
+
+        def include_name(name, type_, parent_names):
+            return not (type_ == "table" and is_authdemo_table(name))
+    """
+    return name == VERSION_TABLE or name in Base.metadata.tables
 
 
 def known_revisions() -> frozenset[str]:
