@@ -210,24 +210,24 @@ def describe_status(status: migrations.Status) -> str:
 
 
 def run_migrations(url: str) -> str:
-    before = migrations.status(url)
+    before = migrations.status(url)  # refuses a revision this version does not know
     if before.up_to_date:
         return f"{before.url} is already at authdemo revision {before.head}; nothing to do."
-    adopted = migrations.upgrade(url)
-    start = before.current or before.legacy
-    done = (
+    done = migrations.upgrade(url)
+    start = done.start
+    line = (
         f"Migrated {before.url} from authdemo revision {start} to {before.head}"
         if start and start != before.head
         else f"{before.url} is at authdemo revision {before.head}"
         if start
         else f"Created authdemo's tables in {before.url} (revision {before.head})"
     )
-    if adopted:
-        done += (
+    if done.adopted:
+        line += (
             f"; its revision moved from {migrations.LEGACY_VERSION_TABLE} to "
             f"{migrations.VERSION_TABLE}"
         )
-    return done + "."
+    return line + "."
 
 
 def is_loopback(host: str) -> bool:

@@ -121,6 +121,18 @@ def read_versions(connection: Connection, known: Collection[str]) -> VersionStat
     )
 
 
+MIGRATION_LOCK = 0x61757468_64656D6F  # "authdemo": the advisory lock migrators queue on
+
+
+def serialize_migrators(connection: Connection) -> None:
+    """Make concurrent migrations (a deploy that runs ``authdemo migrate`` on every host)
+    take turns: on PostgreSQL, a transaction-scoped advisory lock taken first; the next
+    migrator then finds the work done. SQLite needs none: the migration's transaction
+    begins IMMEDIATE, holding the write lock from the start."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
 def adopt_legacy_version(connection: Connection, known: Collection[str]) -> str | None:
     """Move authdemo's revision from ``alembic_version`` into :data:`VERSION_TABLE`.
 
@@ -213,9 +225,18 @@ async def _read_state(url: str, known: frozenset[str]) -> VersionState:
         await engine.dispose()
 
 
-def upgrade(url: str) -> str | None:
-    """Upgrade to the head (adopting a legacy version row first). Returns the revision
-    moved out of ``alembic_version``, if any. Must not run inside an event loop."""
+@dataclass(frozen=True)
+class Upgraded:
+    start: str | None
+    """The revision found once this migrator held the database (None: no tables)."""
+    adopted: str | None
+    """The revision moved out of ``alembic_version``, if any."""
+
+
+def upgrade(url: str) -> Upgraded:
+    """Upgrade to the head, adopting a legacy version row first; what was found is read
+    inside the upgrade's transaction, so a migrator that waited for another reports what
+    it did itself. Must not run inside an event loop."""
     shown = _shown(url)
     path = sqlite_path(url)
     if path is not None and not path.parent.is_dir():
@@ -226,8 +247,8 @@ def upgrade(url: str) -> str | None:
         )
     config = alembic_config(url)
     _guarded(shown, lambda: command.upgrade(config, "head"))
-    adopted = config.attributes.get("adopted")
-    return str(adopted) if adopted else None
+    start, adopted = config.attributes.get("start"), config.attributes.get("adopted")
+    return Upgraded(str(start) if start else None, str(adopted) if adopted else None)
 
 
 def upgrade_sql(url: str, output: TextIO | None = None) -> None:

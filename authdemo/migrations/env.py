@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from authdemo.config import Settings
 from authdemo.db.engine import WRITE_OPTION, create_engine
-from authdemo.db.migrations import VERSION_TABLE, adopt_legacy_version
+from authdemo.db.migrations import VERSION_TABLE, adopt_legacy_version, serialize_migrators
 from authdemo.db.models import Base, UTCDateTime
 
 config = context.config
@@ -66,11 +66,13 @@ def _run_sync(connection: Connection) -> None:
     # alembic sees an external transaction and opens none of its own (on SQLite it
     # would otherwise commit after each migration).
     with connection.begin():
+        serialize_migrators(connection)
         known = {rev.revision for rev in context.script.walk_revisions()}
         adopted = adopt_legacy_version(connection, known)
         if adopted is not None:
             config.attributes["adopted"] = adopted
         _configure(connection=connection)
+        config.attributes["start"] = context.get_context().get_current_revision()
         context.run_migrations()
 
 

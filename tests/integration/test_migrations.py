@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from alembic import command
@@ -220,3 +223,26 @@ def test_an_apps_own_alembic_version_is_not_taken_for_authdemos(empty_db_url: st
     assert "Created authdemo's tables" in result.output
     assert rows(empty_db_url, "SELECT version_num FROM alembic_version") == [("ae1027a6acf",)]
     assert rows(empty_db_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
+
+
+def test_migrators_started_together_take_turns(empty_db_url: str) -> None:
+    """A deploy that runs `authdemo migrate` on every host at once: each one succeeds,
+    and the schema is built once. (Processes, as on hosts: alembic's context is global
+    to a process, so migrations in threads of one process would trip over each other.)"""
+    env = {**os.environ, "AUTHDEMO_DATABASE_URL": empty_db_url}
+    migrators = [
+        subprocess.Popen(
+            [sys.executable, "-m", "authdemo", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [(m.communicate(timeout=60)[0], m.returncode) for m in migrators]
+    assert [code for _, code in outputs] == [0, 0, 0, 0], outputs
+    # Each says what it did itself: one built the schema, the others found it built.
+    assert sum("Created authdemo's tables" in out for out, _ in outputs) == 1, outputs
+    assert rows(empty_db_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
+    assert tables(empty_db_url) == TABLES
