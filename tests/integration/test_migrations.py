@@ -4,6 +4,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,6 +16,7 @@ from sqlalchemy import inspect, text
 from authdemo.cli import main
 from authdemo.db.engine import create_engine
 from authdemo.db.migrations import VERSION_TABLE
+from authdemo.db.migrations import alembic_config as packaged_config
 from authdemo.db.schema import HEAD_REVISION, check_schema
 from authdemo.domain import SchemaNotReady
 from tests.support.db import alembic_config, in_thread, migrate
@@ -73,6 +75,13 @@ def test_models_and_migrations_do_not_drift(empty_db_url: str) -> None:
 def test_the_code_expects_the_newest_migration() -> None:
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     assert heads == [HEAD_REVISION]
+
+
+def test_the_checkouts_alembic_ini_and_the_package_use_the_same_scripts() -> None:
+    from_ini = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    packaged = ScriptDirectory.from_config(packaged_config())
+    assert Path(from_ini.dir).resolve() == Path(packaged.dir).resolve()
+    assert Path(packaged.dir).parent.name == "authdemo"
 
 
 # --- authdemo's own version table, and databases from before it ------------------------------
@@ -160,6 +169,15 @@ def test_a_database_from_before_the_own_version_table_is_adopted(
     error = schema_error(empty_db_url)
     assert error is not None
     assert "alembic_version" in error and "run `authdemo migrate`" in error
+    check = in_thread(
+        lambda: CliRunner().invoke(
+            main, ["migrate", "--check"], env={"AUTHDEMO_DATABASE_URL": empty_db_url}
+        )
+    )
+    assert check.exit_code == 3
+    assert f"records authdemo revision {HEAD_REVISION} in the shared alembic_version" in (
+        check.output
+    )
 
     if entry == "authdemo migrate":
         result = authdemo_migrate(empty_db_url)
