@@ -17,7 +17,7 @@ from .migrations import (
     read_versions,
 )
 
-# The newest alembic revision in authdemo/migrations/versions; a test keeps the two in step.
+# The newest alembic revision in migrations/versions; a test keeps the two in step.
 HEAD_REVISION = "0005"
 
 UPGRADE_HINT = MIGRATE_HINT
