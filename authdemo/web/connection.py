@@ -235,10 +235,30 @@ class LiveSession:
                     session.id, values, deletions, origin=self.origin, epoch=session.user_epoch
                 ),
             )
-            if self._is_current(session) and self.state.session is not None:
-                fresh = replace(self.state.session, data=updated.data)
-                self.state = replace(self.state, session=fresh)
-                self._notify()
+            self._show_data(session, updated)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)``, computed by the service in the writing
+        transaction (see ``update_session_value``); returns the value stored."""
+        async with self._data_lock:
+            session = self.state.session
+            if session is None:
+                session = await self._open_anonymous_session()
+            updated, value = await self._acting(
+                session,
+                self._service.update_session_value(
+                    session.id, key, function, origin=self.origin, epoch=session.user_epoch
+                ),
+            )
+            self._show_data(session, updated)
+            return value
+
+    def _show_data(self, session: AuthSession, updated: AuthSession) -> None:
+        """This view's own write succeeded: show the data as stored."""
+        if self._is_current(session) and self.state.session is not None:
+            fresh = replace(self.state.session, data=updated.data)
+            self.state = replace(self.state, session=fresh)
+            self._notify()
 
     async def _finish(self, operation: Awaitable[T]) -> T:
         """Await a service call that runs to its end even if this view goes away meanwhile:
