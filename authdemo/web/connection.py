@@ -23,7 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ..domain import AuthSession, ClientInfo, NotSignedIn, User
+from ..domain import AlreadySignedIn, AuthSession, ClientInfo, NotSignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
 from ..service import AuthService, Rekeyed, Resolution
 
@@ -93,6 +93,7 @@ class LiveSession:
         """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
+        self._login_lock = asyncio.Lock()
         self._cookie_held = asyncio.Event()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
@@ -111,8 +112,17 @@ class LiveSession:
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
-        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
-        anonymous = self.state.session if self.state.user is None else None
+        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures),
+        and ``AlreadySignedIn`` when this view is signed in (or signing in) already: a
+        sign-in never silently switches users. Sign-ins of one view run one at a time,
+        so a double submit gets ``AlreadySignedIn`` too, not a second session."""
+        async with self._login_lock:
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._login(username, password)
+
+    async def _login(self, username: str, password: str) -> User:
+        anonymous = self.state.session
         result = await self._finish(
             self._service.login(
                 self.cookie_token_hash,

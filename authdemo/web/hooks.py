@@ -23,8 +23,10 @@ class Auth:
     session: AuthSession | None
     login: Callable[[str, str], Awaitable[User]]
     """``await auth.login(username, password)``; raises ``InvalidCredentials`` (and its
-    subclass ``Throttled`` after repeated failures), or ``CookieRequired`` when the
-    browser sent no cookie (it must reload). ``str(error)`` is fit to show."""
+    subclass ``Throttled`` after repeated failures), ``CookieRequired`` when the
+    browser sent no cookie (it must reload), ``AlreadySignedIn`` when this view is
+    signed in already (sign out first: a sign-in never switches users). ``str(error)``
+    is fit to show."""
     logout: Callable[[], Awaitable[None]]
     change_password: Callable[[str, str], Awaitable[None]]
     """``await auth.change_password(current, new)``: ends the user's other sessions and
