@@ -319,3 +319,29 @@ async def test_a_double_submitted_sign_in_opens_one_session(service: AuthService
     assert view.state.user is not None and view.state.user.username == "alice"
     assert len(await service.live_sessions("alice")) == 1
     assert await service.live_sessions("bob") == []
+
+
+# --- issue 18: update_value from a view ------------------------------------------------------
+
+
+async def test_a_view_that_missed_a_rekey_cannot_update_a_value(
+    service: AuthService, alice: str
+) -> None:
+    mine = await open_view(service, alice)
+    await mine.update_value("count", lambda n: (n or 0) + 1)
+    thief = await open_view(service, alice, events=InProcessEventBus())  # hears nothing
+    await mine.logout_others()
+    with pytest.raises(NotSignedIn):
+        await thief.update_value("count", lambda n: (n or 0) + 100)
+    assert thief.state.user is None  # and it signed out at once
+    assert mine.state.session is not None
+    found = await service.live_session(mine.state.session.id)
+    assert found is not None and found[0].data == {"count": 1}
+
+
+async def test_an_anonymous_views_first_update_creates_its_row(service: AuthService) -> None:
+    view = await open_view(service, service.new_token())
+    assert view.state.session is None
+    assert await view.update_value("count", lambda n: (n or 0) + 1) == 1
+    assert await view.update_value("count", lambda n: (n or 0) + 1) == 2
+    assert view.state.session is not None and dict(view.state.data) == {"count": 2}
