@@ -23,7 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ..domain import AuthSession, ClientInfo, NotSignedIn, User
+from ..domain import AlreadySignedIn, AuthSession, ClientInfo, NotSignedIn, User
 from ..events import EventBus, EventKind, SessionEvent
 from ..service import AuthService, Rekeyed, Resolution
 
@@ -93,6 +93,7 @@ class LiveSession:
         """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
+        self._login_lock = asyncio.Lock()
         self._cookie_held = asyncio.Event()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
@@ -111,8 +112,17 @@ class LiveSession:
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
-        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
-        anonymous = self.state.session if self.state.user is None else None
+        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures),
+        and ``AlreadySignedIn`` when this view is signed in (or signing in) already: a
+        sign-in never silently switches users. Sign-ins of one view run one at a time,
+        so a double submit gets ``AlreadySignedIn`` too, not a second session."""
+        async with self._login_lock:
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._login(username, password)
+
+    async def _login(self, username: str, password: str) -> User:
+        anonymous = self.state.session
         result = await self._finish(
             self._service.login(
                 self.cookie_token_hash,
@@ -235,10 +245,30 @@ class LiveSession:
                     session.id, values, deletions, origin=self.origin, epoch=session.user_epoch
                 ),
             )
-            if self._is_current(session) and self.state.session is not None:
-                fresh = replace(self.state.session, data=updated.data)
-                self.state = replace(self.state, session=fresh)
-                self._notify()
+            self._show_data(session, updated)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)``, computed by the service in the writing
+        transaction (see ``update_session_value``); returns the value stored."""
+        async with self._data_lock:
+            session = self.state.session
+            if session is None:
+                session = await self._open_anonymous_session()
+            updated, value = await self._acting(
+                session,
+                self._service.update_session_value(
+                    session.id, key, function, origin=self.origin, epoch=session.user_epoch
+                ),
+            )
+            self._show_data(session, updated)
+            return value
+
+    def _show_data(self, session: AuthSession, updated: AuthSession) -> None:
+        """This view's own write succeeded: show the data as stored."""
+        if self._is_current(session) and self.state.session is not None:
+            fresh = replace(self.state.session, data=updated.data)
+            self.state = replace(self.state, session=fresh)
+            self._notify()
 
     async def _finish(self, operation: Awaitable[T]) -> T:
         """Await a service call that runs to its end even if this view goes away meanwhile:
