@@ -18,6 +18,7 @@ from .bridge import index_html
 from .cookies import cookie_header, read_session_cookie
 from .headers import PreparedResponse, SecurityHeaders, encode_headers
 from .health import UNAVAILABLE
+from .insecure import InsecureOriginWarning
 from .proxy import request_scheme
 
 # The last segment of the path has an extension (favicon.ico, app.js, x.css.map): a
@@ -38,6 +39,7 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
         True: encode_headers(base, security.for_scheme(True)),
     }
     cookie_name: str = settings.cookie_name
+    insecure = InsecureOriginWarning()
 
     async def page(request: Request, path: str = "") -> HTTPResponse:
         # "_…" is reserved for /_idom, /_auth, /_authdemo
@@ -46,6 +48,8 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
         https = request_scheme(request, app.ctx.trusted) == "https"
         if app.ctx.health.down:  # fail closed at once, without waiting for a timeout
             return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+        if not https:
+            insecure.check(request)
         service: AuthService = app.ctx.service
         token = read_session_cookie(request)
         needs_cookie = token is None

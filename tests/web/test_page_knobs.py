@@ -4,10 +4,12 @@ name, security headers on the app's own routes, and 404s for file-like paths."""
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import replace
 
 import httpx
 import pytest
+import websockets
 from sanic import Request
 from sanic.response import HTTPResponse, json, text
 from websockets.exceptions import InvalidStatus
@@ -233,3 +235,61 @@ async def test_two_apps_with_two_cookie_names_stay_signed_in_independently(
         admin_view = await who(admin_live.base_url)
     assert shop_view is not None and "alice" in shop_view
     assert admin_view is not None and "bob" in admin_view
+
+
+def insecure_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "authdemo.web.insecure"]
+
+
+async def test_plain_http_to_another_host_is_logged_once_per_host(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(knob_app(settings)) as live:
+        with caplog.at_level(logging.WARNING, logger="authdemo.web.insecure"):
+            for host in ("127.0.0.1", "localhost", "[::1]", "app.localhost"):
+                await live.get("/", headers={"host": host})
+            assert insecure_warnings(caplog) == []
+            for _ in range(3):
+                await live.get("/", headers={"host": "devbox.test:8000"})
+                await live.get("/dashboard", headers={"host": "devbox.test:8000"})
+            await live.get("/", headers={"host": "other.test"})
+    warnings = insecure_warnings(caplog)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("http://devbox.test:8000 is plain http")
+    assert "Secure session cookie" in warnings[0]
+    assert warnings[1].startswith("http://other.test is plain http")
+
+
+async def test_no_plain_http_warning_behind_a_tls_proxy(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(knob_app(settings, trusted_proxies="127.0.0.1")) as live:
+        with caplog.at_level(logging.WARNING, logger="authdemo.web.insecure"):
+            headers = {"host": "app.example", "x-forwarded-proto": "https"}
+            await live.get("/", headers=headers)
+    assert insecure_warnings(caplog) == []
+
+
+async def test_the_sign_in_form_explains_plain_http_on_other_hosts(settings: Settings) -> None:
+    """Through the websocket, as the page's own view sees it: the websocket carries the
+    page's Host (the Chromium test in tests/browser shows the same on screen)."""
+    async with serve(knob_app(settings)) as live:
+        port = int(live.base_url.rsplit(":", 1)[1])
+        async with await IdomClient.connect(live.base_url) as local:
+            assert local.find("login-form") is not None
+            assert local.find("insecure-origin-notice") is None
+        # What a browser at http://devbox.test:<port> opens: Host and Origin say devbox.test.
+        ws = await websockets.connect(
+            f"ws://devbox.test:{port}/_idom/stream",
+            origin=websockets.Origin(f"http://devbox.test:{port}"),
+            host="127.0.0.1",  # connect here; the URI still names devbox.test
+            port=port,
+            proxy=None,
+        )
+        async with IdomClient(ws) as remote:
+            await remote.receive()
+            notice = remote.text("insecure-origin-notice")
+            assert remote.find("login-form") is not None
+    assert notice is not None
+    assert "plain http from devbox.test" in notice
+    assert "http://localhost" in notice
