@@ -23,7 +23,7 @@ from .bridge import RootConstructor, ViewConnection, install_bridge
 from .components import DemoApp
 from .connection import LiveSession
 from .cookies import read_session_cookie
-from .headers import secure
+from .headers import SecurityHeaders, add_security_headers, install_security_headers
 from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
 from .hosts import install_host_check
@@ -55,6 +55,8 @@ class AppContext:
         self.open_sockets: Counter[str] = self.sockets.open
         """Open websockets per client network (capped by AUTHDEMO_WS_PER_ADDRESS)."""
         self.trusted: Networks = parse_networks(settings.trusted_proxies)
+        self.security = SecurityHeaders.from_settings(settings)
+        """The headers of every response (with ``AUTHDEMO_CSP_EXTRA`` merged in)."""
 
 
 AuthdemoApp = Sanic[Config, AppContext]
@@ -116,8 +118,7 @@ def create_app(
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:
         log.warning("database error on %s: %r", request.path, error.__cause__)
         app.ctx.health.mark_down()
-        response = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
-        return secure(response, request_scheme(request, app.ctx.trusted) == "https")
+        return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
 
     @app.before_server_stop
     async def stop_background(app: AuthdemoApp) -> None:
@@ -155,14 +156,17 @@ def create_app(
 
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
 
+    security = app.ctx.security
     install_host_check(app)  # first: a request for a host not ours gets nothing else
-    install_pages(app)
+    install_security_headers(app, security)  # every response, the app's own routes too
+    install_pages(app, security)
     install_ticket_route(app)
     install_bridge(
         app,
         connect,
         handshake=websocket_handshake(app),
         events_per_second=settings.ws_events_per_second,
+        security=security.plain,
     )
     return app
 
@@ -176,9 +180,11 @@ def _name_taken(name: str) -> bool:
 
 
 class SecureErrorHandler(ErrorHandler):
-    """Sanic's error pages (404, 405, 500…), with our security headers."""
+    """Sanic's error pages (404, 405, 500…), with our security headers (the response
+    middleware adds them too; this covers errors raised after it ran)."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         response = super().default(request, exception)
         https = request_scheme(request, request.app.ctx.trusted) == "https"
-        return secure(response, https)
+        security: SecurityHeaders = request.app.ctx.security
+        return add_security_headers(response, security.for_scheme(https))

@@ -9,11 +9,14 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, ParamSpec, cast
 
-from idom import component, event, html, use_effect, use_state
+from idom import component, event, html, use_context, use_effect, use_state
+from idom.backend.hooks import ConnectionContext
 from idom.types import Component
+from sanic import Request
 
 from ..domain import PASSWORD_MIN, AuthError, AuthSession, NotSignedIn, StorageUnavailable
 from .hooks import use_auth, use_live_session, use_session
+from .insecure import insecure_origin
 
 log = logging.getLogger("authdemo.web")
 
@@ -39,9 +42,20 @@ def field(label: str, **attributes: Any) -> Any:
     )
 
 
+def use_insecure_origin() -> str | None:
+    """The host name when this view came over plain http to a host other than localhost,
+    where the browser drops the Secure session cookie (see ``insecure``); else None."""
+    connection = use_context(ConnectionContext)
+    request = getattr(connection, "carrier", None)
+    if not isinstance(request, Request):
+        return None
+    return insecure_origin(request, request.app.ctx.trusted)
+
+
 @component
 def LoginForm() -> Any:
     auth = use_auth()
+    insecure_host = use_insecure_origin()
     error, set_error = use_state("")
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
@@ -72,6 +86,18 @@ def LoginForm() -> Any:
             "on_submit": event(submit, prevent_default=True),
         },
         html.h1("Sign in"),
+        *(
+            [
+                html.p(
+                    {"id": "insecure-origin-notice", "class_name": "error", "role": "alert"},
+                    f"This page came over plain http from {insecure_host}, so your browser "
+                    "will not keep the session cookie: a sign-in here lasts until the next "
+                    "reload. Use https, or http://localhost (or 127.0.0.1) while developing.",
+                )
+            ]
+            if insecure_host
+            else []
+        ),
         field(
             "Username",
             id="username",
