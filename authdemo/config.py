@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
 
@@ -234,6 +235,19 @@ def csp_source(name: str, directive: str, source: str) -> None:
     )
 
 
+UiName = Literal["idom", "reactpy"]
+UI_NAMES: tuple[UiName, ...] = ("idom", "reactpy")
+
+
+def ui_name(name: str, raw: str) -> UiName:
+    """``idom`` or ``reactpy`` (any case, spaces ignored)."""
+    value = raw.strip().lower()
+    for known in UI_NAMES:
+        if value == known:
+            return known
+    raise ConfigError(f"{name}={raw!r}: use one of {', '.join(UI_NAMES)}")
+
+
 @dataclass(frozen=True)
 class Argon2Params:
     """Argon2id cost; the defaults are OWASP's minimum (m=19456 KiB, t=2, p=1)."""
@@ -287,6 +301,9 @@ class Settings:
     """Whether the page loads authdemo's own ``app.css``."""
     cookie_name: str = DEFAULT_COOKIE_NAME
     """The session cookie's name, always ``__Host-`` prefixed (see ``cookie_name``)."""
+    ui: UiName = "idom"
+    """The UI library the pages and websockets run on: ``idom`` or ``reactpy`` (which
+    needs ``pip install 'authdemo[reactpy]'``). ``authdemo.reactpy.create_app`` sets it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -385,6 +402,7 @@ class Settings:
             cookie_name=cookie_name(
                 "AUTHDEMO_COOKIE_NAME", get("AUTHDEMO_COOKIE_NAME") or defaults.cookie_name
             ),
+            ui=ui_name("AUTHDEMO_UI", get("AUTHDEMO_UI") or defaults.ui),
         )
         settings.validate()
         return settings
@@ -405,6 +423,7 @@ class Settings:
         self.csp_sources()
         check_page_title("AUTHDEMO_PAGE_TITLE", self.page_title)
         check_cookie_name("AUTHDEMO_COOKIE_NAME", self.cookie_name)
+        ui_name("AUTHDEMO_UI", self.ui)
 
     def csp_sources(self) -> dict[str, tuple[str, ...]]:
         """``csp_extra``, parsed and validated (raises ConfigError)."""

@@ -32,6 +32,7 @@ from .middleware import client_info, websocket_handshake
 from .pages import install_pages
 from .proxy import Networks, parse_networks, request_scheme
 from .tickets import install_ticket_route
+from .ui import check_root, library
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,17 @@ def create_app(
             await rt.close()
 
     app_root = root or DemoApp
+    ui = library(settings.ui)  # IDOM or ReactPy: this app's, for all its connections
 
     def connect(request: Request) -> ViewConnection:
         """A websocket passed the middleware (Origin checked, cookie resolved): wire it up."""
+        slot: Slot = request.ctx.socket_slot  # reserved by the handshake check
+        try:
+            child = app_root()
+            check_root(child, ui)
+        except BaseException:
+            slot.release()
+            raise
         resolution: Resolution = request.ctx.session
         raw = read_session_cookie(request)
         client = client_info(request, app.ctx.trusted)
@@ -148,13 +157,12 @@ def create_app(
             cookie_token_hash=hash_token(raw) if raw else None,
             resolution=resolution,
         )
-        slot: Slot = request.ctx.socket_slot  # reserved by the handshake check
 
         def close() -> None:
             live.close()
             slot.release()
 
-        return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
+        return ViewConnection(AuthProvider(live, child), live.before_event, close)
 
     security = app.ctx.security
     install_host_check(app)  # first: a request for a host not ours gets nothing else
@@ -167,6 +175,7 @@ def create_app(
         handshake=websocket_handshake(app),
         events_per_second=settings.ws_events_per_second,
         security=security.plain,
+        ui=ui,
     )
     return app
 

@@ -1,7 +1,12 @@
-"""Our own Sanic ⇄ IDOM bridge: the client's files, and one websocket per page view.
+"""Our own Sanic ⇄ IDOM (or ReactPy) bridge: the client's files, and one websocket per
+page view.
 
 idom's bundled Sanic adapter reads ``request.app._asgi_app.transport``, which does not
-exist on Sanic's own server, so the page never renders; this replaces it.
+exist on Sanic's own server, so the page never renders; this replaces it. ReactPy 1.1's
+adapter runs there but drops websockets under concurrent connects. Both libraries speak
+the same protocol (``layout-update`` out, ``layout-event`` in) and ship the same kind of
+client (``index.html`` + ``assets/``), under ``/_idom`` or ``/_reactpy``: ``ui``
+(see ``ui.py``) says which.
 """
 
 from __future__ import annotations
@@ -18,11 +23,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import idom
-from idom.backend.hooks import ConnectionContext
-from idom.backend.types import Connection, Location
-from idom.core.layout import Layout
-from idom.core.serve import Stop, serve_layout
 from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import NotFound, WebsocketClosed
 from sanic.response import HTTPResponse
@@ -30,14 +30,13 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 
 from .headers import SECURITY_HEADERS, EncodedHeaders, PreparedResponse, encode_headers
+from .ui import UiLibrary, library, use_library
 
 log = logging.getLogger(__name__)
 
-IDOM_CLIENT_DIR = Path(idom.__file__).parent / "_client"
+IDOM_CLIENT_DIR = library("idom").client_dir
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS_PREFIX = "/_idom/assets"
 STATIC_PREFIX = "/_authdemo/static"
-STREAM_PATH = "/_idom/stream"
 _HASHED = re.compile(r"\.[0-9a-f]{8,}\.(js|css|map|svg|woff2?)$")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -92,10 +91,13 @@ def load_static_dir(
     return files
 
 
-def index_html(title: str = "authdemo", *, stylesheet: bool = True) -> str:
-    """IDOM's page, with our head: ``title`` (escaped), the icon, and ``app.css`` unless
-    ``stylesheet`` is False (an app that brings its own styles)."""
-    template = (IDOM_CLIENT_DIR / "index.html").read_text()
+def index_html(
+    title: str = "authdemo", *, stylesheet: bool = True, ui: UiLibrary | None = None
+) -> str:
+    """The UI library's page (IDOM's by default), with our head: ``title`` (escaped),
+    the icon, and ``app.css`` unless ``stylesheet`` is False (an app that brings its own
+    styles)."""
+    template = ((ui or library()).client_dir / "index.html").read_text()
     head = PAGE_HEAD.format(title=html.escape(title)) + (STYLESHEET if stylesheet else "")
     return template.format(__head__=head)
 
@@ -107,15 +109,18 @@ def install_bridge(
     handshake: Callable[[Request], Awaitable[HTTPResponse | None]] | None = None,
     events_per_second: int = 20,
     security: Mapping[str, str] = SECURITY_HEADERS,
+    ui: UiLibrary | None = None,
 ) -> None:
-    """Add IDOM's client files, our static files and the websocket route to ``app``.
+    """Add the UI library's client files (``ui``, IDOM's by default), our static files
+    and the websocket route to ``app``.
 
     ``handshake`` runs before a websocket is accepted and may refuse it by returning a
     response; ``connect`` is called for each accepted one. The bridge itself knows
     nothing about authentication; the page (index.html) is the app's to serve.
     ``security`` is the headers every file is served with.
     """
-    assets = load_static_dir(IDOM_CLIENT_DIR / "assets", security)
+    ui = ui or library()
+    assets = load_static_dir(ui.client_dir / "assets", security)
     static = load_static_dir(STATIC_DIR, security)
 
     def serve_from(table: dict[str, StaticFile]) -> Callable[..., Any]:
@@ -127,20 +132,25 @@ def install_bridge(
 
         return handler
 
-    app.add_route(serve_from(assets), f"{ASSETS_PREFIX}/<name:str>", name="idom_assets")
+    app.add_route(serve_from(assets), f"{ui.url_prefix}/assets/<name:str>", name="ui_assets")
     app.add_route(serve_from(static), f"{STATIC_PREFIX}/<name:str>", name="authdemo_static")
 
     async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
+        # Everything this connection renders, handles and runs is made by ``ui``.
+        with use_library(ui):
+            await serve(request, ws, path)
+
+    async def serve(request: Request, ws: WebsocketImplProtocol, path: str) -> None:
         view = connect(request)
-        connection = Connection(
+        connection = ui.Connection(
             scope={"type": "websocket", "path": request.path, "client": request.client_ip},
-            location=Location(
+            location=ui.Location(
                 pathname="/" + path,
                 search=f"?{request.query_string}" if request.query_string else "",
             ),
             carrier=request,
         )
-        layout = Layout(ConnectionContext(view.root, value=connection))
+        layout = ui.Layout(ui.ConnectionContext(view.root, value=connection))
 
         async def send(message: Any) -> None:
             await ws.send(json.dumps(message, separators=(",", ":")))
@@ -151,7 +161,7 @@ def install_bridge(
             while True:
                 data = await ws.recv()
                 if data is None:
-                    raise Stop()
+                    raise PeerGone()
                 message = parse_event(data)
                 if message is None:
                     continue
@@ -159,26 +169,34 @@ def install_bridge(
                 if verdict is Verdict.CLOSE:  # not a burst: a flood
                     log.warning("closing a websocket that floods events")
                     await ws.close(code=1008, reason="too many events")
-                    raise Stop()
+                    raise PeerGone()
                 if verdict is Verdict.DROP:
                     continue
                 if await view.before_event():
                     return message
 
         try:
-            await serve_layout(layout, send, recv)
-        except* (Stop, ConnectionClosed, WebsocketClosed):
+            await ui.serve_layout(layout, send, recv)
+        except* (PeerGone, ConnectionClosed, WebsocketClosed):
             pass  # the peer went away, or broke the protocol and was closed: both normal
         finally:
             view.close()
 
     # In a blueprint of their own, so that the handshake check runs for these routes only.
-    websockets = Blueprint(f"idom_stream_{id(app)}")
-    websockets.add_websocket_route(stream, STREAM_PATH, name="idom_stream")
-    websockets.add_websocket_route(stream, f"{STREAM_PATH}/<path:path>", name="idom_stream_path")
+    stream_path = f"{ui.url_prefix}/stream"
+    websockets = Blueprint(f"ui_stream_{id(app)}")
+    websockets.add_websocket_route(stream, stream_path, name="ui_stream")
+    websockets.add_websocket_route(stream, f"{stream_path}/<path:path>", name="ui_stream_path")
     if handshake is not None:
         websockets.middleware(handshake, attach_to="request")
     app.blueprint(websockets)
+
+
+class PeerGone(Exception):
+    """The websocket closed (or was closed for flooding): stop serving its layout.
+
+    Our own rather than the libraries' ``Stop`` (which ReactPy 1.1 deprecates); both
+    ``serve_layout``s let it out of their task group, where ``stream`` ends quietly."""
 
 
 class Verdict(Enum):

@@ -9,14 +9,13 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, ParamSpec, cast
 
-from idom import component, event, html, use_context, use_effect, use_state
-from idom.backend.hooks import ConnectionContext
 from idom.types import Component
 from sanic import Request
 
 from ..domain import PASSWORD_MIN, AuthError, AuthSession, NotSignedIn, StorageUnavailable
 from .hooks import use_auth, use_live_session, use_session
 from .insecure import insecure_origin
+from .ui import ConnectionContext, component, event, html, use_context, use_effect, use_state
 
 log = logging.getLogger("authdemo.web")
 

@@ -6,10 +6,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from idom import component, create_context, html, use_context, use_effect, use_state
-
 from ..domain import AuthSession, User
 from .connection import AuthState, LiveSession
+from .ui import component, create_context, html, use_context, use_effect, use_state
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"

@@ -20,6 +20,7 @@ from .headers import PreparedResponse, SecurityHeaders, encode_headers
 from .health import UNAVAILABLE
 from .insecure import InsecureOriginWarning
 from .proxy import request_scheme
+from .ui import library
 
 # The last segment of the path has an extension (favicon.ico, app.js, x.css.map): a
 # request for a file the app does not have, not a page. It gets a 404, and no cookie.
@@ -32,7 +33,8 @@ def looks_like_file(path: str) -> bool:
 
 def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
     settings = app.ctx.settings
-    body = index_html(settings.page_title, stylesheet=settings.stylesheet).encode()
+    ui = library(settings.ui)
+    body = index_html(settings.page_title, stylesheet=settings.stylesheet, ui=ui).encode()
     base = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
     prepared = {
         False: encode_headers(base, security.for_scheme(False)),
@@ -42,7 +44,7 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
     insecure = InsecureOriginWarning()
 
     async def page(request: Request, path: str = "") -> HTTPResponse:
-        # "_…" is reserved for /_idom, /_auth, /_authdemo
+        # "_…" is reserved for /_idom (or /_reactpy), /_auth, /_authdemo
         if path.startswith("_") or looks_like_file(path):
             raise NotFound("Not found")
         https = request_scheme(request, app.ctx.trusted) == "https"

@@ -1,0 +1,78 @@
+"""authdemo for IDOM 1.0 apps, said explicitly: ``from authdemo.idom import …``.
+
+The same API as ``authdemo`` (IDOM is the default), except that ``create_app`` renders
+with IDOM whatever ``settings.ui``/``AUTHDEMO_UI`` say; for ReactPy see
+``authdemo.reactpy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .bootstrap import HasherFactory
+from .config import ConfigError, Settings
+from .domain import (
+    AlreadySignedIn,
+    AuthError,
+    AuthSession,
+    Clock,
+    CookieRequired,
+    InvalidCredentials,
+    InvalidPassword,
+    InvalidSessionData,
+    NotSignedIn,
+    SchemaNotReady,
+    SessionDataTooLarge,
+    StorageRefused,
+    StorageUnavailable,
+    Throttled,
+    User,
+)
+from .web import app as _app
+from .web.app import AuthdemoApp
+from .web.bridge import RootConstructor
+from .web.components import LoginForm, RequireAuth, require_auth
+from .web.current import current_user
+from .web.hooks import Auth, SessionData, use_auth, use_session
+
+
+def create_app(
+    settings: Settings | None = None,
+    root: RootConstructor | None = None,
+    *,
+    name: str = "authdemo",
+    clock: Clock | None = None,
+    hasher_factory: HasherFactory | None = None,
+) -> AuthdemoApp:
+    """``authdemo.create_app`` on IDOM (whatever ``settings.ui``/``AUTHDEMO_UI`` say)."""
+    settings = replace(settings or Settings.from_env(), ui="idom")
+    return _app.create_app(settings, root, name=name, clock=clock, hasher_factory=hasher_factory)
+
+
+__all__ = [
+    "AlreadySignedIn",
+    "Auth",
+    "AuthError",
+    "AuthSession",
+    "ConfigError",
+    "CookieRequired",
+    "InvalidCredentials",
+    "InvalidPassword",
+    "InvalidSessionData",
+    "LoginForm",
+    "NotSignedIn",
+    "RequireAuth",
+    "SchemaNotReady",
+    "SessionData",
+    "SessionDataTooLarge",
+    "Settings",
+    "StorageRefused",
+    "StorageUnavailable",
+    "Throttled",
+    "User",
+    "create_app",
+    "current_user",
+    "require_auth",
+    "use_auth",
+    "use_session",
+]

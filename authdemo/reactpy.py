@@ -1,0 +1,105 @@
+"""authdemo for ReactPy 1.1 apps: ``from authdemo.reactpy import create_app, use_auth, …``.
+
+The same API as ``authdemo`` (same names, same behaviour, same objects where nothing
+depends on the library), for an app whose components are ReactPy's: ``create_app``
+serves ReactPy's client and renders with ReactPy's ``Layout``, and ``LoginForm``,
+``RequireAuth`` and ``require_auth`` are typed as ReactPy components. Needs
+``pip install 'authdemo[reactpy]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ParamSpec, cast
+
+try:
+    from reactpy.types import Component
+except ImportError as missing:  # pragma: no cover - the test install has the extra
+    raise ImportError("authdemo.reactpy needs: pip install 'authdemo[reactpy]'") from missing
+
+from .bootstrap import HasherFactory
+from .config import ConfigError, Settings
+from .domain import (
+    AlreadySignedIn,
+    AuthError,
+    AuthSession,
+    Clock,
+    CookieRequired,
+    InvalidCredentials,
+    InvalidPassword,
+    InvalidSessionData,
+    NotSignedIn,
+    SchemaNotReady,
+    SessionDataTooLarge,
+    StorageRefused,
+    StorageUnavailable,
+    Throttled,
+    User,
+)
+from .web import app as _app
+from .web import components as _components
+from .web.app import AuthdemoApp
+from .web.bridge import RootConstructor
+from .web.current import current_user
+from .web.hooks import Auth, SessionData, use_auth, use_session
+
+P = ParamSpec("P")
+
+
+def create_app(
+    settings: Settings | None = None,
+    root: RootConstructor | None = None,
+    *,
+    name: str = "authdemo",
+    clock: Clock | None = None,
+    hasher_factory: HasherFactory | None = None,
+) -> AuthdemoApp:
+    """``authdemo.create_app`` on ReactPy (whatever ``settings.ui``/``AUTHDEMO_UI`` say)."""
+    settings = replace(settings or Settings.from_env(), ui="reactpy")
+    return _app.create_app(settings, root, name=name, clock=clock, hasher_factory=hasher_factory)
+
+
+def _made_by_reactpy(shared: Callable[P, Any]) -> Callable[P, Component]:
+    # authdemo's components are written once (web/ui.py); rendered by this app they are
+    # ReactPy components, which is what the type says.
+    return cast("Callable[P, Component]", shared)
+
+
+LoginForm = _made_by_reactpy(_components.LoginForm)
+RequireAuth = _made_by_reactpy(_components.RequireAuth)
+
+
+def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
+    """``authdemo.require_auth`` for ReactPy components: ``@require_auth`` above
+    ``@component``; the guarded constructor keeps ``function``'s signature."""
+    return _made_by_reactpy(_components.require_auth(function))
+
+
+__all__ = [
+    "AlreadySignedIn",
+    "Auth",
+    "AuthError",
+    "AuthSession",
+    "ConfigError",
+    "CookieRequired",
+    "InvalidCredentials",
+    "InvalidPassword",
+    "InvalidSessionData",
+    "LoginForm",
+    "NotSignedIn",
+    "RequireAuth",
+    "SchemaNotReady",
+    "SessionData",
+    "SessionDataTooLarge",
+    "Settings",
+    "StorageRefused",
+    "StorageUnavailable",
+    "Throttled",
+    "User",
+    "create_app",
+    "current_user",
+    "require_auth",
+    "use_auth",
+    "use_session",
+]

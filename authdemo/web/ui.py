@@ -1,0 +1,231 @@
+"""The UI library, IDOM 1.0 or ReactPy 1.1: the one place that knows which.
+
+Both libraries have the same structure (``component``, ``html``, hooks, contexts,
+``Layout``, ``serve_layout``, ``ConnectionContext``, a client of static files) but
+separate internals: a component must be made by, and its hooks called through, the
+library whose ``Layout`` renders it. authdemo's components and hooks are written once,
+against the names below; each name forwards to the library of the connection being
+served. The bridge selects it (``use_library``) for each websocket from the app's
+``Settings.ui``, before the root is built, so everything rendered, every event handler
+and every effect of that connection runs under it (asyncio tasks inherit it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import update_wrapper
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from idom.types import Component
+
+from ..config import UI_NAMES, UiName
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UiLibrary:
+    """What authdemo uses of a UI library (the modules' own objects)."""
+
+    name: UiName
+    component: Callable[[Callable[..., Any]], Callable[..., Any]]
+    html: Any
+    event: Callable[..., Any]
+    use_state: Callable[[Any], Any]
+    use_effect: Callable[..., Any]
+    use_context: Callable[[Any], Any]
+    create_context: Callable[[Any], Any]
+    ConnectionContext: Any
+    Connection: Callable[..., Any]
+    Location: Callable[..., Any]
+    Layout: Callable[[Any], Any]
+    serve_layout: Callable[..., Any]
+    component_type: type
+    client_dir: Path
+    """``index.html`` and ``assets/`` of the library's JavaScript client."""
+    url_prefix: str
+    """Where the client looks for its files and websocket: ``/_idom`` or ``/_reactpy``."""
+
+
+def _load(name: UiName) -> UiLibrary:
+    # idom 1.0 and reactpy 1.1 lay these out identically but for the connection
+    # context's module and the client's folder; nothing else differs for authdemo.
+    lib = importlib.import_module(name)
+    core = f"{name}.core"
+    hooks_module = "idom.backend.hooks" if name == "idom" else "reactpy.core.hooks"
+    types = importlib.import_module(f"{name}.backend.types")
+    return UiLibrary(
+        name=name,
+        component=lib.component,
+        html=lib.html,
+        event=lib.event,
+        use_state=lib.use_state,
+        use_effect=lib.use_effect,
+        use_context=lib.use_context,
+        create_context=lib.create_context,
+        ConnectionContext=importlib.import_module(hooks_module).ConnectionContext,
+        Connection=types.Connection,
+        Location=types.Location,
+        Layout=importlib.import_module(f"{core}.layout").Layout,
+        serve_layout=importlib.import_module(f"{core}.serve").serve_layout,
+        component_type=importlib.import_module(f"{core}.component").Component,
+        client_dir=Path(str(lib.__file__)).parent / ("_client" if name == "idom" else "_static"),
+        url_prefix=f"/_{name}",
+    )
+
+
+_LOADED: dict[UiName, UiLibrary] = {}
+
+
+def library(name: UiName = "idom") -> UiLibrary:
+    """The library called ``name``, imported on first use."""
+    found = _LOADED.get(name)
+    if found is None:
+        if name not in UI_NAMES:
+            raise ValueError(f"unknown UI library {name!r} (known: {', '.join(UI_NAMES)})")
+        try:
+            found = _LOADED[name] = _load(name)
+        except ImportError as missing:
+            raise ImportError(
+                f"authdemo on {name} needs it installed: pip install 'authdemo[{name}]'"
+            ) from missing
+    return found
+
+
+def check_root(root: Any, lib: UiLibrary) -> None:
+    """Refuse, with a hint, a root component made by the other library: it would fail
+    on its first hook call with an error that names neither."""
+    for other in _LOADED.values():
+        if other is not lib and isinstance(root, other.component_type):
+            raise TypeError(
+                f"this app renders with {lib.name}, but its root component {root!r} was "
+                f"made by {other.name}'s @component: import create_app from "
+                f"authdemo.{other.name} (the demo: `authdemo run --ui {other.name}`)"
+            )
+
+
+_CURRENT: ContextVar[UiLibrary] = ContextVar("authdemo_ui")
+
+
+def current() -> UiLibrary:
+    """The library of the connection being served; IDOM outside any (the default)."""
+    return _CURRENT.get(None) or library("idom")
+
+
+@contextmanager
+def use_library(lib: UiLibrary) -> Iterator[None]:
+    """Run the block, and every task it starts, with ``lib`` as the library."""
+    token = _CURRENT.set(lib)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+# --- what components and hooks use ------------------------------------------------------------
+
+
+class _Html:
+    """``html.div(...)`` etc. of the current library."""
+
+    def __getattr__(self, tag: str) -> Callable[..., Any]:
+        return getattr(current().html, tag)  # type: ignore[no-any-return]
+
+
+html = _Html()
+
+
+class SharedComponent(Generic[P]):
+    """A component written once: called, it is a component of the current library."""
+
+    def __init__(self, function: Callable[P, Any]) -> None:
+        self.function = function
+        self._made: dict[UiName, Callable[..., Any]] = {}
+        update_wrapper(self, function)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Component:
+        lib = current()
+        made = self._made.get(lib.name)
+        if made is None:
+            made = self._made[lib.name] = lib.component(self.function)
+        return made(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+def component(function: Callable[P, Any]) -> Callable[P, Component]:
+    return SharedComponent(function)
+
+
+def event(
+    function: Callable[..., Any], *, prevent_default: bool = False, stop_propagation: bool = False
+) -> Any:
+    return current().event(
+        function, prevent_default=prevent_default, stop_propagation=stop_propagation
+    )
+
+
+def use_state(initial: T) -> tuple[T, Callable[[T | Callable[[T], T]], None]]:
+    value, setter = current().use_state(initial)
+    return value, setter
+
+
+Effect = Callable[[], Any]
+"""Sync (may return a clean-up function) or async."""
+
+
+@overload
+def use_effect(
+    function: None = None, *, dependencies: Sequence[Any] | None
+) -> Callable[[Effect], None]: ...
+
+
+@overload
+def use_effect(function: Effect, *, dependencies: Sequence[Any] | None) -> None: ...
+
+
+def use_effect(function: Effect | None = None, *, dependencies: Sequence[Any] | None) -> Any:
+    """As the libraries' ``use_effect`` (dependencies required: no inference here)."""
+    if function is None:
+        return current().use_effect(dependencies=dependencies)
+    return current().use_effect(function, dependencies=dependencies)
+
+
+@dataclass(eq=False)
+class SharedContext(Generic[T]):
+    """A context written once: one context per library, made on first use."""
+
+    default: T
+    _made: dict[UiName, Any] = field(default_factory=dict)
+
+    def of(self, lib: UiLibrary) -> Any:
+        made = self._made.get(lib.name)
+        if made is None:
+            made = self._made[lib.name] = lib.create_context(self.default)
+        return made
+
+    def __call__(self, *children: Any, value: T) -> Any:
+        return self.of(current())(*children, value=value)
+
+
+class _ConnectionContext(SharedContext[Any]):
+    """The library's own ``ConnectionContext``, which its ``use_connection`` reads."""
+
+    def of(self, lib: UiLibrary) -> Any:
+        return lib.ConnectionContext
+
+
+def create_context(default: T) -> SharedContext[T]:
+    return SharedContext(default)
+
+
+ConnectionContext: SharedContext[Any] = _ConnectionContext(None)
+
+
+def use_context(context: SharedContext[T]) -> T:
+    lib = current()
+    return lib.use_context(context.of(lib))  # type: ignore[no-any-return]
