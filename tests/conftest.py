@@ -32,7 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Suites whose UI-touching tests (those that ask for ``ui_name``, directly or through a
+# fixture such as the web suite's ``app``) run on both UI libraries.
+BOTH_UI_LIBRARIES = ("/web/", "/browser/", "/scale/")
+UI_LIBRARIES = ("idom", "reactpy")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ui_name" in metafunc.fixturenames:
+        path = str(metafunc.definition.path)
+        both = any(part in path for part in BOTH_UI_LIBRARIES)
+        metafunc.parametrize("ui_name", UI_LIBRARIES if both else ("idom",), indirect=True)
     if "db_backend" not in metafunc.fixturenames:
         return
     if metafunc.definition.get_closest_marker("postgresql_only"):
@@ -118,6 +128,12 @@ def postgres() -> Iterator[PostgresDatabases | None]:
     databases = PostgresDatabases()
     yield databases
     databases.close()
+
+
+@pytest.fixture
+def ui_name(request: pytest.FixtureRequest) -> str:
+    """The UI library the test's app renders with: "idom" or "reactpy"."""
+    return str(getattr(request, "param", "idom"))
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ and every effect of that connection runs under it (asyncio tasks inherit it).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,6 +53,46 @@ class UiLibrary:
     """``index.html`` and ``assets/`` of the library's JavaScript client."""
     url_prefix: str
     """Where the client looks for its files and websocket: ``/_idom`` or ``/_reactpy``."""
+    renders_across_awaits: bool = False
+    """ReactPy 1.1 keeps its stack of rendering components per *thread*, yet awaits in
+    the middle of a render (its render is a coroutine): two connections rendering at
+    once in one event loop push onto and pop off the same stack, and it breaks
+    ("Hook stack is in an invalid state"), taking the connection with it. IDOM 1.0
+    renders without awaiting. Where this is True, ``Layout`` lets one render run at a
+    time per process (see ``_one_render_at_a_time``)."""
+
+
+_RENDERING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+"""One lock per event loop, i.e. per thread: the scope of ReactPy's hook stack."""
+
+
+def _rendering() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _RENDERING.get(loop)
+    if lock is None:
+        lock = _RENDERING[loop] = asyncio.Lock()
+    return lock
+
+
+def _one_render_at_a_time(layout_class: type) -> type:
+    """``layout_class`` whose renders wait for any other such layout's render to finish.
+
+    Renders are CPU work on the one event loop anyway; only their rare awaits (an
+    unmounting component's effects finishing) are no longer overlapped. The lock is
+    taken around ReactPy 1.1's ``_create_layout_update`` (one render of one component
+    and what it changed), not around ``render``, which also waits for the next change.
+    """
+
+    class OneRenderAtATime(layout_class):  # type: ignore[misc]
+        __slots__ = ()
+
+        async def _create_layout_update(self, old_state: Any) -> Any:
+            async with _rendering():
+                return await super()._create_layout_update(old_state)
+
+    return OneRenderAtATime
 
 
 def _load(name: UiName) -> UiLibrary:
@@ -60,6 +102,9 @@ def _load(name: UiName) -> UiLibrary:
     core = f"{name}.core"
     hooks_module = "idom.backend.hooks" if name == "idom" else "reactpy.core.hooks"
     types = importlib.import_module(f"{name}.backend.types")
+    layout = importlib.import_module(f"{core}.layout").Layout
+    if name == "reactpy":
+        layout = _one_render_at_a_time(layout)
     return UiLibrary(
         name=name,
         component=lib.component,
@@ -72,11 +117,12 @@ def _load(name: UiName) -> UiLibrary:
         ConnectionContext=importlib.import_module(hooks_module).ConnectionContext,
         Connection=types.Connection,
         Location=types.Location,
-        Layout=importlib.import_module(f"{core}.layout").Layout,
+        Layout=layout,
         serve_layout=importlib.import_module(f"{core}.serve").serve_layout,
         component_type=importlib.import_module(f"{core}.component").Component,
         client_dir=Path(str(lib.__file__)).parent / ("_client" if name == "idom" else "_static"),
         url_prefix=f"/_{name}",
+        renders_across_awaits=name == "reactpy",
     )
 
 

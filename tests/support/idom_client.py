@@ -1,7 +1,12 @@
-"""A small client that speaks IDOM 1.0's websocket protocol, for tests and benchmarks.
+"""A small client that speaks the websocket protocol of IDOM 1.0 and of ReactPy 1.1,
+for tests and benchmarks.
 
 It keeps the rendered model up to date (layout updates carry a JSON pointer and the
-new model of that subtree) and can fire the events a browser would.
+new model of that subtree) and can fire the events a browser would. The two protocols
+differ only in where the stream is (``/_idom/stream``, ``/_reactpy/stream``) and in the
+event message: ReactPy's client says ``"type": "layout-event"``, IDOM 1.0's does not.
+Which one a server speaks is registered by whoever starts it (``serving``); a server
+nobody registered speaks IDOM, the default.
 """
 
 from __future__ import annotations
@@ -17,6 +22,29 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 Model = dict[str, Any]
+
+SERVED_UI: dict[str, str] = {}
+"""base URL → UI library ("idom", "reactpy") of the test servers running now."""
+
+
+@contextlib.contextmanager
+def serving(base_url: str, ui: str) -> Iterator[None]:
+    """Register the UI library of the server at ``base_url`` while it runs."""
+    SERVED_UI[base_url.rstrip("/")] = ui
+    try:
+        yield
+    finally:
+        SERVED_UI.pop(base_url.rstrip("/"), None)
+
+
+def ui_of(base_url: str) -> str:
+    return SERVED_UI.get(base_url.rstrip("/"), "idom")
+
+
+def stream_url(base_url: str, ui: str | None = None) -> str:
+    """The websocket URL the UI library's client opens for the page at ``/``."""
+    ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/")
+    return f"{ws}/_{ui or ui_of(base_url)}/stream"
 
 
 def walk(node: Any) -> Iterator[Model]:
@@ -50,8 +78,11 @@ class IdomClient:
         cookie: str | None = None,
         base_url: str | None = None,
         follow_tickets: bool = False,
+        ui: str = "idom",
     ) -> None:
         self.ws = ws
+        self.ui = ui
+        """The protocol spoken: "idom" (IDOM 1.0) or "reactpy" (ReactPy 1.1)."""
         self.cookie = cookie
         """The ``Cookie`` the browser holds (None: none); tickets fetched update it."""
         self.base_url = base_url
@@ -70,18 +101,23 @@ class IdomClient:
         *,
         cookie: str | None = None,
         origin: str | None = "same",
-        path: str = "/_idom/stream",
+        path: str | None = None,
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
         page_first: bool = True,
         follow_tickets: bool = True,
+        ui: str | None = None,
     ) -> IdomClient:
-        """Open the websocket like the IDOM client does and wait for the first render.
+        """Open the websocket like the IDOM (or ReactPy) client does and wait for the
+        first render. ``ui`` defaults to what the server at ``base_url`` registered
+        (``serving``); ``path`` to that library's stream.
 
         Like a browser: without ``cookie``, the page is loaded first for one
         (``page_first=False`` opens the websocket with no cookie at all), and every
         ticket image is fetched as soon as it renders, following its redirect with the
         new cookie (``follow_tickets=False`` leaves that to the test)."""
+        ui = ui or ui_of(base_url)
+        path = path or f"/_{ui}/stream"
         ws_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         headers = dict(headers or {})
         if cookie is None and page_first:
@@ -99,7 +135,7 @@ class IdomClient:
             open_timeout=timeout,
             max_size=2**22,
         )
-        client = cls(ws, cookie, base_url, follow_tickets)
+        client = cls(ws, cookie, base_url, follow_tickets, ui)
         await client.receive(timeout)
         return client
 
@@ -197,7 +233,10 @@ class IdomClient:
     async def fire(self, node: Model, event: str, *data: Any) -> None:
         handler = node.get("eventHandlers", {}).get(event)
         assert handler is not None, f"no {event} handler on {node.get('tagName')}"
-        await self.ws.send(json.dumps({"target": handler["target"], "data": list(data)}))
+        message: dict[str, Any] = {"target": handler["target"], "data": list(data)}
+        if self.ui == "reactpy":
+            message = {"type": "layout-event", **message}
+        await self.ws.send(json.dumps(message))
 
     async def submit(self, form_id: str, values: dict[str, str]) -> None:
         form = self.find(form_id)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from authdemo.web.app import AuthdemoApp
+from tests.support.idom_client import serving, stream_url
 
 
 def free_port() -> int:
@@ -29,6 +30,16 @@ class Live:
     def origin(self) -> str:
         return self.base_url
 
+    @property
+    def ui(self) -> str:
+        """The UI library this app renders with: "idom" or "reactpy"."""
+        return self.app.ctx.settings.ui
+
+    @property
+    def stream_url(self) -> str:
+        """The websocket URL of the page at ``/`` (``/_idom/stream`` or ``/_reactpy/…``)."""
+        return stream_url(self.base_url, self.ui)
+
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.get(self.base_url + path, **kwargs)
 
@@ -44,9 +55,11 @@ async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
     await server.before_start()
     await server.after_start()
     await server.start_serving()
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            yield Live(app, f"http://127.0.0.1:{port}", http)
+        with serving(base_url, app.ctx.settings.ui):
+            async with httpx.AsyncClient(timeout=10) as http:
+                yield Live(app, base_url, http)
     finally:
         await server.before_stop()
         server.close()

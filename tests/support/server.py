@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.idom_client import SERVED_UI
 from tests.support.live import free_port
 
 
@@ -24,12 +25,15 @@ class ServerProcess:
         port: int | None = None,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        ui: str | None = None,
     ) -> None:
         self.db_url = db_url
         self.log_path = log_path
         self.port = port or free_port()
         self.workers = workers
         self.env = env or {}
+        self.ui = ui or self.env.get("AUTHDEMO_UI") or "idom"
+        """The UI library it serves (AUTHDEMO_UI); its clients speak that protocol."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,7 +41,12 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {**os.environ, "AUTHDEMO_DATABASE_URL": self.db_url, **self.env}
+        env = {
+            **os.environ,
+            "AUTHDEMO_DATABASE_URL": self.db_url,
+            **self.env,
+            "AUTHDEMO_UI": self.ui,
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -56,6 +65,7 @@ class ServerProcess:
             start_new_session=True,  # its own process group: workers die with it
         )
         log.close()
+        SERVED_UI[self.base_url] = self.ui
         self._wait_ready(timeout)
         return self
 

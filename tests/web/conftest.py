@@ -16,6 +16,12 @@ _names = itertools.count()
 
 
 @pytest.fixture
+def settings(db_url: str, ui_name: str) -> Settings:
+    """The web suite's apps render with each UI library in turn (IDOM, then ReactPy)."""
+    return Settings(database_url=db_url, ui=ui_name)  # type: ignore[arg-type]
+
+
+@pytest.fixture
 def app_clock() -> FakeClock:
     from datetime import UTC, datetime
 
@@ -24,8 +30,12 @@ def app_clock() -> FakeClock:
 
 @pytest.fixture
 def app(settings: Settings, app_clock: FakeClock) -> AuthdemoApp:
+    """The demo app (on each UI library in turn: see ``settings``)."""
     return create_app(
-        settings, name=f"authdemo_test_{next(_names)}", clock=app_clock, hasher_factory=cheap_hasher
+        settings,
+        name=f"authdemo_test_{next(_names)}",
+        clock=app_clock,
+        hasher_factory=cheap_hasher,
     )
 
 

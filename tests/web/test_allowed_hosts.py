@@ -58,7 +58,7 @@ async def websocket_handshake(live: Live, host: str, origin: str) -> int:
     status, _ = await exchange(
         live,
         (
-            f"GET /_idom/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+            f"GET /_{live.ui}/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode(),

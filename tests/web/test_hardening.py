@@ -32,7 +32,7 @@ async def test_the_page_carries_a_strict_content_security_policy(live: Live) -> 
 
 
 async def test_every_response_carries_the_hardening_headers(live: Live) -> None:
-    for path in ("/", "/_idom/assets/missing.js", "/_authdemo/static/app.css"):
+    for path in ("/", f"/_{live.ui}/assets/missing.js", "/_authdemo/static/app.css"):
         headers = (await live.get(path)).headers
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["referrer-policy"] == "no-referrer"
@@ -107,7 +107,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(settings: Settings) 
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (
-                "GET /_idom/stream HTTP/1.1\r\n"
+                f"GET /_{live.ui}/stream HTTP/1.1\r\n"
                 f"Host: {host}:{port}\r\nOrigin: {live.base_url}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"

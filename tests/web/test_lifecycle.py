@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from idom import component, html
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
@@ -22,6 +21,7 @@ from authdemo.domain import AuditKind, Clock, StorageUnavailable
 from authdemo.web.app import create_app
 from authdemo.web.components import DemoApp
 from authdemo.web.hooks import use_auth
+from authdemo.web.ui import component, html
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient

@@ -63,7 +63,7 @@ async def test_a_csp_extra_source_appears_once_in_one_header_on_every_response(
                 "/",
                 "/some/spa/route",
                 "/_authdemo/static/app.css",
-                "/_idom/assets/missing.js",
+                f"/_{live.ui}/assets/missing.js",
                 "/favicon.ico",
                 "/api/hello",
             )
@@ -280,13 +280,13 @@ async def test_the_sign_in_form_explains_plain_http_on_other_hosts(settings: Set
             assert local.find("insecure-origin-notice") is None
         # What a browser at http://devbox.test:<port> opens: Host and Origin say devbox.test.
         ws = await websockets.connect(
-            f"ws://devbox.test:{port}/_idom/stream",
+            f"ws://devbox.test:{port}/_{live.ui}/stream",
             origin=websockets.Origin(f"http://devbox.test:{port}"),
             host="127.0.0.1",  # connect here; the URI still names devbox.test
             port=port,
             proxy=None,
         )
-        async with IdomClient(ws) as remote:
+        async with IdomClient(ws, ui=live.ui) as remote:
             await remote.receive()
             notice = remote.text("insecure-origin-notice")
             assert remote.find("login-form") is not None

@@ -30,7 +30,7 @@ async def test_websockets_per_address_are_capped_and_freed_on_close(settings: Se
     )
     async with serve(app) as live:
         held = [await IdomClient.connect(live.base_url) for _ in range(3)]
-        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        url = live.stream_url
         with pytest.raises(InvalidStatus) as refused:
             await websockets.connect(url, additional_headers={"Origin": live.base_url}, origin=None)
         assert refused.value.response.status_code == 429
@@ -57,7 +57,7 @@ async def test_a_client_that_reads_nothing_does_not_stall_the_others(settings: S
         cookie = f"{COOKIE_NAME}={token}"
         # A tab of alice's session that stops reading: every note saved in her other tab
         # is pushed to it (40 KB each), until its socket buffers are full and stay full.
-        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        url = live.stream_url
         slow = await websockets.connect(
             url, additional_headers={"Origin": live.base_url, "Cookie": cookie}, origin=None
         )
@@ -116,7 +116,7 @@ async def test_concurrent_handshakes_from_one_address_get_exactly_the_cap(
             return await real_visit(token)
 
         service.visit = gated_visit  # type: ignore[method-assign]
-        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        url = live.stream_url
 
         async def handshake() -> websockets.ClientConnection | None:
             nonlocal refused
@@ -159,7 +159,7 @@ async def test_a_handshake_that_fails_after_reserving_gives_its_slot_back(
             raise StorageUnavailable()
 
         service.visit = failing_visit  # type: ignore[method-assign]
-        url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+        url = live.stream_url
         with pytest.raises(InvalidStatus) as refused:
             await websockets.connect(url, additional_headers={"Origin": live.base_url}, origin=None)
         assert refused.value.response.status_code == 503
@@ -195,7 +195,7 @@ async def test_a_client_that_leaves_mid_handshake_gives_its_slot_back(settings: 
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             (
-                f"GET /_idom/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"GET /_{live.ui}/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                 f"Origin: {live.base_url}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()

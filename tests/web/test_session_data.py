@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from idom import component, html
 from sqlalchemy import func, select
 
 from authdemo import RequireAuth, create_app, use_auth, use_session
@@ -23,6 +22,7 @@ from authdemo.db.models import SessionRow
 from authdemo.domain import AuthError
 from authdemo.security import hash_token
 from authdemo.web.components import LoginForm
+from authdemo.web.ui import component, html
 from tests.conftest import cheap_hasher
 from tests.support.db import ROOT
 from tests.support.idom_client import IdomClient
@@ -73,7 +73,7 @@ def DataRoot() -> Any:
 
 
 def use_state_str() -> tuple[str, Callable[[str], None]]:
-    from idom import use_state
+    from authdemo.web.ui import use_state
 
     value, setter = use_state("")
     return value, setter

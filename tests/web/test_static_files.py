@@ -1,4 +1,5 @@
-"""idom's client files and ours: content types, cache headers, nothing outside."""
+"""The UI library's client files (IDOM's or ReactPy's) and ours: content types, cache
+headers, nothing outside."""
 
 from __future__ import annotations
 
@@ -7,24 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from authdemo.web.bridge import IDOM_CLIENT_DIR, load_static_dir
+from authdemo.web.bridge import load_static_dir
+from authdemo.web.ui import library
 from tests.support.live import Live
 
 
-def client_script() -> str:
-    return next(p.name for p in (IDOM_CLIENT_DIR / "assets").iterdir() if p.suffix == ".js")
+def client_script(ui: str) -> str:
+    assets = library(ui).client_dir / "assets"  # type: ignore[arg-type]
+    return next(p.name for p in assets.iterdir() if p.suffix == ".js")
 
 
-async def test_the_page_loads_idoms_client_and_our_stylesheet(live: Live) -> None:
+def other(ui: str) -> str:
+    return "reactpy" if ui == "idom" else "idom"
+
+
+async def test_the_page_loads_the_ui_librarys_client_and_our_stylesheet(live: Live) -> None:
     response = await live.get("/")
     assert response.headers["content-type"].startswith("text/html")
-    assert f"/_idom/assets/{client_script()}" in response.text
+    assert f"/_{live.ui}/assets/{client_script(live.ui)}" in response.text
+    assert f"/_{other(live.ui)}/" not in response.text
     assert "/_authdemo/static/app.css" in response.text
     assert response.headers["cache-control"] == "no-store"
 
 
 async def test_hashed_assets_are_cached_forever_with_the_right_type(live: Live) -> None:
-    response = await live.get(f"/_idom/assets/{client_script()}")
+    response = await live.get(f"/_{live.ui}/assets/{client_script(live.ui)}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -39,25 +47,34 @@ async def test_unhashed_files_are_revalidated(live: Live) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/_idom/assets/../index.html",
-        "/_idom/assets/..%2f..%2f..%2fconfig.py",
-        "/_idom/assets/%2e%2e/%2e%2e/__init__.py",
-        "/_idom/assets/%252e%252e%252f__init__.py",
-        "/_idom/assets/..%2F..%2Fbackend%2Fsanic.py",
-        "/_idom/assets/%2Fetc%2Fpasswd",
-        "/_idom/assets/%2e%2e%2f%2e%2e%2fconfig.py",
-        "/_idom/assets-secret/secret.js",
-        "/_idom/assetsx/index.a2011453.js",
-        "/_idom/assets/..%5c..%5cconfig.py",
-        "/_idom/assets/nothing.js",
+        "/_{ui}/assets/../index.html",
+        "/_{ui}/assets/..%2f..%2f..%2fconfig.py",
+        "/_{ui}/assets/%2e%2e/%2e%2e/__init__.py",
+        "/_{ui}/assets/%252e%252e%252f__init__.py",
+        "/_{ui}/assets/..%2F..%2Fbackend%2Fsanic.py",
+        "/_{ui}/assets/%2Fetc%2Fpasswd",
+        "/_{ui}/assets/%2e%2e%2f%2e%2e%2fconfig.py",
+        "/_{ui}/assets-secret/secret.js",
+        "/_{ui}/assetsx/{script}",
+        "/_{ui}/assets/..%5c..%5cconfig.py",
+        "/_{ui}/assets/nothing.js",
         "/_authdemo/static/..%2f..%2fcli.py",
-        "/_idom/modules/anything.js",
-        "/_idom/stream-not",
+        "/_{ui}/modules/anything.js",
+        "/_{ui}/stream-not",
+        "/_{other}/assets/{other_script}",  # the other library's client is not served
         "/_auth/",
     ],
 )
 async def test_traversal_and_unknown_paths_are_404(live: Live, path: str) -> None:
-    response = await live.get(path)
+    ui = live.ui
+    response = await live.get(
+        path.format(
+            ui=ui,
+            script=client_script(ui),
+            other=other(ui),
+            other_script=client_script(other(ui)),
+        )
+    )
     assert response.status_code == 404
     assert "set-cookie" not in response.headers
 

@@ -15,7 +15,7 @@ from tests.support.live import Live, serve
 
 async def handshake_status(live: Live, origin: str | None) -> int:
     headers = {"Origin": origin} if origin is not None else {}
-    url = live.base_url.replace("http://", "ws://") + "/_idom/stream"
+    url = live.stream_url
     try:
         async with websockets.connect(url, additional_headers=headers, origin=None) as ws:
             await ws.recv()
@@ -57,7 +57,7 @@ async def test_another_scheme_is_refused(live: Live) -> None:
 
 
 async def test_no_component_runs_for_a_refused_handshake(settings: Settings) -> None:
-    from idom import component, html
+    from authdemo.web.ui import component, html
 
     rendered: list[str] = []
 
