@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from .bootstrap import Runtime, runtime
-from .config import ConfigError, Settings
+from .config import UI_NAMES, ConfigError, Settings, UiName
 from .db import migrations
 from .domain import (
     PASSWORD_MAX,
@@ -136,9 +137,17 @@ def configure_logging(level: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--debug", is_flag=True, help="Sanic debug mode and access log.")
-def run(host: str, port: int, workers: int, debug: bool) -> None:
+@click.option(
+    "--ui",
+    type=click.Choice(UI_NAMES, case_sensitive=False),
+    help="The UI library to serve the demo with (default: AUTHDEMO_UI, else idom).",
+)
+def run(host: str, port: int, workers: int, debug: bool, ui: UiName | None) -> None:
     """Serve the app."""
     settings = load_settings()
+    if ui is not None:
+        settings = replace(settings, ui=ui)
+    check_ui_installed(settings.ui)
     with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
     if not settings.allowed_hosts and not is_loopback(host):
         log.warning(
@@ -244,6 +253,15 @@ async def _noop(_: Runtime) -> None:
     return None
 
 
+def check_ui_installed(ui: UiName) -> None:
+    from .web.ui import library
+
+    try:
+        library(ui)
+    except ImportError as missing:
+        raise click.ClickException(str(missing)) from None
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
@@ -260,7 +278,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         motd=False,
         single_process=single,
     )
-    click.echo(f"authdemo serving on http://{host}:{port} ({workers} worker(s))", err=True)
+    click.echo(
+        f"authdemo serving on http://{host}:{port} ({workers} worker(s), UI: {settings.ui})",
+        err=True,
+    )
     if single:
         Sanic.serve_single(primary=app)
     else:

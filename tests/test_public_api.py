@@ -42,24 +42,31 @@ def mypy_strict(code: str, folder: Path, cache: Path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def test_the_readme_example_passes_mypy_strict_as_written(tmp_path: Path, mypy_cache: Path) -> None:
-    status, output = mypy_strict(readme_example(), tmp_path, mypy_cache)
+@pytest.mark.parametrize("ui", ["idom", "reactpy"])
+def test_the_readme_example_passes_mypy_strict_as_written(
+    tmp_path: Path, mypy_cache: Path, ui: str
+) -> None:
+    status, output = mypy_strict(readme_example(ui), tmp_path, mypy_cache)
     assert status == 0, output
 
 
-def test_a_misspelt_import_fails_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
-    status, output = mypy_strict("from authdemo import use_auht\n", tmp_path, mypy_cache)
+@pytest.mark.parametrize("module", ["authdemo", "authdemo.idom", "authdemo.reactpy"])
+def test_a_misspelt_import_fails_mypy_strict(tmp_path: Path, mypy_cache: Path, module: str) -> None:
+    status, output = mypy_strict(f"from {module} import use_auht\n", tmp_path, mypy_cache)
     assert status == 1
-    assert 'Module "authdemo" has no attribute "use_auht"' in output
+    assert f'Module "{module}" has no attribute "use_auht"' in output
 
 
+@pytest.mark.parametrize(
+    ("library", "module"), [("idom", "authdemo"), ("reactpy", "authdemo.reactpy")]
+)
 def test_require_auth_keeps_the_guarded_components_signature(
-    tmp_path: Path, mypy_cache: Path
+    tmp_path: Path, mypy_cache: Path, library: str, module: str
 ) -> None:
     code = (
-        "from idom import html\n"
-        "from idom.types import Component, VdomDict\n"
-        "from authdemo import require_auth\n\n"
+        f"from {library} import html\n"
+        f"from {library}.types import Component, VdomDict\n"
+        f"from {module} import require_auth\n\n"
         "@require_auth\n"
         "def Page(title: str, *, size: int = 1) -> VdomDict:\n"
         "    return html.h1(title)\n\n"

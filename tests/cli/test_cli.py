@@ -196,3 +196,33 @@ def test_run_on_a_public_address_without_allowed_hosts_warns_once_at_start(
     warnings = [r for r in caplog.records if "AUTHDEMO_ALLOWED_HOSTS" in r.getMessage()]
     assert len(warnings) == (1 if warned else 0)
     assert all(r.levelname == "WARNING" for r in warnings)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ui"),
+    [
+        ((), {}, "idom"),
+        (("--ui", "reactpy"), {}, "reactpy"),
+        (("--ui", "ReactPy"), {}, "reactpy"),
+        ((), {"AUTHDEMO_UI": "reactpy"}, "reactpy"),
+        (("--ui", "idom"), {"AUTHDEMO_UI": "reactpy"}, "idom"),
+    ],
+)
+def test_run_serves_the_ui_library_chosen_by_flag_or_environment(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    ui: str,
+) -> None:
+    served: list[Settings] = []
+    monkeypatch.setattr("authdemo.cli.serve", lambda settings, **kw: served.append(settings))
+    result = invoke(db_url, "run", *args, **env)
+    assert result.exit_code == 0, result.output
+    assert [s.ui for s in served] == [ui]
+
+
+def test_run_refuses_an_unknown_ui_library(db_url: str) -> None:
+    result = invoke(db_url, "run", "--ui", "vue")
+    assert result.exit_code == 2
+    assert "'vue' is not one of 'idom', 'reactpy'" in result.output

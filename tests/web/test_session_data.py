@@ -247,12 +247,17 @@ async def test_the_guard_never_sends_protected_content_while_signed_out(
 # --- the README example, as written -----------------------------------------------------------
 
 
-def readme_example() -> str:
+README_EXAMPLES = {"idom": "app.py", "reactpy": "reactpy_app.py"}
+"""The README's complete app for each UI library ("Use it in your (ReactPy) app")."""
+
+
+def readme_example(ui: str = "idom") -> str:
     readme = (ROOT / "README.md").read_text()
+    name = re.escape(README_EXAMPLES[ui])
     match = re.search(
-        r"<!-- example: app.py -->\s*```python\n(.*?)```\s*<!-- /example -->", readme, re.S
+        rf"<!-- example: {name} -->\s*```python\n(.*?)```\s*<!-- /example -->", readme, re.S
     )
-    assert match, "the README's example block is missing"
+    assert match, f"the README's example block {README_EXAMPLES[ui]} is missing"
     return match.group(1)
 
 
@@ -260,8 +265,9 @@ def readme_example() -> str:
 def readme_app(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """The README's example, written to a file and imported as the app author would."""
-    code = readme_example()
+    """The README's example for the settings' UI library, written to a file and imported
+    as the app author would."""
+    code = readme_example(settings.ui)
     assert 20 <= len([line for line in code.splitlines() if line.strip()]) <= 35
     (tmp_path / "readme_app.py").write_text(code)
     monkeypatch.setenv("AUTHDEMO_DATABASE_URL", settings.database_url)
@@ -295,10 +301,12 @@ async def test_the_readme_example_runs_as_written(
             new_token = client.token()
             async with await IdomClient.connect(
                 live.base_url, cookie=cookie(new_token or "")
-            ) as again:
-                assert again.text("count") == "Clicked 1 times"
-            await client.click("logout")
-            await client.wait_for_id("login-form")
+            ) as second_tab:
+                assert second_tab.text("count") == "Clicked 1 times"
+                await client.click("logout")
+                await client.wait_for_id("login-form")
+                await second_tab.wait_for_id("login-form")  # live, without a reload
+                assert second_tab.find("hello") is None
             await client.close()
 
 
