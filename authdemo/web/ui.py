@@ -181,7 +181,80 @@ class _Html:
     """``html.div(...)`` etc. of the current library."""
 
     def __getattr__(self, tag: str) -> Callable[..., Any]:
-        return getattr(current().html, tag)  # type: ignore[no-any-return]
+        lib = current()
+        if tag == "form" and lib.name == "reactpy":
+            return _reactpy_form
+        return getattr(lib.html, tag)  # type: ignore[no-any-return]
+
+
+# The form controls a form's ``elements`` lists, in document order (``<input
+# type="image">`` is not one of them).
+_CONTROLS = {"button", "fieldset", "input", "object", "output", "select", "textarea"}
+
+
+def _control_names(children: Sequence[Any]) -> list[str | None] | None:
+    """The ``name`` of each form control among ``children``, in document order; None when
+    part of the form is a component (rendered later, so its controls are unknown)."""
+    names: list[str | None] = []
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, list | tuple):
+            return all(walk(child) for child in node)
+        if isinstance(node, str) or node is None:
+            return True
+        if not isinstance(node, dict):
+            return False  # a component
+        attributes = node.get("attributes", {})
+        tag = node.get("tagName")
+        if tag in _CONTROLS and not (tag == "input" and attributes.get("type") == "image"):
+            name = attributes.get("name")
+            names.append(name if isinstance(name, str) else None)
+        return walk(node.get("children", []))
+
+    return names if walk(list(children)) else None
+
+
+def _reactpy_form(*arguments: Any) -> Any:
+    """ReactPy's ``html.form``, with submit events in IDOM's shape.
+
+    IDOM 1.0's client sends each of a submitted form's ``elements`` with its ``name``;
+    ReactPy 1.1's sends only ``tagName`` and ``value``, in document order. The names are
+    known here, where the form is built, so they are put back on the way in: handlers
+    read ``data["target"]["elements"]`` the same way on both libraries."""
+    lib = library("reactpy")
+    attributes = arguments[0] if arguments and isinstance(arguments[0], dict) else None
+    children = arguments[1:] if attributes is not None else arguments
+    handler = attributes.get("on_submit") if attributes is not None else None
+    names = _control_names(children) if handler is not None else None
+    if attributes is None or handler is None or names is None:
+        return lib.html.form(*arguments)
+    if not hasattr(handler, "function"):  # a plain function: made an EventHandler first
+        handler = lib.event(handler)
+
+    async def with_names(data: Sequence[Any]) -> None:
+        await handler.function([_named_elements(item, names) for item in data])
+
+    named = type(handler)(
+        with_names,
+        stop_propagation=handler.stop_propagation,
+        prevent_default=handler.prevent_default,
+        target=handler.target,
+    )
+    return lib.html.form({**attributes, "on_submit": named}, *children)
+
+
+def _named_elements(event: Any, names: list[str | None]) -> Any:
+    target = event.get("target") if isinstance(event, dict) else None
+    if not isinstance(target, dict):
+        return event
+    elements = target.get("elements")
+    if not isinstance(elements, list) or len(elements) != len(names):
+        return event  # not the form we built: leave it as it came
+    named = [
+        {**element, "name": name} if isinstance(element, dict) and name is not None else element
+        for element, name in zip(elements, names, strict=True)
+    ]
+    return {**event, "target": {**target, "elements": named}}
 
 
 html = _Html()

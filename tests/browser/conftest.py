@@ -60,10 +60,19 @@ def create_users(db_url: str, *names: str) -> None:
     in_thread(lambda: asyncio.run(create()))
 
 
+CONNECTED = {"idom": "IDOM WebSocket connected.", "reactpy": "[ReactPy] client connected"}
+"""What each UI library's client logs when its websocket opens."""
+
+
+def is_connected_message(text: str) -> bool:
+    return any(message in text for message in CONNECTED.values())
+
+
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+def server(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]:
+    """`authdemo run` serving the demo, on each UI library in turn (``ui_name``)."""
     create_users(db_url, "alice", "bob")
-    process = ServerProcess(db_url, tmp_path / "server.log").start()
+    process = ServerProcess(db_url, tmp_path / "server.log", ui=ui_name).start()
     yield process
     process.stop()
 

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def balanced(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, ui_name: str
 ) -> Iterator[tuple[TcpProxy, ServerProcess, ServerProcess]]:
     create_users(db_url, "alice")
-    host_a = ServerProcess(db_url, tmp_path / "a.log").start()
-    host_b = ServerProcess(db_url, tmp_path / "b.log").start()
+    host_a = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name).start()
+    host_b = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name).start()
     balancer = TcpProxy(("127.0.0.1", host_a.port)).start()
     yield balancer, host_a, host_b
     balancer.stop()

@@ -66,13 +66,15 @@ def test_plain_http_on_another_host_shows_a_notice_and_logs_once(
 
 
 @pytest.fixture
-def two_apps(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def two_apps(
+    db_url: str, tmp_path: Path, ui_name: str
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     create_users(db_url, "alice", "bob")
     shop = ServerProcess(
-        db_url, tmp_path / "shop.log", env={"AUTHDEMO_COOKIE_NAME": "shop_session"}
+        db_url, tmp_path / "shop.log", env={"AUTHDEMO_COOKIE_NAME": "shop_session"}, ui=ui_name
     ).start()
     admin = ServerProcess(
-        db_url, tmp_path / "admin.log", env={"AUTHDEMO_COOKIE_NAME": "admin_session"}
+        db_url, tmp_path / "admin.log", env={"AUTHDEMO_COOKIE_NAME": "admin_session"}, ui=ui_name
     ).start()
     yield shop, admin
     shop.stop()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import CONNECTED, PASSWORD
 from tests.browser.test_sign_in import session_cookie, sign_in, ticket_redeemed
 from tests.support.server import ServerProcess
 
@@ -219,7 +219,8 @@ def test_the_page_runs_under_a_strict_csp_without_violations(
         " (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
 
-    with page.expect_console_message(lambda message: "IDOM WebSocket connected." in message.text):
+    connected = CONNECTED[server.ui]  # the UI library's client, under the same CSP
+    with page.expect_console_message(lambda message: connected in message.text):
         response = page.goto(server.base_url)
     assert response is not None
     csp = response.headers.get("content-security-policy")
@@ -234,7 +235,7 @@ def test_the_page_runs_under_a_strict_csp_without_violations(
     page.click("button#logout")
     page.wait_for_selector("form#login-form")
 
-    assert "IDOM WebSocket connected." in messages
+    assert connected in messages
     assert not [m for m in messages if "Content Security Policy" in m], messages
     assert page.evaluate("window.__violations") == []
     assert errors == []

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, is_connected_message
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -26,9 +26,10 @@ def sign_in(page: Any, username: str = "alice", password: str = PASSWORD) -> Non
 
 
 def reconnected(page: Any) -> Any:
-    """Waits (as a context manager) for IDOM's client to open its websocket again."""
+    """Waits (as a context manager) for the UI library's client to open its websocket
+    again."""
     return page.expect_console_message(
-        lambda message: "WebSocket connected" in message.text, timeout=30_000
+        lambda message: is_connected_message(message.text), timeout=30_000
     )
 
 

@@ -72,12 +72,12 @@ def test_a_slow_ticket_request_makes_the_greeting_wait_and_loses_nothing(
 
 
 @pytest.fixture
-def short_tickets(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+def short_tickets(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]:
     from tests.browser.conftest import create_users
 
     create_users(db_url, "alice")
     process = ServerProcess(
-        db_url, tmp_path / "server.log", env={"AUTHDEMO_TICKET_TTL": "3s"}
+        db_url, tmp_path / "server.log", env={"AUTHDEMO_TICKET_TTL": "3s"}, ui=ui_name
     ).start()
     yield process
     process.stop()
@@ -104,14 +104,16 @@ def test_a_cookie_the_browser_never_fetches_is_explained_within_the_bound(
 
 
 @pytest.fixture
-def two_hosts(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def two_hosts(
+    db_url: str, tmp_path: Path, ui_name: str
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two `authdemo run` on one database: what reaches a list across them reaches it
     across the workers of one host too (the same outbox and follower)."""
     from tests.browser.conftest import create_users
 
     create_users(db_url, "bob")
-    first = ServerProcess(db_url, tmp_path / "a.log").start()
-    second = ServerProcess(db_url, tmp_path / "b.log").start()
+    first = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name).start()
+    second = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name).start()
     yield first, second
     first.stop()
     second.stop()

@@ -23,6 +23,9 @@ from websockets.asyncio.client import ClientConnection
 
 Model = dict[str, Any]
 
+CONTROLS = {"button", "fieldset", "input", "object", "output", "select", "textarea"}
+"""The elements a form's ``elements`` lists (in document order)."""
+
 SERVED_UI: dict[str, str] = {}
 """base URL → UI library ("idom", "reactpy") of the test servers running now."""
 
@@ -239,10 +242,25 @@ class IdomClient:
         await self.ws.send(json.dumps(message))
 
     async def submit(self, form_id: str, values: dict[str, str]) -> None:
+        """Submit the form with ``values`` by name, as the library's client sends it:
+        IDOM 1.0's names each element; ReactPy 1.1's sends every control of the form in
+        document order with its tag and value only (no name)."""
         form = self.find(form_id)
         assert form is not None, f"no #{form_id}"
-        elements = [{"name": k, "value": v} for k, v in values.items()]
-        await self.fire(form, "on_submit", {"target": {"elements": elements}})
+        elements: list[dict[str, Any]]
+        if self.ui == "reactpy":
+            elements = []
+            for node in walk(form):
+                attributes = node.get("attributes", {})
+                if node.get("tagName") in CONTROLS and attributes.get("type") != "image":
+                    name = attributes.get("name")
+                    value = values.get(name) if name else None
+                    if value is None:
+                        value = attributes.get("value", attributes.get("default_value", ""))
+                    elements.append({"tagName": node["tagName"].upper(), "value": value})
+        else:
+            elements = [{"name": k, "value": v} for k, v in values.items()]
+        await self.fire(form, "on_submit", {"target": {"tagName": "FORM", "elements": elements}})
 
     async def click(self, element_id: str) -> None:
         node = self.find(element_id)
