@@ -5,6 +5,9 @@
   sessions, a cookie set on the first response).
 - ``bridge``: authdemo's own IDOM bridge serving the demo's signed-in view fed with
   constant values (no auth at all): the ceiling for websocket figures.
+- ``reactpy-bridge``: the same on ReactPy 1.1 (authdemo's bridge, ReactPy's client).
+- ``reactpy-backend``: ReactPy 1.1's own Sanic backend serving that same UI: what a
+  ReactPy app on Sanic gets without authdemo.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from idom import component, html
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic.response import html as html_response
 
+from authdemo.config import UiName
 from authdemo.web.bridge import ViewConnection, index_html, install_bridge
+from authdemo.web.ui import component, html, library, set_library
 
 
 def bare_app(name: str = "bench_bare") -> Sanic[Any, Any]:
@@ -103,8 +107,8 @@ def UnauthenticatedDemo() -> Any:
     return AuthContext(DemoApp(), value=Provided(auth, state, live))
 
 
-def bridge_app() -> Sanic[Any, Any]:
-    app = bare_app("bench_bridge")
+def bridge_app(ui: UiName = "idom") -> Sanic[Any, Any]:
+    app = bare_app(f"bench_bridge_{ui}")
 
     async def nothing() -> bool:
         return True
@@ -112,11 +116,35 @@ def bridge_app() -> Sanic[Any, Any]:
     def connect(request: Request) -> ViewConnection:
         return ViewConnection(UnauthenticatedDemo(), nothing, lambda: None)
 
-    install_bridge(app, connect)
+    install_bridge(app, connect, ui=library(ui))
     return app
 
 
-FACTORIES = {"bare": bare_app, "inmemory": inmemory_app, "bridge": bridge_app}
+def reactpy_backend_app() -> Sanic[Any, Any]:
+    """ReactPy's own Sanic backend (``reactpy.backend.sanic.configure``) serving the same
+    UI as ``bridge``: its page, client files and websocket route, none of authdemo's."""
+    from reactpy.backend.sanic import configure
+
+    app: Sanic[Any, Any] = Sanic("bench_reactpy_backend")
+    reactpy = library("reactpy")
+
+    @app.on_request
+    async def render_with_reactpy(request: Request) -> None:
+        # authdemo's components are written once (authdemo/web/ui.py): the websocket's
+        # task, started from here, renders them with ReactPy.
+        set_library(reactpy)
+
+    configure(app, UnauthenticatedDemo)
+    return app
+
+
+FACTORIES = {
+    "bare": bare_app,
+    "inmemory": inmemory_app,
+    "bridge": bridge_app,
+    "reactpy-bridge": lambda: bridge_app("reactpy"),
+    "reactpy-backend": reactpy_backend_app,
+}
 
 
 @component

@@ -99,12 +99,17 @@ class WsResult:
 
 
 async def ws_connect_storm(
-    base_url: str, *, seconds: float, concurrency: int = 50, cookie: str | None = None
+    base_url: str,
+    *,
+    seconds: float,
+    concurrency: int = 50,
+    cookie: str | None = None,
+    ui: str = "idom",
 ) -> WsResult:
     """``concurrency`` clients, each in a loop: open the websocket, wait for the first
     layout update (the first render), close. A connect that fails or closes before the
-    first render counts as dropped."""
-    ws_url = base_url.replace("http://", "ws://") + "/_idom/stream"
+    first render counts as dropped. ``ui``: the server's library ("idom", "reactpy")."""
+    ws_url = base_url.replace("http://", "ws://") + f"/_{ui}/stream"
     headers = {"Origin": base_url}
     if cookie:
         headers["Cookie"] = cookie

@@ -91,7 +91,16 @@ def machine() -> dict[str, Any]:
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    packages = ("sanic", "idom", "sqlalchemy", "aiosqlite", "asyncpg", "argon2-cffi", "websockets")
+    packages = (
+        "sanic",
+        "idom",
+        "reactpy",
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncpg",
+        "argon2-cffi",
+        "websockets",
+    )
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,

@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        "| # | figure | reference | in-memory example | authdemo | server CPU per operation "
-        "| target | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | figure | reference | in-memory example | authdemo | authdemo on ReactPy 1.1 "
+        "| server CPU per operation | target | met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         ratio = row["ratio"]
@@ -69,14 +69,15 @@ def table(report: dict[str, Any]) -> str:
         authdemo = f"{row['authdemo']}{' → ' + shown if shown else ''}"
         lines.append(
             f"| {row['row']} | {row['figure']} | {row['reference']} | {row['in_memory']} | "
-            f"{authdemo} | {row['cpu']} | {row['target']} | {'yes' if row['met'] else 'no'} |"
+            f"{authdemo} | {row.get('reactpy', '—')} | {row['cpu']} | {row['target']} | "
+            f"{'yes' if row['met'] else 'no'} |"
         )
     m = report["machine"]
     s = report["settings"]
     lines += [
         "",
         f"{m['cores']} cores ({m['cpu']}), {m['platform']}; Python {m['python']}, sanic "
-        f"{m['sanic']}, idom {m['idom']}, SQLAlchemy {m['sqlalchemy']}, aiosqlite "
+        f"{m['sanic']}, idom {m['idom']}, reactpy {m['reactpy']}, SQLAlchemy {m['sqlalchemy']}, aiosqlite "
         f"{m['aiosqlite']}, argon2-cffi {m['argon2-cffi']}. HTTP load: {report['http_tool']}, "
         f"64 connections, {s['seconds']} s per sample, {s['repeat']} alternating rounds, "
         "medians; SQLite unless said otherwise; one worker unless said otherwise.",

@@ -16,7 +16,7 @@ from typing import Any
 from bench.load import http_load, latencies, latencies_elsewhere, percentile, ws_connect_storm
 from bench.prep import PASSWORD, fill_sessions, migrate, signed_in_cookies
 from bench.procs import ROOT, Proc
-from tests.support.idom_client import IdomClient
+from tests.support.idom_client import IdomClient, serving
 from tests.support.sockets import owner_pid
 
 Row = dict[str, Any]
@@ -69,9 +69,14 @@ def ratios(workdir: Path, seconds: float, repeat: int, concurrency: int) -> list
     with ExitStack() as stack:
         procs = {
             kind: Proc(kind, ["-m", "bench.serve", kind], workdir)
-            for kind in ("bare", "inmemory", "bridge")
+            for kind in ("bare", "inmemory", "bridge", "reactpy-bridge", "reactpy-backend")
         }
         procs["authdemo"] = authdemo("authdemo", url, workdir)
+        # The ReactPy column: authdemo's demo on ReactPy 1.1, next to ReactPy's own Sanic
+        # backend and authdemo's bridge serving the same UI on ReactPy without auth.
+        procs["authdemo-reactpy"] = authdemo(
+            "authdemo-reactpy", url, workdir, env={"AUTHDEMO_UI": "reactpy"}
+        )
         for proc in procs.values():
             stack.callback(proc.stop)
         import urllib.request
@@ -93,12 +98,22 @@ def ratios(workdir: Path, seconds: float, repeat: int, concurrency: int) -> list
                     back = http_load(proc.url + "/", seconds=seconds, cookie=cookies[target])
                 samples[f"signed:{target}"].append(back.requests_per_s)
                 samples[f"cpu:signed:{target}"].append(cpu.per(back.requests))
-            pairs = [("bridge", None), ("authdemo", cookie)]
-            for target, c in pairs if round_ % 2 == 0 else pairs[::-1]:
+            pairs = [
+                ("bridge", None, "idom"),
+                ("authdemo", cookie, "idom"),
+                ("reactpy-backend", None, "reactpy"),
+                ("reactpy-bridge", None, "reactpy"),
+                ("authdemo-reactpy", cookie, "reactpy"),
+            ]
+            for target, c, ui in pairs if round_ % 2 == 0 else pairs[::-1]:
                 with CpuMeter(procs[target]) as cpu:
                     storm = asyncio.run(
                         ws_connect_storm(
-                            procs[target].url, seconds=seconds, concurrency=concurrency, cookie=c
+                            procs[target].url,
+                            seconds=seconds,
+                            concurrency=concurrency,
+                            cookie=c,
+                            ui=ui,
                         )
                     )
                 samples[f"ws:{target}"].append(storm.connects_per_s)
@@ -146,6 +161,13 @@ def ratios(workdir: Path, seconds: float, repeat: int, concurrency: int) -> list
                 f"{m['ws:authdemo']:,.0f}, {dropped['authdemo']} dropped "
                 f"({m['ws:authdemo-distinct']:,.0f} with {concurrency} distinct users, "
                 f"{dropped['authdemo-distinct']} dropped)"
+            ),
+            "reactpy": (
+                f"{m['ws:authdemo-reactpy']:,.0f}, {dropped['authdemo-reactpy']} dropped "
+                f"(ReactPy's own Sanic backend, same UI, no auth: {m['ws:reactpy-backend']:,.0f}, "
+                f"{dropped['reactpy-backend']} dropped; authdemo's bridge on ReactPy, no auth: "
+                f"{m['ws:reactpy-bridge']:,.0f}, {dropped['reactpy-bridge']} dropped) → "
+                f"{m['ws:authdemo-reactpy'] / m['ws:reactpy-bridge']:.2f}× its bridge"
             ),
             "ratio": m["ws:authdemo"] / m["ws:bridge"],
             "cpu": cpu("ws", "bridge", "authdemo"),
@@ -227,6 +249,26 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "note",
         "note-saved",
     )
+    # The ReactPy column: the demo UI on ReactPy 1.1, with authdemo and without auth.
+    # (ReactPy's own Sanic backend is left out here: it cannot open them, see row 3.)
+    demo_reactpy = _measure(
+        authdemo("mem-demo-reactpy", url, workdir, env={"AUTHDEMO_UI": "reactpy"}),
+        cookies,
+        hold,
+        "sessions",
+        "note",
+        "note-saved",
+        ui="reactpy",
+    )
+    bare_reactpy = _measure(
+        Proc("mem-bridge-reactpy", ["-m", "bench.serve", "reactpy-bridge"], workdir),
+        [None] * connections,
+        hold,
+        "sessions",
+        "note",
+        "note-saved",
+        ui="reactpy",
+    )
     per = small["grown_kib"] / connections
     ok = small["alive"] == connections and small["responsive"] == connections
     own = (auth_tiny["grown_kib"] - tiny["grown_kib"]) / connections  # authdemo's share
@@ -247,6 +289,13 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
                 f"demo UI: {demo['grown_kib'] / connections:.0f} KiB each, "
                 f"{demo['alive']}/{connections} alive, {demo['responsive']}/{connections} answered"
             ),
+            "reactpy": (
+                f"demo UI: {demo_reactpy['grown_kib'] / connections:.0f} KiB each, "
+                f"{demo_reactpy['alive']}/{connections} alive, "
+                f"{demo_reactpy['responsive']}/{connections} answered (the same UI on "
+                f"authdemo's bridge without auth: {bare_reactpy['grown_kib'] / connections:.0f}"
+                f" KiB each, {bare_reactpy['responsive']}/{connections} answered)"
+            ),
             "ratio": per,
             "cpu": "—",
             "target": (
@@ -259,10 +308,17 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
 
 
 def _measure(
-    proc: Proc, cookies: list[str | None], hold: float, ready: str, poke: str, answer: str
+    proc: Proc,
+    cookies: list[str | None],
+    hold: float,
+    ready: str,
+    poke: str,
+    answer: str,
+    ui: str = "idom",
 ) -> dict[str, int]:
     try:
-        return asyncio.run(_hold(proc, cookies, hold, ready, poke, answer))
+        with serving(proc.url, ui):  # the clients speak the server's UI library's protocol
+            return asyncio.run(_hold(proc, cookies, hold, ready, poke, answer))
     finally:
         proc.stop()
 

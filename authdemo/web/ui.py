@@ -164,6 +164,12 @@ def current() -> UiLibrary:
     return _CURRENT.get(None) or library("idom")
 
 
+def set_library(lib: UiLibrary) -> None:
+    """Make ``lib`` the library of the current task and of the tasks it starts from now
+    on, for a server of one's own (a request middleware; the benchmark's references)."""
+    _CURRENT.set(lib)
+
+
 @contextmanager
 def use_library(lib: UiLibrary) -> Iterator[None]:
     """Run the block, and every task it starts, with ``lib`` as the library."""
