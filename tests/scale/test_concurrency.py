@@ -70,13 +70,16 @@ async def sign_in_and_out(
         await client.close()
 
 
-async def test_many_tabs_sign_in_and_out_against_two_workers(db_url: str, tmp_path: Path) -> None:
+async def test_many_tabs_sign_in_and_out_against_two_workers(
+    db_url: str, tmp_path: Path, ui_name: str
+) -> None:
     clients, seconds = 40, 8.0  # bench/soak.py runs 200 clients for 60 s
     in_thread(lambda: signed_in_cookies(db_url, 0, users=clients))  # users bench0..
     # Forty people behind one address (an office NAT): every sign-in in flight counts
     # against the address's limit until it succeeds, so raise it as the README says.
     env = {"AUTHDEMO_WS_PER_ADDRESS": "1000", "AUTHDEMO_THROTTLE_ADDRESS_FAILURES": "1000"}
-    server = ServerProcess(db_url, tmp_path / "server.log", workers=2, env=env).start()
+    server = ServerProcess(db_url, tmp_path / "server.log", workers=2, env=env, ui=ui_name)
+    server.start()
     stats: Counter[str] = Counter()
     try:
         until = time.monotonic() + seconds

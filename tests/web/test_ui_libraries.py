@@ -155,3 +155,39 @@ async def test_many_connections_rendering_at_once_all_get_their_renders(
                 *(c.wait_for(lambda c, e=expected: c.text("state") == e, 5) for c in clients)
             )
         await asyncio.gather(*(c.close() for c in clients))
+
+
+def test_a_reactpy_form_hands_its_submit_handler_the_controls_names() -> None:
+    """ReactPy 1.1's client sends a form's elements without names (tag and value, in
+    document order); the handler gets them named, as IDOM 1.0's client sends them."""
+    received: list[Any] = []
+
+    async def submit(data: Any) -> None:
+        received.append(data)
+
+    reactpy_lib = library("reactpy")
+    with use_library(reactpy_lib):
+        form = html.form(
+            {"on_submit": submit},
+            html.div(html.input({"name": "username"}), html.input({"type": "image"})),
+            html.textarea({"name": "note"}),
+            html.button({"type": "submit"}, "go"),
+        )
+    handler = form["eventHandlers"]["on_submit"]
+    sent = [{"tagName": "INPUT", "value": "alice"}, {"tagName": "TEXTAREA", "value": "hi"}]
+    sent.append({"tagName": "BUTTON", "value": ""})
+    asyncio.run(handler.function([{"target": {"tagName": "FORM", "elements": sent}}]))
+    elements = received[0]["target"]["elements"]
+    assert [e.get("name") for e in elements] == ["username", "note", None]
+    assert [e["value"] for e in elements] == ["alice", "hi", ""]
+
+
+def test_a_reactpy_form_holding_a_component_is_left_as_it_is() -> None:
+    """Controls inside a component are rendered later: their order is unknown here, so
+    the event is passed on unchanged rather than named wrongly."""
+    received: list[Any] = []
+    with use_library(library("reactpy")):
+        plain = html.form({"on_submit": received.append}, LoginForm())
+    event = {"target": {"elements": [{"tagName": "INPUT", "value": "x"}]}}
+    asyncio.run(plain["eventHandlers"]["on_submit"].function([event]))
+    assert received == [event]
