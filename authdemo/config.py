@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from .mfa import WeakMfaKey, parse_mfa_keys
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
@@ -133,6 +135,9 @@ class Settings:
     throttle_max_block: timedelta = timedelta(minutes=15)
     audit_retention: timedelta = timedelta(days=90)
     """How long ``purge-expired`` keeps audit rows."""
+    mfa_keys: tuple[bytes, ...] = ()
+    """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
+    that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -196,6 +201,11 @@ class Settings:
             ipaddress_networks(proxies)
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
+        mfa_raw = get("AUTHDEMO_MFA_KEY")
+        try:
+            mfa_keys = parse_mfa_keys(mfa_raw) if mfa_raw is not None else ()
+        except WeakMfaKey as error:
+            raise ConfigError(str(error)) from None
         settings = cls(
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -225,6 +235,7 @@ class Settings:
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
             audit_retention=duration("AUTHDEMO_AUDIT_RETENTION", defaults.audit_retention),
+            mfa_keys=mfa_keys,
         )
         settings.validate()
         return settings
