@@ -20,6 +20,9 @@ TABLES = {
     "auth_events",
     "login_throttle",
     "session_broadcasts",
+    "user_mfa",
+    "mfa_recovery_codes",
+    "mfa_challenges",
 }
 
 
