@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "Auth",
     "AuthError",
+    "CodeThrottled",
     "CookieRequired",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidSessionData",
     "LoginForm",
     "NotSignedIn",
     "RequireAuth",
+    "SecondFactorRequired",
+    "SecondStep",
+    "SecondStepExpired",
     "SessionData",
     "SessionDataTooLarge",
     "Settings",
@@ -49,21 +54,31 @@ _WHERE = {
     "NotSignedIn": "authdemo.domain",
     "SessionDataTooLarge": "authdemo.domain",
     "Throttled": "authdemo.domain",
+    "CodeThrottled": "authdemo.domain",
+    "InvalidCode": "authdemo.domain",
+    "SecondFactorRequired": "authdemo.domain",
+    "SecondStepExpired": "authdemo.domain",
+    "SecondStep": "authdemo.web.connection",
 }
 
 if TYPE_CHECKING:
     from .config import Settings
     from .domain import (
         AuthError,
+        CodeThrottled,
         CookieRequired,
+        InvalidCode,
         InvalidCredentials,
         InvalidSessionData,
         NotSignedIn,
+        SecondFactorRequired,
+        SecondStepExpired,
         SessionDataTooLarge,
         Throttled,
     )
     from .web.app import create_app
     from .web.components import LoginForm, RequireAuth, require_auth
+    from .web.connection import SecondStep
     from .web.hooks import Auth, SessionData, use_auth, use_session
 
 

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .mfa import WeakMfaKey, parse_mfa_keys
-
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
@@ -201,6 +199,8 @@ class Settings:
             ipaddress_networks(proxies)
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
+        from .mfa import WeakMfaKey, parse_mfa_keys  # cryptography: only when reading settings
+
         mfa_raw = get("AUTHDEMO_MFA_KEY")
         try:
             mfa_keys = parse_mfa_keys(mfa_raw) if mfa_raw is not None else ()
