@@ -146,6 +146,10 @@ class TwoFactor(Accounts):
             if pending is None or bound_token_hash != pending.bound_token_hash:
                 raise SecondStepExpired()
             locked = await tx.users.lock(pending.user_id)
+            if await tx.mfa.get_challenge(challenge_hash) is None:
+                # Settled (or dropped) by a request that held the user's lock first: a
+                # double submit is not a wrong code, and counts as none.
+                raise SecondStepExpired()
             user = locked.user if locked is not None else None
             if (
                 now >= pending.expires_at

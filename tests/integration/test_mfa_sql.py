@@ -87,6 +87,31 @@ async def test_a_recovery_code_spent_through_two_workers_at_once_works_once(
         assert isinstance(refused[0], InvalidCode)
 
 
+async def test_one_challenge_sent_twice_at_once_signs_in_once_and_counts_no_failure(
+    mfa_settings: Settings,
+) -> None:
+    # A double submit of the same form, the two requests on two workers.
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        secret, _ = await setup_alice(one.service, clock)
+        cookie, challenge = await password_step(one.service)
+        code = code_at(secret, clock.now())
+        results = await outcomes(
+            one.service.verify_second_factor(challenge, cookie, code, CLIENT),
+            two.service.verify_second_factor(challenge, cookie, code, CLIENT),
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert len(refused) == 1, results
+        assert isinstance(refused[0], SecondStepExpired)
+        user = await one.service.get_user("alice")
+        async with one.uow() as tx:
+            counted = await tx.throttle.get([f"mfa:user:{user.id}"])
+        assert all(state.failures == 0 for state in counted.values())
+
+
 @pytest.mark.parametrize("what", ["step", "recovery code"])
 async def test_the_conditional_write_refuses_the_second_of_two_overlapping_transactions(
     mfa_settings: Settings, what: str
