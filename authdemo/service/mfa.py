@@ -43,6 +43,7 @@ from ..domain import (
 )
 from ..events import publish_quietly
 from ..mfa import (
+    MfaRecord,
     SecretBox,
     SecretUnreadable,
     grouped,
@@ -314,6 +315,15 @@ class TwoFactor(Accounts):
             )
             if user is None or await self._settle(tx, verified, now) is None:
                 raise NotSignedIn()
+            before = await tx.mfa.get(user.id)
+            if before is not None and before.confirmed_at is None:
+                await self._audit(
+                    tx,
+                    AuditKind.MFA_ENROL_ABANDONED,
+                    user=user,
+                    client=client,
+                    detail="expired" if not before.is_pending(now) else "replaced by a new setup",
+                )
             if not await tx.mfa.start(user.id, box.seal(user.id, secret), now, expires_at):
                 raise MfaStateConflict("Two-factor sign-in is already on.")
             await self._audit(tx, AuditKind.MFA_ENROL_STARTED, user=user, client=client)
@@ -384,14 +394,26 @@ class TwoFactor(Accounts):
         return Enrolled(await self._rekeyed(result, events), codes)
 
     async def cancel_enrolment(
-        self, session_id: int, client: ClientInfo, *, epoch: int | None = None
+        self,
+        session_id: int,
+        client: ClientInfo,
+        *,
+        epoch: int | None = None,
+        started: Enrolment | None = None,
     ) -> bool:
-        """Drop a pending secret (the setup was abandoned); True when there was one."""
+        """Drop a pending secret (the setup was abandoned); True when there was one.
+        With ``started``, only that setup (not one begun since in another tab)."""
         signed_in = await self._signed_in(session_id, epoch)
+        user = signed_in.user
         async with self._uow(write=True) as tx:
-            if not await tx.mfa.delete(signed_in.user.id, pending_only=True):
+            await tx.users.lock(user.id)
+            record = await tx.mfa.get(user.id)
+            if record is None or record.confirmed_at is not None:
                 return False
-            await self._audit(tx, AuditKind.MFA_ENROL_ABANDONED, user=signed_in.user, client=client)
+            if started is not None and not _holds(self._mfa_box, record, started.secret):
+                return False  # a newer setup (another tab's): not ours to drop
+            await tx.mfa.delete(user.id, pending_only=True)
+            await self._audit(tx, AuditKind.MFA_ENROL_ABANDONED, user=user, client=client)
             await tx.commit()
         return True
 
@@ -510,3 +532,10 @@ def _open(box: SecretBox, user_id: int, sealed: str) -> str:
             "the two-factor secret of user id %s does not open with AUTHDEMO_MFA_KEY", user_id
         )
         raise MfaUnavailable() from None
+
+
+def _holds(box: SecretBox | None, record: MfaRecord, secret: str) -> bool:
+    try:
+        return box is not None and box.open(record.user_id, record.sealed_secret) == secret
+    except SecretUnreadable:
+        return False

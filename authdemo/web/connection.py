@@ -120,6 +120,8 @@ class LiveSession:
         self._challenge: str | None = None
         """The pending second step's challenge: only ever in this connection's memory."""
         self._challenge_timer: asyncio.TimerHandle | None = None
+        self._enrolment: Enrolment | None = None
+        """A two-factor setup this view started and has not finished: dropped on close."""
         session = resolution.session
         if session is not None:
             user = resolution.signed_in.user if resolution.signed_in else None
@@ -196,6 +198,22 @@ class LiveSession:
         if challenge is not None:
             await self._finish(self._service.abandon_second_factor(challenge))
 
+    def _abandon_enrolment(self) -> None:
+        """The view closes halfway through a two-factor setup: that setup is dropped
+        (not one another tab began since), so nothing is left behind."""
+        started, self._enrolment = self._enrolment, None
+        session, user = self.state.session, self.state.user
+        if started is None or session is None or user is None:
+            return
+        task = asyncio.ensure_future(
+            self._finish(
+                self._service.cancel_enrolment(
+                    session.id, self.client, epoch=session.user_epoch, started=started
+                )
+            )
+        )
+        task.add_done_callback(_retrieve)
+
     def _await_code(self, challenge: str, expires_at: datetime) -> None:
         self._challenge = challenge
         self.state = replace(self.state, second_step=SecondStep(expires_at))
@@ -243,12 +261,14 @@ class LiveSession:
 
     async def start_mfa_enrolment(self, password: str) -> Enrolment:
         session = self._require_signed_in()
-        return await self._acting(
+        started = await self._acting(
             session,
             self._service.start_enrolment(
                 session.id, password, self.client, epoch=session.user_epoch
             ),
         )
+        self._enrolment = started
+        return started
 
     async def confirm_mfa_enrolment(self, code: str) -> list[str]:
         """Turn two-factor sign-in on; returns the recovery codes (to show once). Every
@@ -266,14 +286,18 @@ class LiveSession:
                 epoch=session.user_epoch,
             ),
         )
+        self._enrolment = None
         await self._adopt(session, done.rekeyed)
         return done.recovery_codes
 
     async def cancel_mfa_enrolment(self) -> None:
         session = self._require_signed_in()
+        started, self._enrolment = self._enrolment, None
         await self._acting(
             session,
-            self._service.cancel_enrolment(session.id, self.client, epoch=session.user_epoch),
+            self._service.cancel_enrolment(
+                session.id, self.client, epoch=session.user_epoch, started=started
+            ),
         )
 
     async def disable_mfa(self, password: str, code: str) -> None:
@@ -457,6 +481,7 @@ class LiveSession:
     def close(self) -> None:
         self._closed = True
         self._drop_second_step()
+        self._abandon_enrolment()
         self._stop_following_cookie()
         self._leave()
         self._listeners.clear()

@@ -87,3 +87,22 @@ async def test_a_pending_second_step_ends_by_itself(
     with pytest.raises(SecondStepExpired):
         await view.verify_code("123456")
     view.close()
+
+
+async def test_a_view_closed_halfway_through_a_setup_leaves_nothing_behind(
+    store: FakeStore, clock: FakeClock, bus: RecordingBus
+) -> None:
+    service = make_service(store, clock, bus)
+    await service.create_user("alice", PASSWORD)
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    token = (await service.redeem_ticket(result.ticket, anonymous)).token
+    view = LiveSession(
+        service, service._events, CLIENT, hash_token(token), await service.visit(token)
+    )  # type: ignore[arg-type]
+    await view.start_mfa_enrolment(PASSWORD)
+    assert store.tables.mfa
+    view.close()
+    async with asyncio.timeout(5):
+        while store.tables.mfa:
+            await asyncio.sleep(0.01)

@@ -438,3 +438,19 @@ async def test_no_code_secret_or_recovery_code_reaches_the_logs_or_the_audit_tra
     assert {AuditKind.MFA_CODE_OK, AuditKind.MFA_CODE_FAILED, AuditKind.MFA_RECOVERY_USED} <= kinds
     for value in [secret, *codes, *(c.replace("-", "") for c in codes), *used]:
         assert value not in written
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_setup_replaced_or_dropped_is_audited_as_abandoned_and_only_its_own(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await sign_in(service)
+    first = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    second = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    abandoned = [e for e in store.tables.audit if e.kind is AuditKind.MFA_ENROL_ABANDONED]
+    assert [e.detail for e in abandoned] == ["replaced by a new setup"]
+    # Another tab dropping *its* (older) setup leaves the newer one alone.
+    assert not await service.cancel_enrolment(session_id, CLIENT, started=first)
+    assert store.tables.mfa
+    assert await service.cancel_enrolment(session_id, CLIENT, started=second)
+    assert store.tables.mfa == {}
