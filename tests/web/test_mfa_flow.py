@@ -76,6 +76,7 @@ async def test_enrolling_shows_a_qr_code_and_ten_codes_rotates_the_cookie_and_en
     assert client.find("greeting") is not None  # this tab goes on
     await client.click("mfa-recovery-done")
     left = await client.wait_for_id("mfa-recovery-left")
+    assert client.find("mfa-recovery-used") is None  # signed in with the password alone
     assert "10 recovery codes left" in (client.text("mfa-recovery-left") or ""), left
     await client.close()
     await other.close()
@@ -176,6 +177,7 @@ async def test_a_recovery_code_signs_in_once_and_the_view_counts_down(
             await c.submit("mfa-form", {"code": used})
             await c.wait_for_id("mfa-recovery-left")
             assert f"{left} recovery codes left" in (c.text("mfa-recovery-left") or "")
+            assert c.find("mfa-recovery-used") is not None
     async with await IdomClient.connect(live.base_url, cookie=cookie(await first_visit(live))) as c:
         await c.login(*alice)
         await c.wait_for_id("mfa-form")
