@@ -22,6 +22,7 @@ import click
 
 from .bootstrap import Runtime, runtime
 from .config import ConfigError, Settings
+from .db import migrations
 from .domain import (
     PASSWORD_MAX,
     AuditEvent,
@@ -147,6 +148,87 @@ def run(host: str, port: int, workers: int, debug: bool) -> None:
             "Set it to the names clients use, e.g. AUTHDEMO_ALLOWED_HOSTS=app.example.com"
         )
     serve(settings, host=host, port=port, workers=workers, debug=debug)
+
+
+@main.command()
+@click.option(
+    "--sql",
+    is_flag=True,
+    help="Print the SQL that builds the schema from nothing instead (the database is "
+    "not opened; the URL picks the dialect).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Apply nothing; exit 0 when the database is up to date, 3 when migrations are pending.",
+)
+def migrate(sql: bool, check: bool) -> None:
+    """Create or upgrade the database (AUTHDEMO_DATABASE_URL) to this version's schema.
+
+    Works from any folder: the migrations ship with the package. authdemo keeps its
+    revision in its own table, authdemo_alembic_version, beside any alembic history of
+    your app's; a database that still has it in alembic_version is moved over.
+    """
+    if sql and check:
+        raise click.UsageError("--sql and --check do not go together.")
+    url = load_settings().database_url
+    try:
+        if sql:
+            print_migration_sql(url)
+        elif check:
+            click.echo(describe_status(migrations.status(url)))
+        else:
+            click.echo(run_migrations(url))
+    except SchemaNotReady as error:
+        raise DatabaseNotReady(str(error)) from None
+
+
+def print_migration_sql(url: str) -> None:
+    try:
+        migrations.upgrade_sql(url, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `authdemo migrate --sql | head`: the reader left; say nothing more (Python's
+        # documented recipe: point stdout at devnull so the exit flush cannot fail).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def describe_status(status: migrations.Status) -> str:
+    """One line for ``migrate --check``; raises (exit 3) unless the database is up to date."""
+    if status.up_to_date:
+        return f"{status.url} is up to date (authdemo revision {status.head})."
+    at = (
+        f"is at authdemo revision {status.current}"
+        if status.current
+        else f"records authdemo revision {status.legacy} in the shared "
+        f"{migrations.LEGACY_VERSION_TABLE} table"
+        if status.legacy
+        else "has no authdemo tables yet"
+    )
+    pending = f"; pending: {', '.join(status.pending)}" if status.pending else ""
+    raise DatabaseNotReady(f"{status.url} {at}{pending}: {migrations.MIGRATE_HINT}.")
+
+
+def run_migrations(url: str) -> str:
+    before = migrations.status(url)  # refuses a revision this version does not know
+    if before.up_to_date:
+        return f"{before.url} is already at authdemo revision {before.head}; nothing to do."
+    done = migrations.upgrade(url)
+    start = done.start
+    line = (
+        f"Migrated {before.url} from authdemo revision {start} to {before.head}"
+        if start and start != before.head
+        else f"{before.url} is at authdemo revision {before.head}"
+        if start
+        else f"Created authdemo's tables in {before.url} (revision {before.head})"
+    )
+    if done.adopted:
+        line += (
+            f"; its revision moved from {migrations.LEGACY_VERSION_TABLE} to "
+            f"{migrations.VERSION_TABLE}"
+        )
+    return line + "."
 
 
 def is_loopback(host: str) -> bool:

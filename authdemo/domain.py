@@ -78,6 +78,14 @@ class NotSignedIn(AuthError):
         super().__init__("You are not signed in.")
 
 
+class AlreadySignedIn(AuthError):
+    """``login`` on a view that is signed in already: sign out first (a sign-in never
+    silently switches users)."""
+
+    def __init__(self) -> None:
+        super().__init__("You are already signed in. Sign out first to sign in as someone else.")
+
+
 class InvalidUsername(AuthError):
     pass
 

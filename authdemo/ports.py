@@ -132,6 +132,11 @@ class SessionRepository(Protocol):
         """Revoke the live ones among ``session_ids``; return those actually revoked."""
         ...
 
+    async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
+        """Make ``token_hash`` lead nowhere for good: revoke the row that has it, or record
+        it as a revoked anonymous row (kept until ``expires_at``), in one statement."""
+        ...
+
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]: ...
 
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]: ...
@@ -199,6 +204,11 @@ class ThrottleRepository(Protocol):
         ...
 
     async def clear(self, key: str) -> None: ...
+
+    async def refund(self, key: str, threshold: int) -> None:
+        """Give back one reserved attempt (``ThrottlePolicy.refund``), in place: the row
+        is deleted when nothing is left to remember."""
+        ...
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
         """Delete up to ``limit`` rows that hold nothing worth remembering

@@ -20,6 +20,8 @@ class HttpResult:
     p99_ms: float | None
     errors: int
     tool: str
+    requests: int = 0
+    """How many requests were answered (what server CPU time is divided by)."""
 
 
 def http_load(
@@ -36,6 +38,7 @@ def _wrk(url: str, *, seconds: float, connections: int, cookie: str | None) -> H
         command += ["-H", f"Cookie: {cookie}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99_ms = None
     if p99:
@@ -49,7 +52,7 @@ def _wrk(url: str, *, seconds: float, connections: int, cookie: str | None) -> H
     )
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return HttpResult(rps, p99_ms, errors, "wrk")
+    return HttpResult(rps, p99_ms, errors, "wrk", total)
 
 
 async def _asyncio_http(
@@ -85,7 +88,7 @@ async def _asyncio_http(
     elapsed = time.monotonic() - started
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None
-    return HttpResult(done / elapsed, p99, errors, "asyncio")
+    return HttpResult(done / elapsed, p99, errors, "asyncio", done)
 
 
 @dataclass

@@ -29,4 +29,6 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7]
     assert all(row["authdemo"] for row in report["rows"])
+    cpu = {row["row"]: row["cpu"] for row in report["rows"]}
+    assert all(" ms" in cpu[n] for n in (1, 2, 3, 5, 7)), cpu  # server CPU per operation
     assert "| 7 |" in result.stdout

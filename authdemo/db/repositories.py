@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -213,12 +213,40 @@ class SqlSessionRepository:
             data=data,
             user_epoch=user_epoch,
         )
-        try:
-            async with self._s.begin_nested():
-                self._s.add(row)
-        except IntegrityError:
-            raise DuplicateToken("a session with this token exists") from None
-        return _session(row)
+        # One statement, no savepoint: a taken token inserts nothing (and, unlike a
+        # failed INSERT, leaves a PostgreSQL transaction usable).
+        values = {c.key: getattr(row, c.key) for c in SessionRow.__table__.columns if c.key != "id"}
+        stored = await self._s.scalar(
+            self._insert()(SessionRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[SessionRow.token_hash])
+            .returning(SessionRow)
+        )
+        if stored is None:
+            raise DuplicateToken("a session with this token exists")
+        return _session(stored)
+
+    def _insert(self) -> Any:
+        return pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+    async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
+        values: dict[str, Any] = {
+            "token_hash": token_hash,
+            "created_at": now,
+            "last_seen_at": now,
+            "idle_expires_at": expires_at,
+            "absolute_expires_at": expires_at,
+            "revoked_at": now,
+            "user_epoch": 0,
+        }
+        await self._s.execute(
+            self._insert()(SessionRow)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=[SessionRow.token_hash],
+                set_={"revoked_at": func.coalesce(SessionRow.revoked_at, now)},
+            )
+        )
 
     async def get(self, session_id: int) -> AuthSession | None:
         row = await self._s.get(SessionRow, session_id)
@@ -298,16 +326,14 @@ class SqlSessionRepository:
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         if not session_ids:
             return []
-        live = list(
-            await self._s.scalars(
-                select(SessionRow.id).where(SessionRow.id.in_(session_ids), *_live(now))
-            )
+        revoked = await self._s.scalars(
+            update(SessionRow)
+            .where(SessionRow.id.in_(session_ids), *_live(now))
+            .values(revoked_at=now)
+            .returning(SessionRow.id),
+            execution_options={"synchronize_session": False},
         )
-        if live:
-            await self._s.execute(
-                update(SessionRow).where(SessionRow.id.in_(live)).values(revoked_at=now)
-            )
-        return live
+        return sorted(revoked)
 
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return list(
@@ -393,20 +419,26 @@ class SqlTicketRepository:
         await self._s.flush()
 
     async def claim(self, ticket_hash: str, now: datetime) -> ClaimedTicket | None:
-        row = await self._s.scalar(select(TicketRow).where(TicketRow.ticket_hash == ticket_hash))
-        if row is None:
+        # One conditional write: of two redemptions at once, one sets redeemed_at (and
+        # gets the row back); the other waits for its lock, then matches nothing.
+        fields = (TicketRow.session_id, TicketRow.bound_token_hash, TicketRow.expires_at)
+        claimed = (
+            await self._s.execute(
+                update(TicketRow)
+                .where(TicketRow.ticket_hash == ticket_hash, TicketRow.redeemed_at.is_(None))
+                .values(redeemed_at=now)
+                .returning(*fields),
+                execution_options={"synchronize_session": False},
+            )
+        ).first()
+        if claimed is not None:
+            return ClaimedTicket(claimed[0], claimed[1], claimed[2], already_redeemed=False)
+        used = (
+            await self._s.execute(select(*fields).where(TicketRow.ticket_hash == ticket_hash))
+        ).first()
+        if used is None:
             return None
-        claimed = await self._s.execute(
-            update(TicketRow)
-            .where(TicketRow.id == row.id, TicketRow.redeemed_at.is_(None))
-            .values(redeemed_at=now)
-        )
-        return ClaimedTicket(
-            session_id=row.session_id,
-            bound_token_hash=row.bound_token_hash,
-            expires_at=row.expires_at,
-            already_redeemed=claimed.rowcount != 1,  # type: ignore[attr-defined]
-        )
+        return ClaimedTicket(used[0], used[1], used[2], already_redeemed=True)
 
     async def purge_expired(self, now: datetime, limit: int) -> int:
         ids = list(
@@ -528,6 +560,22 @@ class SqlThrottleRepository:
 
     async def clear(self, key: str) -> None:
         await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key == key))
+
+    async def refund(self, key: str, threshold: int) -> None:
+        # ThrottlePolicy.refund, in SQL: without reading the row first, and with the row
+        # locked only by the statement that changes it.
+        await self._s.execute(
+            delete(ThrottleRow).where(ThrottleRow.key == key, ThrottleRow.failures <= 1)
+        )
+        left = ThrottleRow.failures - 1
+        await self._s.execute(
+            update(ThrottleRow)
+            .where(ThrottleRow.key == key, ThrottleRow.failures > 1)
+            .values(
+                failures=left,
+                blocked_until=case((left >= threshold, ThrottleRow.blocked_until), else_=None),
+            )
+        )
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
         forgotten = and_(  # ThrottlePolicy.forgotten, in SQL

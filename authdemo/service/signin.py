@@ -204,13 +204,18 @@ class SignIn(Sessions):
         reservation the database refuses (``StorageRefused``) stops the attempt before
         any hashing: no password is ever checked without its attempt counted first.
         """
-        reservation = await self._reserve((self.account_key(username), address_key(client.addr)))
+        keys = (self.account_key(username), address_key(client.addr))
         candidate = password_for_verify(password)
         key = username_key(username)
         credentials = None
-        if candidate is not None and key is not None:
-            async with self._uow() as tx:
+        async with self._uow() as tx:  # a blocked flood costs this read only
+            self._refuse_if_blocked(await tx.throttle.get(list(keys)), self.now())
+            if candidate is not None and key is not None:
+                # Read before the reservation, in the same read: ``_settle`` re-checks it
+                # under the user's lock (epoch and active), so nothing here can go stale
+                # unnoticed.
                 credentials = await tx.users.get_credentials(key)
+        reservation = await self._reserve(keys)
         if candidate is None:
             reason = "password refused unhashed"  # empty, or absurdly long
         elif credentials is None:
@@ -229,12 +234,11 @@ class SignIn(Sessions):
 
     async def _reserve(self, keys: tuple[str, str]) -> _Reservation:
         """Count this attempt for the account and the address, or refuse it (``Throttled``)
-        while a block lasts — before any hashing."""
+        while a block lasts — before any hashing. (The caller has read the rows already,
+        so that a blocked flood never takes the write lock.)"""
         now = self.now()
         policy = self.throttle
         thresholds = (policy.account_threshold, policy.address_threshold)
-        async with self._uow() as tx:  # a blocked flood costs reads only
-            self._refuse_if_blocked(await tx.throttle.get(list(keys)), now)
         async with self._uow(write=True) as tx:
             states = await tx.throttle.lock(list(keys), now)
             self._refuse_if_blocked(states, now)
@@ -269,14 +273,11 @@ class SignIn(Sessions):
         ):
             return None
         account, address = verified.keys
-        states = await tx.throttle.lock([account, address], now)
-        await tx.throttle.clear(account)
-        if address in states:
-            refunded = self.throttle.refund(states[address], self.throttle.address_threshold)
-            if refunded.failures == 0:  # nothing left to remember about this address
-                await tx.throttle.clear(address)
+        for key in sorted(verified.keys):  # the order ``throttle.lock`` takes rows in
+            if key == account:
+                await tx.throttle.clear(account)  # a success forgets the account's failures
             else:
-                await tx.throttle.save(address, refunded.failures, refunded.blocked_until, now)
+                await tx.throttle.refund(address, self.throttle.address_threshold)
         if verified.new_hash is not None and await tx.users.upgrade_hash(
             locked.user.id, verified.password_hash, verified.new_hash
         ):
@@ -388,19 +389,7 @@ class SignIn(Sessions):
 
     async def _retire_token(self, tx: UnitOfWork, token_hash: str, now: datetime) -> None:
         """Make a pre-login token worthless: revoke its row, or record it as revoked."""
-        found = await tx.sessions.find_by_token_hash(token_hash)
-        if found is not None:
-            await tx.sessions.revoke([found[0].id], now)
-        else:
-            await tx.sessions.add(
-                token_hash=token_hash,
-                user_id=None,
-                now=now,
-                idle_expires_at=now + self.policy.absolute_timeout,
-                absolute_expires_at=now + self.policy.absolute_timeout,
-                client=ClientInfo(),
-                revoked=True,
-            )
+        await tx.sessions.retire_token(token_hash, now, now + self.policy.absolute_timeout)
 
 
 def _ticket_problem(

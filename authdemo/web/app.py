@@ -8,6 +8,7 @@ from collections import Counter
 
 from sanic import Request, Sanic
 from sanic.config import Config
+from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, text
 
@@ -69,10 +70,17 @@ def create_app(
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
-    ``clock`` and ``hasher_factory`` exist so that tests control time and hashing cost.
+    ``name`` is the Sanic app's name, unique per process (Sanic keeps a registry of
+    them): pass one to each app when a process builds several. ``clock`` and
+    ``hasher_factory`` exist so that tests control time and hashing cost.
     """
     settings = settings or Settings.from_env()
     settings.validate()
+    if not Sanic.test_mode and _name_taken(name):
+        raise ValueError(
+            f"An app named {name!r} exists in this process already: give each app its "
+            "own name, e.g. create_app(name='shop') and create_app(name='admin')."
+        )
     app: AuthdemoApp = Sanic(name, ctx=AppContext(settings), error_handler=SecureErrorHandler())
     app.config.WEBSOCKET_MAX_SIZE = WEBSOCKET_MAX_MESSAGE
     app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
@@ -157,6 +165,14 @@ def create_app(
         events_per_second=settings.ws_events_per_second,
     )
     return app
+
+
+def _name_taken(name: str) -> bool:
+    try:
+        Sanic.get_app(name)
+    except SanicException:
+        return False
+    return True
 
 
 class SecureErrorHandler(ErrorHandler):

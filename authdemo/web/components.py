@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, cast
+from typing import Any, ParamSpec, cast
 
 from idom import component, event, html, use_effect, use_state
+from idom.types import Component
 
 from ..domain import (
     PASSWORD_MIN,
@@ -708,11 +709,17 @@ def RequireAuth(child: Any, fallback: Any = None) -> Any:
     return child
 
 
-def require_auth(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator form of :func:`RequireAuth`: ``@require_auth`` above ``@component``."""
+P = ParamSpec("P")
+
+
+def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
+    """Decorator form of :func:`RequireAuth`: ``@require_auth`` above ``@component``.
+
+    The guarded constructor takes the same arguments as ``function`` (for type checkers
+    too: whatever signature ``function`` has, the guarded one has)."""
 
     @wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> Component:
         return RequireAuth(function(*args, **kwargs))
 
     return guarded

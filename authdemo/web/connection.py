@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from ..domain import (
+    AlreadySignedIn,
     AuthSession,
     ClientInfo,
     CodeThrottled,
@@ -114,6 +115,7 @@ class LiveSession:
         """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
+        self._login_lock = asyncio.Lock()
         self._cookie_held = asyncio.Event()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
@@ -137,13 +139,22 @@ class LiveSession:
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
-        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures).
+        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures),
+        and ``AlreadySignedIn`` when this view is signed in (or signing in) already: a
+        sign-in never silently switches users. Sign-ins of one view run one at a time,
+        so a double submit gets ``AlreadySignedIn`` too, not a second session.
 
         For an account with two-factor sign-in a correct password raises
         ``SecondFactorRequired`` and the view waits for ``verify_code``: nothing is
         signed in, no cookie changes, until the code is accepted."""
+        async with self._login_lock:
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._login(username, password)
+
+    async def _login(self, username: str, password: str) -> User:
         self._drop_second_step()
-        anonymous = self.state.session if self.state.user is None else None
+        anonymous = self.state.session
         try:
             result = await self._finish(
                 self._service.login(
@@ -166,6 +177,12 @@ class LiveSession:
 
         Raises ``InvalidCode`` (the view keeps asking), ``CodeThrottled`` or
         ``SecondStepExpired`` (the view goes back to the password form)."""
+        async with self._login_lock:  # a double submit is one attempt after the other
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._verify_code(code)
+
+    async def _verify_code(self, code: str) -> User:
         challenge = self._challenge
         if challenge is None:
             raise SecondStepExpired()
@@ -414,10 +431,30 @@ class LiveSession:
                     session.id, values, deletions, origin=self.origin, epoch=session.user_epoch
                 ),
             )
-            if self._is_current(session) and self.state.session is not None:
-                fresh = replace(self.state.session, data=updated.data)
-                self.state = replace(self.state, session=fresh)
-                self._notify()
+            self._show_data(session, updated)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)``, computed by the service in the writing
+        transaction (see ``update_session_value``); returns the value stored."""
+        async with self._data_lock:
+            session = self.state.session
+            if session is None:
+                session = await self._open_anonymous_session()
+            updated, value = await self._acting(
+                session,
+                self._service.update_session_value(
+                    session.id, key, function, origin=self.origin, epoch=session.user_epoch
+                ),
+            )
+            self._show_data(session, updated)
+            return value
+
+    def _show_data(self, session: AuthSession, updated: AuthSession) -> None:
+        """This view's own write succeeded: show the data as stored."""
+        if self._is_current(session) and self.state.session is not None:
+            fresh = replace(self.state.session, data=updated.data)
+            self.state = replace(self.state, session=fresh)
+            self._notify()
 
     async def _finish(self, operation: Awaitable[T]) -> T:
         """Await a service call that runs to its end even if this view goes away meanwhile:

@@ -27,8 +27,10 @@ class Auth:
     session: AuthSession | None
     login: Callable[[str, str], Awaitable[User]]
     """``await auth.login(username, password)``; raises ``InvalidCredentials`` (and its
-    subclass ``Throttled`` after repeated failures), or ``CookieRequired`` when the
-    browser sent no cookie (it must reload). ``str(error)`` is fit to show."""
+    subclass ``Throttled`` after repeated failures), ``CookieRequired`` when the
+    browser sent no cookie (it must reload), ``AlreadySignedIn`` when this view is
+    signed in already (sign out first: a sign-in never switches users). ``str(error)``
+    is fit to show."""
     logout: Callable[[], Awaitable[None]]
     change_password: Callable[[str, str], Awaitable[None]]
     """``await auth.change_password(current, new)``: ends the user's other sessions and
@@ -89,7 +91,8 @@ def use_auth() -> Auth:
 
 
 class SessionData(Mapping[str, Any]):
-    """The current session's values: read like a dict; ``await set()``/``delete()`` to change.
+    """The current session's values: read like a dict; ``await set()``/``update()``/
+    ``delete()``/``update_value()`` to change.
 
     Every change is written at once (one small write, its own transaction) and shows in
     every open view of the same session. Values must be JSON-serialisable; the whole
@@ -121,6 +124,19 @@ class SessionData(Mapping[str, Any]):
 
     async def delete(self, *keys: str) -> None:
         await self._live.update_data({}, keys)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)`` atomically and return the value stored.
+
+        ``current`` is the stored value (None when unset), read in the writing
+        transaction with the session's row locked: concurrent updates — quick clicks,
+        other tabs, other workers and hosts — apply one after the other, none is lost
+        (``set(key, value_read_earlier + 1)`` would lose them). ``function`` must be a
+        plain, quick function; when it raises, nothing is written and the error
+        propagates. Its result is checked like any value (``InvalidSessionData``,
+        ``SessionDataTooLarge``).
+        """
+        return await self._live.update_value(key, function)
 
 
 def use_live_session() -> LiveSession:

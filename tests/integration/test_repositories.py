@@ -155,3 +155,60 @@ async def test_secrets_are_inserted_once(sql_uow: SqlUnitOfWorkFactory) -> None:
         assert not await tx.secrets.add("k", "second")
         assert await tx.secrets.get("k") == "first"
         await tx.commit()
+
+
+@pytest.mark.parametrize(
+    ("failures", "blocked", "left", "still_blocked"),
+    [
+        (1, False, None, False),  # the attempt was the only one: nothing left to remember
+        (3, True, 2, True),  # still at the threshold (2): the block stays
+        (2, True, 1, False),  # below it again: the block goes
+        (5, False, 4, False),
+    ],
+)
+async def test_a_refund_gives_back_exactly_one_attempt(
+    sql_uow: SqlUnitOfWorkFactory,
+    failures: int,
+    blocked: bool,
+    left: int | None,
+    still_blocked: bool,
+) -> None:
+    """``ThrottleRepository.refund`` is ``ThrottlePolicy.refund`` in SQL."""
+    until = NOW + H if blocked else None
+    async with sql_uow(write=True) as tx:
+        await tx.throttle.save("ip:1", failures, until, NOW)
+        await tx.throttle.save("ip:2", 7, None, NOW)  # another key: untouched
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        await tx.throttle.refund("ip:1", threshold=2)
+        await tx.throttle.refund("ip:3", threshold=2)  # no row: nothing happens
+        await tx.commit()
+    async with sql_uow() as tx:
+        states = await tx.throttle.get(["ip:1", "ip:2", "ip:3"])
+    assert states["ip:2"].failures == 7
+    assert "ip:3" not in states
+    if left is None:
+        assert "ip:1" not in states
+    else:
+        assert states["ip:1"].failures == left
+        assert states["ip:1"].updated_at == NOW
+        assert states["ip:1"].blocked_until == (until if still_blocked else None)
+
+
+async def test_retiring_a_token_revokes_its_row_or_records_it_revoked(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    live = await add_session(sql_uow, None, "d" * 64)
+    async with sql_uow(write=True) as tx:
+        await tx.sessions.retire_token("d" * 64, NOW + H, NOW + 2 * H)
+        await tx.sessions.retire_token("e" * 64, NOW + H, NOW + 2 * H)  # no row yet
+        await tx.sessions.retire_token("e" * 64, NOW + 2 * H, NOW + 3 * H)  # twice: no error
+        await tx.commit()
+    async with sql_uow() as tx:
+        existing = await tx.sessions.find_by_token_hash("d" * 64)
+        recorded = await tx.sessions.find_by_token_hash("e" * 64)
+    assert existing is not None and existing[0].id == live
+    assert existing[0].revoked_at == NOW + H
+    assert recorded is not None and recorded[1] is None
+    assert recorded[0].revoked_at == NOW + H  # the first retirement's time stays
+    assert not recorded[0].is_live(NOW + H)

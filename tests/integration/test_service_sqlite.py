@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.db.engine import create_engine
 from authdemo.db.schema import check_schema
-from authdemo.domain import ClientInfo, SchemaNotReady
+from authdemo.domain import ClientInfo, InvalidCredentials, SchemaNotReady, address_key
 from authdemo.security import hash_token
 from tests.conftest import cheap_hasher
 from tests.support.db import migrate, sqlite_url
+from tests.support.fakes import BROWSER
 
 
 async def test_login_rotation_and_logout_on_a_real_database(settings: Settings) -> None:
@@ -29,6 +32,26 @@ async def test_login_rotation_and_logout_on_a_real_database(settings: Settings) 
         assert (await service.resolve(token)).needs_new_token
 
 
+async def test_successful_sign_ins_give_their_reservations_back(settings: Settings) -> None:
+    """Every attempt is counted before hashing; a success gives it back. Twice the
+    address limit of good sign-ins from one address (with a failure between them, so
+    the address row exists) is never throttled, and leaves nothing to remember."""
+    limit = 3
+    settings = replace(settings, throttle_address_failures=limit)
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        await service.create_user("alice", "correct horse")
+        client = ClientInfo("198.51.100.9", "ua")
+        for attempt in range(2 * limit):
+            if attempt == 1:
+                with pytest.raises(InvalidCredentials):
+                    await service.login(BROWSER, "alice", "wrong", client)
+            await service.login(BROWSER, "alice", "correct horse", client)
+        async with rt.uow() as tx:
+            left = await tx.throttle.get([address_key(client.addr)])
+        assert left[address_key(client.addr)].failures == 1  # the one failure, no more
+
+
 async def test_the_token_key_survives_restarts(settings: Settings) -> None:
     async with runtime(settings, hasher_factory=cheap_hasher) as rt:
         token = rt.service.new_token()
@@ -39,7 +62,7 @@ async def test_the_token_key_survives_restarts(settings: Settings) -> None:
 async def test_a_missing_database_file_is_reported_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "missing.db"
     engine = create_engine(sqlite_url(path))
-    with pytest.raises(SchemaNotReady, match="does not exist: run `alembic upgrade head`"):
+    with pytest.raises(SchemaNotReady, match="does not exist: run `authdemo migrate`"):
         await check_schema(engine)
     await engine.dispose()
     assert not path.exists()

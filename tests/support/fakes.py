@@ -14,6 +14,7 @@ from authdemo.domain import (
     AuthSession,
     ClientInfo,
     DuplicateToken,
+    ThrottlePolicy,
     ThrottleState,
     User,
     UserCredentials,
@@ -238,6 +239,13 @@ class FakeSessions:
                 done.append(sid)
         return done
 
+    async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
+        for sid, s in self.t.sessions.items():
+            if s.token_hash == token_hash:
+                self.t.sessions[sid] = replace(s, revoked_at=s.revoked_at or now)
+                return
+        await self.add(token_hash, None, now, expires_at, expires_at, ClientInfo(), revoked=True)
+
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return [s.id for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
 
@@ -355,6 +363,15 @@ class FakeThrottle:
 
     async def clear(self, key: str) -> None:
         self.t.throttle.pop(key, None)
+
+    async def refund(self, key: str, threshold: int) -> None:
+        state = self.t.throttle.get(key)
+        if state is not None:
+            refunded = ThrottlePolicy().refund(state, threshold)
+            if refunded.failures == 0:
+                del self.t.throttle[key]
+            else:
+                self.t.throttle[key] = refunded
 
     async def purge(self, idle_since: datetime, now: datetime, limit: int) -> int:
         doomed = [
