@@ -9,6 +9,7 @@ import pytest
 
 from authdemo.domain import (
     AuditKind,
+    ClientInfo,
     CodeThrottled,
     InvalidCode,
     InvalidCredentials,
@@ -454,3 +455,31 @@ async def test_a_setup_replaced_or_dropped_is_audited_as_abandoned_and_only_its_
     assert store.tables.mfa
     assert await service.cancel_enrolment(session_id, CLIENT, started=second)
     assert store.tables.mfa == {}
+
+
+async def test_wrong_codes_from_one_network_lock_it_out_for_every_account(
+    service: AuthService, clock: FakeClock
+) -> None:
+    # 20 wrong codes from one address, 4 per account (never enough to lock an account).
+    secrets_of: dict[str, str] = {}
+    for name in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        await service.create_user(name, PASSWORD)
+        secrets_of[name], _ = await enrol(service, name)
+    clock.advance(STEP)
+    for name in ("u1", "u2", "u3", "u4", "u5"):
+        cookie, challenge = await password_step(service, name)
+        right = code_at(secrets_of[name], clock.now())
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        for _ in range(4):
+            with pytest.raises(InvalidCode):
+                await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+    cookie, challenge = await password_step(service, "u6")
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(
+            challenge, cookie, code_at(secrets_of["u6"], clock.now()), CLIENT
+        )
+    elsewhere = ClientInfo("198.51.100.9", "pytest")
+    cookie, challenge = await password_step(service, "u6")
+    await service.verify_second_factor(
+        challenge, cookie, code_at(secrets_of["u6"], clock.now()), elsewhere
+    )
