@@ -8,7 +8,8 @@ at its top the invariants it keeps:
 - ``sessions``: resolving cookies, conditional renewal, re-reading, signing out.
 - ``signin``: throttle reservations, password checks, opening a session, tickets.
 - ``accounts``: users, and every change that ends access (epoch bumps, re-keying).
-- ``mfa``: two-factor sign-in (enrolment, the second step, disabling, operator reset).
+- ``mfa``: two-factor sign-in's second step (codes, recovery codes, the code throttle).
+- ``mfa_settings``: turning two-factor sign-in on and off, operator reset, re-encryption.
 - ``data``: ``use_session()`` rows and writes.
 - ``maintenance``: the token key, the audit trail, purging.
 
@@ -30,7 +31,8 @@ from .core import (
 )
 from .data import SessionData
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
-from .mfa import Enrolled, Enrolment, MfaStatus, SecondStepResult, TwoFactor
+from .mfa import SecondStepResult
+from .mfa_settings import Enrolled, Enrolment, MfaStatus, TwoFactor
 
 __all__ = [
     "OPERATOR",
