@@ -287,6 +287,9 @@ class Settings:
     """Whether the page loads authdemo's own ``app.css``."""
     cookie_name: str = DEFAULT_COOKIE_NAME
     """The session cookie's name, always ``__Host-`` prefixed (see ``cookie_name``)."""
+    mfa_keys: tuple[bytes, ...] = ()
+    """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
+    that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -350,6 +353,13 @@ class Settings:
             ipaddress_networks(proxies)
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
+        from .mfa import WeakMfaKey, parse_mfa_keys  # cryptography: only when reading settings
+
+        mfa_raw = get("AUTHDEMO_MFA_KEY")
+        try:
+            mfa_keys = parse_mfa_keys(mfa_raw) if mfa_raw is not None else ()
+        except WeakMfaKey as error:
+            raise ConfigError(str(error)) from None
         settings = cls(
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -385,6 +395,7 @@ class Settings:
             cookie_name=cookie_name(
                 "AUTHDEMO_COOKIE_NAME", get("AUTHDEMO_COOKIE_NAME") or defaults.cookie_name
             ),
+            mfa_keys=mfa_keys,
         )
         settings.validate()
         return settings
