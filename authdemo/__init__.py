@@ -15,12 +15,16 @@ from .domain import (
     AlreadySignedIn,
     AuthError,
     AuthSession,
+    CodeThrottled,
     CookieRequired,
+    InvalidCode,
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
     NotSignedIn,
     SchemaNotReady,
+    SecondFactorRequired,
+    SecondStepExpired,
     SessionDataTooLarge,
     StorageRefused,
     StorageUnavailable,
@@ -29,6 +33,7 @@ from .domain import (
 )
 from .web.app import create_app
 from .web.components import LoginForm, RequireAuth, require_auth
+from .web.connection import SecondStep
 from .web.current import current_user
 from .web.hooks import Auth, SessionData, use_auth, use_session
 
@@ -37,8 +42,10 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
@@ -46,6 +53,9 @@ __all__ = [
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
+    "SecondFactorRequired",
+    "SecondStep",
+    "SecondStepExpired",
     "SessionData",
     "SessionDataTooLarge",
     "Settings",

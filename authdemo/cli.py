@@ -38,6 +38,7 @@ from .domain import (
     normalize_username,
     printable,
 )
+from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
 from .service import PurgeReport, UserSummary
 
 T = TypeVar("T")
@@ -408,12 +409,67 @@ def list_users() -> None:
             u.user.username,
             "active" if u.user.is_active else "disabled",
             str(u.live_sessions),
+            "on" if u.mfa else "off",
             when(u.user.created_at),
             when(u.user.password_changed_at),
         ]
         for u in users
     ]
-    click.echo(table(["USER", "STATUS", "SESSIONS", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows))
+    click.echo(
+        table(["USER", "STATUS", "SESSIONS", "2FA", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows)
+    )
+
+
+@main.command("mfa-reset")
+@click.argument("username")
+def mfa_reset(username: str) -> None:
+    """Remove a user's two-factor sign-in (a lost phone): every session of theirs ends
+    at once (live); they sign in with the password and may set it up again."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.reset_mfa(username)
+
+    count = with_service(settings, act)
+    click.echo(
+        f"Two-factor sign-in of {stored_name(settings, username)!r} removed; "
+        f"{ended(count, 'session')} ended."
+    )
+
+
+@main.command("mfa-reencrypt")
+@click.option("--new-key-stdin", is_flag=True, help="Read the new key from stdin.")
+def mfa_reencrypt(new_key_stdin: bool) -> None:
+    """Re-encrypt every two-factor secret under a new key.
+
+    AUTHDEMO_MFA_KEY must open the current secrets; the new key is prompted for (hidden)
+    or read from stdin. Safe to run again: secrets already under the new key are skipped.
+    """
+    settings = load_settings()
+    if not settings.mfa_keys:
+        raise Refused("AUTHDEMO_MFA_KEY is not set: it must hold the key the secrets are under.")
+    if new_key_stdin:
+        raw = sys.stdin.readline(256).strip()
+    else:
+        raw = str(click.prompt("New key", hide_input=True, default="", show_default=False))
+    try:
+        new_box = SecretBox((parse_mfa_key(raw),))
+    except WeakMfaKey as error:
+        raise Refused(str(error).replace("AUTHDEMO_MFA_KEY", "The new key")) from None
+
+    async def act(rt: Runtime) -> tuple[int, int]:
+        return await rt.service.reseal_mfa_secrets(new_box)
+
+    resealed, unreadable = with_service(settings, act)
+    click.echo(f"Re-encrypted {ended(resealed, 'secret')} under the new key.")
+    if unreadable:
+        raise Refused(
+            f"{ended(unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
+            "stayed as they were (reset those users with: authdemo mfa-reset USERNAME)."
+        )
+    click.echo(
+        "Now set AUTHDEMO_MFA_KEY to the new key everywhere (NEW,OLD while the change rolls out)."
+    )
 
 
 @main.command("sessions")
@@ -481,6 +537,11 @@ def purge_expired(batch: int) -> None:
         f"{ended(report.broadcasts, 'delivered broadcast')}. "
         f"Audit trail: {ended(report.audit_events, 'event')} older than "
         f"{describe_age(settings.audit_retention)} purged."
+        + (
+            f" {ended(report.mfa_pending, 'expired two-factor step')} purged."
+            if report.mfa_pending
+            else ""
+        )
     )
 
 

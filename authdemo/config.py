@@ -304,6 +304,9 @@ class Settings:
     ui: UiName = "idom"
     """The UI library the pages and websockets run on: ``idom`` or ``reactpy`` (which
     needs ``pip install 'authdemo[reactpy]'``). ``authdemo.reactpy.create_app`` sets it."""
+    mfa_keys: tuple[bytes, ...] = ()
+    """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
+    that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -367,6 +370,13 @@ class Settings:
             ipaddress_networks(proxies)
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
+        from .mfa import WeakMfaKey, parse_mfa_keys  # cryptography: only when reading settings
+
+        mfa_raw = get("AUTHDEMO_MFA_KEY")
+        try:
+            mfa_keys = parse_mfa_keys(mfa_raw) if mfa_raw is not None else ()
+        except WeakMfaKey as error:
+            raise ConfigError(str(error)) from None
         settings = cls(
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -403,6 +413,7 @@ class Settings:
                 "AUTHDEMO_COOKIE_NAME", get("AUTHDEMO_COOKIE_NAME") or defaults.cookie_name
             ),
             ui=ui_name("AUTHDEMO_UI", get("AUTHDEMO_UI") or defaults.ui),
+            mfa_keys=mfa_keys,
         )
         settings.validate()
         return settings

@@ -16,12 +16,16 @@ from .domain import (
     AuthError,
     AuthSession,
     Clock,
+    CodeThrottled,
     CookieRequired,
+    InvalidCode,
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
     NotSignedIn,
     SchemaNotReady,
+    SecondFactorRequired,
+    SecondStepExpired,
     SessionDataTooLarge,
     StorageRefused,
     StorageUnavailable,
@@ -32,6 +36,7 @@ from .web import app as _app
 from .web.app import AuthdemoApp
 from .web.bridge import RootConstructor
 from .web.components import LoginForm, RequireAuth, require_auth
+from .web.connection import SecondStep
 from .web.current import current_user
 from .web.hooks import Auth, SessionData, use_auth, use_session
 
@@ -54,8 +59,10 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
@@ -63,6 +70,9 @@ __all__ = [
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
+    "SecondFactorRequired",
+    "SecondStep",
+    "SecondStepExpired",
     "SessionData",
     "SessionDataTooLarge",
     "Settings",

@@ -25,12 +25,16 @@ from .domain import (
     AuthError,
     AuthSession,
     Clock,
+    CodeThrottled,
     CookieRequired,
+    InvalidCode,
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
     NotSignedIn,
     SchemaNotReady,
+    SecondFactorRequired,
+    SecondStepExpired,
     SessionDataTooLarge,
     StorageRefused,
     StorageUnavailable,
@@ -41,6 +45,7 @@ from .web import app as _app
 from .web import components as _components
 from .web.app import AuthdemoApp
 from .web.bridge import RootConstructor
+from .web.connection import SecondStep
 from .web.current import current_user
 from .web.hooks import Auth, SessionData, use_auth, use_session
 
@@ -81,8 +86,10 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
@@ -90,6 +97,9 @@ __all__ = [
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
+    "SecondFactorRequired",
+    "SecondStep",
+    "SecondStepExpired",
     "SessionData",
     "SessionDataTooLarge",
     "Settings",

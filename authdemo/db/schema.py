@@ -18,7 +18,7 @@ from .migrations import (
 )
 
 # The newest alembic revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 UPGRADE_HINT = MIGRATE_HINT
 

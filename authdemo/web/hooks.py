@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain import AuthSession, User
-from .connection import AuthState, LiveSession
+from .connection import AuthState, LiveSession, SecondStep
 from .ui import component, create_context, html, use_context, use_effect, use_state
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
+
+
+def _outside(*_: Any) -> Any:
+    raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,22 @@ class Auth:
     """Moves on whenever one of the user's sessions opens or ends anywhere (any tab,
     device, worker or host, the CLI): a component that shows ``await auth.sessions()``
     re-reads it when this changes."""
+    pending_second_factor: SecondStep | None = None
+    """Set after a correct password for an account with two-factor sign-in (``login``
+    raised ``SecondFactorRequired``): ask for the code and ``await verify_code(code)``.
+    Nothing is signed in meanwhile; it expires (``.expires_at``) back to None."""
+    verify_code: Callable[[str], Awaitable[User]] = _outside
+    """``await auth.verify_code(code)``: a 6-digit code or a recovery code. Raises
+    ``InvalidCode`` (ask again), ``CodeThrottled`` or ``SecondStepExpired`` (the
+    pending sign-in is gone: ask for the password again); ``str(error)`` is fit to show."""
+    cancel_second_factor: Callable[[], Awaitable[None]] = _outside
+    """Back to the password step (the pending sign-in is dropped)."""
+    recovery_codes_left: int | None = None
+    """After signing in with a recovery code: how many are left (say so)."""
 
     @property
     def signed_in(self) -> bool:
         return self.user is not None
-
-
-def _outside(*_: Any) -> Any:
-    raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,10 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         state.user if state.pending else None,
         state.cookie_refused,
         state.sessions_version,
+        None if signed_in else state.second_step,
+        live.verify_code,
+        live.cancel_second_step,
+        state.recovery_codes_left if signed_in else None,
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.

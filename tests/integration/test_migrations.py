@@ -29,6 +29,9 @@ TABLES = {
     "auth_events",
     "login_throttle",
     "session_broadcasts",
+    "user_mfa",
+    "mfa_recovery_codes",
+    "mfa_challenges",
 }
 
 
