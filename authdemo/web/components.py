@@ -53,6 +53,21 @@ def field(label: str, **attributes: Any) -> Any:
     )
 
 
+def account_name(auth: Any) -> Any:
+    """For password managers (Chromium asks for it): which account a password field of the
+    signed-in view belongs to, as a hidden username field."""
+    return html.input(
+        {
+            "type": "text",
+            "name": "username",
+            "autocomplete": "username",
+            "value": auth.user.username if auth.user else "",
+            "read_only": True,
+            "hidden": True,
+        }
+    )
+
+
 def use_insecure_origin() -> str | None:
     """The host name when this view came over plain http to a host other than localhost,
     where the browser drops the Secure session cookie (see ``insecure``); else None."""
@@ -568,6 +583,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     "action": "#",
                     "on_submit": event(disable, prevent_default=True),
                 },
+                account_name(auth),
                 field(
                     "Password",
                     id="mfa-disable-password",
@@ -599,6 +615,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     "action": "#",
                     "on_submit": event(start, prevent_default=True),
                 },
+                account_name(auth),
                 field(
                     "Password",
                     id="mfa-password",
