@@ -97,13 +97,15 @@ def _one_render_at_a_time(layout_class: type) -> type:
 
 def _load(name: UiName) -> UiLibrary:
     # idom 1.0 and reactpy 1.1 lay these out identically but for the connection
-    # context's module and the client's folder; nothing else differs for authdemo.
+    # context's module and the client's folder. What else differs is ReactPy's render
+    # (above) and its form events (``_reactpy_form`` below).
     lib = importlib.import_module(name)
     core = f"{name}.core"
     hooks_module = "idom.backend.hooks" if name == "idom" else "reactpy.core.hooks"
     types = importlib.import_module(f"{name}.backend.types")
+    renders_across_awaits = name == "reactpy"
     layout = importlib.import_module(f"{core}.layout").Layout
-    if name == "reactpy":
+    if renders_across_awaits:
         layout = _one_render_at_a_time(layout)
     return UiLibrary(
         name=name,
@@ -122,7 +124,7 @@ def _load(name: UiName) -> UiLibrary:
         component_type=importlib.import_module(f"{core}.component").Component,
         client_dir=Path(str(lib.__file__)).parent / ("_client" if name == "idom" else "_static"),
         url_prefix=f"/_{name}",
-        renders_across_awaits=name == "reactpy",
+        renders_across_awaits=renders_across_awaits,
     )
 
 
