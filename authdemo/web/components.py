@@ -22,6 +22,7 @@ from ..domain import (
     SecondFactorRequired,
     SecondStepExpired,
     StorageUnavailable,
+    User,
 )
 from ..service import Enrolment, MfaStatus
 from .hooks import use_auth, use_live_session, use_session
@@ -50,21 +51,6 @@ def field(label: str, **attributes: Any) -> Any:
         {"class_name": "field"},
         html.label({"html_for": attributes["id"]}, label),
         html.input(attributes),
-    )
-
-
-def account_name(auth: Any) -> Any:
-    """For password managers (Chromium asks for it): which account a password field of the
-    signed-in view belongs to, as a hidden username field."""
-    return html.input(
-        {
-            "type": "text",
-            "name": "username",
-            "autocomplete": "username",
-            "value": auth.user.username if auth.user else "",
-            "read_only": True,
-            "hidden": True,
-        }
     )
 
 
@@ -172,6 +158,21 @@ def LoginForm() -> Any:
             {"type": "submit", "class_name": "primary", "disabled": busy or bool(auth.pending)},
             "Signing in…" if busy or auth.pending else "Sign in",
         ),
+    )
+
+
+def account_field(user: User | None) -> Any:
+    """The hidden, read-only username of a form that asks for the signed-in user's
+    password: password managers (and Chromium's form checks) want to know whose it is."""
+    return html.input(
+        {
+            "type": "text",
+            "name": "username",
+            "autocomplete": "username",
+            "value": user.username if user else "",
+            "read_only": True,
+            "hidden": True,
+        }
     )
 
 
@@ -383,17 +384,7 @@ def ChangePasswordForm(on_changed: Callable[[], None]) -> Any:
             "on_submit": event(submit, prevent_default=True),
         },
         html.h2("Change password"),
-        # For password managers: which account this new password belongs to.
-        html.input(
-            {
-                "type": "text",
-                "name": "username",
-                "autocomplete": "username",
-                "value": auth.user.username if auth.user else "",
-                "read_only": True,
-                "hidden": True,
-            }
-        ),
+        account_field(auth.user),
         field(
             "Current password",
             id="current-password",
@@ -583,7 +574,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     "action": "#",
                     "on_submit": event(disable, prevent_default=True),
                 },
-                account_name(auth),
+                account_field(auth.user),
                 field(
                     "Password",
                     id="mfa-disable-password",
@@ -615,7 +606,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     "action": "#",
                     "on_submit": event(start, prevent_default=True),
                 },
-                account_name(auth),
+                account_field(auth.user),
                 field(
                     "Password",
                     id="mfa-password",
