@@ -11,7 +11,9 @@ import ipaddress
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,6 +24,7 @@ import click
 
 from .bootstrap import Runtime, runtime
 from .config import ConfigError, Settings
+from .db.engine import is_sqlite
 from .domain import (
     PASSWORD_MAX,
     AuditEvent,
@@ -138,7 +141,11 @@ def configure_logging(level: int) -> None:
 def run(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the app."""
     settings = load_settings()
-    with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
+    # Refuse to start on a missing or unmigrated database; say so if the connections
+    # this host will open do not fit what PostgreSQL has left.
+    warning = with_service(settings, partial(budget_warning, settings=settings, workers=workers))
+    if warning is not None:
+        log.warning("%s", warning)
     if not settings.allowed_hosts and not is_loopback(host):
         log.warning(
             "AUTHDEMO_ALLOWED_HOSTS is not set: requests for any host name are served, "
@@ -158,17 +165,49 @@ def is_loopback(host: str) -> bool:
         return False  # a name we would have to resolve: assume others can reach it
 
 
-async def _noop(_: Runtime) -> None:
-    return None
+async def budget_warning(rt: Runtime, *, settings: Settings, workers: int) -> str | None:
+    """PostgreSQL: one line if this host's connections may not fit (``db.budget``)."""
+    if is_sqlite(settings.database_url):
+        return None
+    from .db.budget import read_budget
+
+    return (await read_budget(rt.engine, settings, workers)).warning()
+
+
+def host_listener(listen_url: str, path: str) -> None:
+    """The host's listener process (started by Sanic's worker manager)."""
+    from .relay import run_host_listener
+
+    configure_logging(logging.INFO)
+    run_host_listener(listen_url, path)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    loader = AppLoader(factory=partial(worker_app, settings))
-    app = loader.load()
     single = workers == 1
+    # Several workers on PostgreSQL: one listener for the host, relayed to the workers.
+    relay_dir = None if single or is_sqlite(settings.database_url) else tempfile.mkdtemp()
+    relay = os.path.join(relay_dir, "listen.sock") if relay_dir else None
+    loader = AppLoader(factory=partial(worker_app, settings, relay))
+    app = loader.load()
+    if relay_dir is not None and relay is not None:
+        path = relay
+
+        @app.main_process_ready
+        def start_listener(app: Any) -> None:
+            app.manager.manage(
+                "AuthdemoListener",
+                host_listener,
+                {"listen_url": settings.listener_url, "path": path},
+                restartable=True,
+            )
+
+        @app.main_process_stop
+        def remove_relay(_: Any) -> None:
+            shutil.rmtree(relay_dir, ignore_errors=True)
+
     app.prepare(
         host=host,
         port=port,
@@ -185,12 +224,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         Sanic.serve(primary=app, app_loader=loader)
 
 
-def worker_app(settings: Settings) -> Any:
+def worker_app(settings: Settings, relay: str | None = None) -> Any:
     """The app factory each worker process calls (it starts with fresh logging)."""
     from .web.app import create_app
 
     configure_logging(logging.INFO)
-    return create_app(settings)
+    return create_app(settings, relay=relay)
 
 
 @main.command("create-user")

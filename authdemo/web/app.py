@@ -16,6 +16,7 @@ from ..broadcast import BroadcastFollower
 from ..config import Settings
 from ..domain import Clock, StorageUnavailable
 from ..events import InProcessEventBus
+from ..relay import RelayClient
 from ..security import hash_token
 from ..service import AuthService, Resolution
 from .bridge import RootConstructor, ViewConnection, install_bridge
@@ -66,10 +67,13 @@ def create_app(
     name: str = "authdemo",
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
+    relay: str | None = None,
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
     ``clock`` and ``hasher_factory`` exist so that tests control time and hashing cost.
+    ``relay``: the socket of the host's PostgreSQL listener (``authdemo.relay``), which
+    the worker follows instead of listening itself.
     """
     settings = settings or Settings.from_env()
     settings.validate()
@@ -94,14 +98,20 @@ def create_app(
         app.ctx.runtime = rt
         app.ctx.service = rt.service
         app.ctx.events = rt.events
-        follower = BroadcastFollower(rt.uow, rt.events, settings.broadcast_poll.total_seconds())
+        follower = BroadcastFollower(
+            rt.uow,
+            rt.events,
+            settings.broadcast_poll.total_seconds(),
+            settings.broadcast_poll_listening.total_seconds(),
+        )
         await follower.start_position()
         app.ctx.follower = follower
         app.ctx.health = DatabaseHealth(rt.uow)
         loop = asyncio.get_running_loop()
         app.ctx.background = [loop.create_task(follower.run())]
-        feed = rt.change_feed(follower.wakeup.set)  # PostgreSQL: LISTEN/NOTIFY
-        if feed is not None:
+        if relay is not None:  # the host's one listener (``authdemo run --workers N``)
+            app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
+        elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
 
     @app.exception(StorageUnavailable)

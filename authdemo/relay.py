@@ -1,0 +1,139 @@
+"""One PostgreSQL listener per host, relayed to the host's workers over a local socket.
+
+``authdemo run --workers N`` on PostgreSQL starts, next to its N workers, one process
+that holds the host's only ``LISTEN`` connection (``db.notify.PostgresNotifications``)
+and repeats what it hears, one line each, to every worker connected to its Unix socket:
+
+- ``L``: listening (sent after ``LISTEN`` took effect, and to each worker as it
+  connects): read everything not seen yet, then rely on notifications;
+- ``D``: not listening: read the outbox every ``AUTHDEMO_BROADCAST_POLL``;
+- ``N<id>``: broadcast row ``<id>`` was committed: read now.
+
+A worker whose link to the relay breaks (the listener process died, or is restarting)
+acts as on ``D`` and connects again; the ``L`` it gets then makes it catch up. Nothing
+is ever read from the relay but "when to look": the outbox table stays the truth, and
+each worker's follower reads it without gaps (``broadcast``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from .db.notify import ChangeFeedTarget, PostgresNotifications
+
+log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 1024 * 1024
+"""Bytes a worker may leave unread before the relay drops it (it reconnects and
+catches up from the table, so dropping loses nothing)."""
+
+
+class RelayServer:
+    """The listener's side: a ``ChangeFeedTarget`` that repeats to every worker."""
+
+    def __init__(self) -> None:
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._listening = False
+
+    def notified(self, row_id: int | None) -> None:
+        self._send(b"N%d\n" % row_id if row_id is not None else b"N\n")
+
+    def listening(self, on: bool) -> None:
+        self._listening = on
+        self._send(b"L\n" if on else b"D\n")
+
+    @property
+    def workers(self) -> int:
+        return len(self._writers)
+
+    def _send(self, line: bytes) -> None:
+        for writer in tuple(self._writers):
+            if writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+                log.warning("a worker stopped reading the relay; dropping it")
+                self._writers.discard(writer)
+                writer.close()
+            elif not writer.is_closing():
+                writer.write(line)
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"L\n" if self._listening else b"D\n")
+        self._writers.add(writer)
+        try:
+            while await reader.read(256):  # workers say nothing; EOF: it went away
+                pass
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+
+async def serve_host_listener(
+    listen_url: str, path: str, *, keepalive: float = 5.0, retry: float = 1.0
+) -> None:
+    """Listen on PostgreSQL and relay to the workers connected at ``path``, until cancelled."""
+    relay = RelayServer()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a listener process that was killed
+    server = await asyncio.start_unix_server(relay.serve_client, path)
+    try:
+        await PostgresNotifications(listen_url, relay, keepalive=keepalive, retry=retry).run()
+    finally:
+        server.close()
+        relay.close()
+
+
+def run_host_listener(listen_url: str, path: str) -> None:
+    """The listener process's body (started by Sanic's worker manager)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_host_listener(listen_url, path))
+
+
+class RelayClient:
+    """A worker's side: feeds what the host's listener relays to ``target``."""
+
+    def __init__(self, path: str, target: ChangeFeedTarget, *, retry: float = 0.2) -> None:
+        self._path = path
+        self._target = target
+        self._retry = retry
+
+    async def run(self) -> None:
+        failing = False
+        listening = False
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(self._path)
+                try:
+                    if failing:
+                        log.info("connected to the host's listener again")
+                        failing = False
+                    while line := await reader.readline():
+                        kind, rest = line[:1], line[1:].strip()
+                        if kind == b"N":
+                            self._target.notified(int(rest) if rest.isdigit() else None)
+                        elif kind in (b"L", b"D"):
+                            listening = kind == b"L"
+                            self._target.listening(listening)
+                finally:
+                    writer.close()
+                raise ConnectionError("the host's listener went away")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if listening:
+                    listening = False
+                    self._target.listening(False)  # read often until it is back
+                if not failing:
+                    log.warning("cannot follow the host's listener: %s", error)
+                    failing = True
+                await asyncio.sleep(self._retry)

@@ -1,0 +1,142 @@
+"""PostgreSQL, one host of four workers: one listening connection for the whole host,
+relayed to every worker, and no revocation lost when that connection is cut.
+
+The workers here read the outbox on their own only once a minute while the host's
+listener is connected (``AUTHDEMO_BROADCAST_POLL_LISTENING``), so what reaches them
+within the tests' 10 s came through the listener: a notification, or the catch-up read
+that follows each change of the listener's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.scale.conftest import PASSWORD, create_users
+from tests.support.idom_client import IdomClient
+from tests.support.pg import connections, database_of, terminate
+from tests.support.server import ServerProcess
+from tests.support.sockets import owner_pid
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql_only]
+
+WORKERS = 4
+QUIET = {"AUTHDEMO_BROADCAST_POLL_LISTENING": "60s"}
+LISTEN = "authdemo-listen"
+USERS = [f"user{n}" for n in range(WORKERS)] + ["operator"]
+
+
+def local_port(client: IdomClient) -> int:
+    return int(client.ws.transport.get_extra_info("sockname")[1])
+
+
+async def views_on_every_worker(server: ServerProcess, each: int) -> list[list[IdomClient]]:
+    """``each`` open views on every worker: one list per worker."""
+    views: dict[int, list[IdomClient]] = {}
+    for _ in range(50 * WORKERS * each):
+        if len(views) == WORKERS and all(len(group) >= each for group in views.values()):
+            break
+        client = await IdomClient.connect(server.base_url)
+        group = views.setdefault(owner_pid(server.port, local_port(client)), [])
+        if len(group) < each:
+            group.append(client)
+        else:
+            await client.close()
+    assert len(views) == WORKERS, "the kernel never spread our connections over every worker"
+    return list(views.values())
+
+
+async def listeners(database: str, expected: int = 1, within: float = 15.0) -> dict[str, int]:
+    """The database's connections once ``expected`` listeners are connected."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (counts := await connections(database)).get(LISTEN, 0) != expected:
+        assert loop.time() < deadline, f"expected {expected} listener(s), have {counts}"
+        await asyncio.sleep(0.1)
+    return counts
+
+
+async def sign_in(view: IdomClient, username: str) -> None:
+    await view.login(username, PASSWORD)
+    await view.wait_for_id("greeting")
+
+
+async def signed_out(view: IdomClient) -> None:
+    await view.wait_for(lambda c: c.find("login-form") is not None, timeout=10.0)
+
+
+@pytest.fixture
+def host(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    create_users(db_url, *USERS)
+    server = ServerProcess(db_url, tmp_path / "host.log", workers=WORKERS, env=QUIET).start()
+    yield server
+    server.stop()
+
+
+async def test_a_host_of_four_workers_holds_one_listening_connection(
+    host: ServerProcess, db_url: str
+) -> None:
+    database = database_of(db_url)
+    await listeners(database)
+    views = await views_on_every_worker(host, 1)
+    for group in views:  # every worker has been at work
+        await sign_in(group[0], "user0")
+    counts = await connections(database)
+    assert counts[LISTEN] == 1, counts
+    assert set(counts) <= {"authdemo", LISTEN}, f"a connection that does not say who: {counts}"
+    for group in views:
+        await group[0].close()
+
+
+async def test_a_revocation_through_any_worker_or_the_cli_reaches_every_worker(
+    host: ServerProcess, db_url: str
+) -> None:
+    await listeners(database_of(db_url))
+    views = await views_on_every_worker(host, len(USERS))  # views[worker][user]
+    for group in views:
+        for view, username in zip(group, USERS, strict=False):
+            await sign_in(view, username)
+    for worker in range(WORKERS):  # user<n> signs out everywhere else from worker n
+        await views[worker][worker].click("logout-others")
+        for other, group in enumerate(views):
+            if other != worker:
+                await signed_out(group[worker])
+        assert views[worker][worker].find("greeting") is not None
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "authdemo",
+        "revoke-sessions",
+        "operator",
+        env={**os.environ, "AUTHDEMO_DATABASE_URL": db_url},
+    )
+    assert await cli.wait() == 0
+    for group in views:
+        await signed_out(group[WORKERS])
+    for group in views:
+        for view in group:
+            await view.close()
+
+
+async def test_a_listener_cut_off_by_the_database_loses_no_revocation(
+    host: ServerProcess, db_url: str
+) -> None:
+    database = database_of(db_url)
+    views = [group[0] for group in await views_on_every_worker(host, 1)]
+    actor = await IdomClient.connect(host.base_url)
+    for view in [*views, actor]:
+        await sign_in(view, "user0")
+    await listeners(database)
+    assert await terminate(database, LISTEN) == 1
+    # Committed while nobody listens: no worker is ever notified of this one.
+    await actor.click("logout-others")
+    for view in views:
+        await signed_out(view)
+    await listeners(database)  # and the listener is back, alone
+    for view in [*views, actor]:
+        await view.close()
