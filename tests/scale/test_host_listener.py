@@ -21,44 +21,13 @@ from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient
 from tests.support.pg import connections, database_of, terminate
 from tests.support.server import ServerProcess
-from tests.support.sockets import owner_pid
+from tests.support.workers import LISTEN, listeners, views_on_every_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql_only]
 
 WORKERS = 4
 QUIET = {"AUTHDEMO_BROADCAST_POLL_LISTENING": "60s"}
-LISTEN = "authdemo-listen"
 USERS = [f"user{n}" for n in range(WORKERS)] + ["operator"]
-
-
-def local_port(client: IdomClient) -> int:
-    return int(client.ws.transport.get_extra_info("sockname")[1])
-
-
-async def views_on_every_worker(server: ServerProcess, each: int) -> list[list[IdomClient]]:
-    """``each`` open views on every worker: one list per worker."""
-    views: dict[int, list[IdomClient]] = {}
-    for _ in range(50 * WORKERS * each):
-        if len(views) == WORKERS and all(len(group) >= each for group in views.values()):
-            break
-        client = await IdomClient.connect(server.base_url)
-        group = views.setdefault(owner_pid(server.port, local_port(client)), [])
-        if len(group) < each:
-            group.append(client)
-        else:
-            await client.close()
-    assert len(views) == WORKERS, "the kernel never spread our connections over every worker"
-    return list(views.values())
-
-
-async def listeners(database: str, expected: int = 1, within: float = 15.0) -> dict[str, int]:
-    """The database's connections once ``expected`` listeners are connected."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while (counts := await connections(database)).get(LISTEN, 0) != expected:
-        assert loop.time() < deadline, f"expected {expected} listener(s), have {counts}"
-        await asyncio.sleep(0.1)
-    return counts
 
 
 async def sign_in(view: IdomClient, username: str) -> None:
