@@ -121,3 +121,9 @@ async def terminate(database: str, application_name: str) -> int:
         )
     finally:
         await conn.close()
+
+
+def name_connections_by_default(database: str, application_name: str) -> None:
+    """``ALTER DATABASE … SET application_name``: what PgBouncer's server connections
+    say when no client names them (freshly opened, or after its ``DISCARD ALL``)."""
+    _run(f"ALTER DATABASE \"{database}\" SET application_name = '{application_name}'")

@@ -67,6 +67,8 @@ class PgBouncer:
             f"logfile = {self.dir / 'pgbouncer.log'}\n"
             f"pidfile = {self.dir / 'pgbouncer.pid'}\n"
             "ignore_startup_parameters = extra_float_digits\n"
+            "server_reset_query = DISCARD ALL\n"
+            "server_reset_query_always = 1\n"
         )
         return config
 
