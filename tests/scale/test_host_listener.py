@@ -109,3 +109,23 @@ async def test_a_listener_cut_off_by_the_database_loses_no_revocation(
     await listeners(database)  # and the listener is back, alone
     for view in [*views, actor]:
         await view.close()
+
+
+def test_a_host_whose_connections_cannot_fit_says_so_in_one_line_at_start(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Two workers of 200 connections each cannot fit any PostgreSQL we test on.
+    env = {"AUTHDEMO_DB_POOL": "200"}
+    server = ServerProcess(db_url, tmp_path / "big.log", workers=2, env=env).start()
+    server.stop()
+    lines = [line for line in server.log().splitlines() if "connection budget" in line]
+    assert len(lines) == 1, server.log()
+    assert "1 host(s) x (1 listener + 2 worker(s) x 200 pooled)" in lines[0]
+    assert "max_connections" in lines[0]
+
+
+def test_a_host_that_fits_starts_without_a_budget_warning(db_url: str, tmp_path: Path) -> None:
+    env = {"AUTHDEMO_DB_POOL": "1"}
+    server = ServerProcess(db_url, tmp_path / "small.log", workers=2, env=env).start()
+    server.stop()
+    assert "connection budget" not in server.log()
