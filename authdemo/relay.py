@@ -66,8 +66,8 @@ class RelayServer:
         try:
             while await reader.read(256):  # workers say nothing; EOF: it went away
                 pass
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # cancelled: the listener process is stopping, and so is this handler
         finally:
             self._writers.discard(writer)
             writer.close()
