@@ -174,38 +174,29 @@ async def budget_warning(rt: Runtime, *, settings: Settings, workers: int) -> st
     return (await read_budget(rt.engine, settings, workers)).warning()
 
 
-def host_listener(listen_url: str, path: str) -> None:
-    """The host's listener process (started by Sanic's worker manager)."""
-    from .relay import run_host_listener
-
-    configure_logging(logging.INFO)
-    run_host_listener(listen_url, path)
-
-
 def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
     single = workers == 1
-    # Several workers on PostgreSQL: one listener for the host, relayed to the workers.
+    # Several workers on PostgreSQL: one listener for the host (a thread of this, the
+    # main process), relayed to the workers.
     relay_dir = None if single or is_sqlite(settings.database_url) else tempfile.mkdtemp()
     relay = os.path.join(relay_dir, "listen.sock") if relay_dir else None
     loader = AppLoader(factory=partial(worker_app, settings, relay))
     app = loader.load()
     if relay_dir is not None and relay is not None:
-        path = relay
+        from .relay import HostListener
 
-        @app.main_process_ready
-        def start_listener(app: Any) -> None:
-            app.manager.manage(
-                "AuthdemoListener",
-                host_listener,
-                {"listen_url": settings.listener_url, "path": path},
-                restartable=True,
-            )
+        listener = HostListener(settings.listener_url, relay)
+
+        @app.main_process_start
+        def start_listener(_: Any) -> None:
+            listener.start()
 
         @app.main_process_stop
-        def remove_relay(_: Any) -> None:
+        def stop_listener(_: Any) -> None:
+            listener.stop()
             shutil.rmtree(relay_dir, ignore_errors=True)
 
     app.prepare(

@@ -1,15 +1,16 @@
 """One PostgreSQL listener per host, relayed to the host's workers over a local socket.
 
-``authdemo run --workers N`` on PostgreSQL starts, next to its N workers, one process
-that holds the host's only ``LISTEN`` connection (``db.notify.PostgresNotifications``)
-and repeats what it hears, one line each, to every worker connected to its Unix socket:
+``authdemo run --workers N`` on PostgreSQL holds the host's only ``LISTEN`` connection
+(``db.notify.PostgresNotifications``) in its main process, the one that supervises the
+N workers (``HostListener``), and repeats what it hears, one line each, to every worker
+connected to its Unix socket:
 
 - ``L``: listening (sent after ``LISTEN`` took effect, and to each worker as it
   connects): read everything not seen yet, then rely on notifications;
 - ``D``: not listening: read the outbox every ``AUTHDEMO_BROADCAST_POLL``;
 - ``N<id>``: broadcast row ``<id>`` was committed: read now.
 
-A worker whose link to the relay breaks (the listener process died, or is restarting)
+A worker whose link to the relay breaks (the host is stopping, or its listener failed)
 acts as on ``D`` and connects again; the ``L`` it gets then makes it catch up. Nothing
 is ever read from the relay but "when to look": the outbox table stays the truth, and
 each worker's follower reads it without gaps (``broadcast``).
@@ -21,11 +22,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 
 from .db.notify import ChangeFeedTarget, PostgresNotifications
 
 log = logging.getLogger(__name__)
 
+STARTUP_GRACE = 10.0
+"""Seconds a starting worker waits for the listener's socket before it warns."""
+RESTART_GRACE = 3.0
+"""Seconds a worker that lost the listener's socket retries before it warns."""
 MAX_BACKLOG = 1024 * 1024
 """Bytes a worker may leave unread before the relay drops it (it reconnects and
 catches up from the table, so dropping loses nothing)."""
@@ -67,7 +73,7 @@ class RelayServer:
             while await reader.read(256):  # workers say nothing; EOF: it went away
                 pass
         except (ConnectionError, asyncio.CancelledError):
-            pass  # cancelled: the listener process is stopping, and so is this handler
+            pass  # cancelled: the listener is stopping, and so is this handler
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -93,10 +99,35 @@ async def serve_host_listener(
         relay.close()
 
 
-def run_host_listener(listen_url: str, path: str) -> None:
-    """The listener process's body (started by Sanic's worker manager)."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_host_listener(listen_url, path))
+class HostListener:
+    """``serve_host_listener`` on a thread of its own, in ``authdemo run``'s main process.
+
+    The main process only supervises the workers, so the listener lives exactly as long
+    as the host does: no process of its own that could die while the host stays up.
+    """
+
+    def __init__(self, listen_url: str, path: str) -> None:
+        self._listen_url = listen_url
+        self.path = path
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="authdemo-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._task = self._loop.create_task(serve_host_listener(self._listen_url, self.path))
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        self._loop.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout)
 
 
 class RelayClient:
@@ -110,12 +141,15 @@ class RelayClient:
     async def run(self) -> None:
         failing = False
         listening = False
+        # At start the listener process may not have made its socket yet: no warning
+        # unless that lasts (the worker reads the outbox often meanwhile).
+        patience = asyncio.get_running_loop().time() + STARTUP_GRACE
         while True:
             try:
                 reader, writer = await asyncio.open_unix_connection(self._path)
                 try:
                     if failing:
-                        log.info("connected to the host's listener again")
+                        log.warning("following the host's listener again")
                         failing = False
                     while line := await reader.readline():
                         kind, rest = line[:1], line[1:].strip()
@@ -126,6 +160,9 @@ class RelayClient:
                             self._target.listening(listening)
                 finally:
                     writer.close()
+                # Lost: when the host stops, its listener may go a moment before this
+                # worker does; say so only if it lasts.
+                patience = asyncio.get_running_loop().time() + RESTART_GRACE
                 raise ConnectionError("the host's listener went away")
             except asyncio.CancelledError:
                 raise
@@ -133,7 +170,7 @@ class RelayClient:
                 if listening:
                     listening = False
                     self._target.listening(False)  # read often until it is back
-                if not failing:
+                if not failing and asyncio.get_running_loop().time() >= patience:
                     log.warning("cannot follow the host's listener: %s", error)
                     failing = True
                 await asyncio.sleep(self._retry)
