@@ -32,7 +32,7 @@ case "${1:-}" in
     demo)
         shift
         setup
-        "$VENV/bin/alembic" upgrade head
+        "$VENV/bin/authdemo" migrate
         "$VENV/bin/authdemo" demo-accounts
         exec "$VENV/bin/authdemo" run "$@"
         ;;

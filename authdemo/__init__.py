@@ -1,78 +1,71 @@
 """authdemo: server-side sessions and sign-in for IDOM single-page apps on Sanic.
 
-The public API, all importable from here::
+The public API, all importable from here and typed::
 
-    from authdemo import create_app, Settings, use_auth, use_session, RequireAuth
+    from authdemo import create_app, current_user, use_auth, use_session, RequireAuth
 
-Names are loaded on first use, so that ``import authdemo`` (alembic's env.py does)
-stays cheap.
+Everything below is imported explicitly (no lazy ``__getattr__``), so that a misspelt
+name fails type checking, not only at run time.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from .config import ConfigError, Settings
+from .domain import (
+    AlreadySignedIn,
+    AuthError,
+    AuthSession,
+    CodeThrottled,
+    CookieRequired,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidPassword,
+    InvalidSessionData,
+    NotSignedIn,
+    SchemaNotReady,
+    SecondFactorRequired,
+    SecondStepExpired,
+    SessionDataTooLarge,
+    StorageRefused,
+    StorageUnavailable,
+    Throttled,
+    User,
+)
+from .web.app import create_app
+from .web.components import LoginForm, RequireAuth, require_auth
+from .web.connection import SecondStep
+from .web.current import current_user
+from .web.hooks import Auth, SessionData, use_auth, use_session
 
 __all__ = [
+    "AlreadySignedIn",
     "Auth",
     "AuthError",
+    "AuthSession",
+    "CodeThrottled",
+    "ConfigError",
     "CookieRequired",
+    "InvalidCode",
     "InvalidCredentials",
+    "InvalidPassword",
     "InvalidSessionData",
     "LoginForm",
     "NotSignedIn",
     "RequireAuth",
+    "SchemaNotReady",
+    "SecondFactorRequired",
+    "SecondStep",
+    "SecondStepExpired",
     "SessionData",
     "SessionDataTooLarge",
     "Settings",
+    "StorageRefused",
+    "StorageUnavailable",
     "Throttled",
+    "User",
     "create_app",
+    "current_user",
     "require_auth",
     "use_auth",
     "use_session",
 ]
-
-_WHERE = {
-    "Auth": "authdemo.web.hooks",
-    "SessionData": "authdemo.web.hooks",
-    "use_auth": "authdemo.web.hooks",
-    "use_session": "authdemo.web.hooks",
-    "LoginForm": "authdemo.web.components",
-    "RequireAuth": "authdemo.web.components",
-    "require_auth": "authdemo.web.components",
-    "create_app": "authdemo.web.app",
-    "Settings": "authdemo.config",
-    "AuthError": "authdemo.domain",
-    "CookieRequired": "authdemo.domain",
-    "InvalidCredentials": "authdemo.domain",
-    "InvalidSessionData": "authdemo.domain",
-    "NotSignedIn": "authdemo.domain",
-    "SessionDataTooLarge": "authdemo.domain",
-    "Throttled": "authdemo.domain",
-}
-
-if TYPE_CHECKING:
-    from .config import Settings
-    from .domain import (
-        AuthError,
-        CookieRequired,
-        InvalidCredentials,
-        InvalidSessionData,
-        NotSignedIn,
-        SessionDataTooLarge,
-        Throttled,
-    )
-    from .web.app import create_app
-    from .web.components import LoginForm, RequireAuth, require_auth
-    from .web.hooks import Auth, SessionData, use_auth, use_session
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'authdemo' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

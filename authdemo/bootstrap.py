@@ -17,6 +17,7 @@ from .db.schema import check_schema
 from .db.uow import SqlUnitOfWorkFactory
 from .domain import Clock, SessionPolicy, SystemClock, ThrottlePolicy
 from .events import InProcessEventBus
+from .mfa import SecretBox
 from .security import Argon2Hasher, PasswordHasher, TokenCodec
 from .service import AuthService, ensure_token_key
 
@@ -111,6 +112,7 @@ async def start_runtime(
         throttle=throttle_policy(settings),
         cache=cache,
         audit_retention=settings.audit_retention,
+        mfa_box=SecretBox(settings.mfa_keys) if settings.mfa_keys else None,
     )
     listen = settings.listener_url if engine.dialect.name == "postgresql" else None
     return Runtime(engine, uow, events, hasher, service, listen)

@@ -24,6 +24,7 @@ import click
 
 from .bootstrap import Runtime, runtime
 from .config import ConfigError, Settings
+from .db import migrations
 from .db.engine import is_sqlite
 from .domain import (
     PASSWORD_MAX,
@@ -39,6 +40,7 @@ from .domain import (
     normalize_username,
     printable,
 )
+from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
 from .service import PurgeReport, UserSummary
 
 T = TypeVar("T")
@@ -153,6 +155,90 @@ def run(host: str, port: int, workers: int, debug: bool) -> None:
             "Set it to the names clients use, e.g. AUTHDEMO_ALLOWED_HOSTS=app.example.com"
         )
     serve(settings, host=host, port=port, workers=workers, debug=debug)
+
+
+@main.command()
+@click.option(
+    "--sql",
+    is_flag=True,
+    help="Print the SQL that builds the schema from nothing instead (the database is "
+    "not opened; the URL picks the dialect).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Apply nothing; exit 0 when the database is up to date, 3 when migrations are pending.",
+)
+def migrate(sql: bool, check: bool) -> None:
+    """Create or upgrade the database (AUTHDEMO_DATABASE_URL) to this version's schema.
+
+    Works from any folder: the migrations ship with the package. authdemo keeps its
+    revision in its own table, authdemo_alembic_version, beside any alembic history of
+    your app's; a database that still has it in alembic_version is moved over.
+    """
+    if sql and check:
+        raise click.UsageError("--sql and --check do not go together.")
+    settings = load_settings()
+    # Behind PgBouncer, straight to PostgreSQL (AUTHDEMO_LISTEN_URL): one session for
+    # the whole migration, and no pooler between alembic's statements.
+    url = settings.listener_url if settings.behind_pooler else settings.database_url
+    try:
+        if sql:
+            print_migration_sql(url)
+        elif check:
+            click.echo(describe_status(migrations.status(url)))
+        else:
+            click.echo(run_migrations(url))
+    except SchemaNotReady as error:
+        raise DatabaseNotReady(str(error)) from None
+
+
+def print_migration_sql(url: str) -> None:
+    try:
+        migrations.upgrade_sql(url, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `authdemo migrate --sql | head`: the reader left; say nothing more (Python's
+        # documented recipe: point stdout at devnull so the exit flush cannot fail).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def describe_status(status: migrations.Status) -> str:
+    """One line for ``migrate --check``; raises (exit 3) unless the database is up to date."""
+    if status.up_to_date:
+        return f"{status.url} is up to date (authdemo revision {status.head})."
+    at = (
+        f"is at authdemo revision {status.current}"
+        if status.current
+        else f"records authdemo revision {status.legacy} in the shared "
+        f"{migrations.LEGACY_VERSION_TABLE} table"
+        if status.legacy
+        else "has no authdemo tables yet"
+    )
+    pending = f"; pending: {', '.join(status.pending)}" if status.pending else ""
+    raise DatabaseNotReady(f"{status.url} {at}{pending}: {migrations.MIGRATE_HINT}.")
+
+
+def run_migrations(url: str) -> str:
+    before = migrations.status(url)  # refuses a revision this version does not know
+    if before.up_to_date:
+        return f"{before.url} is already at authdemo revision {before.head}; nothing to do."
+    done = migrations.upgrade(url)
+    start = done.start
+    line = (
+        f"Migrated {before.url} from authdemo revision {start} to {before.head}"
+        if start and start != before.head
+        else f"{before.url} is at authdemo revision {before.head}"
+        if start
+        else f"Created authdemo's tables in {before.url} (revision {before.head})"
+    )
+    if done.adopted:
+        line += (
+            f"; its revision moved from {migrations.LEGACY_VERSION_TABLE} to "
+            f"{migrations.VERSION_TABLE}"
+        )
+    return line + "."
 
 
 def is_loopback(host: str) -> bool:
@@ -335,12 +421,67 @@ def list_users() -> None:
             u.user.username,
             "active" if u.user.is_active else "disabled",
             str(u.live_sessions),
+            "on" if u.mfa else "off",
             when(u.user.created_at),
             when(u.user.password_changed_at),
         ]
         for u in users
     ]
-    click.echo(table(["USER", "STATUS", "SESSIONS", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows))
+    click.echo(
+        table(["USER", "STATUS", "SESSIONS", "2FA", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows)
+    )
+
+
+@main.command("mfa-reset")
+@click.argument("username")
+def mfa_reset(username: str) -> None:
+    """Remove a user's two-factor sign-in (a lost phone): every session of theirs ends
+    at once (live); they sign in with the password and may set it up again."""
+    settings = load_settings()
+
+    async def act(rt: Runtime) -> int:
+        return await rt.service.reset_mfa(username)
+
+    count = with_service(settings, act)
+    click.echo(
+        f"Two-factor sign-in of {stored_name(settings, username)!r} removed; "
+        f"{ended(count, 'session')} ended."
+    )
+
+
+@main.command("mfa-reencrypt")
+@click.option("--new-key-stdin", is_flag=True, help="Read the new key from stdin.")
+def mfa_reencrypt(new_key_stdin: bool) -> None:
+    """Re-encrypt every two-factor secret under a new key.
+
+    AUTHDEMO_MFA_KEY must open the current secrets; the new key is prompted for (hidden)
+    or read from stdin. Safe to run again: secrets already under the new key are skipped.
+    """
+    settings = load_settings()
+    if not settings.mfa_keys:
+        raise Refused("AUTHDEMO_MFA_KEY is not set: it must hold the key the secrets are under.")
+    if new_key_stdin:
+        raw = sys.stdin.readline(256).strip()
+    else:
+        raw = str(click.prompt("New key", hide_input=True, default="", show_default=False))
+    try:
+        new_box = SecretBox((parse_mfa_key(raw),))
+    except WeakMfaKey as error:
+        raise Refused(str(error).replace("AUTHDEMO_MFA_KEY", "The new key")) from None
+
+    async def act(rt: Runtime) -> tuple[int, int]:
+        return await rt.service.reseal_mfa_secrets(new_box)
+
+    resealed, unreadable = with_service(settings, act)
+    click.echo(f"Re-encrypted {ended(resealed, 'secret')} under the new key.")
+    if unreadable:
+        raise Refused(
+            f"{ended(unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
+            "stayed as they were (reset those users with: authdemo mfa-reset USERNAME)."
+        )
+    click.echo(
+        "Now set AUTHDEMO_MFA_KEY to the new key everywhere (NEW,OLD while the change rolls out)."
+    )
 
 
 @main.command("sessions")
@@ -408,6 +549,11 @@ def purge_expired(batch: int) -> None:
         f"{ended(report.broadcasts, 'delivered broadcast')}. "
         f"Audit trail: {ended(report.audit_events, 'event')} older than "
         f"{describe_age(settings.audit_retention)} purged."
+        + (
+            f" {ended(report.mfa_pending, 'expired two-factor step')} purged."
+            if report.mfa_pending
+            else ""
+        )
     )
 
 

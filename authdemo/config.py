@@ -109,6 +109,151 @@ def db_pool(raw: str | None) -> int | None:
     return size
 
 
+# --- page and cookie knobs -------------------------------------------------------------
+
+DEFAULT_COOKIE_NAME = "__Host-authdemo_session"
+COOKIE_PREFIX = "__Host-"
+# RFC 9110 token characters: a cookie name may hold nothing else.
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def cookie_name(name: str, raw: str) -> str:
+    """The session cookie's name, ``__Host-`` prefixed: ``myapp_session`` becomes
+    ``__Host-myapp_session``; a name that already carries the prefix stays as it is.
+
+    The prefix makes browsers refuse the cookie unless it is Secure, has ``Path=/`` and
+    no ``Domain``, so no subdomain and no plain-http page can plant or overwrite it."""
+    value = raw.strip()
+    lowered = value.lower()
+    if lowered.startswith("__secure-"):
+        raise ConfigError(
+            f"{name}: {raw!r} uses the __Secure- prefix; authdemo's cookie is always "
+            f"{COOKIE_PREFIX}-prefixed (give the name without a prefix)"
+        )
+    if lowered.startswith(COOKIE_PREFIX.lower()) and not value.startswith(COOKIE_PREFIX):
+        raise ConfigError(f"{name}: write the prefix as {COOKIE_PREFIX!r}, not {raw[:7]!r}")
+    if not value.startswith(COOKIE_PREFIX):
+        value = COOKIE_PREFIX + value
+    check_cookie_name(name, value)
+    return value
+
+
+def check_cookie_name(name: str, value: str) -> None:
+    bare = value.removeprefix(COOKIE_PREFIX)
+    if not value.startswith(COOKIE_PREFIX) or not bare:
+        raise ConfigError(f"{name}: {value!r} must be {COOKIE_PREFIX!r} followed by a name")
+    if len(value) > 128 or not _TOKEN.match(bare):
+        raise ConfigError(
+            f"{name}: {value!r} is not a cookie name (letters, digits and "
+            "!#$%&'*+-.^_`|~ only, at most 128 characters)"
+        )
+
+
+def check_page_title(name: str, value: str) -> None:
+    if not value.strip() or len(value) > 200 or _CONTROL.search(value):
+        raise ConfigError(
+            f"{name}: the page title must be 1 to 200 characters without control characters"
+        )
+
+
+def boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
+
+
+# Directives an app may add sources to. The rest of authdemo's policy ('none' for
+# object-src, base-uri and frame-ancestors) is not extendable: it guards the page itself.
+CSP_EXTENDABLE = (
+    "default-src",
+    "script-src",
+    "style-src",
+    "img-src",
+    "connect-src",
+    "font-src",
+    "media-src",
+    "frame-src",
+    "worker-src",
+    "manifest-src",
+    "form-action",
+)
+_CSP_FIXED = ("object-src", "base-uri", "frame-ancestors")
+_SCHEME_SOURCE = re.compile(r"^[a-z][a-z0-9+.-]*:$", re.IGNORECASE)
+_HOST_SOURCE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://)?"  # scheme
+    r"(?:\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])"  # host
+    r"(?::(?:[0-9]{1,5}|\*))?"  # port
+    r"(?:/[A-Za-z0-9\-._~%!$&()*+=:@/]*)?$",  # path: no ; , ' " or spaces
+    re.IGNORECASE,
+)
+_HASH_SOURCE = re.compile(r"^'sha(?:256|384|512)-[A-Za-z0-9+/]+={0,2}'$")
+_SCRIPT_REFUSED = {
+    "'unsafe-inline'": "would run any script injected into the page",
+    "'unsafe-eval'": "would let scripts turn strings into code",
+    "*": "would load scripts from any host",
+    "data:": "would run scripts written into data: URLs",
+    "blob:": "would run scripts built in the page",
+}
+
+
+def csp_extra(name: str, raw: str) -> dict[str, tuple[str, ...]]:
+    """``img-src https://cdn.example; font-src https://fonts.example`` → directive →
+    sources, validated: known directives only, well-formed sources only (no quotes but
+    the keywords, no ``;``, ``,`` or line breaks), and nothing that lets scripts run from
+    markup (``'unsafe-inline'``/``'unsafe-eval'``/``*``/``data:`` in script-src)."""
+    if _CONTROL.search(raw):
+        raise ConfigError(f"{name}: line breaks and control characters are not allowed")
+    extra: dict[str, tuple[str, ...]] = {}
+    for part in raw.split(";"):
+        words = part.split()
+        if not words:
+            continue
+        directive, sources = words[0].lower(), words[1:]
+        if directive in _CSP_FIXED:
+            raise ConfigError(
+                f"{name}: {directive} cannot be extended (authdemo keeps it at 'none')"
+            )
+        if directive not in CSP_EXTENDABLE:
+            raise ConfigError(
+                f"{name}: unknown directive {words[0]!r} (extendable: {', '.join(CSP_EXTENDABLE)})"
+            )
+        if not sources:
+            raise ConfigError(f"{name}: {directive} lists no source")
+        for source in sources:
+            csp_source(name, directive, source)
+        merged = extra.get(directive, ())
+        extra[directive] = merged + tuple(s for s in sources if s not in merged)
+    return extra
+
+
+def csp_source(name: str, directive: str, source: str) -> None:
+    lowered = source.lower()
+    if directive == "script-src" and lowered in _SCRIPT_REFUSED:
+        raise ConfigError(
+            f"{name}: {source} in script-src {_SCRIPT_REFUSED[lowered]}; authdemo's page "
+            "needs none of that (serve scripts from a host you list instead)"
+        )
+    if source.startswith("'"):
+        if lowered == "'self'" or _HASH_SOURCE.match(source):
+            return
+        if lowered == "'unsafe-inline'" and directive == "style-src":
+            return  # e.g. for html.style elements; styles cannot run code
+        raise ConfigError(
+            f"{name}: {source} is not allowed in {directive} (quoted keywords: 'self', "
+            "'sha256-…' hashes, and 'unsafe-inline' in style-src only)"
+        )
+    if _SCHEME_SOURCE.match(source) or _HOST_SOURCE.match(source):
+        return
+    raise ConfigError(
+        f"{name}: {source!r} is not a CSP source (examples: https://cdn.example.com, "
+        "*.example.com, https:, data:)"
+    )
+
+
 @dataclass(frozen=True)
 class Argon2Params:
     """Argon2id cost; the defaults are OWASP's minimum (m=19456 KiB, t=2, p=1)."""
@@ -165,6 +310,18 @@ class Settings:
     throttle_max_block: timedelta = timedelta(minutes=15)
     audit_retention: timedelta = timedelta(days=90)
     """How long ``purge-expired`` keeps audit rows."""
+    csp_extra: str = ""
+    """Sources added to the page's Content-Security-Policy, per directive, in CSP syntax:
+    ``img-src https://cdn.example; font-src https://fonts.example`` (see ``csp_extra``)."""
+    page_title: str = "authdemo"
+    """The page's ``<title>`` (HTML-escaped)."""
+    stylesheet: bool = True
+    """Whether the page loads authdemo's own ``app.css``."""
+    cookie_name: str = DEFAULT_COOKIE_NAME
+    """The session cookie's name, always ``__Host-`` prefixed (see ``cookie_name``)."""
+    mfa_keys: tuple[bytes, ...] = ()
+    """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
+    that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -229,6 +386,13 @@ class Settings:
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
         listen = get("AUTHDEMO_LISTEN_URL")
+        from .mfa import WeakMfaKey, parse_mfa_keys  # cryptography: only when reading settings
+
+        mfa_raw = get("AUTHDEMO_MFA_KEY")
+        try:
+            mfa_keys = parse_mfa_keys(mfa_raw) if mfa_raw is not None else ()
+        except WeakMfaKey as error:
+            raise ConfigError(str(error)) from None
         settings = cls(
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -263,6 +427,13 @@ class Settings:
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
             audit_retention=duration("AUTHDEMO_AUDIT_RETENTION", defaults.audit_retention),
+            csp_extra=get("AUTHDEMO_CSP_EXTRA") or "",
+            page_title=env.get("AUTHDEMO_PAGE_TITLE") or defaults.page_title,
+            stylesheet=boolean("AUTHDEMO_STYLESHEET", get("AUTHDEMO_STYLESHEET") or "1"),
+            cookie_name=cookie_name(
+                "AUTHDEMO_COOKIE_NAME", get("AUTHDEMO_COOKIE_NAME") or defaults.cookie_name
+            ),
+            mfa_keys=mfa_keys,
         )
         settings.validate()
         return settings
@@ -296,3 +467,10 @@ class Settings:
             raise ConfigError(
                 "AUTHDEMO_AUDIT_RETENTION must be at least 1d (a bare number means seconds)"
             )
+        self.csp_sources()
+        check_page_title("AUTHDEMO_PAGE_TITLE", self.page_title)
+        check_cookie_name("AUTHDEMO_COOKIE_NAME", self.cookie_name)
+
+    def csp_sources(self) -> dict[str, tuple[str, ...]]:
+        """``csp_extra``, parsed and validated (raises ConfigError)."""
+        return csp_extra("AUTHDEMO_CSP_EXTRA", self.csp_extra)

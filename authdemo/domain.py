@@ -78,6 +78,14 @@ class NotSignedIn(AuthError):
         super().__init__("You are not signed in.")
 
 
+class AlreadySignedIn(AuthError):
+    """``login`` on a view that is signed in already: sign out first (a sign-in never
+    silently switches users)."""
+
+    def __init__(self) -> None:
+        super().__init__("You are already signed in. Sign out first to sign in as someone else.")
+
+
 class InvalidUsername(AuthError):
     pass
 
@@ -110,6 +118,53 @@ class CookieRequired(AuthError):
             "This browser did not send its session cookie. Reload the page "
             "(with cookies allowed for this site) and try again."
         )
+
+
+class SecondFactorRequired(AuthError):
+    """The password was right and the account has two-factor sign-in: nothing is signed
+    in yet. ``challenge`` (from the service only) is what the code must be sent with."""
+
+    def __init__(self, challenge: str | None = None, expires_at: datetime | None = None) -> None:
+        super().__init__("Enter the 6-digit code from your authenticator app.")
+        self.challenge = challenge
+        self.expires_at = expires_at
+
+
+class InvalidCode(AuthError):
+    """A wrong, replayed or expired code (the same message for each)."""
+
+    def __init__(self) -> None:
+        super().__init__("That code is not valid. Enter the current code, or a recovery code.")
+
+
+class CodeThrottled(InvalidCode):
+    """Too many wrong codes: the second step is locked (the pending sign-in is dropped)."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        AuthError.__init__(
+            self,
+            "That code is not valid. Too many attempts: "
+            f"try again in {describe_wait(retry_after)}.",
+        )
+        self.retry_after = retry_after
+
+
+class SecondStepExpired(AuthError):
+    """The pending sign-in timed out, was dropped, or the account changed meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__("The sign-in took too long. Enter your password again.")
+
+
+class MfaUnavailable(AuthError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Two-factor sign-in is not available on this server (no AUTHDEMO_MFA_KEY)."
+        )
+
+
+class MfaStateConflict(AuthError):
+    """Enabling where it is on, confirming an enrolment that expired, and the like."""
 
 
 class StorageUnavailable(AuthError):
@@ -462,6 +517,16 @@ class AuditKind(StrEnum):
     USER_CREATED = "user_created"
     USER_DISABLED = "user_disabled"
     USER_ENABLED = "user_enabled"
+    MFA_REQUIRED = "mfa_required"
+    MFA_ENROL_STARTED = "mfa_enrol_started"
+    MFA_ENROL_CONFIRMED = "mfa_enrol_confirmed"
+    MFA_ENROL_ABANDONED = "mfa_enrol_abandoned"
+    MFA_CODE_OK = "mfa_code_ok"
+    MFA_CODE_FAILED = "mfa_code_failed"
+    MFA_RECOVERY_USED = "mfa_recovery_used"
+    MFA_DISABLED = "mfa_disabled"
+    MFA_RESET = "mfa_reset"
+    MFA_REKEYED = "mfa_rekeyed"
 
 
 @dataclass(frozen=True)

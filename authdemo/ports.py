@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self
 
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
+from .mfa import Challenge, MfaRecord
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,74 @@ class BroadcastRepository(Protocol):
     async def purge(self, before: datetime, limit: int) -> int: ...
 
 
+class MfaRepository(Protocol):
+    """Two-factor rows: sealed secrets, recovery-code digests, pending second steps.
+
+    Every method that grants something is one conditional statement whose row count
+    says whether it did: a step accepted twice, a recovery code spent twice, or a
+    challenge settled twice is refused by the database, on any worker or host."""
+
+    async def get(self, user_id: int) -> MfaRecord | None: ...
+
+    async def start(
+        self, user_id: int, sealed_secret: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Replace any unconfirmed row of the user by a new pending one; False (nothing
+        written) when the user has a confirmed secret."""
+        ...
+
+    async def confirm(self, user_id: int, sealed_secret: str, step: int, now: datetime) -> bool:
+        """Confirm the pending row that holds ``sealed_secret`` (not expired), accepting
+        ``step``; False when there is no such row any more."""
+        ...
+
+    async def accept_step(self, user_id: int, step: int) -> bool:
+        """``UPDATE … SET last_step = :step WHERE confirmed AND last_step < :step``:
+        True for the one caller that moved it."""
+        ...
+
+    async def delete(self, user_id: int, *, pending_only: bool = False) -> bool:
+        """Remove the user's secret (only an unconfirmed one with ``pending_only``), and
+        with a confirmed one its recovery codes and pending second steps."""
+        ...
+
+    async def enabled_user_ids(self) -> set[int]: ...
+
+    async def sealed_secrets(self) -> list[tuple[int, str]]:
+        """(user id, sealed secret) of every row, pending ones too."""
+        ...
+
+    async def replace_sealed(self, user_id: int, old: str, new: str) -> bool:
+        """Re-seal, only if ``old`` is still the stored value."""
+        ...
+
+    async def add_recovery_codes(self, user_id: int, digests: list[str], now: datetime) -> None:
+        """Replace the user's recovery codes by these."""
+        ...
+
+    async def spend_recovery_code(self, user_id: int, digest: str, now: datetime) -> bool:
+        """``UPDATE … SET used_at = :now WHERE … AND used_at IS NULL``: True once."""
+        ...
+
+    async def recovery_codes_left(self, user_id: int) -> int: ...
+
+    async def add_challenge(
+        self, challenge_hash: str, challenge: Challenge, now: datetime
+    ) -> None: ...
+
+    async def get_challenge(self, challenge_hash: str) -> Challenge | None: ...
+
+    async def take_challenge(self, challenge_hash: str) -> bool:
+        """Delete it; True for the one caller that did."""
+        ...
+
+    async def drop_challenges(self, user_id: int) -> int: ...
+
+    async def purge(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` expired challenges and expired unconfirmed secrets."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     sessions: SessionRepository
@@ -241,6 +310,7 @@ class UnitOfWork(Protocol):
     audit: AuditRepository
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
+    mfa: MfaRepository
 
     async def __aenter__(self) -> Self: ...
 

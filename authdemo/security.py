@@ -30,6 +30,7 @@ TOKEN_LENGTH = len(base64.urlsafe_b64encode(b"\0" * _TOKEN_BYTES).rstrip(b"="))
 _TOKEN_RE = re.compile(rf"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$")
 _MAC_CONTEXT = b"authdemo session token v1\0"
 _NAME_CONTEXT = b"authdemo typed name v1\0"
+_RECOVERY_CONTEXT = b"authdemo recovery code\x00"
 _PADDING = "=" * (-TOKEN_LENGTH % 4)
 _CANONICAL_LAST = frozenset("AQgw")  # base64url digits whose low 4 bits are zero
 _CLOCK_SKEW = 300.0
@@ -147,6 +148,12 @@ class TokenCodec:
         it from ever standing in for a token's MAC.
         """
         message = _NAME_CONTEXT + name.encode("utf-8", "surrogatepass")
+        return self._hmac.digest(message).hex()
+
+    def recovery_digest(self, user_id: int, code: str) -> str:
+        """HMAC-SHA-256 (hex) of a normalised recovery code of ``user_id``: what is stored
+        instead of the code. Bound to the user, and its own context."""
+        message = _RECOVERY_CONTEXT + f"{user_id}:{code}".encode("ascii")
         return self._hmac.digest(message).hex()
 
 

@@ -124,11 +124,11 @@ def ExampleCounter() -> Any:
     from authdemo import use_session
 
     session = use_session()
-    count = session.get("count", 0)
 
     async def increment(event: Any) -> None:
-        await session.set("count", count + 1)
+        await session.update_value("count", lambda n: (n or 0) + 1)
 
+    count = session.get("count", 0)
     return html.button({"id": "count", "on_click": increment}, f"Clicked {count} times")
 
 

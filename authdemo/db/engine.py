@@ -66,6 +66,11 @@ def create_engine(
     """
     # Errors never quote statement parameters (usernames, password and token hashes).
     kwargs.setdefault("hide_parameters", True)
+    # No ROLLBACK when a connection goes back to the pool: every unit of work ends its
+    # transaction itself (commit, or rollback in ``SqlUnitOfWork._close``; a cancelled
+    # one invalidates its connection), and so does every ``Connection`` on close. The
+    # pool's own reset was a second round trip to the database per transaction.
+    kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
         _configure_sqlite(engine, timeout, bulk)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -195,3 +196,56 @@ class BroadcastRow(Base):
     txid: Mapped[int | None] = mapped_column(Id, nullable=True)
     """PostgreSQL: the writing transaction's id (``pg_current_xact_id()``); the follower
     reads past the oldest running transaction only, so no row is skipped. SQLite: NULL."""
+
+
+class MfaRow(Base):
+    """A user's TOTP secret, sealed (AES-GCM, ``authdemo.mfa.SecretBox``): pending until
+    its first code confirms it. At most one per user."""
+
+    __tablename__ = "user_mfa"
+
+    user_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    sealed_secret: Mapped[str] = mapped_column(String(255))
+    """``v1:<key id>:<base64(nonce || ciphertext)>``; unreadable without the key."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pending_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The latest time step a code was accepted for: only a later one is accepted next
+    (``UPDATE … WHERE last_step < :step``), so each code works once."""
+
+
+class RecoveryCodeRow(Base):
+    """Single-use recovery codes, as keyed digests only."""
+
+    __tablename__ = "mfa_recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_digest"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    code_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ChallengeRow(Base):
+    """A correct password waiting for its code: bound to the cookie the browser held,
+    and to the user's credential epoch; taken (deleted) by the one code that settles it."""
+
+    __tablename__ = "mfa_challenges"
+    __table_args__ = (
+        Index("ix_mfa_challenges_expires_at", "expires_at"),
+        Index("ix_mfa_challenges_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    user_epoch: Mapped[int] = mapped_column(Integer)
+    bound_token_hash: Mapped[str] = mapped_column(String(64))
+    carry_from: Mapped[int | None] = mapped_column(Id, nullable=True)
+    """The anonymous session whose data moves over (not a key: it may be purged)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,10 +25,14 @@ from ..domain import (
     UsernameTaken,
 )
 from ..events import EventKind, SessionEvent
+from ..mfa import Challenge, MfaRecord
 from ..ports import BROADCAST_BATCH, BroadcastCursor, ClaimedTicket
 from .models import (
     AuditRow,
     BroadcastRow,
+    ChallengeRow,
+    MfaRow,
+    RecoveryCodeRow,
     SecretRow,
     SessionRow,
     ThrottleRow,
@@ -687,3 +691,185 @@ class SqlBroadcastRepository:
         if ids:
             await self._s.execute(delete(BroadcastRow).where(BroadcastRow.id.in_(ids)))
         return len(ids)
+
+
+def _rows(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _mfa(row: MfaRow) -> MfaRecord:
+    return MfaRecord(
+        user_id=row.user_id,
+        sealed_secret=row.sealed_secret,
+        created_at=row.created_at,
+        confirmed_at=row.confirmed_at,
+        pending_expires_at=row.pending_expires_at,
+        last_step=row.last_step,
+    )
+
+
+class SqlMfaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, user_id: int) -> MfaRecord | None:
+        row = await self._s.scalar(
+            select(MfaRow).where(MfaRow.user_id == user_id),
+            execution_options={"populate_existing": True},
+        )
+        return _mfa(row) if row else None
+
+    async def start(
+        self, user_id: int, sealed_secret: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        await self._s.execute(
+            delete(MfaRow).where(MfaRow.user_id == user_id, MfaRow.confirmed_at.is_(None))
+        )
+        if await self._s.scalar(select(MfaRow.user_id).where(MfaRow.user_id == user_id)):
+            return False
+        await self._s.execute(
+            insert(MfaRow).values(
+                user_id=user_id,
+                sealed_secret=sealed_secret,
+                created_at=now,
+                confirmed_at=None,
+                pending_expires_at=expires_at,
+                last_step=0,
+            )
+        )
+        return True
+
+    async def confirm(self, user_id: int, sealed_secret: str, step: int, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(MfaRow)
+            .where(
+                MfaRow.user_id == user_id,
+                MfaRow.sealed_secret == sealed_secret,
+                MfaRow.confirmed_at.is_(None),
+                MfaRow.pending_expires_at > now,
+            )
+            .values(confirmed_at=now, pending_expires_at=None, last_step=step)
+        )
+        return _rows(result) == 1
+
+    async def accept_step(self, user_id: int, step: int) -> bool:
+        result = await self._s.execute(
+            update(MfaRow)
+            .where(
+                MfaRow.user_id == user_id,
+                MfaRow.confirmed_at.is_not(None),
+                MfaRow.last_step < step,
+            )
+            .values(last_step=step)
+        )
+        return _rows(result) == 1
+
+    async def delete(self, user_id: int, *, pending_only: bool = False) -> bool:
+        condition = [MfaRow.user_id == user_id]
+        if pending_only:
+            condition.append(MfaRow.confirmed_at.is_(None))
+        result = await self._s.execute(delete(MfaRow).where(*condition))
+        if not pending_only:
+            await self._s.execute(delete(RecoveryCodeRow).where(RecoveryCodeRow.user_id == user_id))
+            await self.drop_challenges(user_id)
+        return _rows(result) > 0
+
+    async def enabled_user_ids(self) -> set[int]:
+        return set(
+            await self._s.scalars(select(MfaRow.user_id).where(MfaRow.confirmed_at.is_not(None)))
+        )
+
+    async def sealed_secrets(self) -> list[tuple[int, str]]:
+        rows = await self._s.execute(
+            select(MfaRow.user_id, MfaRow.sealed_secret).order_by(MfaRow.user_id)
+        )
+        return [(int(user_id), str(sealed)) for user_id, sealed in rows]
+
+    async def replace_sealed(self, user_id: int, old: str, new: str) -> bool:
+        result = await self._s.execute(
+            update(MfaRow)
+            .where(MfaRow.user_id == user_id, MfaRow.sealed_secret == old)
+            .values(sealed_secret=new)
+        )
+        return _rows(result) == 1
+
+    async def add_recovery_codes(self, user_id: int, digests: list[str], now: datetime) -> None:
+        await self._s.execute(delete(RecoveryCodeRow).where(RecoveryCodeRow.user_id == user_id))
+        if digests:
+            await self._s.execute(
+                insert(RecoveryCodeRow),
+                [
+                    {"user_id": user_id, "code_digest": d, "created_at": now, "used_at": None}
+                    for d in digests
+                ],
+            )
+
+    async def spend_recovery_code(self, user_id: int, digest: str, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(RecoveryCodeRow)
+            .where(
+                RecoveryCodeRow.user_id == user_id,
+                RecoveryCodeRow.code_digest == digest,
+                RecoveryCodeRow.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )
+        return _rows(result) == 1
+
+    async def recovery_codes_left(self, user_id: int) -> int:
+        count = await self._s.scalar(
+            select(func.count())
+            .select_from(RecoveryCodeRow)
+            .where(RecoveryCodeRow.user_id == user_id, RecoveryCodeRow.used_at.is_(None))
+        )
+        return int(count or 0)
+
+    async def add_challenge(self, challenge_hash: str, challenge: Challenge, now: datetime) -> None:
+        await self._s.execute(
+            insert(ChallengeRow).values(
+                challenge_hash=challenge_hash,
+                user_id=challenge.user_id,
+                user_epoch=challenge.user_epoch,
+                bound_token_hash=challenge.bound_token_hash,
+                carry_from=challenge.carry_from,
+                created_at=now,
+                expires_at=challenge.expires_at,
+            )
+        )
+
+    async def get_challenge(self, challenge_hash: str) -> Challenge | None:
+        row = await self._s.scalar(
+            select(ChallengeRow).where(ChallengeRow.challenge_hash == challenge_hash)
+        )
+        if row is None:
+            return None
+        return Challenge(
+            user_id=row.user_id,
+            user_epoch=row.user_epoch,
+            bound_token_hash=row.bound_token_hash,
+            carry_from=row.carry_from,
+            expires_at=row.expires_at,
+        )
+
+    async def take_challenge(self, challenge_hash: str) -> bool:
+        result = await self._s.execute(
+            delete(ChallengeRow).where(ChallengeRow.challenge_hash == challenge_hash)
+        )
+        return _rows(result) == 1
+
+    async def drop_challenges(self, user_id: int) -> int:
+        result = await self._s.execute(delete(ChallengeRow).where(ChallengeRow.user_id == user_id))
+        return _rows(result)
+
+    async def purge(self, now: datetime, limit: int) -> int:
+        challenges = select(ChallengeRow.id).where(ChallengeRow.expires_at <= now).limit(limit)
+        done = _rows(
+            await self._s.execute(delete(ChallengeRow).where(ChallengeRow.id.in_(challenges)))
+        )
+        pending = (
+            select(MfaRow.user_id)
+            .where(MfaRow.confirmed_at.is_(None), MfaRow.pending_expires_at <= now)
+            .limit(max(0, limit - done))
+        )
+        done += _rows(await self._s.execute(delete(MfaRow).where(MfaRow.user_id.in_(pending))))
+        return done

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..domain import SchemaNotReady
 from .engine import sqlite_path
+from .migrations import (
+    LEGACY_VERSION_TABLE,
+    MIGRATE_HINT,
+    VERSION_TABLE,
+    VersionState,
+    first_line,
+    known_revisions,
+    read_versions,
+)
 
 # The newest alembic revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
-UPGRADE_HINT = "run `alembic upgrade head` from the authdemo directory"
+UPGRADE_HINT = MIGRATE_HINT
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    try:
-        async with engine.connect() as conn:
-            result = await conn.execute(text("SELECT version_num FROM alembic_version"))
-            rows = [r[0] for r in result]
-    except (OperationalError, ProgrammingError) as error:
-        if "alembic_version" in str(error):
-            return None  # connected, but never migrated
-        raise
-    return rows[0] if len(rows) == 1 else None
+    """authdemo's revision, from its own version table (None: none recorded there)."""
+    return (await _versions(engine, frozenset())).current
+
+
+async def _versions(engine: AsyncEngine, known: frozenset[str]) -> VersionState:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: read_versions(c, known))
 
 
 async def check_schema(engine: AsyncEngine) -> None:
@@ -33,10 +39,20 @@ async def check_schema(engine: AsyncEngine) -> None:
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
     if path is not None and not path.exists():
         raise SchemaNotReady(f"The database {path} does not exist: {UPGRADE_HINT}.")
+    legacy: str | None = None
     try:
         revision = await current_revision(engine)
+        if revision is None:
+            # Only on the way to an error: the script directory is read from disk.
+            legacy = (await _versions(engine, known_revisions())).legacy
     except (OSError, DBAPIError) as error:
-        raise SchemaNotReady(f"Cannot open the database {url}: {_first_line(error)}") from None
+        raise SchemaNotReady(f"Cannot open the database {url}: {first_line(error)}") from None
+    if revision is None and legacy is not None:
+        raise SchemaNotReady(
+            f"The database {url} records authdemo's revision {legacy} in the shared "
+            f"{LEGACY_VERSION_TABLE} table; authdemo now keeps its own ({VERSION_TABLE}): "
+            f"{UPGRADE_HINT} to move it there."
+        )
     if revision is None:
         raise SchemaNotReady(f"The database {url} has no authdemo tables yet: {UPGRADE_HINT}.")
     if revision != HEAD_REVISION:
@@ -44,8 +60,3 @@ async def check_schema(engine: AsyncEngine) -> None:
             f"The database {url} is at revision {revision}, this version of authdemo "
             f"needs {HEAD_REVISION}: {UPGRADE_HINT}."
         )
-
-
-def _first_line(error: BaseException) -> str:
-    original = getattr(error, "orig", None) or error
-    return str(original).strip().splitlines()[0] if str(original).strip() else type(error).__name__

@@ -16,6 +16,7 @@ from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
     AuditRepository,
     BroadcastRepository,
+    MfaRepository,
     SecretRepository,
     SessionRepository,
     ThrottleRepository,
@@ -26,6 +27,7 @@ from .engine import WRITE_OPTION
 from .repositories import (
     SqlAuditRepository,
     SqlBroadcastRepository,
+    SqlMfaRepository,
     SqlSecretRepository,
     SqlSessionRepository,
     SqlThrottleRepository,
@@ -48,6 +50,7 @@ class SqlUnitOfWork:
     audit: AuditRepository
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
+    mfa: MfaRepository
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(session)
         self.throttle = SqlThrottleRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)
+        self.mfa = SqlMfaRepository(session)
         return self
 
     async def __aexit__(

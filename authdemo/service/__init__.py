@@ -8,6 +8,8 @@ at its top the invariants it keeps:
 - ``sessions``: resolving cookies, conditional renewal, re-reading, signing out.
 - ``signin``: throttle reservations, password checks, opening a session, tickets.
 - ``accounts``: users, and every change that ends access (epoch bumps, re-keying).
+- ``mfa``: two-factor sign-in's second step (codes, recovery codes, the code throttle).
+- ``mfa_settings``: turning two-factor sign-in on and off, operator reset, re-encryption.
 - ``data``: ``use_session()`` rows and writes.
 - ``maintenance``: the token key, the audit trail, purging.
 
@@ -18,7 +20,6 @@ the session was opened under.
 
 from __future__ import annotations
 
-from .accounts import Accounts
 from .core import (
     OPERATOR,
     LoginResult,
@@ -30,20 +31,26 @@ from .core import (
 )
 from .data import SessionData
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
+from .mfa import SecondStepResult
+from .mfa_settings import Enrolled, Enrolment, MfaStatus, TwoFactor
 
 __all__ = [
     "OPERATOR",
     "TOKEN_KEY_NAME",
     "AuthService",
+    "Enrolled",
+    "Enrolment",
     "LoginResult",
+    "MfaStatus",
     "PurgeReport",
     "Redemption",
     "Rekeyed",
     "Resolution",
+    "SecondStepResult",
     "UserSummary",
     "ensure_token_key",
 ]
 
 
-class AuthService(Accounts, SessionData, Maintenance):
+class AuthService(TwoFactor, SessionData, Maintenance):
     """Every use case of authentication, over one unit-of-work factory."""

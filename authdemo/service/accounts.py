@@ -54,7 +54,8 @@ class Accounts(SignIn):
         async with self._uow() as tx:
             users = await tx.users.list()
             counts = await tx.sessions.count_live_by_user(self.now())
-        return [UserSummary(u, counts.get(u.id, 0)) for u in users]
+            mfa = await tx.mfa.enabled_user_ids()
+        return [UserSummary(u, counts.get(u.id, 0), u.id in mfa) for u in users]
 
     async def live_sessions(self, username: str | None) -> list[tuple[AuthSession, User]]:
         user_id = (await self.get_user(username)).id if username is not None else None

@@ -39,6 +39,7 @@ from ..domain import (
     username_key,
 )
 from ..events import EventBus, EventKind, SessionEvent, publish_quietly
+from ..mfa import SecondFactorPolicy, SecretBox
 from ..ports import UnitOfWork, UnitOfWorkFactory
 from ..security import PasswordHasher, TokenCodec
 
@@ -100,6 +101,8 @@ class Redemption:
 class UserSummary:
     user: User
     live_sessions: int
+    mfa: bool = False
+    """Two-factor sign-in is on."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class PurgeReport:
     broadcasts: int
     audit_events: int
     """Audit rows deleted for being older than the retention (``AUTHDEMO_AUDIT_RETENTION``)."""
+    mfa_pending: int = 0
+    """Expired second steps and two-factor setups that were never confirmed."""
 
 
 class ServiceCore:
@@ -124,6 +129,9 @@ class ServiceCore:
         throttle: ThrottlePolicy | None = None,
         cache: SessionCache | None = None,
         audit_retention: timedelta = AUDIT_RETENTION,
+        mfa_box: SecretBox | None = None,
+        second_factor: SecondFactorPolicy | None = None,
+        issuer: str = "authdemo",
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -136,6 +144,11 @@ class ServiceCore:
         self._held: OrderedDict[str, None] = OrderedDict()
         """Fresh cookies already announced as held by this process (one write each)."""
         self.audit_retention = audit_retention
+        self._mfa_box = mfa_box
+        """Seals TOTP secrets; None when no ``AUTHDEMO_MFA_KEY`` is configured."""
+        self.second_factor = second_factor or SecondFactorPolicy()
+        self.issuer = issuer
+        """The name authenticator apps show next to the account."""
 
     def now(self) -> datetime:
         return self._clock.now()

@@ -66,8 +66,11 @@ class Maintenance(ServiceCore):
         async def audit_events(tx: UnitOfWork) -> int:
             return await tx.audit.purge(now() - self.audit_retention, batch)
 
+        async def mfa_pending(tx: UnitOfWork) -> int:
+            return await tx.mfa.purge(now(), batch)
+
         totals: dict[str, int] = {}
-        for step in (tickets, sessions, throttle_rows, broadcasts, audit_events):
+        for step in (tickets, sessions, throttle_rows, broadcasts, audit_events, mfa_pending):
             totals[step.__name__] = 0
             while True:
                 async with self._uow(write=True) as tx:

@@ -16,6 +16,9 @@ Invariants:
   the generic refusal, never a raw error; and since the reservation is written first,
   no password is ever hashed without its attempt counted. Names that are no user's are
   audited and logged as a keyed digest (``ServiceCore._shown_name``), never as typed.
+- A correct password for an account with two-factor sign-in opens nothing: it leaves a
+  challenge bound to the browser's cookie and the user's credential epoch, which only
+  an accepted code turns into a session (``service.mfa``).
 - Every ticket is bound to the cookie the browser presented when it was issued, and is
   redeemed only with that cookie, once, in time, for a session that may act. A browser
   that presented no cookie at all cannot be bound, so it cannot sign in (it is told to
@@ -34,6 +37,7 @@ from ..domain import (
     ClientInfo,
     CookieRequired,
     InvalidCredentials,
+    SecondFactorRequired,
     SignedIn,
     StorageRefused,
     Throttled,
@@ -46,6 +50,7 @@ from ..domain import (
     username_key,
 )
 from ..events import EventKind, SessionEvent, publish_quietly
+from ..mfa import Challenge
 from ..ports import ClaimedTicket, UnitOfWork
 from ..security import hash_token, new_ticket, unreachable_token_hash
 from .core import LoginResult, Redemption
@@ -90,7 +95,9 @@ class SignIn(Sessions):
         knows the pre-login token never learns the signed-in one. The data of the
         anonymous session ``carry_from`` (if any) moves over, as Django's ``cycle_key``.
         Raises ``CookieRequired`` (no cookie to bind to), ``InvalidCredentials``,
-        ``Throttled``.
+        ``Throttled``; and for an account with two-factor sign-in, after a correct
+        password, ``SecondFactorRequired`` with the challenge that
+        ``verify_second_factor`` settles (no session exists until then).
         """
         if bound_token_hash is None:
             raise CookieRequired()
@@ -112,7 +119,6 @@ class SignIn(Sessions):
     ) -> LoginResult:
         verified = await self._verify(username, password, client)
         now = self.now()
-        ticket = new_ticket()
         async with self._uow(write=True) as tx:
             user = await self._settle(tx, verified, now)
             if user is None:
@@ -126,33 +132,69 @@ class SignIn(Sessions):
                 await tx.commit()
                 log.info("login refused: credentials changed user=%s", verified.user.username)
                 raise InvalidCredentials()
-            data = None
-            if carry_from is not None:
-                before = await tx.sessions.get(carry_from)
-                if before is not None and before.user_id is None and before.is_live(now):
-                    data = await tx.sessions.get_data_for_update(carry_from) or None
-            session = await tx.sessions.add(
-                token_hash=unreachable_token_hash(),
-                user_id=user.id,
-                now=now,
-                idle_expires_at=now + self.policy.idle_timeout,
-                absolute_expires_at=now + self.policy.absolute_timeout,
-                client=client,
-                data=data,
-                user_epoch=user.credential_epoch,
+            mfa = await tx.mfa.get(user.id)
+            if mfa is not None and mfa.confirmed_at is not None:
+                # Nothing opens yet: the code settles a challenge bound to this cookie.
+                challenge = new_ticket()
+                expires_at = now + self.second_factor.challenge_ttl
+                await tx.mfa.add_challenge(
+                    hash_token(challenge),
+                    Challenge(
+                        user.id, user.credential_epoch, bound_token_hash, carry_from, expires_at
+                    ),
+                    now,
+                )
+                await self._audit(tx, AuditKind.MFA_REQUIRED, user=user, client=client)
+                await tx.commit()
+                log.info("password ok, code required user=%s", user.username)
+                raise SecondFactorRequired(challenge, expires_at)
+            result, opened = await self._open_session(
+                tx, user, bound_token_hash, carry_from, client, now
             )
-            await tx.tickets.add(
-                hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
-            )
-            await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
-            opened = SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=user.id)
-            opened = await self._broadcast(tx, opened, now)  # the user's open session lists add it
             await tx.commit()
         await publish_quietly(self._events, opened)
         log.info(
-            "login ok user=%s session=%s client=%s", user.username, session.short_id, client.addr
+            "login ok user=%s session=%s client=%s",
+            user.username,
+            result.signed_in.session.short_id,
+            client.addr,
         )
-        return LoginResult(SignedIn(session, user), ticket)
+        return result
+
+    async def _open_session(
+        self,
+        tx: UnitOfWork,
+        user: User,
+        bound_token_hash: str,
+        carry_from: int | None,
+        client: ClientInfo,
+        now: datetime,
+    ) -> tuple[LoginResult, SessionEvent]:
+        """Inside the write that settled the sign-in: the new session (its cookie handed
+        over by a ticket bound to ``bound_token_hash``), audited, its broadcast queued."""
+        ticket = new_ticket()
+        data = None
+        if carry_from is not None:
+            before = await tx.sessions.get(carry_from)
+            if before is not None and before.user_id is None and before.is_live(now):
+                data = await tx.sessions.get_data_for_update(carry_from) or None
+        session = await tx.sessions.add(
+            token_hash=unreachable_token_hash(),
+            user_id=user.id,
+            now=now,
+            idle_expires_at=now + self.policy.idle_timeout,
+            absolute_expires_at=now + self.policy.absolute_timeout,
+            client=client,
+            data=data,
+            user_epoch=user.credential_epoch,
+        )
+        await tx.tickets.add(
+            hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
+        )
+        await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
+        opened = SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=user.id)
+        opened = await self._broadcast(tx, opened, now)  # the user's open session lists add it
+        return LoginResult(SignedIn(session, user), ticket), opened
 
     async def _verify(self, username: str, password: str, client: ClientInfo) -> Verified:
         """The user whose password this is, or ``InvalidCredentials``/``Throttled``.

@@ -8,6 +8,7 @@ from collections import Counter
 
 from sanic import Request, Sanic
 from sanic.config import Config
+from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, text
 
@@ -23,7 +24,7 @@ from .bridge import RootConstructor, ViewConnection, install_bridge
 from .components import DemoApp
 from .connection import LiveSession
 from .cookies import read_session_cookie
-from .headers import secure
+from .headers import SecurityHeaders, add_security_headers, install_security_headers
 from .health import UNAVAILABLE, DatabaseHealth
 from .hooks import AuthProvider
 from .hosts import install_host_check
@@ -55,6 +56,8 @@ class AppContext:
         self.open_sockets: Counter[str] = self.sockets.open
         """Open websockets per client network (capped by AUTHDEMO_WS_PER_ADDRESS)."""
         self.trusted: Networks = parse_networks(settings.trusted_proxies)
+        self.security = SecurityHeaders.from_settings(settings)
+        """The headers of every response (with ``AUTHDEMO_CSP_EXTRA`` merged in)."""
 
 
 AuthdemoApp = Sanic[Config, AppContext]
@@ -71,12 +74,19 @@ def create_app(
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
-    ``clock`` and ``hasher_factory`` exist so that tests control time and hashing cost.
-    ``relay``: the socket of the host's PostgreSQL listener (``authdemo.relay``), which
-    the worker follows instead of listening itself.
+    ``name`` is the Sanic app's name, unique per process (Sanic keeps a registry of
+    them): pass one to each app when a process builds several. ``clock`` and
+    ``hasher_factory`` exist so that tests control time and hashing cost. ``relay``: the
+    socket of the host's PostgreSQL listener (``authdemo.relay``), which the worker
+    follows instead of listening itself.
     """
     settings = settings or Settings.from_env()
     settings.validate()
+    if not Sanic.test_mode and _name_taken(name):
+        raise ValueError(
+            f"An app named {name!r} exists in this process already: give each app its "
+            "own name, e.g. create_app(name='shop') and create_app(name='admin')."
+        )
     app: AuthdemoApp = Sanic(name, ctx=AppContext(settings), error_handler=SecureErrorHandler())
     app.config.WEBSOCKET_MAX_SIZE = WEBSOCKET_MAX_MESSAGE
     app.config.REQUEST_MAX_HEADER_SIZE = 16384  # oversized cookies get a fresh one, not a 413
@@ -118,8 +128,7 @@ def create_app(
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:
         log.warning("database error on %s: %r", request.path, error.__cause__)
         app.ctx.health.mark_down()
-        response = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
-        return secure(response, request_scheme(request, app.ctx.trusted) == "https")
+        return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
 
     @app.before_server_stop
     async def stop_background(app: AuthdemoApp) -> None:
@@ -157,22 +166,35 @@ def create_app(
 
         return ViewConnection(AuthProvider(live, app_root()), live.before_event, close)
 
+    security = app.ctx.security
     install_host_check(app)  # first: a request for a host not ours gets nothing else
-    install_pages(app)
+    install_security_headers(app, security)  # every response, the app's own routes too
+    install_pages(app, security)
     install_ticket_route(app)
     install_bridge(
         app,
         connect,
         handshake=websocket_handshake(app),
         events_per_second=settings.ws_events_per_second,
+        security=security.plain,
     )
     return app
 
 
+def _name_taken(name: str) -> bool:
+    try:
+        Sanic.get_app(name)
+    except SanicException:
+        return False
+    return True
+
+
 class SecureErrorHandler(ErrorHandler):
-    """Sanic's error pages (404, 405, 500…), with our security headers."""
+    """Sanic's error pages (404, 405, 500…), with our security headers (the response
+    middleware adds them too; this covers errors raised after it ran)."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         response = super().default(request, exception)
         https = request_scheme(request, request.app.ctx.trusted) == "https"
-        return secure(response, https)
+        security: SecurityHeaders = request.app.ctx.security
+        return add_security_headers(response, security.for_scheme(https))

@@ -6,12 +6,13 @@ exist on Sanic's own server, so the page never renders; this replaces it.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import mimetypes
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -45,9 +46,9 @@ RootConstructor = Callable[[], Any]
 PAGE_HEAD = (
     '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
     "    <title>{title}</title>\n"
-    '    <link rel="icon" href="/_authdemo/static/favicon.svg" type="image/svg+xml">\n'
-    '    <link rel="stylesheet" href="/_authdemo/static/app.css">'
+    '    <link rel="icon" href="/_authdemo/static/favicon.svg" type="image/svg+xml">'
 )
+STYLESHEET = '\n    <link rel="stylesheet" href="/_authdemo/static/app.css">'
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class StaticFile:
     headers: EncodedHeaders
 
 
-def load_static_dir(directory: Path) -> dict[str, StaticFile]:
+def load_static_dir(
+    directory: Path, security: Mapping[str, str] = SECURITY_HEADERS
+) -> dict[str, StaticFile]:
     """Read the regular files directly inside ``directory`` into memory.
 
     Requests are answered from this table by exact name, so no path a client sends is
@@ -85,13 +88,16 @@ def load_static_dir(directory: Path) -> dict[str, StaticFile]:
         )
         cache = "public, max-age=31536000, immutable" if _HASHED.search(path.name) else "no-cache"
         headers = {"content-type": content_type, "cache-control": cache}
-        files[path.name] = StaticFile(path.read_bytes(), encode_headers(headers, SECURITY_HEADERS))
+        files[path.name] = StaticFile(path.read_bytes(), encode_headers(headers, security))
     return files
 
 
-def index_html(title: str = "authdemo") -> str:
+def index_html(title: str = "authdemo", *, stylesheet: bool = True) -> str:
+    """IDOM's page, with our head: ``title`` (escaped), the icon, and ``app.css`` unless
+    ``stylesheet`` is False (an app that brings its own styles)."""
     template = (IDOM_CLIENT_DIR / "index.html").read_text()
-    return template.format(__head__=PAGE_HEAD.format(title=title))
+    head = PAGE_HEAD.format(title=html.escape(title)) + (STYLESHEET if stylesheet else "")
+    return template.format(__head__=head)
 
 
 def install_bridge(
@@ -100,15 +106,17 @@ def install_bridge(
     *,
     handshake: Callable[[Request], Awaitable[HTTPResponse | None]] | None = None,
     events_per_second: int = 20,
+    security: Mapping[str, str] = SECURITY_HEADERS,
 ) -> None:
     """Add IDOM's client files, our static files and the websocket route to ``app``.
 
     ``handshake`` runs before a websocket is accepted and may refuse it by returning a
     response; ``connect`` is called for each accepted one. The bridge itself knows
     nothing about authentication; the page (index.html) is the app's to serve.
+    ``security`` is the headers every file is served with.
     """
-    assets = load_static_dir(IDOM_CLIENT_DIR / "assets")
-    static = load_static_dir(STATIC_DIR)
+    assets = load_static_dir(IDOM_CLIENT_DIR / "assets", security)
+    static = load_static_dir(STATIC_DIR, security)
 
     def serve_from(table: dict[str, StaticFile]) -> Callable[..., Any]:
         async def handler(request: Request, name: str) -> HTTPResponse:

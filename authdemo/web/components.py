@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, cast
+from typing import Any, ParamSpec, cast
 
-from idom import component, event, html, use_effect, use_state
+from idom import component, event, html, use_context, use_effect, use_state
+from idom.backend.hooks import ConnectionContext
+from idom.types import Component
+from sanic import Request
 
-from ..domain import PASSWORD_MIN, AuthError, AuthSession, NotSignedIn, StorageUnavailable
+from ..domain import (
+    PASSWORD_MIN,
+    AuthError,
+    AuthSession,
+    CodeThrottled,
+    NotSignedIn,
+    SecondFactorRequired,
+    SecondStepExpired,
+    StorageUnavailable,
+)
+from ..service import Enrolment, MfaStatus
 from .hooks import use_auth, use_live_session, use_session
+from .insecure import insecure_origin
+from .qr import qr_data_uri
 
 log = logging.getLogger("authdemo.web")
 
@@ -38,9 +54,20 @@ def field(label: str, **attributes: Any) -> Any:
     )
 
 
+def use_insecure_origin() -> str | None:
+    """The host name when this view came over plain http to a host other than localhost,
+    where the browser drops the Secure session cookie (see ``insecure``); else None."""
+    connection = use_context(ConnectionContext)
+    request = getattr(connection, "carrier", None)
+    if not isinstance(request, Request):
+        return None
+    return insecure_origin(request, request.app.ctx.trusted)
+
+
 @component
 def LoginForm() -> Any:
     auth = use_auth()
+    insecure_host = use_insecure_origin()
     error, set_error = use_state("")
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
@@ -49,8 +76,12 @@ def LoginForm() -> Any:
     async def submit(data: Any) -> None:
         values = form_values(data)
         set_busy(True)
+        set_error("")
         try:
             await auth.login(values.get("username", ""), values.get("password", ""))
+        except SecondFactorRequired:
+            set_typed(values.get("username", ""))
+            set_busy(False)  # the view now asks for the code (auth.pending_second_factor)
         except AuthError as failure:
             set_error(str(failure))
             # A fresh form: the password field empties, the username stays as typed.
@@ -59,6 +90,9 @@ def LoginForm() -> Any:
             set_typed(values.get("username", ""))
             set_attempt(lambda n: n + 1)
             set_busy(False)
+
+    if auth.pending_second_factor is not None:
+        return SecondStepForm(set_error)
 
     return html.form(
         {
@@ -71,6 +105,18 @@ def LoginForm() -> Any:
             "on_submit": event(submit, prevent_default=True),
         },
         html.h1("Sign in"),
+        *(
+            [
+                html.p(
+                    {"id": "insecure-origin-notice", "class_name": "error", "role": "alert"},
+                    f"This page came over plain http from {insecure_host}, so your browser "
+                    "will not keep the session cookie: a sign-in here lasts until the next "
+                    "reload. Use https, or http://localhost (or 127.0.0.1) while developing.",
+                )
+            ]
+            if insecure_host
+            else []
+        ),
         field(
             "Username",
             id="username",
@@ -111,6 +157,83 @@ def LoginForm() -> Any:
         html.button(
             {"type": "submit", "class_name": "primary", "disabled": busy or bool(auth.pending)},
             "Signing in…" if busy or auth.pending else "Sign in",
+        ),
+    )
+
+
+def code_field(label: str, field_id: str, *, auto_focus: bool = True) -> Any:
+    """A field for a 6-digit code (or a recovery code, which is letters and digits:
+    so no ``pattern``, and ``inputmode`` only suggests the numeric keypad)."""
+    return field(
+        label,
+        id=field_id,
+        name="code",
+        type="text",
+        autocomplete="one-time-code",
+        inputmode="numeric",
+        autocapitalize="characters",
+        spellcheck="false",
+        maxlength=20,
+        required=True,
+        auto_focus=auto_focus,
+    )
+
+
+@component
+def SecondStepForm(on_back_error: Callable[[str], None]) -> Any:
+    """The second step of a sign-in: the code from the authenticator app, or a recovery
+    code. Nothing is signed in until it is accepted."""
+    auth = use_auth()
+    error, set_error = use_state("")
+    busy, set_busy = use_state(False)
+    attempt, set_attempt = use_state(0)
+
+    async def submit(data: Any) -> None:
+        set_busy(True)
+        try:
+            await auth.verify_code(form_values(data).get("code", ""))
+        except (CodeThrottled, SecondStepExpired) as failure:
+            on_back_error(str(failure))  # this step ended: the password form says why
+        except AuthError as failure:
+            set_error(str(failure))
+            set_attempt(lambda n: n + 1)  # an empty field for the next try
+            set_busy(False)
+
+    async def back(_: Any) -> None:
+        on_back_error("")
+        await auth.cancel_second_factor()
+
+    return html.form(
+        {
+            "key": f"mfa-form-{attempt}",
+            "id": "mfa-form",
+            "class_name": "card",
+            "method": "post",
+            "action": "#",
+            "aria_describedby": "mfa-error" if error else "mfa-hint",
+            "on_submit": event(submit, prevent_default=True),
+        },
+        html.h1("Two-factor sign-in"),
+        html.p(
+            {"id": "mfa-hint", "class_name": "muted"},
+            "Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
+        ),
+        code_field("Code", "mfa-code"),
+        *(
+            [html.p({"id": "mfa-error", "class_name": "error", "role": "alert"}, error)]
+            if error
+            else []
+        ),
+        html.div(
+            {"class_name": "actions"},
+            html.button(
+                {"type": "submit", "class_name": "primary", "disabled": busy},
+                "Checking…" if busy else "Verify",
+            ),
+            html.button(
+                {"id": "mfa-back", "type": "button", "disabled": busy, "on_click": back},
+                "Back",
+            ),
         ),
     )
 
@@ -297,6 +420,214 @@ def ChangePasswordForm(on_changed: Callable[[], None]) -> Any:
 
 
 @component
+def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
+    """Two-factor sign-in for the signed-in user: turn it on (password, then a QR code
+    and a first code), see how many recovery codes are left, turn it off."""
+    auth = use_auth()
+    live = use_live_session()
+    status, set_status = use_state(cast(MfaStatus | None, None))
+    enrolment, set_enrolment = use_state(cast(Enrolment | None, None))
+    codes, set_codes = use_state(cast(list[str], []))
+    error, set_error = use_state("")
+    busy, set_busy = use_state(False)
+    attempt, set_attempt = use_state(0)
+    reload, set_reload = use_state(0)
+
+    @use_effect(dependencies=[reload, auth.session.id if auth.session else None])
+    async def load() -> None:
+        if auth.user is not None:
+            # Unavailable: shown again on the next change; signed out: on its way out.
+            with contextlib.suppress(StorageUnavailable, NotSignedIn):
+                set_status(await live.mfa_status())
+
+    async def run(action: Callable[[], Any]) -> None:
+        set_busy(True)
+        set_error("")
+        try:
+            await action()
+        except AuthError as failure:
+            set_error(str(failure))
+        finally:
+            set_busy(False)
+            set_attempt(lambda n: n + 1)  # empty fields either way
+
+    async def start(data: Any) -> None:
+        async def action() -> None:
+            set_enrolment(await live.start_mfa_enrolment(form_values(data).get("password", "")))
+
+        await run(action)
+
+    async def confirm(data: Any) -> None:
+        async def action() -> None:
+            shown = await live.confirm_mfa_enrolment(form_values(data).get("code", ""))
+            set_enrolment(None)
+            set_codes(shown)
+            set_reload(lambda n: n + 1)
+            on_changed()
+
+        await run(action)
+
+    async def cancel(_: Any) -> None:
+        async def action() -> None:
+            set_enrolment(None)
+            await live.cancel_mfa_enrolment()
+
+        await run(action)
+
+    async def disable(data: Any) -> None:
+        async def action() -> None:
+            values = form_values(data)
+            await live.disable_mfa(values.get("password", ""), values.get("code", ""))
+            set_reload(lambda n: n + 1)
+
+        await run(action)
+
+    def done(_: Any) -> None:
+        set_codes([])
+
+    problem = (
+        [html.p({"id": "mfa-settings-error", "class_name": "error", "role": "alert"}, error)]
+        if error
+        else []
+    )
+    if codes:
+        body: list[Any] = [
+            html.p(
+                {"id": "mfa-on", "class_name": "ok", "role": "status"},
+                "Two-factor sign-in is on. Your other sessions have been signed out.",
+            ),
+            html.p(
+                "Keep these recovery codes somewhere safe. Each works once, in place of a "
+                "code, if you lose your phone. They are shown only now."
+            ),
+            html.ul(
+                {"id": "mfa-recovery-codes", "class_name": "codes"},
+                [html.li({"key": c}, html.code(c)) for c in codes],
+            ),
+            html.button({"id": "mfa-recovery-done", "type": "button", "on_click": done}, "Done"),
+        ]
+    elif enrolment is not None:
+        body = [
+            html.p("Scan this with your authenticator app, or type the key in by hand:"),
+            html.img(
+                {
+                    "id": "mfa-qr",
+                    "src": qr_data_uri(enrolment.uri),
+                    "alt": "QR code of your two-factor key",
+                    "width": 164,
+                    "height": 164,
+                }
+            ),
+            html.p(html.code({"id": "mfa-secret"}, enrolment.grouped_secret)),
+            html.form(
+                {
+                    "key": f"mfa-confirm-{attempt}",
+                    "id": "mfa-confirm",
+                    "method": "post",
+                    "action": "#",
+                    "on_submit": event(confirm, prevent_default=True),
+                },
+                code_field("Code from the app", "mfa-confirm-code"),
+                *problem,
+                html.div(
+                    {"class_name": "actions"},
+                    html.button(
+                        {"type": "submit", "class_name": "primary", "disabled": busy},
+                        "Turn on",
+                    ),
+                    html.button(
+                        {"id": "mfa-cancel", "type": "button", "on_click": cancel}, "Cancel"
+                    ),
+                ),
+            ),
+        ]
+    elif status is not None and status.enabled:
+        left = status.recovery_codes_left
+        body = [
+            html.p({"id": "mfa-status"}, "Two-factor sign-in is on."),
+            *(
+                [
+                    html.p(
+                        {"id": "mfa-recovery-used", "class_name": "error", "role": "status"},
+                        "You signed in with a recovery code; it cannot be used again. "
+                        "If you lost your phone, turn two-factor sign-in off and on again "
+                        "with the new one.",
+                    )
+                ]
+                if auth.recovery_codes_left is not None
+                else []
+            ),
+            html.p(
+                {"id": "mfa-recovery-left", "class_name": "muted" if left > 2 else "error"},
+                f"{left} recovery code{'s' if left != 1 else ''} left.",
+            ),
+            html.form(
+                {
+                    "key": f"mfa-disable-form-{attempt}",
+                    "id": "mfa-disable-form",
+                    "method": "post",
+                    "action": "#",
+                    "on_submit": event(disable, prevent_default=True),
+                },
+                field(
+                    "Password",
+                    id="mfa-disable-password",
+                    name="password",
+                    type="password",
+                    autocomplete="current-password",
+                    required=True,
+                ),
+                code_field("Code", "mfa-disable-code", auto_focus=False),
+                *problem,
+                html.button(
+                    {"id": "mfa-disable", "type": "submit", "disabled": busy},
+                    "Turn off two-factor sign-in",
+                ),
+            ),
+        ]
+    elif status is not None:
+        body = [
+            html.p(
+                {"id": "mfa-status"},
+                "Two-factor sign-in is off. With it on, signing in also asks for a code "
+                "from an authenticator app on your phone.",
+            ),
+            html.form(
+                {
+                    "key": f"mfa-start-{attempt}",
+                    "id": "mfa-start",
+                    "method": "post",
+                    "action": "#",
+                    "on_submit": event(start, prevent_default=True),
+                },
+                field(
+                    "Password",
+                    id="mfa-password",
+                    name="password",
+                    type="password",
+                    autocomplete="current-password",
+                    required=True,
+                ),
+                *problem,
+                html.button(
+                    {
+                        "id": "mfa-enable",
+                        "type": "submit",
+                        "class_name": "primary",
+                        "disabled": busy,
+                    },
+                    "Set up two-factor sign-in",
+                ),
+            ),
+        ]
+    else:
+        body = [html.p({"class_name": "muted"}, "Loading…")]
+    return html.section(
+        {"id": "mfa", "class_name": "card wide"}, html.h2("Two-factor sign-in"), *body
+    )
+
+
+@component
 def SignedInView() -> Any:
     auth = use_auth()
     busy, set_busy = use_state(False)
@@ -386,6 +717,7 @@ def SignedInView() -> Any:
         ),
         Notepad(),
         ChangePasswordForm(reload_sessions),
+        TwoFactorCard(reload_sessions),
     )
 
 
@@ -403,11 +735,17 @@ def RequireAuth(child: Any, fallback: Any = None) -> Any:
     return child
 
 
-def require_auth(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator form of :func:`RequireAuth`: ``@require_auth`` above ``@component``."""
+P = ParamSpec("P")
+
+
+def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
+    """Decorator form of :func:`RequireAuth`: ``@require_auth`` above ``@component``.
+
+    The guarded constructor takes the same arguments as ``function`` (for type checkers
+    too: whatever signature ``function`` has, the guarded one has)."""
 
     @wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> Component:
         return RequireAuth(function(*args, **kwargs))
 
     return guarded

@@ -23,9 +23,18 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ..domain import AuthSession, ClientInfo, NotSignedIn, User
+from ..domain import (
+    AlreadySignedIn,
+    AuthSession,
+    ClientInfo,
+    CodeThrottled,
+    NotSignedIn,
+    SecondFactorRequired,
+    SecondStepExpired,
+    User,
+)
 from ..events import EventBus, EventKind, SessionEvent
-from ..service import AuthService, Rekeyed, Resolution
+from ..service import AuthService, Enrolment, MfaStatus, Rekeyed, Resolution
 
 log = logging.getLogger("authdemo.auth")
 T = TypeVar("T")
@@ -33,6 +42,14 @@ T = TypeVar("T")
 # Fire expiry timers slightly late so that "now >= expiry" holds when they run.
 _TIMER_SLACK = 0.05
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """A correct password waiting for its code in this view: nothing is signed in."""
+
+    expires_at: datetime
+    """After this the view goes back to the password form (the service refuses too)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,11 @@ class AuthState:
     cookie_refused: bool = False
     """The browser never picked up its cookie in time: this tab stays signed in, a
     reload or a new tab will not be."""
+    second_step: SecondStep | None = None
+    """The password checked out for an account with two-factor sign-in: the view asks
+    for the code. ``user`` stays None; no session, ticket or cookie exists for it."""
+    recovery_codes_left: int | None = None
+    """Set when this view signed in with a recovery code: how many are left."""
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -93,9 +115,15 @@ class LiveSession:
         """When the database last confirmed that this view's session may act."""
         self._closed = False
         self._data_lock = asyncio.Lock()
+        self._login_lock = asyncio.Lock()
         self._cookie_held = asyncio.Event()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
+        self._challenge: str | None = None
+        """The pending second step's challenge: only ever in this connection's memory."""
+        self._challenge_timer: asyncio.TimerHandle | None = None
+        self._enrolment: Enrolment | None = None
+        """A two-factor setup this view started and has not finished: dropped on close."""
         session = resolution.session
         if session is not None:
             user = resolution.signed_in.user if resolution.signed_in else None
@@ -111,24 +139,192 @@ class LiveSession:
     # --- what components call ---------------------------------------------------------
 
     async def login(self, username: str, password: str) -> User:
-        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures)."""
-        anonymous = self.state.session if self.state.user is None else None
-        result = await self._finish(
-            self._service.login(
-                self.cookie_token_hash,
-                username,
-                password,
-                self.client,
-                carry_from=anonymous.id if anonymous else None,
+        """Sign in; raises ``InvalidCredentials`` (``Throttled`` after repeated failures),
+        and ``AlreadySignedIn`` when this view is signed in (or signing in) already: a
+        sign-in never silently switches users. Sign-ins of one view run one at a time,
+        so a double submit gets ``AlreadySignedIn`` too, not a second session.
+
+        For an account with two-factor sign-in a correct password raises
+        ``SecondFactorRequired`` and the view waits for ``verify_code``: nothing is
+        signed in, no cookie changes, until the code is accepted."""
+        async with self._login_lock:
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._login(username, password)
+
+    async def _login(self, username: str, password: str) -> User:
+        self._drop_second_step()
+        anonymous = self.state.session
+        try:
+            result = await self._finish(
+                self._service.login(
+                    self.cookie_token_hash,
+                    username,
+                    password,
+                    self.client,
+                    carry_from=anonymous.id if anonymous else None,
+                )
+            )
+        except SecondFactorRequired as required:
+            if not self._closed and required.challenge and required.expires_at:
+                self._await_code(required.challenge, required.expires_at)
+            raise SecondFactorRequired(None, required.expires_at) from None  # no challenge
+        await self._signed_in_by(result.signed_in.session, result.signed_in.user, result.ticket)
+        return result.signed_in.user
+
+    async def verify_code(self, code: str) -> User:
+        """The second step: a code from the authenticator app, or a recovery code.
+
+        Raises ``InvalidCode`` (the view keeps asking), ``CodeThrottled`` or
+        ``SecondStepExpired`` (the view goes back to the password form)."""
+        async with self._login_lock:  # a double submit is one attempt after the other
+            if self.state.user is not None:
+                raise AlreadySignedIn()
+            return await self._verify_code(code)
+
+    async def _verify_code(self, code: str) -> User:
+        challenge = self._challenge
+        if challenge is None:
+            raise SecondStepExpired()
+        try:
+            result = await self._finish(
+                self._service.verify_second_factor(
+                    challenge, self.cookie_token_hash, code, self.client
+                )
+            )
+        except (CodeThrottled, SecondStepExpired):
+            if self._challenge == challenge:
+                self._drop_second_step()
+                self._notify()
+            raise
+        if self._challenge == challenge:
+            self._drop_second_step()
+        await self._signed_in_by(
+            result.signed_in.session,
+            result.signed_in.user,
+            result.ticket,
+            recovery_codes_left=result.recovery_codes_left,
+        )
+        return result.signed_in.user
+
+    async def cancel_second_step(self) -> None:
+        """Back to the password form; the challenge is void."""
+        challenge = self._challenge
+        self._drop_second_step()
+        self._notify()
+        if challenge is not None:
+            await self._finish(self._service.abandon_second_factor(challenge))
+
+    def _abandon_enrolment(self) -> None:
+        """The view closes halfway through a two-factor setup: that setup is dropped
+        (not one another tab began since), so nothing is left behind."""
+        started, self._enrolment = self._enrolment, None
+        session, user = self.state.session, self.state.user
+        if started is None or session is None or user is None:
+            return
+        task = asyncio.ensure_future(
+            self._finish(
+                self._service.cancel_enrolment(
+                    session.id, self.client, epoch=session.user_epoch, started=started
+                )
             )
         )
-        if not self._closed:
-            self._leave()
-            self._enter(result.signed_in.session, result.signed_in.user, ticket=result.ticket)
-            self.state = replace(self.state, pending=True)
+        task.add_done_callback(_retrieve)
+
+    def _await_code(self, challenge: str, expires_at: datetime) -> None:
+        self._challenge = challenge
+        self.state = replace(self.state, second_step=SecondStep(expires_at))
+        delay = (expires_at - self._service.now()).total_seconds() + _TIMER_SLACK
+        loop = asyncio.get_running_loop()
+        self._challenge_timer = loop.call_later(max(0.0, delay), self._second_step_expired)
+        self._notify()
+
+    def _second_step_expired(self) -> None:
+        self._challenge_timer = None
+        if self._challenge is not None:
+            self._drop_second_step()
             self._notify()
-            await self._until_cookie_held(result.signed_in.session)
-        return result.signed_in.user
+
+    def _drop_second_step(self) -> None:
+        self._challenge = None
+        if self._challenge_timer is not None:
+            self._challenge_timer.cancel()
+            self._challenge_timer = None
+        if self.state.second_step is not None:
+            self.state = replace(self.state, second_step=None)
+
+    async def _signed_in_by(
+        self,
+        session: AuthSession,
+        user: User,
+        ticket: str,
+        *,
+        recovery_codes_left: int | None = None,
+    ) -> None:
+        """A sign-in opened ``session``: "Signing in…" until the browser holds its cookie."""
+        if self._closed:
+            return
+        self._leave()
+        self._enter(session, user, ticket=ticket)
+        self.state = replace(self.state, pending=True, recovery_codes_left=recovery_codes_left)
+        self._notify()
+        await self._until_cookie_held(session)
+
+    # --- two-factor settings of the signed-in user (authdemo's own components) ----------
+
+    async def mfa_status(self) -> MfaStatus:
+        session = self._require_signed_in()
+        return await self._acting(session, self._service.mfa_status(session.id))
+
+    async def start_mfa_enrolment(self, password: str) -> Enrolment:
+        session = self._require_signed_in()
+        started = await self._acting(
+            session,
+            self._service.start_enrolment(
+                session.id, password, self.client, epoch=session.user_epoch
+            ),
+        )
+        self._enrolment = started
+        return started
+
+    async def confirm_mfa_enrolment(self, code: str) -> list[str]:
+        """Turn two-factor sign-in on; returns the recovery codes (to show once). Every
+        other session of the user and every other view of this one ends; this view goes
+        on under a new cookie."""
+        session = self._require_signed_in()
+        done = await self._acting(
+            session,
+            self._service.confirm_enrolment(
+                session.id,
+                code,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
+        )
+        self._enrolment = None
+        await self._adopt(session, done.rekeyed)
+        return done.recovery_codes
+
+    async def cancel_mfa_enrolment(self) -> None:
+        session = self._require_signed_in()
+        started, self._enrolment = self._enrolment, None
+        await self._acting(
+            session,
+            self._service.cancel_enrolment(
+                session.id, self.client, epoch=session.user_epoch, started=started
+            ),
+        )
+
+    async def disable_mfa(self, password: str, code: str) -> None:
+        session = self._require_signed_in()
+        await self._acting(
+            session,
+            self._service.disable_mfa(
+                session.id, password, code, self.client, epoch=session.user_epoch
+            ),
+        )
 
     async def logout(self) -> None:
         """Revoke the signed-in session; the view starts over as a new anonymous visitor
@@ -235,10 +431,30 @@ class LiveSession:
                     session.id, values, deletions, origin=self.origin, epoch=session.user_epoch
                 ),
             )
-            if self._is_current(session) and self.state.session is not None:
-                fresh = replace(self.state.session, data=updated.data)
-                self.state = replace(self.state, session=fresh)
-                self._notify()
+            self._show_data(session, updated)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)``, computed by the service in the writing
+        transaction (see ``update_session_value``); returns the value stored."""
+        async with self._data_lock:
+            session = self.state.session
+            if session is None:
+                session = await self._open_anonymous_session()
+            updated, value = await self._acting(
+                session,
+                self._service.update_session_value(
+                    session.id, key, function, origin=self.origin, epoch=session.user_epoch
+                ),
+            )
+            self._show_data(session, updated)
+            return value
+
+    def _show_data(self, session: AuthSession, updated: AuthSession) -> None:
+        """This view's own write succeeded: show the data as stored."""
+        if self._is_current(session) and self.state.session is not None:
+            fresh = replace(self.state.session, data=updated.data)
+            self.state = replace(self.state, session=fresh)
+            self._notify()
 
     async def _finish(self, operation: Awaitable[T]) -> T:
         """Await a service call that runs to its end even if this view goes away meanwhile:
@@ -301,6 +517,8 @@ class LiveSession:
 
     def close(self) -> None:
         self._closed = True
+        self._drop_second_step()
+        self._abandon_enrolment()
         self._stop_following_cookie()
         self._leave()
         self._listeners.clear()
@@ -374,6 +592,8 @@ class LiveSession:
             generation,
             self.state.remote_data_version,
             sessions_version=self.state.sessions_version,
+            # An anonymous row joined while the code is asked for: still asked for.
+            second_step=self.state.second_step if user is None else None,
         )
         self._unsubscribe = self._events.subscribe(session.id, self._on_event)
         if user is not None:
@@ -397,6 +617,7 @@ class LiveSession:
             self.state = AuthState(
                 generation=self.state.generation + (self.state.user is not None),
                 remote_data_version=self.state.remote_data_version + 1,
+                second_step=self.state.second_step,
             )
 
     def _set_session(self, session: AuthSession) -> None:

@@ -9,10 +9,14 @@ from typing import Any
 from idom import component, create_context, html, use_context, use_effect, use_state
 
 from ..domain import AuthSession, User
-from .connection import AuthState, LiveSession
+from .connection import AuthState, LiveSession, SecondStep
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
+
+
+def _outside(*_: Any) -> Any:
+    raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,10 @@ class Auth:
     session: AuthSession | None
     login: Callable[[str, str], Awaitable[User]]
     """``await auth.login(username, password)``; raises ``InvalidCredentials`` (and its
-    subclass ``Throttled`` after repeated failures), or ``CookieRequired`` when the
-    browser sent no cookie (it must reload). ``str(error)`` is fit to show."""
+    subclass ``Throttled`` after repeated failures), ``CookieRequired`` when the
+    browser sent no cookie (it must reload), ``AlreadySignedIn`` when this view is
+    signed in already (sign out first: a sign-in never switches users). ``str(error)``
+    is fit to show."""
     logout: Callable[[], Awaitable[None]]
     change_password: Callable[[str, str], Awaitable[None]]
     """``await auth.change_password(current, new)``: ends the user's other sessions and
@@ -45,14 +51,22 @@ class Auth:
     """Moves on whenever one of the user's sessions opens or ends anywhere (any tab,
     device, worker or host, the CLI): a component that shows ``await auth.sessions()``
     re-reads it when this changes."""
+    pending_second_factor: SecondStep | None = None
+    """Set after a correct password for an account with two-factor sign-in (``login``
+    raised ``SecondFactorRequired``): ask for the code and ``await verify_code(code)``.
+    Nothing is signed in meanwhile; it expires (``.expires_at``) back to None."""
+    verify_code: Callable[[str], Awaitable[User]] = _outside
+    """``await auth.verify_code(code)``: a 6-digit code or a recovery code. Raises
+    ``InvalidCode`` (ask again), ``CodeThrottled`` or ``SecondStepExpired`` (the
+    pending sign-in is gone: ask for the password again); ``str(error)`` is fit to show."""
+    cancel_second_factor: Callable[[], Awaitable[None]] = _outside
+    """Back to the password step (the pending sign-in is dropped)."""
+    recovery_codes_left: int | None = None
+    """After signing in with a recovery code: how many are left (say so)."""
 
     @property
     def signed_in(self) -> bool:
         return self.user is not None
-
-
-def _outside(*_: Any) -> Any:
-    raise RuntimeError("use_auth() is only available below authdemo's root component")
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,8 @@ def use_auth() -> Auth:
 
 
 class SessionData(Mapping[str, Any]):
-    """The current session's values: read like a dict; ``await set()``/``delete()`` to change.
+    """The current session's values: read like a dict; ``await set()``/``update()``/
+    ``delete()``/``update_value()`` to change.
 
     Every change is written at once (one small write, its own transaction) and shows in
     every open view of the same session. Values must be JSON-serialisable; the whole
@@ -109,6 +124,19 @@ class SessionData(Mapping[str, Any]):
 
     async def delete(self, *keys: str) -> None:
         await self._live.update_data({}, keys)
+
+    async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:
+        """Set ``key`` to ``function(current)`` atomically and return the value stored.
+
+        ``current`` is the stored value (None when unset), read in the writing
+        transaction with the session's row locked: concurrent updates — quick clicks,
+        other tabs, other workers and hosts — apply one after the other, none is lost
+        (``set(key, value_read_earlier + 1)`` would lose them). ``function`` must be a
+        plain, quick function; when it raises, nothing is written and the error
+        propagates. Its result is checked like any value (``InvalidSessionData``,
+        ``SessionDataTooLarge``).
+        """
+        return await self._live.update_value(key, function)
 
 
 def use_live_session() -> LiveSession:
@@ -173,6 +201,10 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         state.user if state.pending else None,
         state.cookie_refused,
         state.sessions_version,
+        None if signed_in else state.second_step,
+        live.verify_code,
+        live.cancel_second_step,
+        state.recovery_codes_left if signed_in else None,
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.

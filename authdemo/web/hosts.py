@@ -18,9 +18,6 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, text
 
-from .headers import secure
-from .proxy import request_scheme
-
 log = logging.getLogger(__name__)
 
 # A Host header is a name or a bracketed IPv6 address, and an optional port: nothing else
@@ -64,8 +61,7 @@ def host_check(
         if name is not None and host_allowed(name, allowed):
             return None
         log.debug("request refused: host %r not allowed", request.host)  # scanners: quiet
-        https = request_scheme(request, app.ctx.trusted) == "https"
-        return secure(text("Bad Request: unknown host", status=400), https)
+        return text("Bad Request: unknown host", status=400)
 
     return check
 

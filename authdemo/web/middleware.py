@@ -14,7 +14,6 @@ from sanic.response import HTTPResponse, text
 from ..domain import ClientInfo, client_network
 from ..service import AuthService
 from .cookies import read_session_cookie
-from .headers import secure
 from .health import UNAVAILABLE
 from .proxy import Networks, client_address, request_scheme
 
@@ -73,18 +72,16 @@ def websocket_handshake(
     """
 
     async def check(request: Request) -> HTTPResponse | None:
-        https = request_scheme(request, app.ctx.trusted) == "https"
         if app.ctx.health.down:  # fail closed at once, without waiting for a timeout
-            refused = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
-            return secure(refused, https)
+            return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
         if not origin_allowed(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("websocket refused: origin %r not allowed", request.headers.get("origin"))
-            return secure(text("Forbidden: cross-origin websocket", status=403), https)
+            return text("Forbidden: cross-origin websocket", status=403)
         network = client_network(client_address(request, app.ctx.trusted))
         slot = app.ctx.sockets.reserve(network)
         if slot is None:
             log.warning("websocket refused: %s holds too many", network)
-            return secure(text("Too many connections", status=429), https)
+            return text("Too many connections", status=429)
         try:
             service: AuthService = app.ctx.service
             request.ctx.session = await service.visit(read_session_cookie(request))

@@ -6,6 +6,7 @@ costs no database access and the constant headers are encoded once, at start.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sanic import Request, Sanic
@@ -15,26 +16,40 @@ from sanic.response import HTTPResponse, text
 from ..service import AuthService
 from .bridge import index_html
 from .cookies import cookie_header, read_session_cookie
-from .headers import HSTS, SECURITY_HEADERS, PreparedResponse, encode_headers, secure
+from .headers import PreparedResponse, SecurityHeaders, encode_headers
 from .health import UNAVAILABLE
+from .insecure import InsecureOriginWarning
 from .proxy import request_scheme
 
+# The last segment of the path has an extension (favicon.ico, app.js, x.css.map): a
+# request for a file the app does not have, not a page. It gets a 404, and no cookie.
+_FILE_LIKE = re.compile(r"\.[A-Za-z0-9]{1,16}$")
 
-def install_pages(app: Sanic[Any, Any], title: str = "authdemo") -> None:
-    body = index_html(title).encode()
+
+def looks_like_file(path: str) -> bool:
+    return bool(_FILE_LIKE.search(path.rsplit("/", 1)[-1]))
+
+
+def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
+    settings = app.ctx.settings
+    body = index_html(settings.page_title, stylesheet=settings.stylesheet).encode()
     base = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
     prepared = {
-        False: encode_headers(base, SECURITY_HEADERS),
-        True: encode_headers(base, SECURITY_HEADERS, HSTS),
+        False: encode_headers(base, security.for_scheme(False)),
+        True: encode_headers(base, security.for_scheme(True)),
     }
+    cookie_name: str = settings.cookie_name
+    insecure = InsecureOriginWarning()
 
     async def page(request: Request, path: str = "") -> HTTPResponse:
-        if path.startswith("_"):  # reserved for /_idom, /_auth, /_authdemo
+        # "_…" is reserved for /_idom, /_auth, /_authdemo
+        if path.startswith("_") or looks_like_file(path):
             raise NotFound("Not found")
         https = request_scheme(request, app.ctx.trusted) == "https"
         if app.ctx.health.down:  # fail closed at once, without waiting for a timeout
-            response = text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
-            return secure(response, https)
+            return text(UNAVAILABLE, status=503, headers={"retry-after": "5"})
+        if not https:
+            insecure.check(request)
         service: AuthService = app.ctx.service
         token = read_session_cookie(request)
         needs_cookie = token is None
@@ -43,7 +58,9 @@ def install_pages(app: Sanic[Any, Any], title: str = "authdemo") -> None:
         response = PreparedResponse(body, prepared[https])
         if needs_cookie:
             lifetime = int(service.policy.absolute_timeout.total_seconds())
-            response.headers["set-cookie"] = cookie_header(service.new_token(), lifetime)
+            response.headers["set-cookie"] = cookie_header(
+                service.new_token(), lifetime, name=cookie_name
+            )
         return response
 
     app.add_route(page, "/", name="page_root")

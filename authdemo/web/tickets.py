@@ -20,10 +20,9 @@ from sanic.response import HTTPResponse, raw, redirect, text
 from ..domain import TicketRejected
 from ..service import AuthService
 from .cookies import read_session_cookie, set_session_cookie
-from .headers import secure
 from .hooks import HELD_PATH, TICKET_PATH
 from .middleware import client_info, origin_allowed
-from .proxy import Networks, request_scheme
+from .proxy import Networks
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,6 @@ def same_origin(request: Request, extra: tuple[str, ...], trusted: Networks) -> 
 
 def install_ticket_route(app: Sanic[Any, Any]) -> None:
     async def redeem(request: Request, ticket: str) -> HTTPResponse:
-        return secure(
-            await attempt(request, ticket), request_scheme(request, app.ctx.trusted) == "https"
-        )
-
-    async def attempt(request: Request, ticket: str) -> HTTPResponse:
         if not same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             log.warning("ticket refused: not a same-origin request")
             return text("Forbidden", status=403, headers={"cache-control": "no-store"})
@@ -60,15 +54,19 @@ def install_ticket_route(app: Sanic[Any, Any]) -> None:
         # the new cookie, which proves it stored it before any view says "signed in".
         response = redirect(HELD_PATH, status=303)
         remaining = redemption.session.absolute_expires_at - service.now()
-        set_session_cookie(response, redemption.token, int(remaining.total_seconds()))
+        set_session_cookie(
+            response,
+            redemption.token,
+            int(remaining.total_seconds()),
+            name=app.ctx.settings.cookie_name,
+        )
         return response
 
     async def held(request: Request) -> HTTPResponse:
         if same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
             service: AuthService = app.ctx.service
             await service.cookie_held(read_session_cookie(request))
-        response = raw(PIXEL, content_type="image/gif", headers={"cache-control": "no-store"})
-        return secure(response, request_scheme(request, app.ctx.trusted) == "https")
+        return raw(PIXEL, content_type="image/gif", headers={"cache-control": "no-store"})
 
     app.add_route(redeem, f"{TICKET_PATH}/<ticket:str>", name="auth_ticket")
     app.add_route(held, HELD_PATH, name="auth_cookie_held")

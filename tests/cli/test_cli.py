@@ -108,7 +108,7 @@ def test_create_user_on_an_unmigrated_database_names_the_fix(tmp_path: Path) -> 
     path.touch()
     result = invoke(sqlite_url(path), "create-user", "alice", "--password-stdin", input="x" * 9)
     assert result.exit_code == 3
-    assert "alembic upgrade head" in result.output
+    assert "run `authdemo migrate`" in result.output
     assert "Traceback" not in result.output
 
 
@@ -129,7 +129,7 @@ def test_run_refuses_to_start_on_a_database_that_is_not_ready(tmp_path: Path, se
     assert result.exit_code == 3
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
-    assert "run `alembic upgrade head`" in lines[0]
+    assert "run `authdemo migrate`" in lines[0]
 
 
 def test_a_bad_setting_is_a_usage_error_naming_the_variable(db_url: str) -> None:

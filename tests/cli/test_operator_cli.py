@@ -152,7 +152,7 @@ def test_an_unmigrated_database_exits_3_naming_the_fix(
 ) -> None:
     result = invoke(unmigrated_url, *args, input=NEW_PASSWORD + "\n")
     assert result.exit_code == 3, result.output
-    assert "alembic upgrade head" in result.output
+    assert "run `authdemo migrate`" in result.output
     assert "Traceback" not in result.output
 
 

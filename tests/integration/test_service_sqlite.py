@@ -62,7 +62,7 @@ async def test_the_token_key_survives_restarts(settings: Settings) -> None:
 async def test_a_missing_database_file_is_reported_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "missing.db"
     engine = create_engine(sqlite_url(path))
-    with pytest.raises(SchemaNotReady, match="does not exist: run `alembic upgrade head`"):
+    with pytest.raises(SchemaNotReady, match="does not exist: run `authdemo migrate`"):
         await check_schema(engine)
     await engine.dispose()
     assert not path.exists()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -159,3 +160,41 @@ async def test_a_writer_behind_a_stuck_one_is_refused_after_the_timeout(db_url: 
         release.set()
         await holder
         await engine.dispose()
+
+
+@pytest.mark.parametrize("ending", ["commit", "no commit", "error", "read"])
+async def test_every_ending_leaves_the_pooled_connection_outside_a_transaction(
+    db_url: str, ending: str
+) -> None:
+    """The pool does not roll back connections given back to it (a round trip saved per
+    transaction, ``pool_reset_on_return=None``): each unit of work ends its own. After
+    any ending, the one pooled connection holds no lock (another engine writes at once)
+    and no stale snapshot (it sees that write), and a write can begin on it."""
+    engine = create_engine(db_url, timeout=1.0, pool_size=1, max_overflow=0)
+    other = create_engine(db_url, timeout=1.0)
+    uow, elsewhere = SqlUnitOfWorkFactory(engine, timeout=1.0), SqlUnitOfWorkFactory(other)
+    try:
+        async with uow(write=True) as tx:
+            await tx.users.add("alice", "alice", "h", NOW)
+            await tx.commit()
+        with pytest.raises(RuntimeError) if ending == "error" else contextlib.nullcontext():
+            async with uow(write=ending != "read") as tx:
+                await tx.users.get_by_key("alice")
+                if ending != "read":
+                    await tx.throttle.save("ip:1", 1, None, NOW)  # a row lock / the write lock
+                if ending == "commit":
+                    await tx.commit()
+                if ending == "error":
+                    raise RuntimeError("boom")
+        async with elsewhere(write=True) as tx:
+            await tx.throttle.save("ip:1", 2, None, NOW)
+            await tx.users.add("bob", "bob", "h", NOW)
+            await tx.commit()
+        async with uow() as tx:
+            assert await tx.users.get_by_key("bob") is not None
+        async with uow(write=True) as tx:
+            await tx.users.add("carol", "carol", "h", NOW)
+            await tx.commit()
+    finally:
+        await engine.dispose()
+        await other.dispose()

@@ -103,5 +103,5 @@ def test_workers_refuse_to_start_on_an_unmigrated_database(tmp_path: Path) -> No
     server = ServerProcess(
         f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", tmp_path / "x.log", workers=2
     )
-    with pytest.raises(RuntimeError, match="alembic upgrade head"):
+    with pytest.raises(RuntimeError, match="run `authdemo migrate`"):
         server.start(timeout=15)

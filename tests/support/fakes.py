@@ -22,6 +22,7 @@ from authdemo.domain import (
     may_act,
 )
 from authdemo.events import InProcessEventBus, SessionEvent
+from authdemo.mfa import Challenge, MfaRecord
 from authdemo.ports import BroadcastCursor, ClaimedTicket
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -75,6 +76,9 @@ class _Tables:
     audit: list[AuditEvent] = field(default_factory=list)
     throttle: dict[str, ThrottleState] = field(default_factory=dict)
     broadcasts: list[tuple[int, SessionEvent, datetime]] = field(default_factory=list)
+    mfa: dict[int, MfaRecord] = field(default_factory=dict)
+    recovery: dict[int, dict[str, datetime | None]] = field(default_factory=dict)
+    challenges: dict[str, Challenge] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -405,6 +409,111 @@ class FakeBroadcasts:
         return len(doomed)
 
 
+class FakeMfa:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def get(self, user_id: int) -> MfaRecord | None:
+        return self.t.mfa.get(user_id)
+
+    async def start(
+        self, user_id: int, sealed_secret: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        found = self.t.mfa.get(user_id)
+        if found is not None and found.confirmed_at is not None:
+            return False
+        self.t.mfa[user_id] = MfaRecord(user_id, sealed_secret, now, None, expires_at, 0)
+        return True
+
+    async def confirm(self, user_id: int, sealed_secret: str, step: int, now: datetime) -> bool:
+        found = self.t.mfa.get(user_id)
+        if (
+            found is None
+            or found.sealed_secret != sealed_secret
+            or found.confirmed_at is not None
+            or found.pending_expires_at is None
+            or found.pending_expires_at <= now
+        ):
+            return False
+        self.t.mfa[user_id] = replace(
+            found, confirmed_at=now, pending_expires_at=None, last_step=step
+        )
+        return True
+
+    async def accept_step(self, user_id: int, step: int) -> bool:
+        found = self.t.mfa.get(user_id)
+        if found is None or found.confirmed_at is None or not found.last_step < step:
+            return False
+        self.t.mfa[user_id] = replace(found, last_step=step)
+        return True
+
+    async def delete(self, user_id: int, *, pending_only: bool = False) -> bool:
+        found = self.t.mfa.get(user_id)
+        if found is None or (pending_only and found.confirmed_at is not None):
+            return False
+        del self.t.mfa[user_id]
+        if not pending_only:
+            self.t.recovery.pop(user_id, None)
+            await self.drop_challenges(user_id)
+        return True
+
+    async def enabled_user_ids(self) -> set[int]:
+        return {u for u, r in self.t.mfa.items() if r.confirmed_at is not None}
+
+    async def sealed_secrets(self) -> list[tuple[int, str]]:
+        return sorted((u, r.sealed_secret) for u, r in self.t.mfa.items())
+
+    async def replace_sealed(self, user_id: int, old: str, new: str) -> bool:
+        found = self.t.mfa.get(user_id)
+        if found is None or found.sealed_secret != old:
+            return False
+        self.t.mfa[user_id] = replace(found, sealed_secret=new)
+        return True
+
+    async def add_recovery_codes(self, user_id: int, digests: list[str], now: datetime) -> None:
+        self.t.recovery[user_id] = dict.fromkeys(digests)
+
+    async def spend_recovery_code(self, user_id: int, digest: str, now: datetime) -> bool:
+        codes = self.t.recovery.get(user_id, {})
+        if digest not in codes or codes[digest] is not None:
+            return False
+        codes[digest] = now
+        return True
+
+    async def recovery_codes_left(self, user_id: int) -> int:
+        return sum(1 for used in self.t.recovery.get(user_id, {}).values() if used is None)
+
+    async def add_challenge(self, challenge_hash: str, challenge: Challenge, now: datetime) -> None:
+        self.t.challenges[challenge_hash] = challenge
+
+    async def get_challenge(self, challenge_hash: str) -> Challenge | None:
+        return self.t.challenges.get(challenge_hash)
+
+    async def take_challenge(self, challenge_hash: str) -> bool:
+        return self.t.challenges.pop(challenge_hash, None) is not None
+
+    async def drop_challenges(self, user_id: int) -> int:
+        doomed = [h for h, c in self.t.challenges.items() if c.user_id == user_id]
+        for h in doomed:
+            del self.t.challenges[h]
+        return len(doomed)
+
+    async def purge(self, now: datetime, limit: int) -> int:
+        doomed = [h for h, c in self.t.challenges.items() if c.expires_at <= now][:limit]
+        for h in doomed:
+            del self.t.challenges[h]
+        pending = [
+            u
+            for u, r in self.t.mfa.items()
+            if r.confirmed_at is None
+            and r.pending_expires_at is not None
+            and r.pending_expires_at <= now
+        ][: max(0, limit - len(doomed))]
+        for u in pending:
+            del self.t.mfa[u]
+        return len(doomed) + len(pending)
+
+
 class FakeUnitOfWork:
     """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise.
 
@@ -427,6 +536,7 @@ class FakeUnitOfWork:
         self.audit = FakeAudit(self._tables)
         self.throttle = FakeThrottle(self._tables)
         self.broadcasts = FakeBroadcasts(self._tables)
+        self.mfa = FakeMfa(self._tables)
         return self
 
     async def __aexit__(

@@ -78,3 +78,36 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> No
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+class GatedCommits:
+    """A unit-of-work factory whose write transactions stop just before they commit while
+    ``gate`` is armed (locks taken, changes made, nothing committed yet)."""
+
+    def __init__(self, inner: Any, gate: Gate) -> None:
+        self._inner = inner
+        self._gate = gate
+
+    def __call__(self, *, write: bool = False) -> Any:
+        uow = self._inner(write=write)
+        return _GatedUnitOfWork(uow, self._gate) if write else uow
+
+
+class _GatedUnitOfWork:
+    def __init__(self, inner: Any, gate: Gate) -> None:
+        self._inner = inner
+        self._gate = gate
+
+    async def __aenter__(self) -> _GatedUnitOfWork:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit(self) -> None:
+        await self._gate.hold()
+        await self._inner.commit()

@@ -136,3 +136,134 @@ def test_the_audit_retention_defaults_to_90_days_and_reaches_the_service() -> No
 def test_an_audit_retention_under_a_day_or_unreadable_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="AUTHDEMO_AUDIT_RETENTION"):
         Settings.from_env({"AUTHDEMO_AUDIT_RETENTION": raw})
+
+
+# --- page and cookie knobs (issue 18) ---------------------------------------------------
+
+
+def test_the_default_policy_is_exactly_as_strict_as_before() -> None:
+    from authdemo.web.headers import SecurityHeaders
+
+    expected = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+    settings = Settings.from_env({})
+    assert settings.csp_extra == "" and settings.page_title == "authdemo"
+    assert settings.stylesheet is True and settings.cookie_name == "__Host-authdemo_session"
+    assert SecurityHeaders.from_settings(settings).plain["content-security-policy"] == expected
+
+
+def test_csp_extra_sources_merge_into_their_directives_once() -> None:
+    from authdemo.web.headers import content_security_policy
+
+    env = {
+        "AUTHDEMO_CSP_EXTRA": "img-src https://cdn.example 'self'; font-src https://fonts.example;"
+        " IMG-SRC https://cdn.example *.pics.example; media-src https://video.example"
+    }
+    extra = Settings.from_env(env).csp_sources()
+    assert extra == {
+        "img-src": ("https://cdn.example", "'self'", "*.pics.example"),
+        "font-src": ("https://fonts.example",),
+        "media-src": ("https://video.example",),
+    }
+    directives = {
+        d.split(" ", 1)[0]: d.split(" ", 1)[1] for d in content_security_policy(extra).split("; ")
+    }
+    assert directives["img-src"] == "'self' data: https://cdn.example *.pics.example"
+    assert directives["font-src"] == "'self' https://fonts.example"
+    # A directive the base policy leaves to default-src keeps what default-src allowed.
+    assert directives["media-src"] == "'self' https://video.example"
+    assert directives["script-src"] == "'self'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("script-src 'unsafe-inline'", "'unsafe-inline' in script-src"),
+        ("script-src https://ok.example 'unsafe-eval'", "'unsafe-eval' in script-src"),
+        ("script-src *", r"\* in script-src"),
+        ("script-src data:", "data: in script-src"),
+        ("img-src 'unsafe-inline'", "not allowed in img-src"),
+        ("style-src 'nonce-abc'", "not allowed in style-src"),
+        ("img-scr https://cdn.example", "unknown directive 'img-scr'"),
+        ("require-trusted-types-for 'script'", "unknown directive"),
+        ("object-src https://plugins.example", "object-src cannot be extended"),
+        ("frame-ancestors https://embedder.example", "frame-ancestors cannot be extended"),
+        ("img-src", "lists no source"),
+        ("img-src https://cdn.example'", "not a CSP source"),
+        ('img-src "https://cdn.example"', "not a CSP source"),
+        ("img-src https://a.example,https://b.example", "not a CSP source"),
+        ("img-src https://cdn.example\nscript-src 'unsafe-inline'", "line breaks"),
+        ("img-src https://cdn.example\r\nx-evil: 1", "line breaks"),
+        ("img-src https://cdn.example/a;b", "unknown directive 'b'"),
+    ],
+)
+def test_csp_extra_refuses_what_would_weaken_or_break_the_header(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        Settings.from_env({"AUTHDEMO_CSP_EXTRA": raw})
+    assert "AUTHDEMO_CSP_EXTRA" in str(refused.value)
+
+
+def test_csp_extra_accepts_inline_styles_hashes_and_schemes() -> None:
+    raw = (
+        "style-src 'unsafe-inline' https://fonts.googleapis.com; "
+        "script-src 'sha256-B2yPHKaXnvFWtRChIbabYmUBFZdVfKKXHbWtWidDVF8=' https://js.example:8443; "
+        "img-src https: blob:; connect-src wss://live.example/socket"
+    )
+    assert Settings.from_env({"AUTHDEMO_CSP_EXTRA": raw}).csp_sources()["style-src"] == (
+        "'unsafe-inline'",
+        "https://fonts.googleapis.com",
+    )
+
+
+def test_settings_built_in_code_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match="script-src"):
+        Settings(csp_extra="script-src 'unsafe-inline'").validate()
+    with pytest.raises(ConfigError, match="__Host-"):
+        Settings(cookie_name="myapp_session").validate()
+    with pytest.raises(ConfigError, match="control characters"):
+        Settings(page_title="a\nb").validate()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("myapp_session", "__Host-myapp_session"),
+        ("__Host-myapp_session", "__Host-myapp_session"),
+        ("  shop.v2  ", "__Host-shop.v2"),
+    ],
+)
+def test_the_cookie_name_keeps_the_host_prefix(raw: str, expected: str) -> None:
+    assert Settings.from_env({"AUTHDEMO_COOKIE_NAME": raw}).cookie_name == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("__Secure-myapp", "__Secure- prefix"),
+        ("__host-myapp", "write the prefix"),
+        ("my app", "not a cookie name"),
+        ("my=app", "not a cookie name"),
+        ("my;app", "not a cookie name"),
+        ('my"app', "not a cookie name"),
+        ("mÿapp", "not a cookie name"),
+        ("__Host-", "followed by a name"),
+        ("a" * 130, "not a cookie name"),
+    ],
+)
+def test_cookie_names_are_tokens(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"AUTHDEMO_COOKIE_NAME": raw})
+
+
+def test_page_title_and_stylesheet_are_read() -> None:
+    env = {"AUTHDEMO_PAGE_TITLE": "Shop <& Co>", "AUTHDEMO_STYLESHEET": "0"}
+    settings = Settings.from_env(env)
+    assert settings.page_title == "Shop <& Co>" and settings.stylesheet is False
+    assert Settings.from_env({"AUTHDEMO_STYLESHEET": "yes"}).stylesheet is True
+    with pytest.raises(ConfigError, match="AUTHDEMO_STYLESHEET"):
+        Settings.from_env({"AUTHDEMO_STYLESHEET": "maybe"})
+    with pytest.raises(ConfigError, match="AUTHDEMO_PAGE_TITLE"):
+        Settings.from_env({"AUTHDEMO_PAGE_TITLE": "x" * 201})

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from authdemo.broadcast import BroadcastFollower
-from authdemo.domain import ClientInfo, NotSignedIn, SessionPolicy
+from authdemo.domain import AlreadySignedIn, ClientInfo, NotSignedIn, SessionPolicy
 from authdemo.events import InProcessEventBus
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
@@ -290,3 +290,58 @@ async def test_a_late_copy_of_an_earlier_cookie_held_does_not_end_the_next_wait(
     await change
     assert not view.state.cookie_refused
     assert (await service.resolve(browser["cookie"])).signed_in is not None
+
+
+# --- issue 18: a sign-in never silently switches users ---------------------------------------
+
+
+async def test_signing_in_while_signed_in_is_refused(service: AuthService, alice: str) -> None:
+    await service.create_user("bob", "battery staple")
+    view = await open_view(service, alice)
+    assert view.state.user is not None and view.state.user.username == "alice"
+    with pytest.raises(AlreadySignedIn, match="Sign out first"):
+        await view.login("bob", "battery staple")
+    assert view.state.user is not None and view.state.user.username == "alice"
+    assert [s.user_id for s, _ in await service.live_sessions("bob")] == []
+    await view.logout()
+    assert (await view.login("bob", "battery staple")).username == "bob"  # after signing out
+
+
+async def test_a_double_submitted_sign_in_opens_one_session(service: AuthService) -> None:
+    await service.create_user("alice", "correct horse")
+    await service.create_user("bob", "battery staple")
+    view = await open_view(service, service.new_token())
+    first = asyncio.create_task(view.login("alice", "correct horse"))
+    second = asyncio.create_task(view.login("bob", "battery staple"))
+    assert (await first).username == "alice"
+    with pytest.raises(AlreadySignedIn):
+        await second
+    assert view.state.user is not None and view.state.user.username == "alice"
+    assert len(await service.live_sessions("alice")) == 1
+    assert await service.live_sessions("bob") == []
+
+
+# --- issue 18: update_value from a view ------------------------------------------------------
+
+
+async def test_a_view_that_missed_a_rekey_cannot_update_a_value(
+    service: AuthService, alice: str
+) -> None:
+    mine = await open_view(service, alice)
+    await mine.update_value("count", lambda n: (n or 0) + 1)
+    thief = await open_view(service, alice, events=InProcessEventBus())  # hears nothing
+    await mine.logout_others()
+    with pytest.raises(NotSignedIn):
+        await thief.update_value("count", lambda n: (n or 0) + 100)
+    assert thief.state.user is None  # and it signed out at once
+    assert mine.state.session is not None
+    found = await service.live_session(mine.state.session.id)
+    assert found is not None and found[0].data == {"count": 1}
+
+
+async def test_an_anonymous_views_first_update_creates_its_row(service: AuthService) -> None:
+    view = await open_view(service, service.new_token())
+    assert view.state.session is None
+    assert await view.update_value("count", lambda n: (n or 0) + 1) == 1
+    assert await view.update_value("count", lambda n: (n or 0) + 1) == 2
+    assert view.state.session is not None and dict(view.state.data) == {"count": 2}

@@ -188,3 +188,106 @@ async def test_signing_out_and_expiry_end_the_data(service: AuthService, clock: 
     assert await service.live_session(anonymous_id) is None
     with pytest.raises(NotSignedIn):
         await service.change_session_data(anonymous_id, {"a": 2})
+
+
+# --- update_session_value: read, compute and write in one transaction ------------------------
+
+
+async def test_an_update_applies_the_function_to_the_stored_value(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await anonymous_row(service)
+    before = store.commits
+    session, value = await service.update_session_value(session_id, "count", lambda n: (n or 0) + 1)
+    assert value == 1 and session.data == {"count": 1}
+    _, value = await service.update_session_value(session_id, "count", lambda n: n + 10)
+    assert value == 11
+    assert store.commits == before + 2
+    assert store.tables.sessions[session_id].data == {"count": 11}
+
+
+async def test_an_update_returns_the_value_as_stored(service: AuthService) -> None:
+    _, session_id = await anonymous_row(service)
+    _, value = await service.update_session_value(session_id, "pair", lambda _: (1, 2))
+    assert value == [1, 2]  # JSON has lists, not tuples: what every view reads back
+
+
+async def test_an_update_whose_function_raises_writes_nothing(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await anonymous_row(service)
+    await service.change_session_data(session_id, {"cart": ["apple"]})
+
+    def add_then_fail(cart: list[str]) -> list[str]:
+        cart.append("pear")  # mutates what it was given, then fails
+        raise LookupError("out of pears")
+
+    with pytest.raises(LookupError, match="out of pears"):
+        await service.update_session_value(session_id, "cart", add_then_fail)
+    assert store.tables.sessions[session_id].data == {"cart": ["apple"]}
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan"), b"bytes"])
+async def test_an_update_whose_result_json_cannot_hold_is_refused(
+    service: AuthService, store: FakeStore, value: object
+) -> None:
+    _, session_id = await anonymous_row(service)
+    await service.change_session_data(session_id, {"k": 1})
+    with pytest.raises(InvalidSessionData):
+        await service.update_session_value(session_id, "k", lambda _: value)
+    assert store.tables.sessions[session_id].data == {"k": 1}
+
+
+async def test_an_async_function_is_refused_with_a_clear_message(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await anonymous_row(service)
+
+    async def increment(n: int | None) -> int:
+        return (n or 0) + 1
+
+    with pytest.raises(InvalidSessionData, match="plain function"):
+        await service.update_session_value(session_id, "count", increment)
+    assert not store.tables.sessions[session_id].data
+
+
+async def test_an_update_past_the_size_cap_is_refused(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> None:
+    service = AuthService(store, hasher, tokens, clock, SessionPolicy(data_max_bytes=100), bus)
+    _, session_id = await anonymous_row(service)
+    await service.change_session_data(session_id, {"log": "x"})
+    with pytest.raises(SessionDataTooLarge):
+        await service.update_session_value(session_id, "log", lambda s: s + "y" * 200)
+    assert store.tables.sessions[session_id].data == {"log": "x"}
+
+
+async def test_an_update_needs_a_session_that_may_act_on_the_views_epoch(
+    service: AuthService, store: FakeStore
+) -> None:
+    await service.create_user("alice", "correct horse")
+    result = await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    session_id = result.signed_in.session.id
+    epoch = result.signed_in.session.user_epoch
+    await service.update_session_value(session_id, "n", lambda _: 1, epoch=epoch)
+    with pytest.raises(NotSignedIn):  # a view of the session that a re-key ended
+        await service.update_session_value(session_id, "n", lambda _: 2, epoch=epoch + 1)
+    await service.logout(session_id)
+    with pytest.raises(NotSignedIn):
+        await service.update_session_value(session_id, "n", lambda _: 3)
+    assert store.tables.sessions[session_id].data == {"n": 1}
+
+
+async def test_an_update_is_announced_with_its_origin(
+    service: AuthService, bus: RecordingBus
+) -> None:
+    _, session_id = await anonymous_row(service)
+    await service.update_session_value(session_id, "a", lambda _: 1, origin="tab-2")
+    (event,) = [e for e in bus.published if e.kind is EventKind.DATA_CHANGED]
+    assert (event.session_ids, event.origin) == ((session_id,), "tab-2")
+
+
+async def test_update_keys_must_be_strings(service: AuthService) -> None:
+    _, session_id = await anonymous_row(service)
+    with pytest.raises(InvalidSessionData):
+        await service.update_session_value(session_id, 1, lambda _: 1)  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ import itertools
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -256,9 +256,11 @@ def readme_example() -> str:
     return match.group(1)
 
 
-async def test_the_readme_example_runs_as_written(
+@contextmanager
+def readme_app(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[Any]:
+    """The README's example, written to a file and imported as the app author would."""
     code = readme_example()
     assert 20 <= len([line for line in code.splitlines() if line.strip()]) <= 35
     (tmp_path / "readme_app.py").write_text(code)
@@ -272,7 +274,16 @@ async def test_the_readme_example_runs_as_written(
     sys.modules["readme_app"] = module
     try:
         spec.loader.exec_module(module)
-        async with serve(module.app) as live:
+        yield module.app
+    finally:
+        sys.modules.pop("readme_app", None)
+
+
+async def test_the_readme_example_runs_as_written(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with readme_app(settings, tmp_path, monkeypatch) as app:
+        async with serve(app) as live:
             await live.app.ctx.service.create_user("alice", PASSWORD)
             token = await first_visit(live)
             client = await IdomClient.connect(live.base_url, cookie=cookie(token))
@@ -291,5 +302,26 @@ async def test_the_readme_example_runs_as_written(
             await client.click("logout")
             await client.wait_for_id("login-form")
             await client.close()
-    finally:
-        sys.modules.pop("readme_app", None)
+
+
+async def test_the_readme_counter_counts_every_one_of_20_rapid_clicks(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty clicks sent without waiting for a render in between: each handler runs
+    with the count rendered before the first, so only an update computed from the
+    stored value (``update_value``) counts them all."""
+    with readme_app(settings, tmp_path, monkeypatch) as app:
+        async with serve(app) as live:
+            await live.app.ctx.service.create_user("alice", PASSWORD)
+            client = await IdomClient.connect(live.base_url, cookie=cookie(await first_visit(live)))
+            await client.login("alice", PASSWORD)
+            await client.wait_for_id("hello")
+            button = client.find("count")
+            assert button is not None and client.text("count") == "Clicked 0 times"
+            for _ in range(20):
+                await client.fire(button, "on_click", {"target": {}})
+            await client.wait_for(lambda c: c.text("count") == "Clicked 20 times")
+            token = client.token()
+            async with await IdomClient.connect(live.base_url, cookie=cookie(token or "")) as again:
+                assert again.text("count") == "Clicked 20 times"  # stored, not only shown
+            await client.close()

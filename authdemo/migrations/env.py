@@ -1,15 +1,23 @@
-"""Alembic environment (async). The URL comes from AUTHDEMO_DATABASE_URL, like the app's."""
+"""Alembic environment (async). The URL comes from AUTHDEMO_DATABASE_URL, like the app's.
+
+authdemo records its revision in its own table (``authdemo_alembic_version``), so an
+app's alembic history can keep ``alembic_version`` in the same database. A database
+from before that table is adopted first, in the upgrade's own transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from typing import Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from authdemo.config import Settings
 from authdemo.db.engine import WRITE_OPTION, create_engine
+from authdemo.db.migrations import VERSION_TABLE, adopt_legacy_version, serialize_migrators
 from authdemo.db.models import Base, UTCDateTime
 
 config = context.config
@@ -25,7 +33,7 @@ def database_url() -> str:
     return str(url) if url else Settings.from_env().database_url
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     # Migrations spell our UTC wrapper as the plain type it stores.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -37,6 +45,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         connection=connection,
         url=url,
         target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies tables
         compare_type=True,
         render_item=_render_item,
@@ -46,14 +55,24 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
 
 
 def run_migrations_offline() -> None:
+    # Offline SQL starts from an empty database: there is no version row to adopt.
     _configure(url=database_url())
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_sync(connection: Connection) -> None:
-    _configure(connection=connection)
-    with context.begin_transaction():
+    # One transaction for the adoption and every migration after it: begun here, so
+    # alembic sees an external transaction and opens none of its own (on SQLite it
+    # would otherwise commit after each migration).
+    with connection.begin():
+        serialize_migrators(connection)
+        known = {rev.revision for rev in context.script.walk_revisions()}
+        adopted = adopt_legacy_version(connection, known)
+        if adopted is not None:
+            config.attributes["adopted"] = adopted
+        _configure(connection=connection)
+        config.attributes["start"] = context.get_context().get_current_revision()
         context.run_migrations()
 
 
@@ -64,7 +83,6 @@ async def run_migrations_online() -> None:
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)
-            await connection.commit()
     finally:
         await engine.dispose()
 

@@ -1,0 +1,313 @@
+"""Two-factor sign-in, its settings: turning it on (enrolment) and off, the status,
+and the operator's reset and re-encryption.
+
+Invariants:
+- A new secret is pending (sealed, ≤ ``enrol_ttl``) until one code of it confirms it,
+  in the write that makes the recovery codes (stored as keyed digests only), bumps the
+  credential epoch and re-keys the acting session: every other session of the user
+  ends, live, and sign-ins in flight under the old epoch fail.
+- An abandoned setup leaves nothing behind: cancelled (only the one the caller began),
+  replaced by a new one, or expired and purged; each is audited except the purge.
+- Turning it off needs the password and a code; the operator's reset needs neither and
+  ends every session of the user (the epoch moves on, so pending second steps die too).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain import (
+    AuditKind,
+    ClientInfo,
+    CookieRequired,
+    MfaStateConflict,
+    NotSignedIn,
+)
+from ..mfa import (
+    MfaRecord,
+    SecretBox,
+    SecretUnreadable,
+    grouped,
+    new_recovery_codes,
+    new_totp_secret,
+    normalize_recovery_code,
+    otpauth_uri,
+)
+from .core import OPERATOR, Rekeyed
+from .mfa import SecondFactor, open_secret
+
+log = logging.getLogger("authdemo.auth")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new secret waiting for its first code. Shown to the user, never stored plain."""
+
+    secret: str
+    uri: str
+    """``otpauth://totp/…``: what the QR code holds."""
+    expires_at: datetime
+
+    @property
+    def grouped_secret(self) -> str:
+        return grouped(self.secret)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    rekeyed: Rekeyed
+    recovery_codes: list[str]
+    """Shown once; only their keyed digests are stored."""
+
+
+@dataclass(frozen=True)
+class MfaStatus:
+    enabled: bool
+    recovery_codes_left: int = 0
+
+
+class TwoFactor(SecondFactor):
+    # --- enrolment ---------------------------------------------------------------------------
+
+    async def mfa_status(self, session_id: int) -> MfaStatus:
+        signed_in = await self._signed_in(session_id, None)
+        async with self._uow() as tx:
+            record = await tx.mfa.get(signed_in.user.id)
+            if record is None or record.confirmed_at is None:
+                return MfaStatus(False)
+            return MfaStatus(True, await tx.mfa.recovery_codes_left(signed_in.user.id))
+
+    async def start_enrolment(
+        self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None
+    ) -> Enrolment:
+        """Re-check the password, then make a new secret, pending until a code confirms
+        it (``enrol_ttl``). Starting again replaces a pending secret."""
+        box = self._box()
+        signed_in = await self._signed_in(session_id, epoch)
+        if (await self.mfa_status(session_id)).enabled:
+            raise MfaStateConflict("Two-factor sign-in is already on.")
+        verified = await self._verify(signed_in.user.username, password, client)
+        secret = new_totp_secret()
+        now = self.now()
+        expires_at = now + self.second_factor.enrol_ttl
+        async with self._uow(write=True) as tx:
+            _, user = await self._acting(
+                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            )
+            if user is None or await self._settle(tx, verified, now) is None:
+                raise NotSignedIn()
+            before = await tx.mfa.get(user.id)
+            if before is not None and before.confirmed_at is None:
+                await self._audit(
+                    tx,
+                    AuditKind.MFA_ENROL_ABANDONED,
+                    user=user,
+                    client=client,
+                    detail="expired" if not before.is_pending(now) else "replaced by a new setup",
+                )
+            if not await tx.mfa.start(user.id, box.seal(user.id, secret), now, expires_at):
+                raise MfaStateConflict("Two-factor sign-in is already on.")
+            await self._audit(tx, AuditKind.MFA_ENROL_STARTED, user=user, client=client)
+            await tx.commit()
+        log.info("two-factor setup started user=%s", user.username)
+        uri = otpauth_uri(secret, user.username, self.issuer, self.second_factor)
+        return Enrolment(secret, uri, expires_at)
+
+    async def confirm_enrolment(
+        self,
+        session_id: int,
+        code: str,
+        bound_token_hash: str | None,
+        client: ClientInfo,
+        *,
+        origin: str = "",
+        epoch: int | None = None,
+    ) -> Enrolled:
+        """Turn two-factor sign-in on with a first code of the pending secret: recovery
+        codes are made (returned once), every other session of the user ends, and this
+        one goes on under a new token (ticket bound to the cookie held now)."""
+        if bound_token_hash is None:
+            raise CookieRequired()
+        box = self._box()
+        codes = new_recovery_codes(self.second_factor.recovery_codes)
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            acting, user = await self._acting(tx, session_id, now, epoch, lock_user=True)
+            if user is None:
+                raise NotSignedIn()
+            record = await tx.mfa.get(user.id)
+            if record is None or not record.is_pending(now):
+                raise MfaStateConflict("The setup expired. Start again.")
+            sealed = record.sealed_secret
+            accepted: list[int] = []
+
+            async def confirm(step: int) -> bool:
+                if await tx.mfa.confirm(user.id, sealed, step, now):
+                    accepted.append(step)
+                    return True
+                return False
+
+            outcome = await self._check_code(
+                tx,
+                user,
+                client,
+                code,
+                now,
+                open_secret(box, user.id, sealed),
+                confirm,
+                recovery=False,
+            )
+            if not outcome.ok:
+                await self._code_failed(tx, user, client, outcome, drop_pending=False)
+            digests = [
+                self._tokens.recovery_digest(user.id, typed)
+                for typed in (normalize_recovery_code(c) for c in codes)
+                if typed is not None
+            ]
+            await tx.mfa.add_recovery_codes(user.id, digests, now)
+            new_epoch = await tx.users.bump_epoch(user.id)
+            result, events = await self._rekey(
+                tx,
+                acting,
+                user,
+                new_epoch,
+                bound_token_hash,
+                origin,
+                client,
+                "mfa_enabled",
+                AuditKind.MFA_ENROL_CONFIRMED,
+            )
+            await tx.commit()
+        log.info("two-factor sign-in on user=%s", user.username)
+        return Enrolled(await self._rekeyed(result, events), codes)
+
+    async def cancel_enrolment(
+        self,
+        session_id: int,
+        client: ClientInfo,
+        *,
+        epoch: int | None = None,
+        started: Enrolment | None = None,
+    ) -> bool:
+        """Drop a pending secret (the setup was abandoned); True when there was one.
+        With ``started``, only that setup (not one begun since in another tab)."""
+        signed_in = await self._signed_in(session_id, epoch)
+        user = signed_in.user
+        async with self._uow(write=True) as tx:
+            await tx.users.lock(user.id)
+            record = await tx.mfa.get(user.id)
+            if record is None or record.confirmed_at is not None:
+                return False
+            if started is not None and not _holds(self._mfa_box, record, started.secret):
+                return False  # a newer setup (another tab's): not ours to drop
+            await tx.mfa.delete(user.id, pending_only=True)
+            await self._audit(tx, AuditKind.MFA_ENROL_ABANDONED, user=user, client=client)
+            await tx.commit()
+        return True
+
+    async def disable_mfa(
+        self,
+        session_id: int,
+        password: str,
+        code: str,
+        client: ClientInfo,
+        *,
+        epoch: int | None = None,
+    ) -> None:
+        """Turn two-factor sign-in off: needs the password and a current code (or a
+        recovery code, for someone who lost the phone but is signed in)."""
+        box = self._box()
+        signed_in = await self._signed_in(session_id, epoch)
+        verified = await self._verify(signed_in.user.username, password, client)
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            _, user = await self._acting(
+                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            )
+            if user is None or await self._settle(tx, verified, now) is None:
+                raise NotSignedIn()
+            record = await tx.mfa.get(user.id)
+            if record is None or record.confirmed_at is None:
+                raise MfaStateConflict("Two-factor sign-in is not on.")
+            outcome = await self._check_code(
+                tx,
+                user,
+                client,
+                code,
+                now,
+                open_secret(box, user.id, record.sealed_secret),
+                lambda step: tx.mfa.accept_step(user.id, step),
+                recovery=True,
+            )
+            if not outcome.ok:
+                await self._code_failed(tx, user, client, outcome, drop_pending=False)
+            await tx.mfa.delete(user.id)
+            await self._audit(
+                tx, AuditKind.MFA_DISABLED, user=user, client=client, detail=outcome.detail
+            )
+            await tx.commit()
+        log.info("two-factor sign-in off user=%s", user.username)
+
+    # --- operators -------------------------------------------------------------------------
+
+    async def reset_mfa(self, username: str) -> int:
+        """``authdemo mfa-reset``: remove the user's two-factor sign-in (a lost phone) and
+        end every session of the user, live. Returns how many sessions ended."""
+        user = await self.get_user(username)
+        async with self._uow(write=True) as tx:
+            await tx.users.lock(user.id)
+            if not await tx.mfa.delete(user.id):
+                raise MfaStateConflict(f"{user.username} has no two-factor sign-in.")
+            await tx.users.bump_epoch(user.id)  # second steps and sign-ins in flight end too
+            event = await self._revoke_all(tx, user.id, "mfa_reset")
+            ended = len(event.session_ids) if event is not None else 0
+            await self._audit(
+                tx,
+                AuditKind.MFA_RESET,
+                user=user,
+                client=OPERATOR,
+                detail=f"by operator; {ended} session(s) ended",
+            )
+            await tx.commit()
+        log.info("two-factor sign-in reset user=%s", user.username)
+        return await self._published(event)
+
+    async def reseal_mfa_secrets(self, new_box: SecretBox) -> tuple[int, int]:
+        """Re-encrypt every secret under ``new_box``'s key (each only if unchanged since
+        read). Returns (re-sealed, unreadable); already re-sealed ones are skipped, so
+        running it again after an interruption finishes the job."""
+        box = self._box()
+        async with self._uow() as tx:
+            rows = await tx.mfa.sealed_secrets()
+        resealed = unreadable = 0
+        for user_id, sealed in rows:
+            if new_box.sealed_by_current_key(sealed):
+                continue
+            try:
+                secret = box.open(user_id, sealed)
+            except SecretUnreadable:
+                unreadable += 1
+                log.warning("two-factor secret of user id %s does not open; skipped", user_id)
+                continue
+            async with self._uow(write=True) as tx:
+                if await tx.mfa.replace_sealed(user_id, sealed, new_box.seal(user_id, secret)):
+                    resealed += 1
+                    await tx.commit()
+        async with self._uow(write=True) as tx:
+            await self._audit(
+                tx,
+                AuditKind.MFA_REKEYED,
+                client=OPERATOR,
+                detail=f"{resealed} secret(s) re-encrypted, {unreadable} unreadable",
+            )
+            await tx.commit()
+        return resealed, unreadable
+
+
+def _holds(box: SecretBox | None, record: MfaRecord, secret: str) -> bool:
+    try:
+        return box is not None and box.open(record.user_id, record.sealed_secret) == secret
+    except SecretUnreadable:
+        return False

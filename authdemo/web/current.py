@@ -1,0 +1,42 @@
+"""``await current_user(request)``: who is signed in, for an app's own HTTP routes.
+
+The HTTP side's counterpart of ``use_auth()``: the same cookie, resolved by the same
+service call a page load makes (``AuthService.visit``), so the same rule holds — the
+session is live (not expired, not revoked) and its user active and still on the
+credential epoch the session was opened under (``domain.may_act``).
+"""
+
+from __future__ import annotations
+
+from sanic import Request
+
+from ..domain import User
+from ..service import AuthService
+from .cookies import read_session_cookie
+
+_ANSWER = "authdemo_current_user"
+
+
+async def current_user(request: Request) -> User | None:
+    """The user signed in with this request's session cookie, or None.
+
+    None for a request without a usable cookie, an anonymous visitor, and a session
+    that ended (signed out, expired, revoked, its user disabled or its password
+    changed since). Like a page load it slides the session's idle expiry (a write
+    only when that is due); it never sets a cookie. The answer is kept for the rest of
+    the request. Raises ``StorageUnavailable`` when the database cannot be reached
+    (the app answers 503 unless the route catches it).
+    """
+    if hasattr(request.ctx, _ANSWER):
+        answer: User | None = getattr(request.ctx, _ANSWER)
+        return answer
+    service: AuthService | None = getattr(request.app.ctx, "service", None)
+    if service is None:
+        raise RuntimeError(
+            "current_user() works on requests to an app made by authdemo.create_app(), "
+            "once it has started"
+        )
+    resolution = await service.visit(read_session_cookie(request))
+    user = resolution.signed_in.user if resolution.signed_in is not None else None
+    setattr(request.ctx, _ANSWER, user)
+    return user

@@ -1,0 +1,98 @@
+"""Two-factor sign-in in Chromium, as a user does it: enrol by reading the key off the
+page, sign out, sign in with the password and then a code, then with recovery codes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from tests.browser.conftest import PASSWORD, create_users
+from tests.support.mfa import MFA_KEY_TEXT
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def mfa_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    create_users(db_url, "alice")
+    process = ServerProcess(
+        db_url, tmp_path / "server.log", env={"AUTHDEMO_MFA_KEY": MFA_KEY_TEXT}
+    ).start()
+    yield process
+    process.stop()
+
+
+def password_step(page: Any) -> None:
+    page.wait_for_selector("form#login-form")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form#login-form button[type=submit]")
+    page.wait_for_selector("form#mfa-form")
+
+
+def code_step(page: Any, code: str) -> None:
+    page.fill("form#mfa-form input[name=code]", code)
+    page.click("form#mfa-form button[type=submit]")
+    page.wait_for_selector("#greeting")
+
+
+def sign_out(page: Any) -> None:
+    page.click("button#logout")
+    page.wait_for_selector("form#login-form")
+
+
+def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
+    context: Any, mfa_server: ServerProcess
+) -> None:
+    page = context.new_page()
+    page.goto(mfa_server.base_url)
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form#login-form button[type=submit]")
+    page.wait_for_selector("#greeting")
+
+    # Enrol: the password again, then the key as the page shows it, and a first code.
+    page.fill("#mfa-password", PASSWORD)
+    page.click("button#mfa-enable")
+    page.wait_for_selector("img#mfa-qr")
+    assert page.eval_on_selector("img#mfa-qr", "img => img.naturalWidth") > 0  # CSP let it in
+    secret = page.inner_text("#mfa-secret").replace(" ", "")
+    totp = pyotp.TOTP(secret)
+    page.fill("form#mfa-confirm input[name=code]", totp.now())
+    page.click("form#mfa-confirm button[type=submit]")
+    page.wait_for_selector("#mfa-recovery-codes li")
+    codes = page.locator("#mfa-recovery-codes li").all_inner_texts()
+    assert len(codes) == 10
+    page.click("button#mfa-recovery-done")
+    assert "10 recovery codes left" in page.inner_text("#mfa-recovery-left")
+    sign_out(page)
+
+    # Password, then a code: the next step's code (the current one was used to enrol).
+    password_step(page)
+    assert page.locator("#greeting").count() == 0
+    field = page.locator("form#mfa-form input[name=code]")
+    assert field.get_attribute("autocomplete") == "one-time-code"
+    assert field.get_attribute("inputmode") == "numeric"
+    code_step(page, totp.at(time.time() + 30))
+    sign_out(page)
+
+    # Recovery codes, one at a time: the count goes down.
+    for used, left in ((codes[0], 9), (codes[1], 8)):
+        password_step(page)
+        code_step(page, used)
+        page.wait_for_selector("#mfa-recovery-left")
+        assert f"{left} recovery codes left" in page.inner_text("#mfa-recovery-left")
+        sign_out(page)
+
+    # A spent recovery code does not work again.
+    password_step(page)
+    page.fill("form#mfa-form input[name=code]", codes[0])
+    page.click("form#mfa-form button[type=submit]")
+    page.wait_for_selector("#mfa-error")
+    assert page.locator("#greeting").count() == 0

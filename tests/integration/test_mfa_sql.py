@@ -1,0 +1,239 @@
+"""Two-factor sign-in on real databases (SQLite and PostgreSQL): the conditional writes
+hold when requests race through two workers or hosts (two runtimes, two engines)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from authdemo.bootstrap import runtime
+from authdemo.config import Settings
+from authdemo.domain import CodeThrottled, InvalidCode, SecondStepExpired
+from authdemo.mfa import SecretBox, SecretUnreadable
+from authdemo.service import AuthService
+from tests.conftest import cheap_hasher
+from tests.support.fakes import FakeClock
+from tests.support.mfa import (
+    CLIENT,
+    MFA_KEY,
+    OTHER_KEY,
+    PASSWORD,
+    code_at,
+    enrol,
+    password_step,
+)
+
+STEP = timedelta(seconds=30)
+
+
+@pytest.fixture
+def mfa_settings(settings: Settings) -> Settings:
+    return replace(settings, mfa_keys=(MFA_KEY,))
+
+
+async def outcomes(*attempts: asyncio.Future[object] | object) -> list[object]:
+    return await asyncio.gather(*attempts, return_exceptions=True)  # type: ignore[arg-type]
+
+
+async def setup_alice(service: AuthService, clock: FakeClock) -> tuple[str, list[str]]:
+    await service.create_user("alice", PASSWORD)
+    secret, done = await enrol(service)
+    clock.advance(STEP)
+    return secret, done.recovery_codes
+
+
+async def test_one_code_sent_through_two_workers_at_once_is_accepted_once(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        secret, _ = await setup_alice(one.service, clock)
+        code = code_at(secret, clock.now())
+        first = await password_step(one.service)
+        second = await password_step(two.service)
+        results = await outcomes(
+            one.service.verify_second_factor(first[1], first[0], code, CLIENT),
+            two.service.verify_second_factor(second[1], second[0], code, CLIENT),
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert len(refused) == 1, results
+        assert isinstance(refused[0], InvalidCode)
+
+
+async def test_a_recovery_code_spent_through_two_workers_at_once_works_once(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        _, codes = await setup_alice(one.service, clock)
+        first = await password_step(one.service)
+        second = await password_step(two.service)
+        results = await outcomes(
+            one.service.verify_second_factor(first[1], first[0], codes[3], CLIENT),
+            two.service.verify_second_factor(second[1], second[0], codes[3], CLIENT),
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert len(refused) == 1, results
+        assert isinstance(refused[0], InvalidCode)
+
+
+async def test_one_challenge_sent_twice_at_once_signs_in_once_and_counts_no_failure(
+    mfa_settings: Settings,
+) -> None:
+    # A double submit of the same form, the two requests on two workers.
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        secret, _ = await setup_alice(one.service, clock)
+        cookie, challenge = await password_step(one.service)
+        code = code_at(secret, clock.now())
+        results = await outcomes(
+            one.service.verify_second_factor(challenge, cookie, code, CLIENT),
+            two.service.verify_second_factor(challenge, cookie, code, CLIENT),
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert len(refused) == 1, results
+        assert isinstance(refused[0], SecondStepExpired)
+        user = await one.service.get_user("alice")
+        async with one.uow() as tx:
+            counted = await tx.throttle.get([f"mfa:user:{user.id}"])
+        assert all(state.failures == 0 for state in counted.values())
+
+
+@pytest.mark.parametrize("what", ["step", "recovery code"])
+async def test_the_conditional_write_refuses_the_second_of_two_overlapping_transactions(
+    mfa_settings: Settings, what: str
+) -> None:
+    # Forced: the first transaction has written (not committed) when the second starts
+    # on another engine; the second must see the first's commit and change nothing.
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        _, codes = await setup_alice(one.service, clock)
+        user = await one.service.get_user("alice")
+        digest = one.service._tokens.recovery_digest(user.id, codes[0].replace("-", ""))
+        step = one.service.second_factor.current_step(clock.now()) + 1
+
+        async def spend(tx: object) -> bool:
+            repo = tx.mfa  # type: ignore[attr-defined]
+            if what == "step":
+                return bool(await repo.accept_step(user.id, step))
+            return bool(await repo.spend_recovery_code(user.id, digest, clock.now()))
+
+        async def second_worker() -> bool:
+            async with two.uow(write=True) as tx:
+                done = await spend(tx)
+                await tx.commit()
+                return done
+
+        async with one.uow(write=True) as tx:
+            assert await spend(tx)
+            racer = asyncio.create_task(second_worker())
+            await asyncio.sleep(0.2)  # let it reach the lock (the outcome never depends on it)
+            await tx.commit()
+        assert await racer is False
+
+
+async def test_wrong_codes_on_one_worker_lock_the_second_step_on_the_other(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        secret, _ = await setup_alice(one.service, clock)
+        right = code_at(secret, clock.now())
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        cookie, challenge = await password_step(one.service)
+        for _ in range(4):
+            with pytest.raises(InvalidCode):
+                await one.service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+        with pytest.raises(CodeThrottled):
+            await one.service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+        cookie, challenge = await password_step(two.service)
+        with pytest.raises(CodeThrottled):
+            await two.service.verify_second_factor(challenge, cookie, right, CLIENT)
+        with pytest.raises(SecondStepExpired):  # the lock dropped this pending sign-in too
+            await two.service.verify_second_factor(challenge, cookie, right, CLIENT)
+        clock.advance(timedelta(minutes=15))
+        cookie, challenge = await password_step(two.service)
+        await two.service.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now()), CLIENT
+        )
+
+
+async def test_a_replayed_code_is_refused_after_a_restart(mfa_settings: Settings) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one:
+        secret, _ = await setup_alice(one.service, clock)
+        code = code_at(secret, clock.now())
+        cookie, challenge = await password_step(one.service)
+        await one.service.verify_second_factor(challenge, cookie, code, CLIENT)
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as again:
+        cookie, challenge = await password_step(again.service)
+        with pytest.raises(InvalidCode):
+            await again.service.verify_second_factor(challenge, cookie, code, CLIENT)
+
+
+async def test_the_database_holds_no_secret_code_or_recovery_code(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        secret, codes = await setup_alice(rt.service, clock)
+        used = code_at(secret, clock.now())
+        cookie, challenge = await password_step(rt.service)
+        with pytest.raises(InvalidCode):
+            await rt.service.verify_second_factor(challenge, cookie, "ZZZZ-ZZZZ-ZZZ0", CLIENT)
+        await rt.service.verify_second_factor(challenge, cookie, used, CLIENT)
+        cookie, challenge = await password_step(rt.service)
+        await rt.service.verify_second_factor(challenge, cookie, codes[0], CLIENT)
+        async with rt.engine.connect() as conn:
+            user_id, sealed = (
+                await conn.execute(text("SELECT user_id, sealed_secret FROM user_mfa"))
+            ).one()
+            rows: list[str] = []
+            for table in ("user_mfa", "mfa_recovery_codes", "mfa_challenges", "auth_events"):
+                result = await conn.execute(text(f"SELECT * FROM {table}"))
+                rows.extend(repr(tuple(row)) for row in result)
+    dump = "\n".join(rows)
+    for value in [secret, *codes, *(c.replace("-", "") for c in codes), used]:
+        assert value not in dump
+    with pytest.raises(SecretUnreadable):
+        SecretBox((OTHER_KEY,)).open(user_id, sealed)
+    assert SecretBox((MFA_KEY,)).open(user_id, sealed) == secret
+
+
+async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: Settings) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        secret, _ = await setup_alice(rt.service, clock)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0)
+    rotated = replace(mfa_settings, mfa_keys=(OTHER_KEY,))
+    async with runtime(rotated, clock=clock, hasher_factory=cheap_hasher) as rt:
+        cookie, challenge = await password_step(rt.service)
+        await rt.service.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now()), CLIENT
+        )
+        async with rt.engine.connect() as conn:
+            user_id, sealed = (
+                await conn.execute(text("SELECT user_id, sealed_secret FROM user_mfa"))
+            ).one()
+    with pytest.raises(SecretUnreadable):
+        SecretBox((MFA_KEY,)).open(user_id, sealed)

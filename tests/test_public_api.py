@@ -1,0 +1,121 @@
+"""The public API as an app author meets it: ``from authdemo import …``, checked by
+``mypy --strict`` as a type checker sees an installed authdemo (its own modules are
+not the app's to fix), and the README's promises about it."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import authdemo
+from authdemo.domain import AuthError
+from tests.support.db import ROOT
+from tests.web.test_session_data import readme_example
+
+
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def mypy_strict(code: str, folder: Path, cache: Path) -> tuple[int, str]:
+    """Run ``mypy --strict`` on ``code`` as ``app.py`` in an empty folder, with no
+    configuration of ours. authdemo is found on ``PYTHONPATH``, i.e. as an installed
+    package (as after ``pip install authdemo``), not as part of the app's source."""
+    (folder / "app.py").write_text(code)
+    (folder / "mypy.ini").write_text("[mypy]\n")
+    command = [sys.executable, "-m", "mypy", "--strict", "--config-file", "mypy.ini"]
+    result = subprocess.run(
+        [*command, "--cache-dir", str(cache), "app.py"],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_the_readme_example_passes_mypy_strict_as_written(tmp_path: Path, mypy_cache: Path) -> None:
+    status, output = mypy_strict(readme_example(), tmp_path, mypy_cache)
+    assert status == 0, output
+
+
+def test_a_misspelt_import_fails_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
+    status, output = mypy_strict("from authdemo import use_auht\n", tmp_path, mypy_cache)
+    assert status == 1
+    assert 'Module "authdemo" has no attribute "use_auht"' in output
+
+
+def test_require_auth_keeps_the_guarded_components_signature(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
+    code = (
+        "from idom import html\n"
+        "from idom.types import Component, VdomDict\n"
+        "from authdemo import require_auth\n\n"
+        "@require_auth\n"
+        "def Page(title: str, *, size: int = 1) -> VdomDict:\n"
+        "    return html.h1(title)\n\n"
+        "ok: Component = Page('hi', size=2)\n"
+        "wrong = Page(3)\n"
+        "unknown = Page('hi', colour='red')\n"
+    )
+    status, output = mypy_strict(code, tmp_path, mypy_cache)
+    assert status == 1
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert [line.split(":")[1] for line in errors] == ["10", "11"], output
+    assert 'incompatible type "int"; expected "str"' in errors[0]
+    assert 'Unexpected keyword argument "colour"' in errors[1]
+
+
+def test_the_package_imports_its_api_explicitly() -> None:
+    """No module ``__getattr__``: it would make every misspelt name ``Any``."""
+    assert "__getattr__" not in vars(authdemo)
+    for name in authdemo.__all__:
+        assert getattr(authdemo, name) is not None
+
+
+def test_every_project_exception_an_app_can_meet_is_exported() -> None:
+    exported = {name for name in authdemo.__all__ if inspect.isclass(getattr(authdemo, name))}
+    meetable = {
+        "AlreadySignedIn",
+        "AuthError",
+        "CookieRequired",
+        "InvalidCredentials",
+        "InvalidPassword",
+        "InvalidSessionData",
+        "NotSignedIn",
+        "SessionDataTooLarge",
+        "StorageRefused",
+        "StorageUnavailable",
+        "Throttled",
+    }
+    assert meetable <= exported
+    for name in meetable:
+        assert issubclass(getattr(authdemo, name), AuthError)
+
+
+def api_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"\n## As a library\n(.*?)\n## ", readme, re.S)
+    assert match, "the README has no 'As a library' section"
+    return match.group(1)
+
+
+def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
+    section = api_section()
+    exceptions = [
+        name
+        for name in authdemo.__all__
+        if inspect.isclass(getattr(authdemo, name))
+        and issubclass(getattr(authdemo, name), Exception)
+    ]
+    missing = [name for name in exceptions if f"`{name}`" not in section]
+    assert not missing, f"exceptions the README's API section does not name: {missing}"

@@ -1,0 +1,485 @@
+"""Two-factor sign-in in the service, on fakes with an injected clock."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from authdemo.domain import (
+    AuditKind,
+    ClientInfo,
+    CodeThrottled,
+    InvalidCode,
+    InvalidCredentials,
+    MfaStateConflict,
+    MfaUnavailable,
+    NotSignedIn,
+    SecondFactorRequired,
+    SecondStepExpired,
+    SessionPolicy,
+)
+from authdemo.events import EventKind
+from authdemo.security import TokenCodec, hash_token
+from authdemo.service import AuthService
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.mfa import CLIENT, PASSWORD, box, code_at, enrol, password_step, sign_in
+
+STEP = timedelta(seconds=30)
+
+
+@pytest.fixture
+def service(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+) -> AuthService:
+    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
+
+
+@pytest.fixture
+async def alice(service: AuthService) -> None:
+    await service.create_user("alice", PASSWORD)
+
+
+async def enrolled(service: AuthService, clock: FakeClock) -> tuple[str, list[str]]:
+    secret, done = await enrol(service)
+    clock.advance(STEP)  # the step that confirmed the secret is used up
+    return secret, done.recovery_codes
+
+
+# --- enrolment ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alice")
+async def test_enrolment_re_asks_the_password(service: AuthService) -> None:
+    _, session_id = await sign_in(service)
+    with pytest.raises(InvalidCredentials):
+        await service.start_enrolment(session_id, "wrong password", CLIENT)
+    assert not (await service.mfa_status(session_id)).enabled
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_pending_secret_does_not_turn_2fa_on(service: AuthService) -> None:
+    _, session_id = await sign_in(service)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    assert not (await service.mfa_status(session_id)).enabled
+    result = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert result.signed_in.user.username == "alice"  # still password only
+
+
+@pytest.mark.usefixtures("alice")
+async def test_confirming_needs_a_code_of_the_new_secret(
+    service: AuthService, clock: FakeClock
+) -> None:
+    token, session_id = await sign_in(service)
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    with pytest.raises(InvalidCode):
+        await service.confirm_enrolment(
+            session_id, code_at(started.secret, clock.now(), 2), hash_token(token), CLIENT
+        )
+    assert not (await service.mfa_status(session_id)).enabled
+
+
+@pytest.mark.usefixtures("alice")
+async def test_confirming_ends_other_sessions_rekeys_this_one_and_shows_ten_codes(
+    service: AuthService, store: FakeStore, bus: RecordingBus
+) -> None:
+    _, other = await sign_in(service)
+    token, session_id = await sign_in(service)
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    done = await service.confirm_enrolment(
+        session_id, code_at(started.secret, service.now()), hash_token(token), CLIENT
+    )
+    assert len(done.recovery_codes) == 10
+    assert done.rekeyed.ended == 1
+    assert store.tables.sessions[other].revoked_at is not None
+    assert done.rekeyed.signed_in.session.token_hash != hash_token(token)
+    assert any(e.kind is EventKind.REKEYED for e in bus.published)
+    assert (await service.resolve(token)).signed_in is None  # the old cookie leads nowhere
+    redeemed = await service.redeem_ticket(done.rekeyed.ticket, token)
+    assert (await service.mfa_status(redeemed.session.id)).enabled
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_stored_secret_is_sealed_and_recovery_codes_are_digests(
+    service: AuthService, store: FakeStore
+) -> None:
+    secret, done = await enrol(service)
+    (record,) = store.tables.mfa.values()
+    assert secret not in record.sealed_secret
+    assert box().open(record.user_id, record.sealed_secret) == secret
+    stored = set(store.tables.recovery[record.user_id])
+    for code in done.recovery_codes:
+        assert code not in stored and code.replace("-", "") not in stored
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_abandoned_enrolment_expires_and_leaves_nothing(
+    service: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    token, session_id = await sign_in(service)
+    first = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    clock.advance(timedelta(minutes=10))
+    with pytest.raises(MfaStateConflict):
+        await service.confirm_enrolment(
+            session_id, code_at(first.secret, clock.now()), hash_token(token), CLIENT
+        )
+    report = await service.purge_expired()
+    assert report.mfa_pending == 1 and store.tables.mfa == {}
+    second = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    assert second.secret != first.secret
+
+
+@pytest.mark.usefixtures("alice")
+async def test_starting_again_replaces_the_pending_secret(
+    service: AuthService, clock: FakeClock
+) -> None:
+    token, session_id = await sign_in(service)
+    first = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    with pytest.raises(InvalidCode):
+        await service.confirm_enrolment(
+            session_id, code_at(first.secret, clock.now()), hash_token(token), CLIENT
+        )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_cancelling_drops_the_pending_secret_and_audits_it(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await sign_in(service)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    assert await service.cancel_enrolment(session_id, CLIENT)
+    assert store.tables.mfa == {}
+    assert store.tables.audit[-1].kind is AuditKind.MFA_ENROL_ABANDONED
+
+
+@pytest.mark.usefixtures("alice")
+async def test_without_a_key_2fa_cannot_be_turned_on(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> None:
+    service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus)
+    _, session_id = await sign_in(service)
+    with pytest.raises(MfaUnavailable):
+        await service.start_enrolment(session_id, PASSWORD, CLIENT)
+
+
+# --- the second step ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_correct_password_opens_nothing_until_the_code(
+    service: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    sessions_before = dict(store.tables.sessions)
+    tickets_before = dict(store.tables.tickets)
+    cookie, challenge = await password_step(service)
+    assert store.tables.sessions == sessions_before
+    assert store.tables.tickets == tickets_before
+    result = await service.verify_second_factor(
+        challenge, cookie, code_at(secret, clock.now()), CLIENT
+    )
+    assert result.signed_in.user.username == "alice"
+    assert result.recovery_codes_left is None
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_same_code_twice_is_refused_the_second_time(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    code = code_at(secret, clock.now())
+    cookie, challenge = await password_step(service)
+    await service.verify_second_factor(challenge, cookie, code, CLIENT)
+    cookie, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, code, CLIENT)
+
+
+@pytest.mark.parametrize(("steps", "accepted"), [(-2, False), (-1, True), (1, True), (2, False)])
+@pytest.mark.usefixtures("alice")
+async def test_codes_of_the_neighbouring_steps_work_and_farther_ones_do_not(
+    service: AuthService, clock: FakeClock, steps: int, accepted: bool
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    clock.advance(STEP * 3)  # well past the step enrolment used
+    cookie, challenge = await password_step(service)
+    code = code_at(secret, clock.now(), steps)
+    if accepted:
+        await service.verify_second_factor(challenge, cookie, code, CLIENT)
+    else:
+        with pytest.raises(InvalidCode):
+            await service.verify_second_factor(challenge, cookie, code, CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_after_a_code_of_the_next_step_the_current_steps_code_is_refused(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now(), 1), CLIENT)
+    cookie, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+@pytest.mark.parametrize(("ahead", "accepted"), [(45, True), (75, False)])
+@pytest.mark.usefixtures("alice")
+async def test_a_phone_clock_45_s_ahead_works_75_s_does_not(
+    service: AuthService, clock: FakeClock, ahead: int, accepted: bool
+) -> None:
+    secret, _ = await enrolled(service, clock)  # the clock is at the start of a step
+    cookie, challenge = await password_step(service)
+    code = code_at(secret, clock.now() + timedelta(seconds=ahead))
+    if accepted:
+        await service.verify_second_factor(challenge, cookie, code, CLIENT)
+    else:
+        with pytest.raises(InvalidCode):
+            await service.verify_second_factor(challenge, cookie, code, CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_second_step_is_bound_to_the_cookie_and_expires(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, hash_token(service.new_token()), code_at(secret, clock.now()), CLIENT
+        )
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_challenge_settles_one_sign_in_only(service: AuthService, clock: FakeClock) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now(), 1), CLIENT
+        )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_password_change_during_the_second_step_voids_it(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    await service.set_password("alice", "another password 2")
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_five_wrong_codes_lock_the_second_step_and_drop_the_pending_sign_in(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    right = code_at(secret, clock.now())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        with pytest.raises(InvalidCode) as refused:
+            await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+        assert not isinstance(refused.value, CodeThrottled)
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+    assert store.tables.challenges == {}  # the pending sign-in is gone
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(challenge, cookie, right, CLIENT)
+    cookie, challenge = await password_step(service)
+    with pytest.raises(CodeThrottled):  # the right code, refused while the lock lasts
+        await service.verify_second_factor(challenge, cookie, right, CLIENT)
+    clock.advance(timedelta(minutes=15))
+    cookie, challenge = await password_step(service)
+    await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_recovery_code_works_once_and_says_how_many_are_left(
+    service: AuthService, clock: FakeClock
+) -> None:
+    _, codes = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    result = await service.verify_second_factor(challenge, cookie, codes[0].lower(), CLIENT)
+    assert result.recovery_codes_left == 9
+    cookie, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, codes[0], CLIENT)
+    result = await service.verify_second_factor(challenge, cookie, codes[1], CLIENT)
+    assert result.recovery_codes_left == 8
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_wrong_recovery_code_of_the_right_length_fails(
+    service: AuthService, clock: FakeClock
+) -> None:
+    _, codes = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    made_up = "ZZZZ-ZZZZ-ZZZZ" if "ZZZZ-ZZZZ-ZZZZ" not in codes else "YYYY-YYYY-YYYY"
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, made_up, CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_another_users_recovery_code_does_not_work(
+    service: AuthService, clock: FakeClock
+) -> None:
+    await service.create_user("bob", PASSWORD)
+    _, alices = await enrolled(service, clock)
+    await enrol(service, "bob")
+    cookie, challenge = await password_step(service, "bob")
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, alices[0], CLIENT)
+
+
+# --- disable, reset, list ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_needs_the_password_and_a_current_code(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    result = await service.verify_second_factor(
+        challenge, cookie, code_at(secret, clock.now()), CLIENT
+    )
+    session_id = result.signed_in.session.id
+    clock.advance(STEP)
+    with pytest.raises(InvalidCredentials):
+        await service.disable_mfa(
+            session_id, "wrong password", code_at(secret, clock.now()), CLIENT
+        )
+    with pytest.raises(InvalidCode):
+        await service.disable_mfa(session_id, PASSWORD, "000000", CLIENT)
+    await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), CLIENT)
+    assert not (await service.mfa_status(session_id)).enabled
+    result2 = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert result2.signed_in.user.username == "alice"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_operator_reset_removes_2fa_and_ends_every_session(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    await enrolled(service, clock)
+    assert [s.mfa for s in await service.list_users()] == [True]
+    ended = await service.reset_mfa("alice")
+    assert ended == 1
+    assert all(s.revoked_at is not None for s in store.tables.sessions.values() if s.user_id)
+    assert store.tables.audit[-1].kind is AuditKind.MFA_RESET
+    assert [s.mfa for s in await service.list_users()] == [False]
+    await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    with pytest.raises(MfaStateConflict):
+        await service.reset_mfa("alice")
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_reset_voids_a_second_step_in_flight(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie, challenge = await password_step(service)
+    await service.reset_mfa("alice")
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_signed_out_session_cannot_manage_2fa(service: AuthService) -> None:
+    _, session_id = await sign_in(service)
+    await service.logout(session_id, CLIENT)
+    with pytest.raises(NotSignedIn):
+        await service.start_enrolment(session_id, PASSWORD, CLIENT)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_second_factor_required_never_reads_as_signed_in(
+    service: AuthService, clock: FakeClock
+) -> None:
+    await enrolled(service, clock)
+    with pytest.raises(SecondFactorRequired) as required:
+        await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert "code" in str(required.value)
+    assert required.value.challenge is not None
+
+
+# --- nothing secret is ever written down ---------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alice")
+async def test_no_code_secret_or_recovery_code_reaches_the_logs_or_the_audit_trail(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret, codes = await enrolled(service, clock)
+    used: list[str] = [code_at(secret, clock.now() - STEP)]
+    cookie, challenge = await password_step(service)
+    used.append(code_at(secret, clock.now()))
+    await service.verify_second_factor(challenge, cookie, used[-1], CLIENT)
+    cookie, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):
+        await service.verify_second_factor(challenge, cookie, used[-1], CLIENT)  # replayed
+    await service.verify_second_factor(challenge, cookie, codes[0], CLIENT)
+    written = caplog.text + "\n".join(repr(e) for e in store.tables.audit)
+    kinds = {e.kind for e in store.tables.audit}
+    assert {AuditKind.MFA_CODE_OK, AuditKind.MFA_CODE_FAILED, AuditKind.MFA_RECOVERY_USED} <= kinds
+    for value in [secret, *codes, *(c.replace("-", "") for c in codes), *used]:
+        assert value not in written
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_setup_replaced_or_dropped_is_audited_as_abandoned_and_only_its_own(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await sign_in(service)
+    first = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    second = await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    abandoned = [e for e in store.tables.audit if e.kind is AuditKind.MFA_ENROL_ABANDONED]
+    assert [e.detail for e in abandoned] == ["replaced by a new setup"]
+    # Another tab dropping *its* (older) setup leaves the newer one alone.
+    assert not await service.cancel_enrolment(session_id, CLIENT, started=first)
+    assert store.tables.mfa
+    assert await service.cancel_enrolment(session_id, CLIENT, started=second)
+    assert store.tables.mfa == {}
+
+
+async def test_wrong_codes_from_one_network_lock_it_out_for_every_account(
+    service: AuthService, clock: FakeClock
+) -> None:
+    # 20 wrong codes from one address, 4 per account (never enough to lock an account).
+    secrets_of: dict[str, str] = {}
+    for name in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        await service.create_user(name, PASSWORD)
+        secrets_of[name], _ = await enrol(service, name)
+    clock.advance(STEP)
+    for name in ("u1", "u2", "u3", "u4", "u5"):
+        cookie, challenge = await password_step(service, name)
+        right = code_at(secrets_of[name], clock.now())
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        for _ in range(4):
+            with pytest.raises(InvalidCode):
+                await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+    cookie, challenge = await password_step(service, "u6")
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(
+            challenge, cookie, code_at(secrets_of["u6"], clock.now()), CLIENT
+        )
+    elsewhere = ClientInfo("198.51.100.9", "pytest")
+    cookie, challenge = await password_step(service, "u6")
+    await service.verify_second_factor(
+        challenge, cookie, code_at(secrets_of["u6"], clock.now()), elsewhere
+    )
