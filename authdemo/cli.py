@@ -11,9 +11,7 @@ import ipaddress
 import logging
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -264,27 +262,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    single = workers == 1
-    # Several workers on PostgreSQL: one listener for the host (a thread of this, the
-    # main process), relayed to the workers.
-    relay_dir = None if single or is_sqlite(settings.database_url) else tempfile.mkdtemp()
-    relay = os.path.join(relay_dir, "listen.sock") if relay_dir else None
-    loader = AppLoader(factory=partial(worker_app, settings, relay))
+    loader = AppLoader(factory=partial(worker_app, settings))
     app = loader.load()
-    if relay_dir is not None and relay is not None:
-        from .relay import HostListener
-
-        listener = HostListener(settings.listener_url, relay)
-
-        @app.main_process_start
-        def start_listener(_: Any) -> None:
-            listener.start()
-
-        @app.main_process_stop
-        def stop_listener(_: Any) -> None:
-            listener.stop()
-            shutil.rmtree(relay_dir, ignore_errors=True)
-
+    single = workers == 1
     app.prepare(
         host=host,
         port=port,
@@ -301,12 +281,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         Sanic.serve(primary=app, app_loader=loader)
 
 
-def worker_app(settings: Settings, relay: str | None = None) -> Any:
+def worker_app(settings: Settings) -> Any:
     """The app factory each worker process calls (it starts with fresh logging)."""
     from .web.app import create_app
 
     configure_logging(logging.INFO)
-    return create_app(settings, relay=relay)
+    return create_app(settings)
 
 
 @main.command("create-user")

@@ -22,12 +22,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
+from typing import Any
 
+from .config import Settings
+from .db.engine import is_sqlite
 from .db.notify import ChangeFeedTarget, PostgresNotifications
 
 log = logging.getLogger(__name__)
 
+RELAY_ENV = "AUTHDEMO_HOST_RELAY"
+"""Set by the main process for the workers it starts: the relay's socket. Not a setting."""
 STARTUP_GRACE = 10.0
 """Seconds a starting worker waits for the listener's socket before it warns."""
 RESTART_GRACE = 3.0
@@ -174,3 +181,37 @@ class RelayClient:
                     log.warning("cannot follow the host's listener: %s", error)
                     failing = True
                 await asyncio.sleep(self._retry)
+
+
+def install_host_listener(app: Any, settings: Settings) -> None:
+    """Several workers on PostgreSQL (``authdemo run --workers N``, ``sanic app:app
+    --workers N``): the main process listens for the host and relays to its workers.
+
+    Sanic runs ``main_process_start`` before it starts the workers, which inherit the
+    relay's path from the environment (``relay_path``); with one worker, and in tests
+    that serve an app in-process, there is no main process event and each app listens
+    for itself."""
+    running: list[tuple[HostListener, str]] = []
+
+    @app.main_process_start  # type: ignore[untyped-decorator]
+    def start_host_listener(app: Any) -> None:
+        if app.state.workers <= 1 or is_sqlite(settings.database_url):
+            return
+        directory = tempfile.mkdtemp(prefix="authdemo-")
+        listener = HostListener(settings.listener_url, os.path.join(directory, "listen.sock"))
+        listener.start()
+        os.environ[RELAY_ENV] = listener.path
+        running.append((listener, directory))
+
+    @app.main_process_stop  # type: ignore[untyped-decorator]
+    def stop_host_listener(_: Any) -> None:
+        while running:
+            listener, directory = running.pop()
+            listener.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+            os.environ.pop(RELAY_ENV, None)
+
+
+def relay_path() -> str | None:
+    """In a worker: the socket of the host's listener, if the main process runs one."""
+    return os.environ.get(RELAY_ENV) or None

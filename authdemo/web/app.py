@@ -17,7 +17,7 @@ from ..broadcast import BroadcastFollower
 from ..config import Settings
 from ..domain import Clock, StorageUnavailable
 from ..events import InProcessEventBus
-from ..relay import RelayClient
+from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
 from ..service import AuthService, Resolution
 from .bridge import RootConstructor, ViewConnection, install_bridge
@@ -70,15 +70,12 @@ def create_app(
     name: str = "authdemo",
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
-    relay: str | None = None,
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
     ``name`` is the Sanic app's name, unique per process (Sanic keeps a registry of
     them): pass one to each app when a process builds several. ``clock`` and
-    ``hasher_factory`` exist so that tests control time and hashing cost. ``relay``: the
-    socket of the host's PostgreSQL listener (``authdemo.relay``), which the worker
-    follows instead of listening itself.
+    ``hasher_factory`` exist so that tests control time and hashing cost.
     """
     settings = settings or Settings.from_env()
     settings.validate()
@@ -119,7 +116,7 @@ def create_app(
         app.ctx.health = DatabaseHealth(rt.uow)
         loop = asyncio.get_running_loop()
         app.ctx.background = [loop.create_task(follower.run())]
-        if relay is not None:  # the host's one listener (``authdemo run --workers N``)
+        if (relay := relay_path()) is not None:  # the host's one listener (``relay``)
             app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
         elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
@@ -178,6 +175,7 @@ def create_app(
         events_per_second=settings.ws_events_per_second,
         security=security.plain,
     )
+    install_host_listener(app, settings)  # PostgreSQL, several workers: one LISTEN per host
     return app
 
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.packaging.test_wheel import readme_app
 from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient
+from tests.support.live import free_port
 from tests.support.pg import connections, database_of, terminate
 from tests.support.server import ServerProcess
 from tests.support.workers import LISTEN, listeners, views_on_every_worker
@@ -129,3 +134,37 @@ def test_a_host_that_fits_starts_without_a_budget_warning(db_url: str, tmp_path:
     server = ServerProcess(db_url, tmp_path / "small.log", workers=2, env=env).start()
     server.stop()
     assert "connection budget" not in server.log()
+
+
+SANIC = [str(Path(sys.executable).parent / "sanic"), "app:app"]
+
+
+async def test_your_app_under_sanic_with_four_workers_holds_one_listening_connection(
+    db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(readme_app())
+    port = free_port()
+    with (tmp_path / "sanic.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*SANIC, "--workers", str(WORKERS), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,
+            env={**os.environ, "AUTHDEMO_DATABASE_URL": db_url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "sanic.log").read_text()
+                await asyncio.sleep(0.1)
+        database = database_of(db_url)
+        await listeners(database)
+        await asyncio.sleep(1.0)  # every worker has opened its database by now
+        assert (await connections(database))[LISTEN] == 1
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
