@@ -151,3 +151,27 @@ async def test_a_revocation_while_pgbouncer_restarts_is_not_lost(
         await signed_out(view)
     for view in views:
         await view.close()
+
+
+async def test_a_revocation_by_the_cli_through_pgbouncer_reaches_all_twelve_workers(
+    hosts: list[ServerProcess], db_url: str, bouncer: PgBouncer
+) -> None:
+    await listeners(database_of(db_url), expected=HOSTS)
+    views = await signed_in_everywhere(hosts)
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "authdemo",
+        "revoke-sessions",
+        "alice",
+        env={
+            **os.environ,
+            "AUTHDEMO_DATABASE_URL": bouncer.url(database_of(db_url)),
+            "AUTHDEMO_LISTEN_URL": db_url,
+        },
+    )
+    assert await cli.wait() == 0
+    for view in views:
+        await signed_out(view)
+    for view in views:
+        await view.close()
