@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .cache import SessionCache
 from .config import Settings
 from .db.engine import create_engine
+from .db.notify import ChangeFeedTarget
 from .db.schema import check_schema
 from .db.uow import SqlUnitOfWorkFactory
 from .domain import Clock, SessionPolicy, SystemClock, ThrottlePolicy
@@ -52,15 +53,17 @@ class Runtime:
     hasher: PasswordHasher
     service: AuthService
 
-    def change_feed(self, on_change: Callable[[], None]) -> Coroutine[Any, Any, None] | None:
-        """A task that calls ``on_change`` when another process committed a broadcast,
-        for databases that can tell (PostgreSQL); None where polling is all there is."""
-        if self.engine.dialect.name != "postgresql":
+    listen_url: str | None = None
+    """Where this process listens for broadcasts (PostgreSQL), if it listens itself."""
+
+    def change_feed(self, target: ChangeFeedTarget) -> Coroutine[Any, Any, None] | None:
+        """A task that tells ``target`` when anyone committed a broadcast, for databases
+        that can tell (PostgreSQL); None where polling is all there is."""
+        if self.listen_url is None:
             return None
         from .db.notify import PostgresNotifications
 
-        url = self.engine.url.render_as_string(hide_password=False)
-        return PostgresNotifications(url, on_change).run()
+        return PostgresNotifications(self.listen_url, target).run()
 
     async def close(self) -> None:
         # Let transactions that are under way finish (a closing websocket does not abort
@@ -82,7 +85,11 @@ async def start_runtime(
     ``bulk``: for a one-off maintenance process (``purge-expired``), not for serving.
     """
     engine = create_engine(
-        settings.database_url, timeout=settings.db_timeout.total_seconds(), bulk=bulk
+        settings.database_url,
+        timeout=settings.db_timeout.total_seconds(),
+        bulk=bulk,
+        pool=settings.db_pool,
+        pooler=settings.behind_pooler,
     )
     try:
         await check_schema(engine)
@@ -107,7 +114,8 @@ async def start_runtime(
         audit_retention=settings.audit_retention,
         mfa_box=SecretBox(settings.mfa_keys) if settings.mfa_keys else None,
     )
-    return Runtime(engine, uow, events, hasher, service)
+    listen = settings.listener_url if engine.dialect.name == "postgresql" else None
+    return Runtime(engine, uow, events, hasher, service, listen)
 
 
 @asynccontextmanager

@@ -12,6 +12,13 @@ commit in id order (one writer at a time), so "after the last id read" is comple
 PostgreSQL ids are taken before commit and commits arrive out of id order, so the
 follower reads everything written by transactions that may still have been running at
 its last read (at or past that read's ``xmin`` horizon), de-duplicated by id.
+
+How often it reads: every ``interval`` (``AUTHDEMO_BROADCAST_POLL``), at once when told
+of a commit (PostgreSQL ``NOTIFY``, through the host's listener), and only every
+``interval_listening`` while that listener says it is connected: notifications then
+announce every commit, and each (re)connect of the listener is followed by a read of
+everything not seen yet (``listening(True)``), so a gap in the notifications is closed
+from the table.
 """
 
 from __future__ import annotations
@@ -29,15 +36,37 @@ log = logging.getLogger(__name__)
 
 class BroadcastFollower:
     def __init__(
-        self, uow: UnitOfWorkFactory, bus: InProcessEventBus, interval: float = 0.25
+        self,
+        uow: UnitOfWorkFactory,
+        bus: InProcessEventBus,
+        interval: float = 0.25,
+        interval_listening: float | None = None,
     ) -> None:
         self._uow = uow
         self._bus = bus
         self.interval = interval
+        self.interval_listening = interval if interval_listening is None else interval_listening
+        self.is_listening = False
+        """A listener is connected and relays every commit (``listening``)."""
         self.wakeup = asyncio.Event()
         """Set to poll at once (a PostgreSQL NOTIFY does)."""
         self.cursor: BroadcastCursor | None = None
         self._failing = False
+
+    def notified(self, row_id: int | None) -> None:
+        """A commit was announced: read now. (The row id is not needed: the read takes
+        everything new, and the bus drops a row it delivered already.)"""
+        self.wakeup.set()
+
+    def listening(self, on: bool) -> None:
+        """The host's listener (re)connected, or lost its connection: read now either way
+        (on connect that is the catch-up), then at the pace that goes with it."""
+        self.is_listening = on
+        self.wakeup.set()
+
+    def _pause(self) -> float:
+        # A failed read (the catch-up too) is retried at the fast pace.
+        return self.interval_listening if self.is_listening and not self._failing else self.interval
 
     async def start_position(self) -> None:
         async with self._uow() as tx:
@@ -73,6 +102,6 @@ class BroadcastFollower:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that arrives as the event is set, and the loop never stops.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(self._pause()):
                     await self.wakeup.wait()
             self.wakeup.clear()

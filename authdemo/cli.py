@@ -24,6 +24,7 @@ import click
 from .bootstrap import Runtime, runtime
 from .config import UI_NAMES, ConfigError, Settings, UiName
 from .db import migrations
+from .db.engine import is_sqlite
 from .domain import (
     PASSWORD_MAX,
     AuditEvent,
@@ -149,7 +150,11 @@ def run(host: str, port: int, workers: int, debug: bool, ui: UiName | None) -> N
     if ui is not None:
         settings = replace(settings, ui=ui)
     check_ui_installed(settings.ui)
-    with_service(settings, _noop)  # refuse to start on a missing or unmigrated database
+    # Refuse to start on a missing or unmigrated database; say so if the connections
+    # this host will open do not fit what PostgreSQL has left.
+    warning = with_service(settings, partial(budget_warning, settings=settings, workers=workers))
+    if warning is not None:
+        log.warning("%s", warning)
     if not settings.allowed_hosts and not is_loopback(host):
         log.warning(
             "AUTHDEMO_ALLOWED_HOSTS is not set: requests for any host name are served, "
@@ -180,7 +185,10 @@ def migrate(sql: bool, check: bool) -> None:
     """
     if sql and check:
         raise click.UsageError("--sql and --check do not go together.")
-    url = load_settings().database_url
+    settings = load_settings()
+    # Behind PgBouncer, straight to PostgreSQL (AUTHDEMO_LISTEN_URL): one session for
+    # the whole migration, and no pooler between alembic's statements.
+    url = settings.listener_url if settings.behind_pooler else settings.database_url
     try:
         if sql:
             print_migration_sql(url)
@@ -250,8 +258,13 @@ def is_loopback(host: str) -> bool:
         return False  # a name we would have to resolve: assume others can reach it
 
 
-async def _noop(_: Runtime) -> None:
-    return None
+async def budget_warning(rt: Runtime, *, settings: Settings, workers: int) -> str | None:
+    """PostgreSQL: one line if this host's connections may not fit (``db.budget``)."""
+    if is_sqlite(settings.database_url):
+        return None
+    from .db.budget import read_budget
+
+    return (await read_budget(rt.engine, settings, workers)).warning()
 
 
 def check_ui_installed(ui: UiName) -> None:

@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Literal
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
+DEFAULT_POOL = -1
+"""``Settings.db_pool``: SQLAlchemy's default pool (5 connections, 10 more in a burst)."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -88,6 +90,24 @@ def host_pattern(name: str, raw: str) -> str:
     if not bare or len(bare) > 253 or not _HOST_NAME.match(bare):
         raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})")
     return ("." if subdomains else "") + bare
+
+
+def db_pool(raw: str | None) -> int | None:
+    """``AUTHDEMO_DB_POOL``: unset for SQLAlchemy's default, ``null`` for ``NullPool``
+    (behind PgBouncer), or the number of connections each worker keeps."""
+    if raw is None:
+        return DEFAULT_POOL
+    if raw.strip().lower() == "null":
+        return None
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"AUTHDEMO_DB_POOL={raw!r} is neither null nor a number of connections"
+        ) from None
+    if size < 1:
+        raise ConfigError("AUTHDEMO_DB_POOL must be null or at least 1")
+    return size
 
 
 # --- page and cookie knobs -------------------------------------------------------------
@@ -260,6 +280,15 @@ class Argon2Params:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    listen_url: str | None = None
+    """Where the host's PostgreSQL listener connects (None: the database URL). Set it to
+    PostgreSQL itself when the database URL is a pooler (PgBouncer cannot carry LISTEN);
+    a listen URL other than the database URL also tells authdemo that its queries go
+    through a transaction pooler (no server-side prepared statement is kept)."""
+    db_pool: int | None = DEFAULT_POOL
+    """Connections each worker's pool keeps: None is SQLAlchemy's ``NullPool`` (a
+    connection per unit of work, for PgBouncer); ``DEFAULT_POOL`` is SQLAlchemy's default
+    (5, and 10 more in a burst); a size N is N and no more."""
     idle_timeout: timedelta = timedelta(minutes=30)
     absolute_timeout: timedelta = timedelta(hours=12)
     ticket_ttl: timedelta = timedelta(seconds=30)
@@ -276,6 +305,9 @@ class Settings:
     """How long a request waits for the database (pool, locks) before failing closed."""
     broadcast_poll: timedelta = timedelta(milliseconds=250)
     """How often each worker reads session events written by other processes."""
+    broadcast_poll_listening: timedelta = timedelta(seconds=5)
+    """How often while the host's PostgreSQL listener is connected (it wakes the workers
+    at each commit, and they read everything new when it connects again)."""
     ws_ping_interval: timedelta = timedelta(seconds=20)
     ws_ping_timeout: timedelta = timedelta(seconds=20)
     ws_per_address: int = 50
@@ -370,6 +402,7 @@ class Settings:
             ipaddress_networks(proxies)
         except ValueError as error:
             raise ConfigError(f"AUTHDEMO_TRUSTED_PROXIES: {error}") from None
+        listen = get("AUTHDEMO_LISTEN_URL")
         from .mfa import WeakMfaKey, parse_mfa_keys  # cryptography: only when reading settings
 
         mfa_raw = get("AUTHDEMO_MFA_KEY")
@@ -381,6 +414,8 @@ class Settings:
             database_url=normalize_database_url(
                 get("AUTHDEMO_DATABASE_URL") or DEFAULT_DATABASE_URL
             ),
+            listen_url=normalize_database_url(listen) if listen is not None else None,
+            db_pool=db_pool(get("AUTHDEMO_DB_POOL")),
             idle_timeout=duration("AUTHDEMO_IDLE_TIMEOUT", defaults.idle_timeout),
             absolute_timeout=duration("AUTHDEMO_ABSOLUTE_TIMEOUT", defaults.absolute_timeout),
             ticket_ttl=duration("AUTHDEMO_TICKET_TTL", defaults.ticket_ttl),
@@ -396,6 +431,9 @@ class Settings:
             login_workers=integer("AUTHDEMO_LOGIN_WORKERS", 0, 0),
             db_timeout=duration("AUTHDEMO_DB_TIMEOUT", defaults.db_timeout),
             broadcast_poll=duration("AUTHDEMO_BROADCAST_POLL", defaults.broadcast_poll),
+            broadcast_poll_listening=duration(
+                "AUTHDEMO_BROADCAST_POLL_LISTENING", defaults.broadcast_poll_listening
+            ),
             ws_ping_interval=duration("AUTHDEMO_WS_PING_INTERVAL", defaults.ws_ping_interval),
             ws_ping_timeout=duration("AUTHDEMO_WS_PING_TIMEOUT", defaults.ws_ping_timeout),
             ws_events_per_second=integer("AUTHDEMO_WS_EVENTS_PER_SECOND", 20, 1),
@@ -418,6 +456,16 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def listener_url(self) -> str:
+        """Where the PostgreSQL listener connects: ``AUTHDEMO_LISTEN_URL`` or the database."""
+        return self.listen_url or self.database_url
+
+    @property
+    def behind_pooler(self) -> bool:
+        """Queries go through a transaction pooler (a listen URL of its own says so)."""
+        return self.listen_url is not None and self.listen_url != self.database_url
+
     def validate(self) -> None:
         if self.idle_timeout > self.absolute_timeout:
             raise ConfigError(
@@ -427,6 +475,12 @@ class Settings:
             raise ConfigError("AUTHDEMO_TICKET_TTL must be 30 seconds or less")
         if self.broadcast_poll > timedelta(milliseconds=250):
             raise ConfigError("AUTHDEMO_BROADCAST_POLL must be 250ms or less")
+        if self.broadcast_poll_listening < self.broadcast_poll:
+            raise ConfigError(
+                "AUTHDEMO_BROADCAST_POLL_LISTENING must not be shorter than AUTHDEMO_BROADCAST_POLL"
+            )
+        if self.listen_url is not None and not self.listen_url.startswith("postgresql"):
+            raise ConfigError("AUTHDEMO_LISTEN_URL must be a postgresql:// URL")
         if self.audit_retention < timedelta(days=1):  # "90" is 90 seconds, not 90 days
             raise ConfigError(
                 "AUTHDEMO_AUDIT_RETENTION must be at least 1d (a bare number means seconds)"

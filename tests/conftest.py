@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from sanic import Sanic
+from sqlalchemy.engine import make_url
 
 from authdemo.config import Argon2Params, Settings
 from authdemo.domain import SessionPolicy
@@ -15,12 +16,23 @@ from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 from tests.support.pg import SKIP_REASON as PG_SKIP_REASON
 from tests.support.pg import PostgresDatabases, admin_url
 from tests.support.pg import app_url as pg_app_url
+from tests.support.pgbouncer import SKIP_REASON as PGBOUNCER_SKIP_REASON
+from tests.support.pgbouncer import PgBouncer
+from tests.support.pgbouncer import binary as pgbouncer_binary
 
 Sanic.test_mode = True  # lets the test suite build many apps in one process
 
 
 # Suites that run against every backend; the others (unit, cli) use SQLite only.
 BOTH_BACKENDS = ("/integration/", "/web/", "/browser/", "/scale/")
+# PostgreSQL suites that run a third time through PgBouncer in transaction mode: sign-in,
+# revocation and throttling under races, session data, views signed out elsewhere.
+THROUGH_PGBOUNCER = (
+    "/web/test_login_flow.py",
+    "/integration/test_revocation_races.py",
+    "/web/test_session_data.py",
+    "/web/test_lifecycle.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,6 +66,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "sqlite_only"
     ):
         backends.append("postgresql")
+        if any(part in path for part in THROUGH_PGBOUNCER):
+            backends.append("pgbouncer")
     metafunc.parametrize("db_backend", backends, indirect=True)
 
 
@@ -130,6 +144,16 @@ def postgres() -> Iterator[PostgresDatabases | None]:
     databases.close()
 
 
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    """One PgBouncer (transaction mode) for the run, in front of the test PostgreSQL."""
+    url = admin_url()
+    assert url is not None
+    bouncer = PgBouncer(url).start()
+    yield bouncer
+    bouncer.close()
+
+
 @pytest.fixture
 def ui_name(request: pytest.FixtureRequest) -> str:
     """The UI library the test's app renders with: "idom" or "reactpy"."""
@@ -139,8 +163,10 @@ def ui_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_backend(request: pytest.FixtureRequest) -> str:
     backend = str(getattr(request, "param", "sqlite"))
-    if backend == "postgresql" and admin_url() is None:
+    if backend in ("postgresql", "pgbouncer") and admin_url() is None:
         pytest.skip(PG_SKIP_REASON)
+    if backend == "pgbouncer" and pgbouncer_binary() is None:
+        pytest.skip(PGBOUNCER_SKIP_REASON)
     return backend
 
 
@@ -158,7 +184,10 @@ def db_url(
         return
     assert postgres is not None
     name = postgres.fresh()
-    yield pg_app_url(name)
+    if db_backend == "pgbouncer":
+        yield request.getfixturevalue("pgbouncer").url(name)
+    else:
+        yield pg_app_url(name)
     postgres.drop(name)
 
 
@@ -177,7 +206,11 @@ def empty_db_url(
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
+def settings(db_url: str, db_backend: str) -> Settings:
+    if db_backend == "pgbouncer":
+        # Queries through PgBouncer, a connection per unit of work; the listener direct.
+        direct = pg_app_url(make_url(db_url).database or "")
+        return Settings(database_url=db_url, listen_url=direct, db_pool=None)
     return Settings(database_url=db_url)
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from ..config import DEFAULT_POOL
 
 # Set on the engine used for write units of work; the SQLite "begin" hook reads it.
 WRITE_OPTION = "authdemo_write"
 BULK_CACHE_KIB = 64 * 1024
 BULK_MMAP_BYTES = 256 * 1024 * 1024
+APPLICATION_NAME = "authdemo"
+"""``application_name`` of every query connection (the listener's is ``authdemo-listen``)."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -29,7 +34,13 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def create_engine(
-    url: str, *, timeout: float = 5.0, bulk: bool = False, **kwargs: Any
+    url: str,
+    *,
+    timeout: float = 5.0,
+    bulk: bool = False,
+    pool: int | None = DEFAULT_POOL,
+    pooler: bool = False,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine with our connection settings.
 
@@ -44,6 +55,14 @@ def create_engine(
     touches its own pages). Not for serving: a disk error on a mapped page kills the
     process with SIGBUS, which is harmless for a purge (it can be killed at any point)
     but not for a server.
+
+    PostgreSQL: ``pool`` None is ``NullPool`` (a connection per unit of work: PgBouncer
+    does the pooling), a number N keeps N and never more, ``DEFAULT_POOL`` is
+    SQLAlchemy's default. ``pooler``: the URL is PgBouncer in transaction mode, where
+    consecutive statements may run on different server connections; SQLAlchemy's
+    documented settings for it: no prepared statement cache (asyncpg's nor the
+    dialect's) and a unique name for each statement prepared, so that two clients never
+    collide on ``__asyncpg_stmt_1__`` on one server connection.
     """
     # Errors never quote statement parameters (usernames, password and token hashes).
     kwargs.setdefault("hide_parameters", True)
@@ -56,13 +75,28 @@ def create_engine(
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
         _configure_sqlite(engine, timeout, bulk)
         return engine
-    return create_async_engine(
-        url,
-        pool_pre_ping=True,
-        pool_timeout=timeout,
-        connect_args={"timeout": timeout, "command_timeout": timeout},
-        **kwargs,
-    )
+    connect_args: dict[str, Any] = {
+        "timeout": timeout,
+        "command_timeout": timeout,
+        "server_settings": {"application_name": APPLICATION_NAME},
+    }
+    if pooler:
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _statement_name
+    if pool is None:
+        kwargs.setdefault("poolclass", NullPool)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_timeout", timeout)
+        if pool != DEFAULT_POOL:
+            kwargs.setdefault("pool_size", pool)
+            kwargs.setdefault("max_overflow", 0)
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
+
+
+def _statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4()}__"
 
 
 def _configure_sqlite(engine: AsyncEngine, timeout: float, bulk: bool = False) -> None:

@@ -1,16 +1,23 @@
-"""PostgreSQL LISTEN/NOTIFY: wake the broadcast follower the moment another host commits.
+"""PostgreSQL LISTEN/NOTIFY: wake the broadcast followers the moment anyone commits.
 
-The ``session_broadcasts`` table stays the source of truth; a notification only says
-"read it now". So a notification lost while the listening connection was down costs
-nothing: on every (re)connect the follower reads everything it has not seen yet.
+The ``session_broadcasts`` table stays the source of truth; a notification carries only
+the id of the row it announces and says "read it now". So a notification lost while the
+listening connection was down costs nothing: each (re)connect is announced as
+``listening(True)`` *after* ``LISTEN`` took effect, and a follower told so reads
+everything it has not seen yet. Every commit after that point notifies; every commit
+before it is in the table.
+
+One such connection per host (``authdemo run`` relays it to its workers, see
+``authdemo.relay``): PostgreSQL signals every listening backend on every ``NOTIFY``, so
+listeners are kept few. It connects straight to PostgreSQL (``AUTHDEMO_LISTEN_URL``),
+never through PgBouncer, whose transaction mode cannot carry ``LISTEN``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -18,6 +25,18 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 
 CHANNEL = "authdemo_broadcasts"
+APPLICATION_NAME = "authdemo-listen"
+
+
+class ChangeFeedTarget(Protocol):
+    """Who is told about the outbox: a worker's follower, or the host's relay."""
+
+    def notified(self, row_id: int | None) -> None:
+        """A broadcast row was committed (its id, when the payload carried one)."""
+
+    def listening(self, on: bool) -> None:
+        """True: notifications flow from now on (read what came before). False: they
+        do not (read the outbox often until they do again)."""
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -25,37 +44,52 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def parse_payload(payload: str) -> int | None:
+    try:
+        return int(payload)
+    except ValueError:
+        return None
+
+
 class PostgresNotifications:
-    """One listening connection per worker, re-established after the database restarts."""
+    """The listening connection: autocommit, used for nothing else, re-established after
+    the database (or the connection) goes away."""
 
     def __init__(
         self,
         url: str,
-        on_notify: Callable[[], None],
+        target: ChangeFeedTarget,
         *,
         keepalive: float = 5.0,
         retry: float = 1.0,
     ) -> None:
         self._dsn = asyncpg_dsn(url)
-        self._on_notify = on_notify
+        self._target = target
         self._keepalive = keepalive
         self._retry = retry
         self.connected = asyncio.Event()
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._target.notified(parse_payload(payload))
 
     async def run(self) -> None:
         failing = False
         while True:
             connection: Any = None
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=5)
+                connection = await asyncpg.connect(
+                    self._dsn,
+                    timeout=5,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, lambda *_: self._on_notify())
+                await connection.add_listener(CHANNEL, self._on_notification)
                 self.connected.set()
                 if failing:
                     log.warning("listening for session broadcasts again")
                     failing = False
-                self._on_notify()  # catch up on whatever happened while we were away
+                self._target.listening(True)  # catch up on what happened while away
                 while not lost.is_set():
                     try:  # asyncio.timeout: cancellation-safe, unlike wait_for on 3.11
                         async with asyncio.timeout(self._keepalive):
@@ -66,6 +100,8 @@ class PostgresNotifications:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if self.connected.is_set():
+                    self._target.listening(False)
                 self.connected.clear()
                 if not failing:
                     log.warning("cannot listen for session broadcasts: %s", error)
@@ -77,4 +113,5 @@ class PostgresNotifications:
 
 
 def notify_statement() -> str:
-    return f"SELECT pg_notify('{CHANNEL}', '')"
+    """Sent in the transaction that writes the row (``:row_id``): delivered at commit."""
+    return f"SELECT pg_notify('{CHANNEL}', :row_id)"

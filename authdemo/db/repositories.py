@@ -634,7 +634,7 @@ class SqlBroadcastRepository:
         )
         if postgres:
             # Delivered at commit (and only if it commits): wakes every other host.
-            await self._s.execute(text(notify_statement()))
+            await self._s.execute(text(notify_statement()), {"row_id": str(row_id or 0)})
         return int(row_id or 0)
 
     async def position(self) -> BroadcastCursor:

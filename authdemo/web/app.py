@@ -17,6 +17,7 @@ from ..broadcast import BroadcastFollower
 from ..config import Settings
 from ..domain import Clock, StorageUnavailable
 from ..events import InProcessEventBus
+from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
 from ..service import AuthService, Resolution
 from .bridge import RootConstructor, ViewConnection, install_bridge
@@ -105,14 +106,20 @@ def create_app(
         app.ctx.runtime = rt
         app.ctx.service = rt.service
         app.ctx.events = rt.events
-        follower = BroadcastFollower(rt.uow, rt.events, settings.broadcast_poll.total_seconds())
+        follower = BroadcastFollower(
+            rt.uow,
+            rt.events,
+            settings.broadcast_poll.total_seconds(),
+            settings.broadcast_poll_listening.total_seconds(),
+        )
         await follower.start_position()
         app.ctx.follower = follower
         app.ctx.health = DatabaseHealth(rt.uow)
         loop = asyncio.get_running_loop()
         app.ctx.background = [loop.create_task(follower.run())]
-        feed = rt.change_feed(follower.wakeup.set)  # PostgreSQL: LISTEN/NOTIFY
-        if feed is not None:
+        if (relay := relay_path()) is not None:  # the host's one listener (``relay``)
+            app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
+        elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
 
     @app.exception(StorageUnavailable)
@@ -177,6 +184,7 @@ def create_app(
         security=security.plain,
         ui=ui,
     )
+    install_host_listener(app, settings)  # PostgreSQL, several workers: one LISTEN per host
     return app
 
 

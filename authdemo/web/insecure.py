@@ -10,6 +10,7 @@ sign-in form (``#insecure-origin-notice``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 
@@ -34,9 +35,13 @@ def keeps_secure_cookies(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def cookie_dropping_host(host_header: str) -> str | None:
     """The host name of a ``Host`` header whose plain-http pages cannot keep a Secure
-    cookie; None for localhost, 127.0.0.1, [::1] (and for headers that name no host)."""
+    cookie; None for localhost, 127.0.0.1, [::1] (and for headers that name no host).
+
+    Asked on every plain-http page load: parsing an address each time cost a third of
+    a page view's CPU (issue 14), and a site sees few distinct ``Host`` values."""
     host = host_name(host_header)
     if host is None or keeps_secure_cookies(host):
         return None
@@ -48,7 +53,14 @@ def insecure_origin(request: Request, trusted: Networks) -> str | None:
     keep the session cookie; None over https and on localhost, 127.0.0.1, [::1]."""
     if request_scheme(request, trusted) == "https":
         return None
-    return cookie_dropping_host(request.host)
+    return cookie_dropping_host(_host(request))
+
+
+def _host(request: Request) -> str:
+    """The ``Host`` header. Not ``request.host``: that parses the forwarding headers on
+    first use (Sanic's proxy settings, which authdemo leaves unset, so the answer is the
+    same), which cost more than the rest of a page view's check."""
+    return str(request.headers.getone("host", ""))
 
 
 class InsecureOriginWarning:
@@ -59,7 +71,7 @@ class InsecureOriginWarning:
 
     def check(self, request: Request) -> None:
         """Call for a request that came over plain http."""
-        host = cookie_dropping_host(request.host)
+        host = cookie_dropping_host(_host(request))
         if host is None or host in self.warned or len(self.warned) >= _WARN_HOSTS_MAX:
             return
         self.warned.add(host)
@@ -68,5 +80,5 @@ class InsecureOriginWarning:
             "Secure session cookie there, so a sign-in lasts until the next reload. "
             "Develop at http://localhost or http://127.0.0.1, or serve https (see the "
             "README's Deployment section).",
-            request.host,
+            _host(request),
         )

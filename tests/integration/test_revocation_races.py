@@ -8,6 +8,7 @@ disable or the revocation commit exactly there; then it lets the sign-in go on.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -204,8 +205,8 @@ async def test_renewing_a_session_revoked_without_an_event_signs_every_view_out(
 
 async def test_the_address_limit_holds_for_forty_concurrent_sign_ins(settings: Settings) -> None:
     gate = Gate()
-    limited = Settings(
-        database_url=settings.database_url,
+    limited = replace(
+        settings,
         throttle_address_failures=5,
         throttle_account_failures=100,
     )
@@ -225,8 +226,8 @@ async def test_the_address_limit_holds_for_forty_concurrent_sign_ins(settings: S
 
 async def test_the_account_limit_holds_across_two_workers(settings: Settings) -> None:
     gate = Gate()
-    limited = Settings(
-        database_url=settings.database_url,
+    limited = replace(
+        settings,
         throttle_account_failures=5,
         throttle_address_failures=100,
     )
@@ -250,8 +251,8 @@ async def test_the_account_limit_holds_across_two_workers(settings: Settings) ->
 
 
 async def test_a_success_gives_its_reservation_back(settings: Settings) -> None:
-    limited = Settings(
-        database_url=settings.database_url,
+    limited = replace(
+        settings,
         throttle_account_failures=3,
         throttle_address_failures=3,
     )

@@ -84,3 +84,46 @@ class PostgresDatabases:
     def close(self) -> None:
         if self._ready:
             self.drop(self.template)
+
+
+def database_of(url: str) -> str:
+    name = make_url(url).database
+    assert name is not None
+    return name
+
+
+async def connections(database: str) -> dict[str, int]:
+    """Client connections to ``database`` now, by ``application_name``."""
+    conn: Any = await asyncpg.connect(_admin_dsn())
+    try:
+        rows = await conn.fetch(
+            "SELECT application_name, count(*) AS n FROM pg_stat_activity"
+            " WHERE datname = $1 AND backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() GROUP BY 1",
+            database,
+        )
+    finally:
+        await conn.close()
+    return {str(row["application_name"]): int(row["n"]) for row in rows}
+
+
+async def terminate(database: str, application_name: str) -> int:
+    """``pg_terminate_backend`` every connection of that name to ``database``."""
+    conn: Any = await asyncpg.connect(_admin_dsn())
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND application_name = $2",
+                database,
+                application_name,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def name_connections_by_default(database: str, application_name: str) -> None:
+    """``ALTER DATABASE … SET application_name``: what PgBouncer's server connections
+    say when no client names them (freshly opened, or after its ``DISCARD ALL``)."""
+    _run(f"ALTER DATABASE \"{database}\" SET application_name = '{application_name}'")

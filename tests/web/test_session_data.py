@@ -271,6 +271,8 @@ def readme_app(
     assert 20 <= len([line for line in code.splitlines() if line.strip()]) <= 35
     (tmp_path / "readme_app.py").write_text(code)
     monkeypatch.setenv("AUTHDEMO_DATABASE_URL", settings.database_url)
+    if settings.listen_url is not None:  # through PgBouncer
+        monkeypatch.setenv("AUTHDEMO_LISTEN_URL", settings.listen_url)
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = importlib.util.spec_from_file_location("readme_app", tmp_path / "readme_app.py")
     assert spec is not None and spec.loader is not None
