@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -16,9 +17,10 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def settings(db_url: str, ui_name: str) -> Settings:
-    """The web suite's apps render with each UI library in turn (IDOM, then ReactPy)."""
-    return Settings(database_url=db_url, ui=ui_name)  # type: ignore[arg-type]
+def settings(settings: Settings, ui_name: str) -> Settings:
+    """The suite's settings (per database backend), with the web suite's apps rendering
+    with each UI library in turn (IDOM, then ReactPy)."""
+    return replace(settings, ui=ui_name)  # type: ignore[arg-type]
 
 
 @pytest.fixture
