@@ -79,6 +79,11 @@ def _session(row: SessionRow) -> AuthSession:
     )
 
 
+def _dialect_insert(session: AsyncSession) -> Any:
+    """The ``insert`` with ``ON CONFLICT`` of the session's backend."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def _live(now: datetime) -> list[ColumnElement[bool]]:
     return [
         SessionRow.revoked_at.is_(None),
@@ -200,24 +205,23 @@ class SqlSessionRepository:
         data: dict[str, Any] | None = None,
         user_epoch: int = 0,
     ) -> AuthSession:
-        row = SessionRow(
-            token_hash=token_hash,
-            user_id=user_id,
-            created_at=now,
-            last_seen_at=now,
-            idle_expires_at=idle_expires_at,
-            absolute_expires_at=absolute_expires_at,
-            revoked_at=now if revoked else None,
-            client_addr=_storable(client.addr, 64),
-            user_agent=_storable(client.user_agent, 512),
-            data=data,
-            user_epoch=user_epoch,
-        )
+        values: dict[str, Any] = {
+            "token_hash": token_hash,
+            "user_id": user_id,
+            "created_at": now,
+            "last_seen_at": now,
+            "idle_expires_at": idle_expires_at,
+            "absolute_expires_at": absolute_expires_at,
+            "revoked_at": now if revoked else None,
+            "client_addr": _storable(client.addr, 64),
+            "user_agent": _storable(client.user_agent, 512),
+            "data": data,
+            "user_epoch": user_epoch,
+        }
         # One statement, no savepoint: a taken token inserts nothing (and, unlike a
         # failed INSERT, leaves a PostgreSQL transaction usable).
-        values = {c.key: getattr(row, c.key) for c in SessionRow.__table__.columns if c.key != "id"}
         stored = await self._s.scalar(
-            self._insert()(SessionRow)
+            _dialect_insert(self._s)(SessionRow)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[SessionRow.token_hash])
             .returning(SessionRow)
@@ -225,9 +229,6 @@ class SqlSessionRepository:
         if stored is None:
             raise DuplicateToken("a session with this token exists")
         return _session(stored)
-
-    def _insert(self) -> Any:
-        return pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
 
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         values: dict[str, Any] = {
@@ -240,7 +241,7 @@ class SqlSessionRepository:
             "user_epoch": 0,
         }
         await self._s.execute(
-            self._insert()(SessionRow)
+            _dialect_insert(self._s)(SessionRow)
             .values(**values)
             .on_conflict_do_update(
                 index_elements=[SessionRow.token_hash],
@@ -525,10 +526,8 @@ class SqlThrottleRepository:
 
     async def lock(self, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
         keys = sorted(set(keys))  # one lock order everywhere: no deadlock between two
-        dialect = self._s.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         await self._s.execute(
-            insert(ThrottleRow)
+            _dialect_insert(self._s)(ThrottleRow)
             .values([{"key": k, "failures": 0, "updated_at": now} for k in keys])
             .on_conflict_do_nothing(index_elements=[ThrottleRow.key])
         )
