@@ -30,10 +30,9 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # Module scope: Playwright's sync API keeps an event loop running in this thread for
-    # as long as it is open, which would break the async tests of other modules.
+def require_chromium() -> str:
+    """Chromium's path; without it the test skips — or fails, under
+    ``AUTHDEMO_REQUIRE_BROWSER=1`` (CI), so browser tests never skip into green."""
     path = chromium_path()
     if path is None:
         reason = (
@@ -43,6 +42,14 @@ def browser() -> Iterator[Any]:
         if os.environ.get("AUTHDEMO_REQUIRE_BROWSER") == "1":
             pytest.fail(reason + " (AUTHDEMO_REQUIRE_BROWSER=1 forbids skipping)")
         pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread for
+    # as long as it is open, which would break the async tests of other modules.
+    path = require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

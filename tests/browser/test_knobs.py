@@ -4,14 +4,13 @@ their sign-ins apart."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path, create_users
+from tests.browser.conftest import CHROMIUM_ARGS, create_users, require_chromium
 from tests.browser.test_sign_in import sign_in, ticket_redeemed
 from tests.support.server import ServerProcess
 
@@ -25,12 +24,7 @@ NOTICE = "#insecure-origin-notice"
 def browser() -> Iterator[Any]:
     """This module's Chromium resolves devbox.test to this machine, as a developer's
     /etc/hosts or LAN DNS would."""
-    path = chromium_path()
-    if path is None:
-        reason = "Chromium not found (see tests/browser/conftest.py)"
-        if os.environ.get("AUTHDEMO_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason + " (AUTHDEMO_REQUIRE_BROWSER=1 forbids skipping)")
-        pytest.skip(reason)
+    path = require_chromium()
     from playwright.sync_api import sync_playwright
 
     args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {DEVBOX} 127.0.0.1"]
