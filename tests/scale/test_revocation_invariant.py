@@ -434,12 +434,16 @@ async def ui_login(run: Run, tab: Tab, user: str, password: str, roll: float) ->
     if client.find("greeting") is None and not new_tickets(client):
         message = client.text("login-error") or ""
         return "refused" if message.startswith("Incorrect") else f"refused: {message[:40]}"
+    if (shown := shown_user(client)) is not None and shown != user:
+        return earlier_sign_in(tab, shown, earlier)
     tab.credential = (user, password)
     if not new_tickets(client):
         try:
             await client.wait_for(lambda c: bool(new_tickets(c)), 2.0)
         except TimeoutError:
-            return "ok, no ticket" if client.find("greeting") is not None else "ok, then out"
+            if (shown := shown_user(client)) is not None and shown != user:
+                return earlier_sign_in(tab, shown, earlier)
+            return "ok, no ticket" if shown is not None else "ok, then out"
     src = new_tickets(client)[0]
     tab.view_ticket = src.removeprefix(TICKET_PREFIX)
     await redeem(run, tab, src, roll)
@@ -459,12 +463,17 @@ async def ui_login(run: Run, tab: Tab, user: str, password: str, roll: float) ->
         return "ok, view never settled"
     shown = shown_user(client)
     if shown is not None and shown != user:
-        # The answer of an earlier sign-in of this tab that the harness had given up
-        # on (a view signs in once at a time: this one was refused or queued behind
-        # it). Judge the view by the credentials that really opened it.
-        tab.credential = earlier if earlier is not None and earlier[0] == shown else None
-        return "ok, showing an earlier sign-in"
+        return earlier_sign_in(tab, shown, earlier)
     return "ok" if shown is not None else "ok, then signed out"
+
+
+def earlier_sign_in(tab: Tab, shown: str, earlier: tuple[str, str] | None) -> str:
+    """The view shows the answer of an earlier sign-in of this tab that the harness had
+    given up on (a view signs in once at a time: this one was refused or queued behind
+    it; or that one's ticket was never fetched and its wait for the cookie ran out).
+    Judge the view by the credentials that really opened it."""
+    tab.credential = earlier if earlier is not None and earlier[0] == shown else None
+    return "ok, showing an earlier sign-in"
 
 
 async def ui_logout(tab: Tab) -> str:
@@ -1126,6 +1135,11 @@ def check_screens(run: Run, snap: Snapshot) -> list[str]:
             )
         elif session.user_id != user.id:
             problems.append(f"screen: tab{tab.index} shows {shown} on another user's session")
+        elif tab.credential is not None and tab.credential[0] != shown:
+            problems.append(  # the harness's own bookkeeping: see `earlier_sign_in`
+                f"harness: tab{tab.index} shows {shown} but credits {tab.credential[0]}'s "
+                "sign-in with it"
+            )
         elif tab.credential is not None and not password_is(user, tab.credential[1]):
             # The race under test: a sign-in that verified the password the operator
             # was replacing must not open a session that outlives the change.
