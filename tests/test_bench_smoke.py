@@ -34,3 +34,16 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     assert "| 7 |" in result.stdout
     reactpy = next(row for row in report["rows"] if row["row"] == 3)["reactpy"]
     assert "ReactPy's own Sanic backend" in reactpy and "dropped" in reactpy
+
+
+def test_the_sql_overhead_bench_measures_every_layer() -> None:
+    argv = [sys.executable, "-m", "bench.sql_overhead", "--statements", "40", "--rounds", "1"]
+    postgres = os.environ.get("AUTHDEMO_TEST_POSTGRES_URL")
+    result = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    layers = ["sqlite3 (synchronous)", "aiosqlite", "AsyncConnection", "(ORM entity)"]
+    layers += ["PostgreSQL", "asyncpg"] if postgres else []
+    assert all(layer in result.stdout for layer in layers), result.stdout
+    assert result.stdout.count("µs CPU per statement") == (9 if postgres else 5), result.stdout

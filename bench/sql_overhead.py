@@ -1,0 +1,191 @@
+"""``python -m bench.sql_overhead``: what one SQL statement costs in CPU, layer by layer.
+
+The sign-in cycle runs about 36 statements; this says what each costs before any of
+authdemo's own code runs, so that the cycle's profile can be read: the same primary-key
+SELECT of a user (authdemo's schema, one row), executed ``--statements`` times in
+transactions of ten, through each layer of the stack:
+
+- ``sqlite3`` — the standard library, synchronously (the floor);
+- ``aiosqlite`` — the same through aiosqlite's thread (each call is a hop there and back);
+- ``SQLAlchemy AsyncConnection`` — a Core statement on an async connection;
+- ``SQLAlchemy AsyncSession (Core)`` — the same statement through the ORM session;
+- ``SQLAlchemy AsyncSession (ORM)`` — ``select(UserRow)``, an entity loaded (what the
+  repositories mostly do).
+
+With ``--postgres URL`` the asyncpg rows are added (raw asyncpg, then the SQLAlchemy
+layers). CPU is this process's (``time.process_time``: every thread, aiosqlite's
+included); medians of ``--rounds`` alternating rounds. No server runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from authdemo.db.models import UserRow
+from bench.prep import migrate, signed_in_cookies
+
+PER_TRANSACTION = 10
+USERS = UserRow.__table__
+CORE = select(USERS).where(USERS.c.id == 1)
+ENTITY = select(UserRow).where(UserRow.id == 1)
+RAW = "SELECT * FROM users WHERE id = 1"
+
+Layer = Callable[[], Awaitable[None]]
+
+
+def sqlalchemy_layers(engine: AsyncEngine) -> dict[str, Layer]:
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def connection_core() -> None:
+        async with engine.connect() as conn:
+            for _ in range(PER_TRANSACTION):
+                (await conn.execute(CORE)).first()
+            await conn.rollback()
+
+    async def session_core() -> None:
+        async with sessions() as session:
+            for _ in range(PER_TRANSACTION):
+                (await session.execute(CORE)).first()
+            await session.rollback()
+
+    async def session_orm() -> None:
+        async with sessions() as session:
+            for _ in range(PER_TRANSACTION):
+                await session.scalar(ENTITY)
+                session.expunge_all()  # as a new unit of work would: load it again
+            await session.rollback()
+
+    return {
+        "SQLAlchemy AsyncConnection (Core)": connection_core,
+        "SQLAlchemy AsyncSession (Core)": session_core,
+        "SQLAlchemy AsyncSession (ORM entity)": session_orm,
+    }
+
+
+async def sqlite_layers(path: Path) -> tuple[dict[str, Layer], Callable[[], Awaitable[None]]]:
+    import aiosqlite
+
+    sync = sqlite3.connect(path)
+    adb = await aiosqlite.connect(path)
+
+    async def plain() -> None:
+        for _ in range(PER_TRANSACTION):
+            sync.execute(RAW).fetchone()
+        sync.rollback()
+
+    async def threaded() -> None:
+        for _ in range(PER_TRANSACTION):
+            async with adb.execute(RAW) as cursor:
+                await cursor.fetchone()
+        await adb.rollback()
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}", pool_reset_on_return=None)
+
+    async def close() -> None:
+        sync.close()
+        await adb.close()
+        await engine.dispose()
+
+    layers = {"sqlite3 (synchronous)": plain, "aiosqlite": threaded}
+    return {**layers, **sqlalchemy_layers(engine)}, close
+
+
+async def postgres_layers(url: str) -> tuple[dict[str, Layer], Callable[[], Awaitable[None]]]:
+    import asyncpg
+
+    raw = await asyncpg.connect(url)
+
+    async def plain() -> None:
+        async with raw.transaction():
+            for _ in range(PER_TRANSACTION):
+                await raw.fetchrow(RAW)
+
+    engine = create_async_engine(
+        url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_reset_on_return=None
+    )
+
+    async def close() -> None:
+        await raw.close()
+        await engine.dispose()
+
+    return {"asyncpg": plain, **sqlalchemy_layers(engine)}, close
+
+
+async def measure(layers: dict[str, Layer], statements: int, rounds: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in layers}
+    for layer in layers.values():  # warm: connections, statement caches
+        for _ in range(20):
+            await layer()
+    for _ in range(rounds):
+        for name, layer in layers.items():
+            started = time.process_time()
+            for _ in range(statements // PER_TRANSACTION):
+                await layer()
+            samples[name].append((time.process_time() - started) / statements)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def report(title: str, figures: dict[str, float]) -> None:
+    floor = min(figures.values())
+    print(title)
+    for name, seconds in figures.items():
+        print(f"  {name:<40} {seconds * 1e6:7.0f} µs CPU per statement ({seconds / floor:.1f}×)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--statements", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres", default=os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="authdemo-sql-") as tmp:
+        path = Path(tmp) / "sql.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        migrate(url)
+        signed_in_cookies(url, 1)  # one user, id 1
+
+        async def sqlite_run() -> dict[str, float]:
+            layers, close = await sqlite_layers(path)
+            try:
+                return await measure(layers, args.statements, args.rounds)
+            finally:
+                await close()
+
+        report("SQLite (a file, WAL)", asyncio.run(sqlite_run()))
+    if args.postgres:
+        from tests.support.pg import PostgresDatabases, app_url
+
+        os.environ["AUTHDEMO_TEST_POSTGRES_URL"] = args.postgres
+        databases = PostgresDatabases()
+        name = databases.fresh()
+        try:
+            url = app_url(name)
+            signed_in_cookies(url, 1)
+
+            async def postgres_run() -> dict[str, float]:
+                plain_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+                layers, close = await postgres_layers(plain_url)
+                try:
+                    return await measure(layers, args.statements, args.rounds)
+                finally:
+                    await close()
+
+            report("PostgreSQL (127.0.0.1)", asyncio.run(postgres_run()))
+        finally:
+            databases.drop(name)
+            databases.close()
+
+
+if __name__ == "__main__":
+    main()
