@@ -14,6 +14,10 @@ from authdemo.db.engine import create_engine
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
 from tests.support.db import migrate, sqlite_url
+from tests.support.live import free_port
+from tests.support.pg import SKIP_REASON as POSTGRES_SKIP_REASON
+from tests.support.pg import PostgresDatabases
+from tests.support.pg import app_url as pg_app_url
 
 PENDING = ", ".join(f"{n:04d}" for n in range(1, int(HEAD_REVISION) + 1))
 
@@ -145,3 +149,27 @@ def test_a_database_from_a_newer_authdemo_is_refused(tmp_path: Path) -> None:
         assert result.exit_code == 3
         assert "revision 9999, which this version of authdemo does not know" in one_line(result)
     assert version_rows(url) == ["9999"]
+
+
+def test_behind_pgbouncer_migrate_goes_straight_to_postgresql(
+    postgres: PostgresDatabases | None,
+) -> None:
+    """Queries go to a pooler (here: nothing listens there at all), the listener URL is
+    PostgreSQL itself: the migration runs on the direct connection, where alembic's
+    statements share one server session."""
+    if postgres is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    name = postgres.fresh(migrated=False)
+    try:
+        direct = pg_app_url(name)
+        pooler = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/{name}"
+        env = {"AUTHDEMO_DATABASE_URL": pooler, "AUTHDEMO_LISTEN_URL": direct}
+        result = CliRunner().invoke(main, ["migrate"], env=env)
+        assert result.exit_code == 0, result.output
+        assert f"(revision {HEAD_REVISION})" in one_line(result)
+        assert version_rows(direct) == [HEAD_REVISION]
+        # Without a listen URL of its own, the same pooler URL is where it would go.
+        alone = CliRunner().invoke(main, ["migrate"], env={"AUTHDEMO_DATABASE_URL": pooler})
+        assert alone.exit_code == 3, alone.output
+    finally:
+        postgres.drop(name)
