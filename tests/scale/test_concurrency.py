@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.prep import PASSWORD, signed_in_cookies
 from tests.support.db import in_thread
@@ -52,7 +52,11 @@ async def sign_in_and_out(
 ) -> None:
     # Like a browser: the page's cookie first, each ticket image fetched as it renders
     # (the signed-in view shows only once the browser presented the new cookie).
-    client = await IdomClient.connect(base_url)
+    try:
+        client = await IdomClient.connect(base_url)
+    except (InvalidStatus, OSError, TimeoutError) as error:  # e.g. a 503: the server said no
+        stats[f"dropped at connect: {type(error).__name__}: {str(error)[:200]}"] += 1
+        return
     try:
         while time.monotonic() < until:
             await client.login(user, PASSWORD)
