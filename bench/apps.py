@@ -89,9 +89,20 @@ def _static_auth() -> tuple[Any, Any, Any]:
     auth = Auth(user, session, nothing, nothing, nothing, no_sessions, nothing)
     state = AuthState(user, session, None, 1)
 
+    from authdemo.service.mfa_settings import MfaStatus
+
     class NoLiveSession:
+        """What the demo's components ask of the live session, answered with constants
+        (each answer still re-renders its component, as authdemo's do)."""
+
         async def update_data(self, *_: Any) -> None:
             return None
+
+        async def mfa_status(self) -> MfaStatus:
+            return MfaStatus(False)
+
+        def now(self) -> datetime:
+            return datetime.now(UTC)
 
     return auth, state, NoLiveSession()
 

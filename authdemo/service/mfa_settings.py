@@ -24,6 +24,7 @@ from ..domain import (
     CookieRequired,
     MfaStateConflict,
     NotSignedIn,
+    may_act,
 )
 from ..mfa import (
     MfaRecord,
@@ -72,12 +73,18 @@ class TwoFactor(SecondFactor):
     # --- enrolment ---------------------------------------------------------------------------
 
     async def mfa_status(self, session_id: int) -> MfaStatus:
-        signed_in = await self._signed_in(session_id, None)
+        """Whether the session's user has two-factor sign-in on (``NotSignedIn`` once the
+        session may not act). One read: every signed-in view asks on connect."""
+        now = self.now()
         async with self._uow() as tx:
-            record = await tx.mfa.get(signed_in.user.id)
+            found = await tx.sessions.get_with_user(session_id)
+            if found is None or found[1] is None or not may_act(found[0], found[1], now):
+                raise NotSignedIn()
+            user_id = found[1].id
+            record = await tx.mfa.get(user_id)
             if record is None or record.confirmed_at is None:
                 return MfaStatus(False)
-            return MfaStatus(True, await tx.mfa.recovery_codes_left(signed_in.user.id))
+            return MfaStatus(True, await tx.mfa.recovery_codes_left(user_id))
 
     async def start_enrolment(
         self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None

@@ -64,6 +64,28 @@ async def test_enrolment_re_asks_the_password(service: AuthService) -> None:
 
 
 @pytest.mark.usefixtures("alice")
+async def test_the_status_is_read_only_for_a_session_that_may_act(
+    service: AuthService, clock: FakeClock
+) -> None:
+    _, ended = await sign_in(service)
+    _, disabled = await sign_in(service)
+    _, expired = await sign_in(service)
+    await service.logout(ended)
+    with pytest.raises(NotSignedIn):
+        await service.mfa_status(ended)
+    clock.advance(service.policy.idle_timeout + timedelta(seconds=1))
+    with pytest.raises(NotSignedIn):
+        await service.mfa_status(expired)
+    _, live = await sign_in(service)
+    assert not (await service.mfa_status(live)).enabled
+    await service.set_active("alice", False)
+    with pytest.raises(NotSignedIn):
+        await service.mfa_status(live)
+    with pytest.raises(NotSignedIn):
+        await service.mfa_status(disabled)
+
+
+@pytest.mark.usefixtures("alice")
 async def test_a_pending_secret_does_not_turn_2fa_on(service: AuthService) -> None:
     _, session_id = await sign_in(service)
     await service.start_enrolment(session_id, PASSWORD, CLIENT)
