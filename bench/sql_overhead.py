@@ -42,6 +42,7 @@ ENTITY = select(UserRow).where(UserRow.id == 1)
 RAW = "SELECT * FROM users WHERE id = 1"
 
 Layer = Callable[[], Awaitable[None]]
+Opened = tuple[dict[str, Layer], Callable[[], Awaitable[None]]]  # the layers, and their close
 
 
 def sqlalchemy_layers(engine: AsyncEngine) -> dict[str, Layer]:
@@ -73,7 +74,7 @@ def sqlalchemy_layers(engine: AsyncEngine) -> dict[str, Layer]:
     }
 
 
-async def sqlite_layers(path: Path) -> tuple[dict[str, Layer], Callable[[], Awaitable[None]]]:
+async def sqlite_layers(path: Path) -> Opened:
     import aiosqlite
 
     sync = sqlite3.connect(path)
@@ -101,7 +102,7 @@ async def sqlite_layers(path: Path) -> tuple[dict[str, Layer], Callable[[], Awai
     return {**layers, **sqlalchemy_layers(engine)}, close
 
 
-async def postgres_layers(url: str) -> tuple[dict[str, Layer], Callable[[], Awaitable[None]]]:
+async def postgres_layers(url: str) -> Opened:
     import asyncpg
 
     raw = await asyncpg.connect(url)
@@ -120,6 +121,17 @@ async def postgres_layers(url: str) -> tuple[dict[str, Layer], Callable[[], Awai
         await engine.dispose()
 
     return {"asyncpg": plain, **sqlalchemy_layers(engine)}, close
+
+
+async def measure_opened(
+    opening: Awaitable[Opened], statements: int, rounds: int
+) -> dict[str, float]:
+    """Open the layers, measure them, close them."""
+    layers, close = await opening
+    try:
+        return await measure(layers, statements, rounds)
+    finally:
+        await close()
 
 
 async def measure(layers: dict[str, Layer], statements: int, rounds: int) -> dict[str, float]:
@@ -154,15 +166,8 @@ def main() -> None:
         url = f"sqlite+aiosqlite:///{path}"
         migrate(url)
         signed_in_cookies(url, 1)  # one user, id 1
-
-        async def sqlite_run() -> dict[str, float]:
-            layers, close = await sqlite_layers(path)
-            try:
-                return await measure(layers, args.statements, args.rounds)
-            finally:
-                await close()
-
-        report("SQLite (a file, WAL)", asyncio.run(sqlite_run()))
+        figures = measure_opened(sqlite_layers(path), args.statements, args.rounds)
+        report("SQLite (a file, WAL)", asyncio.run(figures))
     if args.postgres:
         from tests.support.pg import PostgresDatabases, app_url
 
@@ -172,16 +177,9 @@ def main() -> None:
         try:
             url = app_url(name)
             signed_in_cookies(url, 1)
-
-            async def postgres_run() -> dict[str, float]:
-                plain_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-                layers, close = await postgres_layers(plain_url)
-                try:
-                    return await measure(layers, args.statements, args.rounds)
-                finally:
-                    await close()
-
-            report("PostgreSQL (127.0.0.1)", asyncio.run(postgres_run()))
+            plain_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+            figures = measure_opened(postgres_layers(plain_url), args.statements, args.rounds)
+            report("PostgreSQL (127.0.0.1)", asyncio.run(figures))
         finally:
             databases.drop(name)
             databases.close()
