@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if 6 in chosen:
             rows += scenarios.revocation(workdir, args.trials, args.postgres)
         if 7 in chosen:
-            rows += scenarios.large_table(workdir, args.large_rows, args.seconds)
+            rows += scenarios.large_table(workdir, args.large_rows, args.seconds, args.postgres)
     return {
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument(
         "--postgres",
         default=os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"),
-        help="PostgreSQL server for the two-host figure (default: $AUTHDEMO_TEST_POSTGRES_URL)",
+        help=(
+            "PostgreSQL server for the two-host figure (row 6) and the purge on PostgreSQL"
+            " (row 7) (default: $AUTHDEMO_TEST_POSTGRES_URL)"
+        ),
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()

@@ -32,6 +32,8 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     cpu = {row["row"]: row["cpu"] for row in report["rows"]}
     assert all(" ms" in cpu[n] for n in (1, 2, 3, 5, 7)), cpu  # server CPU per operation
     assert "| 7 |" in result.stdout
+    if os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"):  # row 7's purge on PostgreSQL too
+        assert "PostgreSQL: purge of" in report["rows"][6]["authdemo"], report["rows"][6]
     reactpy = next(row for row in report["rows"] if row["row"] == 3)["reactpy"]
     assert "ReactPy's own Sanic backend" in reactpy and "dropped" in reactpy
 
