@@ -436,7 +436,13 @@ async def ui_login(run: Run, tab: Tab, user: str, password: str, roll: float) ->
         return "refused" if message.startswith("Incorrect") else f"refused: {message[:40]}"
     if (shown := shown_user(client)) is not None and shown != user:
         return earlier_sign_in(tab, shown, earlier)
-    tab.credential = (user, password)
+    if earlier is not None and earlier[0] == user and earlier[1] != password:
+        # The same user's earlier sign-in, with another password, may be the one whose
+        # answer this is: which password opened the view is unknown.
+        tab.credential = None
+        run.notes.append(f"tab{tab.index} ({user}): opened by one of two passwords")
+    else:
+        tab.credential = (user, password)
     if not new_tickets(client):
         try:
             await client.wait_for(lambda c: bool(new_tickets(c)), 2.0)
