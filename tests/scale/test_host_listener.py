@@ -26,7 +26,7 @@ from tests.support.idom_client import IdomClient
 from tests.support.live import free_port
 from tests.support.pg import connections, database_of, terminate
 from tests.support.server import ServerProcess
-from tests.support.workers import LISTEN, listeners, views_on_every_worker
+from tests.support.workers import LISTEN, listeners, operator_revokes, views_on_every_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql_only]
 
@@ -81,15 +81,7 @@ async def test_a_revocation_through_any_worker_or_the_cli_reaches_every_worker(
             if other != worker:
                 await signed_out(group[worker])
         assert views[worker][worker].find("greeting") is not None
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "authdemo",
-        "revoke-sessions",
-        "operator",
-        env={**os.environ, "AUTHDEMO_DATABASE_URL": db_url},
-    )
-    assert await cli.wait() == 0
+    await operator_revokes("operator", db_url)
     for group in views:
         await signed_out(group[WORKERS])
     for group in views:

@@ -9,8 +9,6 @@ listener is connected, so a revocation that reaches them came through the listen
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from tests.support.pg import (
 )
 from tests.support.pgbouncer import SKIP_REASON, PgBouncer, binary
 from tests.support.server import ServerProcess
-from tests.support.workers import LISTEN, listeners, views_on_every_worker
+from tests.support.workers import LISTEN, listeners, operator_revokes, views_on_every_worker
 
 pytestmark = [
     pytest.mark.slow,
@@ -136,15 +134,7 @@ async def test_a_revocation_while_pgbouncer_restarts_is_not_lost(
     bouncer.stop()
     # The operator's command goes straight to PostgreSQL; its notification reaches every
     # worker at once, and their reads fail until PgBouncer is back.
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "authdemo",
-        "revoke-sessions",
-        "alice",
-        env={**os.environ, "AUTHDEMO_DATABASE_URL": db_url},
-    )
-    assert await cli.wait() == 0
+    await operator_revokes("alice", db_url)
     await asyncio.sleep(1.0)  # several failed reads on every worker
     bouncer.start()
     for view in views:
@@ -158,19 +148,7 @@ async def test_a_revocation_by_the_cli_through_pgbouncer_reaches_all_twelve_work
 ) -> None:
     await listeners(database_of(db_url), expected=HOSTS)
     views = await signed_in_everywhere(hosts)
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "authdemo",
-        "revoke-sessions",
-        "alice",
-        env={
-            **os.environ,
-            "AUTHDEMO_DATABASE_URL": bouncer.url(database_of(db_url)),
-            "AUTHDEMO_LISTEN_URL": db_url,
-        },
-    )
-    assert await cli.wait() == 0
+    await operator_revokes("alice", bouncer.url(database_of(db_url)), listen_url=db_url)
     for view in views:
         await signed_out(view)
     for view in views:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 from tests.support.idom_client import IdomClient
 from tests.support.pg import connections
@@ -40,3 +42,13 @@ async def listeners(database: str, expected: int = 1, within: float = 15.0) -> d
         assert loop.time() < deadline, f"expected {expected} listener(s), have {counts}"
         await asyncio.sleep(0.1)
     return counts
+
+
+async def operator_revokes(username: str, database_url: str, listen_url: str | None = None) -> None:
+    """``authdemo revoke-sessions username``, as an operator runs it; it must succeed."""
+    env = {**os.environ, "AUTHDEMO_DATABASE_URL": database_url}
+    if listen_url is not None:
+        env["AUTHDEMO_LISTEN_URL"] = listen_url
+    command = [sys.executable, "-m", "authdemo", "revoke-sessions", username]
+    cli = await asyncio.create_subprocess_exec(*command, env=env)
+    assert await cli.wait() == 0
