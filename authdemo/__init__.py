@@ -37,6 +37,9 @@ from .web.connection import SecondStep
 from .web.current import current_user
 from .web.hooks import Auth, SessionData, use_auth, use_session
 
+__version__ = "0.1.0"
+"""The one place the version is written (pyproject.toml reads it from here)."""
+
 __all__ = [
     "AlreadySignedIn",
     "Auth",

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from . import __version__
 from .bootstrap import Runtime, runtime
 from .config import UI_NAMES, ConfigError, Settings, UiName
 from .db import migrations
@@ -103,6 +104,7 @@ def check_or_refuse(password: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="authdemo")
 def main() -> None:
     """authdemo: server-side sessions and sign-in for IDOM apps on Sanic.
 

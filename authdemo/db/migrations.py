@@ -1,8 +1,9 @@
 """authdemo's alembic history, wherever authdemo is installed.
 
-The scripts ship inside the package (``authdemo/migrations``), so ``authdemo migrate``
-needs no ``alembic.ini`` and no checkout: the alembic configuration is built here from
-the package's own location. A checkout's ``alembic.ini`` points at the same folder.
+The scripts live in a checkout's top-level ``migrations/`` (where ``alembic.ini`` points)
+and are mapped into the wheel as ``authdemo/migrations``, so ``authdemo migrate`` needs no
+``alembic.ini`` and no checkout: the alembic configuration is built here from whichever
+of the two holds them (:func:`script_location`).
 
 authdemo records its revision in a version table of its own, :data:`VERSION_TABLE`, so
 that an app with its own alembic history (in the default ``alembic_version``) can share
@@ -44,7 +45,18 @@ from ..domain import SchemaNotReady
 from .engine import create_engine, sqlite_path
 from .models import Base
 
-SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def script_location() -> Path:
+    """authdemo's alembic scripts: ``authdemo/migrations`` in an installed wheel, the
+    checkout's top-level ``migrations/`` when the package is used from a checkout."""
+    packaged = _PACKAGE / "migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
+    return _PACKAGE.parent / "migrations"
+
+
 VERSION_TABLE = "authdemo_alembic_version"
 LEGACY_VERSION_TABLE = "alembic_version"
 """alembic's default version table: authdemo's until 0.1, shared with an app's history."""
@@ -60,7 +72,7 @@ def alembic_config(url: str | None = None, *, output: TextIO | None = None) -> C
     ``url`` overrides ``AUTHDEMO_DATABASE_URL``; ``output`` receives offline SQL.
     """
     config = Config(output_buffer=output)
-    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("script_location", str(script_location()))
     config.set_main_option("path_separator", "os")
     if url is not None:
         config.attributes["url"] = url

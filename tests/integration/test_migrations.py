@@ -19,7 +19,7 @@ from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.migrations import alembic_config as packaged_config
 from authdemo.db.schema import HEAD_REVISION, check_schema
 from authdemo.domain import SchemaNotReady
-from tests.support.db import alembic_config, in_thread, migrate
+from tests.support.db import ROOT, alembic_config, in_thread, migrate
 
 TABLES = {
     "users",
@@ -84,7 +84,9 @@ def test_the_checkouts_alembic_ini_and_the_package_use_the_same_scripts() -> Non
     from_ini = ScriptDirectory.from_config(alembic_config("sqlite://"))
     packaged = ScriptDirectory.from_config(packaged_config())
     assert Path(from_ini.dir).resolve() == Path(packaged.dir).resolve()
-    assert Path(packaged.dir).parent.name == "authdemo"
+    # The project's layout: the scripts at the top of the checkout, beside alembic.ini.
+    assert Path(packaged.dir).resolve() == ROOT / "migrations"
+    assert (ROOT / "migrations" / "env.py").is_file()
 
 
 # --- authdemo's own version table, and databases from before it ------------------------------

@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+import authdemo
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
 from tests.support.db import ROOT
@@ -72,43 +74,41 @@ class Venv:
         )
 
 
-def build_wheel(out: Path) -> Path:
-    """``pip wheel`` of a copy of the sources, so the build leaves nothing in the checkout."""
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "authdemo", "migrations")
+
+
+def build(out: Path) -> tuple[Path, Path]:
+    """``python -m build`` (sdist, then the wheel from it) of a copy of the sources, so
+    the build leaves nothing in the checkout. Returns (sdist, wheel)."""
     src = out / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(
-        ROOT / "authdemo", src / "authdemo", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(src),
-        ],
-        check=True,
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            shutil.copy(ROOT / name, src / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "-o", str(out / "dist"), str(src)],
         capture_output=True,
+        text=True,
+        check=False,
     )
-    (wheel,) = out.glob("authdemo-*.whl")
-    return wheel
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (sdist,) = (out / "dist").glob("authdemo-*.tar.gz")
+    (wheel,) = (out / "dist").glob("authdemo-*.whl")
+    return sdist, wheel
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert "authdemo/migrations/env.py" in names
-    assert "authdemo/migrations/script.py.mako" in names
-    assert f"authdemo/migrations/versions/{HEAD_REVISION}_" in "\n".join(names)
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return build(tmp_path_factory.mktemp("build"))
 
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, artifacts: tuple[Path, Path]) -> Venv:
+    _, wheel = artifacts
     venv = Venv(tmp_path_factory.mktemp("venv") / "venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv.path)], check=True)
     installed = subprocess.run(
@@ -120,6 +120,42 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
     return venv
+
+
+def test_the_wheel_holds_every_module_and_the_migrations_of_the_checkout(
+    artifacts: tuple[Path, Path],
+) -> None:
+    _, wheel = artifacts
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "authdemo").rglob("*.py")}
+    assert modules - names == set()
+    scripts = {
+        "authdemo/" + p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "migrations").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert any(s.startswith(f"authdemo/migrations/versions/{HEAD_REVISION}_") for s in scripts)
+    assert {"authdemo/migrations/env.py", "authdemo/migrations/script.py.mako"} <= scripts
+    assert scripts - names == set()
+    assert "authdemo/web/static/app.css" in names
+
+
+def test_the_license_is_in_the_sdist_and_in_the_wheel(artifacts: tuple[Path, Path]) -> None:
+    sdist, wheel = artifacts
+    in_wheel = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("/LICENSE")]
+    assert in_wheel == [f"authdemo-{authdemo.__version__}.dist-info/licenses/LICENSE"]
+    with tarfile.open(sdist) as tar:
+        assert f"authdemo-{authdemo.__version__}/LICENSE" in tar.getnames()
+        assert f"authdemo-{authdemo.__version__}/migrations/env.py" in tar.getnames()
+
+
+def test_authdemo_version_prints_the_wheels_version(venv: Venv, tmp_path: Path) -> None:
+    printed = check_ok(venv.run("authdemo", "--version", cwd=tmp_path))
+    assert printed.strip() == f"authdemo, version {authdemo.__version__}"
+    imported = check_ok(
+        venv.run("python", "-c", "import authdemo; print(authdemo.__version__)", cwd=tmp_path)
+    )
+    assert imported.strip() == authdemo.__version__
 
 
 def readme_app() -> str:
