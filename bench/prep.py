@@ -83,11 +83,11 @@ def fill_sessions(db_url: str, rows: int, expired: bool) -> None:
         return
     stamp = lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")  # noqa: E731 - SQLite's format
     db = sqlite3.connect(url.database or "")
-    user_id = db.execute("SELECT id FROM users LIMIT 1").fetchone()[0]
+    user_id = db.execute("SELECT id FROM authdemo_users LIMIT 1").fetchone()[0]
     batch = 50_000
     for offset in range(0, rows, batch):
         db.executemany(
-            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,"
+            "INSERT INTO authdemo_sessions (token_hash, user_id, created_at, last_seen_at,"
             " idle_expires_at, absolute_expires_at, client_addr, user_agent)"
             " VALUES (?, ?, ?, ?, ?, ?, '127.0.0.1', 'bench')",
             (
@@ -104,10 +104,10 @@ async def _fill_postgres(url: URL, rows: int, start: datetime, end: datetime) ->
 
     conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
     try:
-        user_id = await conn.fetchval("SELECT id FROM users LIMIT 1")
+        user_id = await conn.fetchval("SELECT id FROM authdemo_users LIMIT 1")
         # Two md5s make a unique-enough 64-hex-digit token hash.
         await conn.execute(
-            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,"
+            "INSERT INTO authdemo_sessions (token_hash, user_id, created_at, last_seen_at,"
             " idle_expires_at, absolute_expires_at, client_addr, user_agent)"
             " SELECT md5(g::text || random()::text) || md5(random()::text || g::text),"
             " $1, $2, $2, $3, $3, '127.0.0.1', 'bench' FROM generate_series(1, $4) AS g",

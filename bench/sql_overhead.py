@@ -39,7 +39,7 @@ PER_TRANSACTION = 10
 USERS = UserRow.__table__
 CORE = select(USERS).where(USERS.c.id == 1)
 ENTITY = select(UserRow).where(UserRow.id == 1)
-RAW = "SELECT * FROM users WHERE id = 1"
+RAW = "SELECT * FROM authdemo_users WHERE id = 1"
 
 Layer = Callable[[], Awaitable[None]]
 Opened = tuple[dict[str, Layer], Callable[[], Awaitable[None]]]  # the layers, and their close

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
-from typing import Literal
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from authdemo.config import Settings
 from authdemo.db.engine import WRITE_OPTION, create_engine
 from authdemo.db.migrations import VERSION_TABLE, adopt_legacy_version, serialize_migrators
 from authdemo.db.models import Base, UTCDateTime
+from authdemo.domain import SchemaNotReady
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -74,12 +76,38 @@ def _run_sync(connection: Connection) -> None:
         _configure(connection=connection)
         config.attributes["start"] = context.get_context().get_current_revision()
         context.run_migrations()
+        check_foreign_keys(connection)
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    # SQLite migrations run with foreign keys off (below); before the commit, every row
+    # must still point at a row that exists, or the whole migration is rolled back.
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise SchemaNotReady(
+            f"Cannot migrate: the migration would leave rows without their parent: {broken[:5]}"
+        )
+
+
+def foreign_keys_off(dbapi_connection: Any, _record: object) -> None:
+    # SQLite rebuilds a table to alter it (batch mode): with foreign keys on, dropping the
+    # old copy of a parent table would delete its children (ON DELETE CASCADE). The
+    # pragma has no effect inside a transaction, so it is set as the connection opens.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=OFF")
+    finally:
+        cursor.close()
 
 
 async def run_migrations_online() -> None:
     # The write option makes SQLite's BEGIN an IMMEDIATE one: the whole upgrade is one
     # transaction that holds the write lock, so an interrupted migration leaves nothing.
     engine = create_engine(database_url()).execution_options(**{WRITE_OPTION: True})
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", foreign_keys_off)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

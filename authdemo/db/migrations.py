@@ -63,6 +63,82 @@ LEGACY_VERSION_TABLE = "alembic_version"
 
 MIGRATE_HINT = "run `authdemo migrate`"
 
+TABLE_PREFIX = "authdemo_"
+"""Every table authdemo creates carries it (``authdemo_users``, ``authdemo_sessions``, …),
+so that an app's own ``users`` and ``sessions`` can share the database."""
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The names authdemo's tables go by in the database a migration script runs on.
+
+    Revisions ``0001`` to ``0006`` were written for unprefixed names (authdemo 0.1.0); they
+    now create prefixed tables on a new database and still work on a database that 0.1.0
+    built, until ``authdemo_0007`` renames its tables. A script asks once, at its start:
+    ``t = table_names()``, then writes ``t.users``, ``f"ix_{t.sessions}_user_id"``.
+    """
+
+    legacy: bool
+    """True: the database still has 0.1.0's unprefixed names."""
+
+    def _name(self, table: str) -> str:
+        return table if self.legacy else TABLE_PREFIX + table
+
+    @property
+    def users(self) -> str:
+        return self._name("users")
+
+    @property
+    def sessions(self) -> str:
+        return self._name("sessions")
+
+    @property
+    def auth_tickets(self) -> str:
+        return self._name("auth_tickets")
+
+    @property
+    def app_secrets(self) -> str:
+        return self._name("app_secrets")
+
+    @property
+    def auth_events(self) -> str:
+        return self._name("auth_events")
+
+    @property
+    def login_throttle(self) -> str:
+        return self._name("login_throttle")
+
+    @property
+    def session_broadcasts(self) -> str:
+        return self._name("session_broadcasts")
+
+    @property
+    def user_mfa(self) -> str:
+        return self._name("user_mfa")
+
+    @property
+    def mfa_recovery_codes(self) -> str:
+        return self._name("mfa_recovery_codes")
+
+    @property
+    def mfa_challenges(self) -> str:
+        return self._name("mfa_challenges")
+
+
+def table_names(*, creating: bool = False) -> TableNames:
+    """For a migration script (inside alembic's context). ``creating``: the script makes
+    authdemo's first tables, always under their prefixed names. Otherwise authdemo's user
+    table is there under one of its two names, and it tells which: a database whose
+    ``authdemo_users`` is missing was built by 0.1.0 (an app's own ``users`` beside a
+    prefixed ``authdemo_users`` is never taken for ours). Offline SQL starts from an empty
+    database: prefixed."""
+    from alembic import context, op
+
+    if creating or context.is_offline_mode():
+        return TableNames(legacy=False)
+    return TableNames(legacy=not inspect(op.get_bind()).has_table(TABLE_PREFIX + "users"))
+
+
 T = TypeVar("T")
 
 
@@ -123,10 +199,49 @@ class VersionState:
     """authdemo's revision still recorded in the shared ``alembic_version``."""
 
 
+_TABLES_0001 = ("users", "sessions", "auth_tickets", "app_secrets")
+_TABLES_0002 = (*_TABLES_0001, "login_throttle", "session_broadcasts", "auth_events")
+LEGACY_TABLES: dict[str, tuple[str, ...]] = {
+    "0001": _TABLES_0001,
+    "0002": _TABLES_0002,
+    "0003": _TABLES_0002,
+    "0004": _TABLES_0002,
+    "0005": _TABLES_0002,
+    "0006": (*_TABLES_0002, "user_mfa", "mfa_recovery_codes", "mfa_challenges"),
+}
+"""The revisions authdemo once recorded in the shared ``alembic_version``, and the
+(unprefixed) tables it had built by each."""
+
+_LEGACY_COLUMNS = {
+    "users": {"id", "username_key", "password_hash", "is_active"},
+    "sessions": {"id", "token_hash", "user_id", "absolute_expires_at", "revoked_at"},
+}
+
+
+def proven_legacy(connection: Connection, shared: Collection[str]) -> list[str]:
+    """The rows of the shared ``alembic_version`` that are authdemo's, by fact: a row
+    counts only when authdemo's tables of that revision are all there (with the columns
+    that make ``users`` and ``sessions`` authdemo's). Its text alone proves nothing:
+    ``0006`` is as likely an app's own revision."""
+    candidates = [rev for rev in shared if rev in LEGACY_TABLES]
+    if not candidates:
+        return []
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names())
+    if TABLE_PREFIX + "users" in present:
+        return []  # authdemo's tables have their own names: the row is an app's
+    for table, columns in _LEGACY_COLUMNS.items():
+        if table not in present:
+            return []
+        if not columns <= {str(c["name"]) for c in inspector.get_columns(table)}:
+            return []
+    return [rev for rev in candidates if set(LEGACY_TABLES[rev]) <= present]
+
+
 def read_versions(connection: Connection, known: Collection[str]) -> VersionState:
     ours = _read(connection, VERSION_TABLE) or []
     shared = (_read(connection, LEGACY_VERSION_TABLE) or []) if known else []
-    legacy = [rev for rev in shared if rev in known]
+    legacy = proven_legacy(connection, [rev for rev in shared if rev in known])
     return VersionState(
         current=ours[0] if len(ours) == 1 else None,
         legacy=legacy[0] if len(legacy) == 1 else None,
@@ -148,16 +263,17 @@ def serialize_migrators(connection: Connection) -> None:
 def adopt_legacy_version(connection: Connection, known: Collection[str]) -> str | None:
     """Move authdemo's revision from ``alembic_version`` into :data:`VERSION_TABLE`.
 
-    Runs inside the caller's transaction. Rows of other histories stay where they are;
-    ``alembic_version`` is dropped only when authdemo's row was its only one. Returns the
+    Runs inside the caller's transaction. Only a row :func:`proven_legacy` finds is
+    moved; rows of other histories stay where they are; ``alembic_version`` is dropped
+    only when authdemo's proven row was its only one. Returns the
     revision moved, or None when there was nothing to move.
     """
     shared = _read(connection, LEGACY_VERSION_TABLE)
     if not shared:
         return None
-    legacy = [rev for rev in shared if rev in known]
+    legacy = proven_legacy(connection, [rev for rev in shared if rev in known])
     if not legacy:
-        return None  # the app's own history: not ours to touch
+        return None  # the app's own history (or not provably ours): not ours to touch
     if len(legacy) > 1:
         raise SchemaNotReady(
             f"alembic_version holds several authdemo revisions ({', '.join(legacy)}); "
@@ -258,7 +374,10 @@ def upgrade(url: str) -> Upgraded:
             f"Cannot open the database {shown}: the folder {path.parent} does not exist."
         )
     config = alembic_config(url)
-    _guarded(shown, lambda: command.upgrade(config, "head"))
+    # Opened first on its own: a failure after this point is the migration's, not the
+    # connection's ("Cannot migrate", not "Cannot open").
+    _guarded(shown, lambda: asyncio.run(_read_state(url, frozenset())))
+    _guarded(shown, lambda: command.upgrade(config, "head"), opened=True)
     start, adopted = config.attributes.get("start"), config.attributes.get("adopted")
     return Upgraded(str(start) if start else None, str(adopted) if adopted else None)
 
@@ -278,16 +397,21 @@ def _shown(url: str) -> str:
         raise SchemaNotReady(f"AUTHDEMO_DATABASE_URL is not a database URL: {url!r}") from None
 
 
-def _guarded(shown: str, action: Callable[[], T], *, opens: bool = True) -> T:
-    """Run ``action``; a database or alembic failure becomes one line naming the database."""
+def _guarded(shown: str, action: Callable[[], T], *, opens: bool = True, opened: bool = False) -> T:
+    """Run ``action``; a database or alembic failure becomes one line naming the database.
+    ``opened``: the database was reached already, so a database error is the migration's."""
     try:
         return action()
     except SchemaNotReady:
         raise
     except CommandError as error:
         raise SchemaNotReady(f"Cannot migrate {shown}: {error}") from None
-    except (OSError, DBAPIError) as error:
-        if not opens and not isinstance(error, DBAPIError):
+    except DBAPIError as error:
+        if opened:
+            raise SchemaNotReady(f"Cannot migrate {shown}: {first_line(error)}") from None
+        raise SchemaNotReady(f"Cannot open the database {shown}: {first_line(error)}") from None
+    except OSError as error:
+        if not opens:
             raise
         raise SchemaNotReady(f"Cannot open the database {shown}: {first_line(error)}") from None
     except (SQLAlchemyError, ImportError) as error:

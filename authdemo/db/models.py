@@ -65,7 +65,7 @@ class Base(DeclarativeBase):
 
 
 class UserRow(Base):
-    __tablename__ = "users"
+    __tablename__ = "authdemo_users"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -82,18 +82,18 @@ class UserRow(Base):
 
 
 class SessionRow(Base):
-    __tablename__ = "sessions"
+    __tablename__ = "authdemo_sessions"
     __table_args__ = (
-        Index("ix_sessions_user_id", "user_id"),
-        Index("ix_sessions_absolute_expires_at", "absolute_expires_at"),
-        Index("ix_sessions_idle_expires_at", "idle_expires_at"),  # purge-expired
+        Index("ix_authdemo_sessions_user_id", "user_id"),
+        Index("ix_authdemo_sessions_absolute_expires_at", "absolute_expires_at"),
+        Index("ix_authdemo_sessions_idle_expires_at", "idle_expires_at"),  # purge-expired
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     """SHA-256 (hex) of the cookie token. The token itself is never stored."""
     user_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+        Id, ForeignKey("authdemo_users.id", ondelete="CASCADE"), nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -111,13 +111,13 @@ class SessionRow(Base):
 class TicketRow(Base):
     """A single-use ticket that hands a session's new cookie to the browser."""
 
-    __tablename__ = "auth_tickets"
-    __table_args__ = (Index("ix_auth_tickets_expires_at", "expires_at"),)
+    __tablename__ = "authdemo_auth_tickets"
+    __table_args__ = (Index("ix_authdemo_auth_tickets_expires_at", "expires_at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
     session_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+        Id, ForeignKey("authdemo_sessions.id", ondelete="CASCADE"), index=True
     )
     bound_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Hash of the cookie the browser held when the ticket was issued (None: it held none)."""
@@ -129,7 +129,7 @@ class TicketRow(Base):
 class SecretRow(Base):
     """Deployment-wide secrets generated on first start (the token MAC key)."""
 
-    __tablename__ = "app_secrets"
+    __tablename__ = "authdemo_app_secrets"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
@@ -138,17 +138,17 @@ class SecretRow(Base):
 class AuditRow(Base):
     """The audit trail. Never a token, a ticket or a password."""
 
-    __tablename__ = "auth_events"
+    __tablename__ = "authdemo_auth_events"
     __table_args__ = (
-        Index("ix_auth_events_at", "at"),
-        Index("ix_auth_events_user_id", "user_id", "id"),
+        Index("ix_authdemo_auth_events_at", "at"),
+        Index("ix_authdemo_auth_events_user_id", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     kind: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+        Id, ForeignKey("authdemo_users.id", ondelete="SET NULL"), nullable=True
     )
     username: Mapped[str] = mapped_column(String(64), default="")
     """The user's name at the time (kept when the user row goes); for attempts on names
@@ -163,8 +163,8 @@ class AuditRow(Base):
 class ThrottleRow(Base):
     """Failed sign-in attempts per account and per client address; survives restarts."""
 
-    __tablename__ = "login_throttle"
-    __table_args__ = (Index("ix_login_throttle_updated_at", "updated_at"),)
+    __tablename__ = "authdemo_login_throttle"
+    __table_args__ = (Index("ix_authdemo_login_throttle_updated_at", "updated_at"),)
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -175,10 +175,10 @@ class ThrottleRow(Base):
 class BroadcastRow(Base):
     """Session events for other processes and hosts (written with the change: an outbox)."""
 
-    __tablename__ = "session_broadcasts"
+    __tablename__ = "authdemo_session_broadcasts"
     __table_args__ = (
-        Index("ix_session_broadcasts_created_at", "created_at"),
-        Index("ix_session_broadcasts_txid", "txid"),
+        Index("ix_authdemo_session_broadcasts_created_at", "created_at"),
+        Index("ix_authdemo_session_broadcasts_txid", "txid"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -202,10 +202,13 @@ class MfaRow(Base):
     """A user's TOTP secret, sealed (AES-GCM, ``authdemo.mfa.SecretBox``): pending until
     its first code confirms it. At most one per user."""
 
-    __tablename__ = "user_mfa"
+    __tablename__ = "authdemo_user_mfa"
 
     user_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+        Id,
+        ForeignKey("authdemo_users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
     )
     sealed_secret: Mapped[str] = mapped_column(String(255))
     """``v1:<key id>:<base64(nonce || ciphertext)>``; unreadable without the key."""
@@ -220,11 +223,11 @@ class MfaRow(Base):
 class RecoveryCodeRow(Base):
     """Single-use recovery codes, as keyed digests only."""
 
-    __tablename__ = "mfa_recovery_codes"
+    __tablename__ = "authdemo_mfa_recovery_codes"
     __table_args__ = (UniqueConstraint("user_id", "code_digest"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("authdemo_users.id", ondelete="CASCADE"))
     code_digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -234,15 +237,15 @@ class ChallengeRow(Base):
     """A correct password waiting for its code: bound to the cookie the browser held,
     and to the user's credential epoch; taken (deleted) by the one code that settles it."""
 
-    __tablename__ = "mfa_challenges"
+    __tablename__ = "authdemo_mfa_challenges"
     __table_args__ = (
-        Index("ix_mfa_challenges_expires_at", "expires_at"),
-        Index("ix_mfa_challenges_user_id", "user_id"),
+        Index("ix_authdemo_mfa_challenges_expires_at", "expires_at"),
+        Index("ix_authdemo_mfa_challenges_user_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("authdemo_users.id", ondelete="CASCADE"))
     user_epoch: Mapped[int] = mapped_column(Integer)
     bound_token_hash: Mapped[str] = mapped_column(String(64))
     carry_from: Mapped[int | None] = mapped_column(Id, nullable=True)

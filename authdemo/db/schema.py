@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,9 +17,10 @@ from .migrations import (
     known_revisions,
     read_versions,
 )
+from .models import Base
 
 # The newest alembic revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "authdemo_0007"
 
 UPGRADE_HINT = MIGRATE_HINT
 
@@ -59,4 +61,15 @@ async def check_schema(engine: AsyncEngine) -> None:
         raise SchemaNotReady(
             f"The database {url} is at revision {revision}, this version of authdemo "
             f"needs {HEAD_REVISION}: {UPGRADE_HINT}."
+        )
+    # A version row proves nothing by itself (it can be copied, or its tables dropped):
+    # the tables of this revision must be there too.
+    async with engine.connect() as conn:
+        present = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    missing = sorted(set(Base.metadata.tables) - present)
+    if missing:
+        raise SchemaNotReady(
+            f"The database {url} records authdemo's revision {revision} but lacks its "
+            f"tables {', '.join(missing)}: restore them from a backup, or point "
+            "AUTHDEMO_DATABASE_URL at authdemo's database."
         )

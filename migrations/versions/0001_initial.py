@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -19,14 +21,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    t = table_names(creating=True)
     op.create_table(
-        "app_secrets",
+        t.app_secrets,
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=255), nullable=False),
-        sa.PrimaryKeyConstraint("name", name=op.f("pk_app_secrets")),
+        sa.PrimaryKeyConstraint("name", name=op.f(f"pk_{t.app_secrets}")),
     )
     op.create_table(
-        "users",
+        t.users,
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -39,11 +42,11 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("username_key", name=op.f("uq_users_username_key")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{t.users}")),
+        sa.UniqueConstraint("username_key", name=op.f(f"uq_{t.users}_username_key")),
     )
     op.create_table(
-        "sessions",
+        t.sessions,
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -60,19 +63,22 @@ def upgrade() -> None:
         sa.Column("client_addr", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=512), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users"), ondelete="CASCADE"
+            ["user_id"],
+            [f"{t.users}.id"],
+            name=op.f(f"fk_{t.sessions}_user_id_{t.users}"),
+            ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_sessions_token_hash")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{t.sessions}")),
+        sa.UniqueConstraint("token_hash", name=op.f(f"uq_{t.sessions}_token_hash")),
     )
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
+    with op.batch_alter_table(t.sessions, schema=None) as batch_op:
         batch_op.create_index(
-            "ix_sessions_absolute_expires_at", ["absolute_expires_at"], unique=False
+            f"ix_{t.sessions}_absolute_expires_at", ["absolute_expires_at"], unique=False
         )
-        batch_op.create_index("ix_sessions_user_id", ["user_id"], unique=False)
+        batch_op.create_index(f"ix_{t.sessions}_user_id", ["user_id"], unique=False)
 
     op.create_table(
-        "auth_tickets",
+        t.auth_tickets,
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -89,30 +95,31 @@ def upgrade() -> None:
         sa.Column("redeemed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["session_id"],
-            ["sessions.id"],
-            name=op.f("fk_auth_tickets_session_id_sessions"),
+            [f"{t.sessions}.id"],
+            name=op.f(f"fk_{t.auth_tickets}_session_id_{t.sessions}"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_tickets")),
-        sa.UniqueConstraint("ticket_hash", name=op.f("uq_auth_tickets_ticket_hash")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{t.auth_tickets}")),
+        sa.UniqueConstraint("ticket_hash", name=op.f(f"uq_{t.auth_tickets}_ticket_hash")),
     )
-    with op.batch_alter_table("auth_tickets", schema=None) as batch_op:
-        batch_op.create_index("ix_auth_tickets_expires_at", ["expires_at"], unique=False)
+    with op.batch_alter_table(t.auth_tickets, schema=None) as batch_op:
+        batch_op.create_index(f"ix_{t.auth_tickets}_expires_at", ["expires_at"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_auth_tickets_session_id"), ["session_id"], unique=False
+            batch_op.f(f"ix_{t.auth_tickets}_session_id"), ["session_id"], unique=False
         )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("auth_tickets", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_auth_tickets_session_id"))
-        batch_op.drop_index("ix_auth_tickets_expires_at")
+    t = table_names()
+    with op.batch_alter_table(t.auth_tickets, schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f(f"ix_{t.auth_tickets}_session_id"))
+        batch_op.drop_index(f"ix_{t.auth_tickets}_expires_at")
 
-    op.drop_table("auth_tickets")
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_sessions_user_id")
-        batch_op.drop_index("ix_sessions_absolute_expires_at")
+    op.drop_table(t.auth_tickets)
+    with op.batch_alter_table(t.sessions, schema=None) as batch_op:
+        batch_op.drop_index(f"ix_{t.sessions}_user_id")
+        batch_op.drop_index(f"ix_{t.sessions}_absolute_expires_at")
 
-    op.drop_table("sessions")
-    op.drop_table("users")
-    op.drop_table("app_secrets")
+    op.drop_table(t.sessions)
+    op.drop_table(t.users)
+    op.drop_table(t.app_secrets)

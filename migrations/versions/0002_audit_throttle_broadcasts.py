@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -19,19 +21,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    t = table_names()
     op.create_table(
-        "login_throttle",
+        t.login_throttle,
         sa.Column("key", sa.String(length=128), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("blocked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
+        sa.PrimaryKeyConstraint("key", name=op.f(f"pk_{t.login_throttle}")),
     )
-    with op.batch_alter_table("login_throttle", schema=None) as batch_op:
-        batch_op.create_index("ix_login_throttle_updated_at", ["updated_at"], unique=False)
+    with op.batch_alter_table(t.login_throttle, schema=None) as batch_op:
+        batch_op.create_index(f"ix_{t.login_throttle}_updated_at", ["updated_at"], unique=False)
 
     op.create_table(
-        "session_broadcasts",
+        t.session_broadcasts,
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -43,13 +46,13 @@ def upgrade() -> None:
         sa.Column("session_ids", sa.Text(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_session_broadcasts")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{t.session_broadcasts}")),
     )
-    with op.batch_alter_table("session_broadcasts", schema=None) as batch_op:
-        batch_op.create_index("ix_session_broadcasts_created_at", ["created_at"], unique=False)
+    with op.batch_alter_table(t.session_broadcasts, schema=None) as batch_op:
+        batch_op.create_index(f"ix_{t.session_broadcasts}_created_at", ["created_at"], unique=False)
 
     op.create_table(
-        "auth_events",
+        t.auth_events,
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -66,28 +69,29 @@ def upgrade() -> None:
         sa.Column("detail", sa.String(length=255), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
-            ["users.id"],
-            name=op.f("fk_auth_events_user_id_users"),
+            [f"{t.users}.id"],
+            name=op.f(f"fk_{t.auth_events}_user_id_{t.users}"),
             ondelete="SET NULL",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_events")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{t.auth_events}")),
     )
-    with op.batch_alter_table("auth_events", schema=None) as batch_op:
-        batch_op.create_index("ix_auth_events_at", ["at"], unique=False)
-        batch_op.create_index("ix_auth_events_user_id", ["user_id", "id"], unique=False)
+    with op.batch_alter_table(t.auth_events, schema=None) as batch_op:
+        batch_op.create_index(f"ix_{t.auth_events}_at", ["at"], unique=False)
+        batch_op.create_index(f"ix_{t.auth_events}_user_id", ["user_id", "id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("auth_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_auth_events_user_id")
-        batch_op.drop_index("ix_auth_events_at")
+    t = table_names()
+    with op.batch_alter_table(t.auth_events, schema=None) as batch_op:
+        batch_op.drop_index(f"ix_{t.auth_events}_user_id")
+        batch_op.drop_index(f"ix_{t.auth_events}_at")
 
-    op.drop_table("auth_events")
-    with op.batch_alter_table("session_broadcasts", schema=None) as batch_op:
-        batch_op.drop_index("ix_session_broadcasts_created_at")
+    op.drop_table(t.auth_events)
+    with op.batch_alter_table(t.session_broadcasts, schema=None) as batch_op:
+        batch_op.drop_index(f"ix_{t.session_broadcasts}_created_at")
 
-    op.drop_table("session_broadcasts")
-    with op.batch_alter_table("login_throttle", schema=None) as batch_op:
-        batch_op.drop_index("ix_login_throttle_updated_at")
+    op.drop_table(t.session_broadcasts)
+    with op.batch_alter_table(t.login_throttle, schema=None) as batch_op:
+        batch_op.drop_index(f"ix_{t.login_throttle}_updated_at")
 
-    op.drop_table("login_throttle")
+    op.drop_table(t.login_throttle)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -19,18 +21,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("session_broadcasts", schema=None) as batch_op:
+    t = table_names()
+    with op.batch_alter_table(t.session_broadcasts, schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("origin", sa.String(length=32), server_default="", nullable=False)
         )
 
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
+    with op.batch_alter_table(t.sessions, schema=None) as batch_op:
         batch_op.add_column(sa.Column("data", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
+    t = table_names()
+    with op.batch_alter_table(t.sessions, schema=None) as batch_op:
         batch_op.drop_column("data")
 
-    with op.batch_alter_table("session_broadcasts", schema=None) as batch_op:
+    with op.batch_alter_table(t.session_broadcasts, schema=None) as batch_op:
         batch_op.drop_column("origin")

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -22,8 +24,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_sessions_idle_expires_at", "sessions", ["idle_expires_at"])
+    t = table_names()
+    op.create_index(f"ix_{t.sessions}_idle_expires_at", t.sessions, ["idle_expires_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_sessions_idle_expires_at", table_name="sessions")
+    t = table_names()
+    op.drop_index(f"ix_{t.sessions}_idle_expires_at", table_name=t.sessions)

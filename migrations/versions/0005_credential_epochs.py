@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -34,24 +36,26 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
+    t = table_names()
+    with op.batch_alter_table(t.users) as batch:
         batch.add_column(
             sa.Column("credential_epoch", sa.Integer(), nullable=False, server_default="0")
         )
-    with op.batch_alter_table("sessions") as batch:
+    with op.batch_alter_table(t.sessions) as batch:
         batch.add_column(sa.Column("user_epoch", sa.Integer(), nullable=False, server_default="0"))
-    with op.batch_alter_table("session_broadcasts") as batch:
+    with op.batch_alter_table(t.session_broadcasts) as batch:
         batch.add_column(sa.Column("txid", Id, nullable=True))
         batch.add_column(sa.Column("user_id", Id, nullable=True))
-    op.create_index("ix_session_broadcasts_txid", "session_broadcasts", ["txid"])
+    op.create_index(f"ix_{t.session_broadcasts}_txid", t.session_broadcasts, ["txid"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_session_broadcasts_txid", table_name="session_broadcasts")
-    with op.batch_alter_table("session_broadcasts") as batch:
+    t = table_names()
+    op.drop_index(f"ix_{t.session_broadcasts}_txid", table_name=t.session_broadcasts)
+    with op.batch_alter_table(t.session_broadcasts) as batch:
         batch.drop_column("user_id")
         batch.drop_column("txid")
-    with op.batch_alter_table("sessions") as batch:
+    with op.batch_alter_table(t.sessions) as batch:
         batch.drop_column("user_epoch")
-    with op.batch_alter_table("users") as batch:
+    with op.batch_alter_table(t.users) as batch:
         batch.drop_column("credential_epoch")

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authdemo.db.migrations import table_names
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -28,8 +30,9 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    t = table_names()
     op.create_table(
-        "user_mfa",
+        t.user_mfa,
         sa.Column("user_id", Id, nullable=False),
         sa.Column("sealed_secret", sa.String(255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -37,12 +40,15 @@ def upgrade() -> None:
         sa.Column("pending_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_step", sa.BigInteger(), nullable=False, server_default="0"),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_user_mfa_user_id_users", ondelete="CASCADE"
+            ["user_id"],
+            [f"{t.users}.id"],
+            name=f"fk_{t.user_mfa}_user_id_{t.users}",
+            ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("user_id", name="pk_user_mfa"),
+        sa.PrimaryKeyConstraint("user_id", name=f"pk_{t.user_mfa}"),
     )
     op.create_table(
-        "mfa_recovery_codes",
+        t.mfa_recovery_codes,
         sa.Column("id", Id, autoincrement=True, nullable=False),
         sa.Column("user_id", Id, nullable=False),
         sa.Column("code_digest", sa.String(64), nullable=False),
@@ -50,15 +56,15 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
-            ["users.id"],
-            name="fk_mfa_recovery_codes_user_id_users",
+            [f"{t.users}.id"],
+            name=f"fk_{t.mfa_recovery_codes}_user_id_{t.users}",
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_mfa_recovery_codes"),
-        sa.UniqueConstraint("user_id", "code_digest", name="uq_mfa_recovery_codes_user_id"),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{t.mfa_recovery_codes}"),
+        sa.UniqueConstraint("user_id", "code_digest", name=f"uq_{t.mfa_recovery_codes}_user_id"),
     )
     op.create_table(
-        "mfa_challenges",
+        t.mfa_challenges,
         sa.Column("id", Id, autoincrement=True, nullable=False),
         sa.Column("challenge_hash", sa.String(64), nullable=False),
         sa.Column("user_id", Id, nullable=False),
@@ -68,18 +74,22 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_mfa_challenges_user_id_users", ondelete="CASCADE"
+            ["user_id"],
+            [f"{t.users}.id"],
+            name=f"fk_{t.mfa_challenges}_user_id_{t.users}",
+            ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_mfa_challenges"),
-        sa.UniqueConstraint("challenge_hash", name="uq_mfa_challenges_challenge_hash"),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{t.mfa_challenges}"),
+        sa.UniqueConstraint("challenge_hash", name=f"uq_{t.mfa_challenges}_challenge_hash"),
     )
-    op.create_index("ix_mfa_challenges_expires_at", "mfa_challenges", ["expires_at"])
-    op.create_index("ix_mfa_challenges_user_id", "mfa_challenges", ["user_id"])
+    op.create_index(f"ix_{t.mfa_challenges}_expires_at", t.mfa_challenges, ["expires_at"])
+    op.create_index(f"ix_{t.mfa_challenges}_user_id", t.mfa_challenges, ["user_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_mfa_challenges_user_id", table_name="mfa_challenges")
-    op.drop_index("ix_mfa_challenges_expires_at", table_name="mfa_challenges")
-    op.drop_table("mfa_challenges")
-    op.drop_table("mfa_recovery_codes")
-    op.drop_table("user_mfa")
+    t = table_names()
+    op.drop_index(f"ix_{t.mfa_challenges}_user_id", table_name=t.mfa_challenges)
+    op.drop_index(f"ix_{t.mfa_challenges}_expires_at", table_name=t.mfa_challenges)
+    op.drop_table(t.mfa_challenges)
+    op.drop_table(t.mfa_recovery_codes)
+    op.drop_table(t.user_mfa)

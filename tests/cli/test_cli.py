@@ -158,7 +158,7 @@ def test_a_user_row_the_database_refuses_is_refused_in_one_line(
     from authdemo.db.repositories import SqlUserRepository
 
     async def refused(*_: object) -> None:
-        raise DataError("INSERT INTO users …", None, Exception("value too long"))
+        raise DataError("INSERT INTO authdemo_users …", None, Exception("value too long"))
 
     monkeypatch.setattr(SqlUserRepository, "add", refused)
     result = invoke(db_url, "create-user", "alice", "--password-stdin", input="correct horse\n")

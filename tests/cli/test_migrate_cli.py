@@ -13,13 +13,13 @@ from authdemo.cli import main
 from authdemo.db.engine import create_engine
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
-from tests.support.db import migrate, sqlite_url
+from tests.support.db import migrate, revisions, sqlite_url
 from tests.support.live import free_port
 from tests.support.pg import SKIP_REASON as POSTGRES_SKIP_REASON
 from tests.support.pg import PostgresDatabases
 from tests.support.pg import app_url as pg_app_url
 
-PENDING = ", ".join(f"{n:04d}" for n in range(1, int(HEAD_REVISION) + 1))
+PENDING = ", ".join(revisions())
 
 
 def invoke(db_url: str, *args: str) -> Result:
@@ -96,7 +96,7 @@ def test_sql_prints_the_schema_without_opening_the_database(tmp_path: Path) -> N
     result = invoke(sqlite_url(path), "--sql")
     assert result.exit_code == 0, result.output
     assert f"CREATE TABLE {VERSION_TABLE} (" in result.output
-    assert "CREATE TABLE users (" in result.output
+    assert "CREATE TABLE authdemo_users (" in result.output
     assert f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0001')" in result.output
     assert not path.exists()
 
@@ -104,7 +104,7 @@ def test_sql_prints_the_schema_without_opening_the_database(tmp_path: Path) -> N
 def test_sql_follows_the_urls_dialect() -> None:
     result = invoke("postgresql+asyncpg://nobody@127.0.0.1:1/nothing", "--sql")
     assert result.exit_code == 0, result.output
-    assert "CREATE TABLE users (" in result.output
+    assert "CREATE TABLE authdemo_users (" in result.output
     assert "BIGSERIAL" in result.output or "IDENTITY" in result.output or "BIGINT" in result.output
 
 

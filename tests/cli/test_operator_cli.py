@@ -95,7 +95,7 @@ def row_counts(db_url: str) -> dict[str, int]:
     path = db_url.split("///", 1)[1]
     tables = ("sessions", "auth_tickets", "login_throttle", "session_broadcasts")
     with sqlite3.connect(path) as db:
-        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        return {t: db.execute(f"SELECT count(*) FROM authdemo_{t}").fetchone()[0] for t in tables}
 
 
 def data_rows(output: str) -> list[str]:

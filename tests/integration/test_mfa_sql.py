@@ -205,10 +205,15 @@ async def test_the_database_holds_no_secret_code_or_recovery_code(
         await rt.service.verify_second_factor(challenge, cookie, codes[0], CLIENT)
         async with rt.engine.connect() as conn:
             user_id, sealed = (
-                await conn.execute(text("SELECT user_id, sealed_secret FROM user_mfa"))
+                await conn.execute(text("SELECT user_id, sealed_secret FROM authdemo_user_mfa"))
             ).one()
             rows: list[str] = []
-            for table in ("user_mfa", "mfa_recovery_codes", "mfa_challenges", "auth_events"):
+            for table in (
+                "authdemo_user_mfa",
+                "authdemo_mfa_recovery_codes",
+                "authdemo_mfa_challenges",
+                "authdemo_auth_events",
+            ):
                 result = await conn.execute(text(f"SELECT * FROM {table}"))
                 rows.extend(repr(tuple(row)) for row in result)
     dump = "\n".join(rows)
@@ -233,7 +238,7 @@ async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: S
         )
         async with rt.engine.connect() as conn:
             user_id, sealed = (
-                await conn.execute(text("SELECT user_id, sealed_secret FROM user_mfa"))
+                await conn.execute(text("SELECT user_id, sealed_secret FROM authdemo_user_mfa"))
             ).one()
     with pytest.raises(SecretUnreadable):
         SecretBox((MFA_KEY,)).open(user_id, sealed)

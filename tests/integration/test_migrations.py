@@ -19,20 +19,10 @@ from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.migrations import alembic_config as packaged_config
 from authdemo.db.schema import HEAD_REVISION, check_schema
 from authdemo.domain import SchemaNotReady
-from tests.support.db import ROOT, alembic_config, in_thread, migrate
+from tests.support.db import ROOT, alembic_config, in_thread, migrate, revisions
+from tests.support.release import TABLES_0_1, migrate_as_0_1
 
-TABLES = {
-    "users",
-    "sessions",
-    "auth_tickets",
-    "app_secrets",
-    "auth_events",
-    "login_throttle",
-    "session_broadcasts",
-    "user_mfa",
-    "mfa_recovery_codes",
-    "mfa_challenges",
-}
+TABLES = {f"authdemo_{name}" for name in TABLES_0_1}
 
 
 def tables(url: str) -> set[str]:
@@ -61,7 +51,7 @@ def test_upgrade_downgrade_upgrade_round_trips(empty_db_url: str) -> None:
 def test_each_revision_downgrades_one_step(empty_db_url: str) -> None:
     config = alembic_config(empty_db_url)
     in_thread(lambda: command.upgrade(config, "head"))
-    for _ in range(int(HEAD_REVISION)):
+    for _ in revisions():
         in_thread(lambda: command.downgrade(config, "-1"))
     assert tables(empty_db_url) == set()
 
@@ -124,15 +114,11 @@ def rows(url: str, query: str) -> list[tuple[object, ...]] | None:
 
 def make_legacy(url: str, revision: str, *, app_revision: str | None = None) -> None:
     """The layout every database had before authdemo_alembic_version: authdemo at
-    ``revision``, recorded in alembic_version (the table exactly as alembic makes it),
-    plus an app table with rows of its own."""
-    migrate(url, revision)
+    ``revision`` (0.1.0's scripts and table names), recorded in alembic_version, plus an
+    app table with rows of its own."""
+    migrate_as_0_1(url, revision, version_table="alembic_version")
     run_sql(
         url,
-        f"DROP TABLE {VERSION_TABLE}",
-        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-        f"INSERT INTO alembic_version (version_num) VALUES ('{revision}')",
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR(50) NOT NULL)",
         "INSERT INTO notes (id, body) VALUES (1, 'first'), (2, 'second')",
         *(
@@ -170,7 +156,7 @@ NOTES = [(1, "first"), (2, "second")]
 def test_a_database_from_before_the_own_version_table_is_adopted(
     empty_db_url: str, entry: str
 ) -> None:
-    make_legacy(empty_db_url, HEAD_REVISION)
+    make_legacy(empty_db_url, "0006")
     error = schema_error(empty_db_url)
     assert error is not None
     assert "alembic_version" in error and "run `authdemo migrate`" in error
@@ -180,9 +166,7 @@ def test_a_database_from_before_the_own_version_table_is_adopted(
         )
     )
     assert check.exit_code == 3
-    assert f"records authdemo revision {HEAD_REVISION} in the shared alembic_version" in (
-        check.output
-    )
+    assert "records authdemo revision 0006 in the shared alembic_version" in (check.output)
 
     if entry == "authdemo migrate":
         result = authdemo_migrate(empty_db_url)
@@ -216,6 +200,8 @@ def test_an_upgrade_that_fails_leaves_the_legacy_layout_as_it_was(empty_db_url: 
     result = authdemo_migrate(empty_db_url)
     assert result.exit_code == 3
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    # It opened: the migration failed ("Cannot open" would send the operator the wrong way).
+    assert "Cannot migrate" in result.output and "Cannot open" not in result.output
     assert rows(empty_db_url, "SELECT version_num FROM alembic_version") == [("0004",)]
     assert rows(empty_db_url, f"SELECT version_num FROM {VERSION_TABLE}") is None
     columns = in_thread(lambda: asyncio.run(_columns(empty_db_url, "users")))

@@ -56,16 +56,16 @@ def check_database(db_url: str, written_by_the_app: bool = True) -> None:
             # A signed-in session and its ticket.
             orphans = await conn.execute(
                 text(
-                    "SELECT count(*) FROM sessions s WHERE s.user_id IS NOT NULL AND NOT "
-                    "EXISTS (SELECT 1 FROM auth_tickets t WHERE t.session_id = s.id)"
+                    "SELECT count(*) FROM authdemo_sessions s WHERE s.user_id IS NOT NULL AND NOT "
+                    "EXISTS (SELECT 1 FROM authdemo_auth_tickets t WHERE t.session_id = s.id)"
                 )
             )
             assert orphans.scalar() == 0
             # A user and its user_created event are, too.
             unlogged = await conn.execute(
                 text(
-                    "SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM auth_events"
-                    " e WHERE e.user_id = u.id AND e.kind = 'user_created')"
+                    "SELECT count(*) FROM authdemo_users u WHERE NOT EXISTS (SELECT 1 FROM "
+                    "authdemo_auth_events e WHERE e.user_id = u.id AND e.kind = 'user_created')"
                 )
             )
             assert unlogged.scalar() == 0
@@ -86,7 +86,9 @@ def session_rows(db_url: str) -> int:
         from sqlalchemy import text
 
         async with runtime(Settings(database_url=db_url)) as rt, rt.engine.connect() as conn:
-            return int((await conn.execute(text("SELECT count(*) FROM sessions"))).scalar_one())
+            return int(
+                (await conn.execute(text("SELECT count(*) FROM authdemo_sessions"))).scalar_one()
+            )
 
     return in_thread(lambda: asyncio.run(count()))
 

@@ -121,7 +121,7 @@ HOLD_LOCK = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
 db.execute("BEGIN IMMEDIATE")
-db.execute("UPDATE app_secrets SET value = value")
+db.execute("UPDATE authdemo_app_secrets SET value = value")
 print("locked", flush=True)
 sys.stdin.read()
 """

@@ -785,7 +785,7 @@ async def user_row(run: Run, username: str) -> tuple[Any, ...]:
     async with run.engine.connect() as conn:
         row = (
             await conn.execute(
-                text("SELECT password_hash, is_active FROM users WHERE username = :name"),
+                text("SELECT password_hash, is_active FROM authdemo_users WHERE username = :name"),
                 {"name": username},
             )
         ).one()
@@ -800,8 +800,8 @@ async def session_note(run: Run, tab: Tab) -> str:
             await conn.execute(
                 text(
                     "SELECT s.id, s.created_at, s.revoked_at, u.password_changed_at, u.is_active "
-                    "FROM auth_tickets t JOIN sessions s ON s.id = t.session_id "
-                    "JOIN users u ON u.id = s.user_id WHERE t.ticket_hash = :hash"
+                    "FROM authdemo_auth_tickets t JOIN authdemo_sessions s ON s.id = t.session_id "
+                    "JOIN authdemo_users u ON u.id = s.user_id WHERE t.ticket_hash = :hash"
                 ),
                 {"hash": sha256(tab.view_ticket)},
             )
@@ -990,8 +990,8 @@ async def read_database(engine: AsyncEngine) -> Snapshot:
         def columns(sync_conn: Any, table: str) -> set[str]:
             return {c["name"] for c in inspect_schema(sync_conn).get_columns(table)}
 
-        user_columns = await conn.run_sync(columns, "users")
-        session_columns = await conn.run_sync(columns, "sessions")
+        user_columns = await conn.run_sync(columns, "authdemo_users")
+        session_columns = await conn.run_sync(columns, "authdemo_sessions")
         has_epochs = "credential_epoch" in user_columns and "user_epoch" in session_columns
         user_epoch = "credential_epoch" if has_epochs else "NULL"
         session_epoch = "user_epoch" if has_epochs else "NULL"
@@ -999,7 +999,7 @@ async def read_database(engine: AsyncEngine) -> Snapshot:
             await conn.execute(
                 text(
                     "SELECT id, username, is_active, password_changed_at, password_hash, "
-                    f"{user_epoch} FROM users"
+                    f"{user_epoch} FROM authdemo_users"
                 )
             )
         ).all()
@@ -1007,13 +1007,13 @@ async def read_database(engine: AsyncEngine) -> Snapshot:
             await conn.execute(
                 text(
                     "SELECT id, user_id, token_hash, created_at, idle_expires_at, "
-                    f"absolute_expires_at, revoked_at, {session_epoch} FROM sessions "
+                    f"absolute_expires_at, revoked_at, {session_epoch} FROM authdemo_sessions "
                     "WHERE user_id IS NOT NULL"
                 )
             )
         ).all()
         tickets = (
-            await conn.execute(text("SELECT ticket_hash, session_id FROM auth_tickets"))
+            await conn.execute(text("SELECT ticket_hash, session_id FROM authdemo_auth_tickets"))
         ).all()
     user_states = {
         int(r[0]): UserState(
@@ -1317,8 +1317,8 @@ async def run_and_check(db_url: str, hosts: list[ServerProcess], variant: str) -
     assert not problems, report
     assert not run.cli_crashes, "an operator command crashed with a traceback\n" + report
     assert snap.has_epochs, (
-        "the schema has no users.credential_epoch / sessions.user_epoch: the invariant was "
-        "checked without the epoch condition\n" + report
+        "the schema has no authdemo_users.credential_epoch / authdemo_sessions.user_epoch: "
+        "the invariant was checked without the epoch condition\n" + report
     )
 
 

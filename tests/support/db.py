@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 T = TypeVar("T")
 
@@ -21,6 +22,12 @@ def alembic_config(url: str) -> Config:
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
     return config
+
+
+def revisions() -> list[str]:
+    """authdemo's revisions, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
 def sqlite_url(path: Path) -> str:
