@@ -190,7 +190,7 @@ def migrate(sql: bool, check: bool) -> None:
     settings = load_settings()
     # Behind PgBouncer, straight to PostgreSQL (AUTHDEMO_LISTEN_URL): one session for
     # the whole migration, and no pooler between alembic's statements.
-    url = settings.listener_url if settings.behind_pooler else settings.database_url
+    url = settings.migration_url
     try:
         if sql:
             print_migration_sql(url)

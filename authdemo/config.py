@@ -466,6 +466,12 @@ class Settings:
         """Queries go through a transaction pooler (a listen URL of its own says so)."""
         return self.listen_url is not None and self.listen_url != self.database_url
 
+    @property
+    def migration_url(self) -> str:
+        """Where migrations run: the database, or past the pooler (its direct URL) when
+        queries go through one (DDL and advisory locks need a session of their own)."""
+        return self.listener_url if self.behind_pooler else self.database_url
+
     def validate(self) -> None:
         if self.idle_timeout > self.absolute_timeout:
             raise ConfigError(

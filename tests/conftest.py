@@ -24,7 +24,7 @@ Sanic.test_mode = True  # lets the test suite build many apps in one process
 
 
 # Suites that run against every backend; the others (unit, cli) use SQLite only.
-BOTH_BACKENDS = ("/integration/", "/web/", "/browser/", "/scale/")
+BOTH_BACKENDS = ("/integration/", "/web/", "/browser/", "/scale/", "/packaging/")
 # PostgreSQL suites that run a third time through PgBouncer in transaction mode: sign-in,
 # revocation and throttling under races, session data, views signed out elsewhere.
 THROUGH_PGBOUNCER = (

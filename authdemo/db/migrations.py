@@ -156,14 +156,8 @@ def alembic_config(url: str | None = None, *, output: TextIO | None = None) -> C
 
 
 def is_authdemo_table(name: str) -> bool:
-    """One of authdemo's tables, or its version table.
-
-    For an app's own alembic ``env.py``, as ``include_name``, so that the app's
-    autogenerate neither proposes dropping authdemo's tables nor reports them as drift::
-
-        def include_name(name, type_, parent_names):
-            return not (type_ == "table" and is_authdemo_table(name))
-    """
+    """One of authdemo's tables, or its version table (an app's alembic ``env.py`` uses
+    :mod:`authdemo.alembic`, built on this)."""
     return name == VERSION_TABLE or name in Base.metadata.tables
 
 

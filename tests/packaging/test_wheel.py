@@ -158,13 +158,19 @@ def test_authdemo_version_prints_the_wheels_version(venv: Venv, tmp_path: Path) 
     assert imported.strip() == authdemo.__version__
 
 
-def readme_app() -> str:
+def readme_example(name: str) -> str:
     readme = (ROOT / "README.md").read_text()
     match = re.search(
-        r"<!-- example: app.py -->\s*```python\n(.*?)```\s*<!-- /example -->", readme, re.S
+        rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```\s*<!-- /example -->",
+        readme,
+        re.S,
     )
-    assert match, "the README's example block is missing"
+    assert match, f"the README's {name} example is missing"
     return match.group(1)
+
+
+def readme_app() -> str:
+    return readme_example("app.py")
 
 
 @contextlib.contextmanager
@@ -289,31 +295,9 @@ async def test_in_an_empty_folder_migrate_create_user_and_the_readme_app(
 APP_ALEMBIC_INI = """\
 [alembic]
 script_location = %(here)s/migrations
-sqlalchemy.url = sqlite:///%(here)s/app.db
-"""
-
-APP_ENV = """\
-from alembic import context
-from sqlalchemy import Column, Integer, MetaData, String, Table, engine_from_config, pool
-
-from authdemo.db.migrations import is_authdemo_table
-
-metadata = MetaData()
-Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", String(200)))
-
-
-def include_name(name, type_, parent_names):
-    return not (type_ == "table" and is_authdemo_table(name))
-
-
-config = context.config
-engine = engine_from_config(
-    config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
-)
-with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=metadata, include_name=include_name)
-    with context.begin_transaction():
-        context.run_migrations()
+file_template = %%(rev)s_%%(slug)s
+prepend_sys_path = .
+path_separator = os
 """
 
 APP_REVISION = """\
@@ -334,51 +318,141 @@ def downgrade():
     pass
 """
 
-
-def write_app_revision(folder: Path, rev: str, down: str | None, upgrade: str) -> None:
-    versions = folder / "migrations" / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    (versions / f"{rev}.py").write_text(APP_REVISION.format(rev=rev, down=down, upgrade=upgrade))
-
-
-async def test_beside_an_apps_own_alembic_history_on_the_same_database(
-    venv: Venv, tmp_path: Path
-) -> None:
-    folder = tmp_path / "myapp"
-    (folder / "migrations").mkdir(parents=True)
-    (folder / "alembic.ini").write_text(APP_ALEMBIC_INI)
-    (folder / "migrations" / "env.py").write_text(APP_ENV)
-    write_app_revision(
-        folder,
-        "a1_notes",
+# The app's own history, numbered as many apps number theirs: its own users and sessions.
+APP_HISTORY = [
+    (
+        "0005",
         None,
-        'op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True), '
-        'sa.Column("body", sa.String(200)))',
-    )
-    db = folder / "app.db"
-    url = f"sqlite+aiosqlite:///{db}"
+        'op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("email", sa.String(200), nullable=False))\n'
+        '    op.create_table("sessions", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), '
+        'sa.Column("data", sa.String(200)))',
+    ),
+    (
+        "0006",
+        "0005",
+        "op.execute(\"INSERT INTO users (id, email) VALUES (1, 'ann@example.com')\")\n"
+        "    op.execute(\"INSERT INTO sessions (id, user_id, data) VALUES (7, 1, 'cart')\")",
+    ),
+]
 
-    # The app's history first, then authdemo's, then the app's again: neither table of
-    # versions gets in the other's way.
-    check_ok(venv.run("alembic", "upgrade", "head", cwd=folder))
-    check_ok(venv.run("authdemo", "migrate", cwd=folder, AUTHDEMO_DATABASE_URL=url))
-    write_app_revision(
-        folder,
-        "a2_first_note",
-        "a1_notes",
-        "op.execute(\"INSERT INTO notes (body) VALUES ('hi')\")",
+
+# What the app's history above made, as its models.py declares it beside the README's.
+APP_OWN_MODELS = """
+Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(200), nullable=False),
+)
+Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id")),
+    Column("data", String(200)),
+)
+"""
+
+
+def make_app_folder(folder: Path) -> None:
+    """An app of its own: alembic.ini, the README's env.py and models.py, its history."""
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "alembic.ini").write_text(APP_ALEMBIC_INI)
+    (folder / "migrations" / "env.py").write_text(readme_example("env.py"))
+    (folder / "migrations" / "script.py.mako").write_text(APP_SCRIPT_TEMPLATE)
+    (folder / "models.py").write_text(readme_example("models.py") + APP_OWN_MODELS)
+    for rev, down, upgrade in APP_HISTORY:
+        (folder / "migrations" / "versions" / f"{rev}.py").write_text(
+            APP_REVISION.format(rev=rev, down=down, upgrade=upgrade)
+        )
+
+
+APP_SCRIPT_TEMPLATE = """\
+import sqlalchemy as sa
+from alembic import op
+${imports if imports else ""}
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade():
+    ${downgrades if downgrades else "pass"}
+"""
+
+
+def app_rows(venv: Venv, folder: Path, url: str) -> str:
+    """The app's own rows and alembic_version, read through the venv's SQLAlchemy."""
+    script = (
+        "import asyncio, sys\n"
+        "from sqlalchemy import text\n"
+        "from sqlalchemy.ext.asyncio import create_async_engine\n"
+        "async def main():\n"
+        "    engine = create_async_engine(sys.argv[1])\n"
+        "    async with engine.connect() as c:\n"
+        "        for q in ('SELECT id, email FROM users', 'SELECT id, user_id, data FROM sessions',"
+        " 'SELECT version_num FROM alembic_version'):\n"
+        "            print([tuple(r) for r in await c.execute(text(q))])\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
     )
-    check_ok(venv.run("alembic", "upgrade", "head", cwd=folder))
-    assert "a2_first_note (head)" in check_ok(venv.run("alembic", "current", cwd=folder))
-    # The app's autogenerate sees none of authdemo's tables (include_name).
-    assert "No new upgrade operations detected" in check_ok(
-        venv.run("alembic", "check", cwd=folder)
-    )
-    assert "up to date" in check_ok(
-        venv.run("authdemo", "migrate", "--check", cwd=folder, AUTHDEMO_DATABASE_URL=url)
-    )
-    assert version_rows(db, "alembic_version") == ["a2_first_note"]
-    assert version_rows(db, VERSION_TABLE) == [HEAD_REVISION]
+    return check_ok(venv.run("python", "-c", script, url, cwd=folder))
+
+
+@pytest.mark.parametrize("order", ["app_first", "authdemo_first"])
+async def test_beside_an_apps_own_users_sessions_and_history_with_a_foreign_key(
+    venv: Venv, tmp_path: Path, empty_db_url: str, order: str
+) -> None:
+    """The app's users, sessions and alembic_version at 0006 stay exactly as they were;
+    authdemo's tables are all authdemo_*; the app's model with a foreign key to
+    authdemo's users autogenerates cleanly and `alembic check` passes on both histories."""
+    folder = tmp_path / "myapp"
+    folder.mkdir()
+    make_app_folder(folder)
+    url = empty_db_url
+    env = {"AUTHDEMO_DATABASE_URL": url}
+
+    def alembic(*args: str) -> str:
+        return check_ok(venv.run("alembic", *args, cwd=folder, **env))
+
+    if order == "app_first":
+        alembic("upgrade", "head")
+        before = app_rows(venv, folder, url)
+        migrated = check_ok(venv.run("authdemo", "migrate", cwd=folder, **env))
+        assert "Created authdemo's tables" in migrated
+        assert app_rows(venv, folder, url) == before  # rows and alembic_version untouched
+    else:
+        check_ok(venv.run("authdemo", "migrate", cwd=folder, **env))
+        alembic("upgrade", "head")
+    assert app_rows(venv, folder, url).splitlines() == [
+        "[(1, 'ann@example.com')]",
+        "[(7, 1, 'cart')]",
+        "[('0006',)]",
+    ]
+
+    # The app adds its model with a foreign key to authdemo_users, by autogenerate.
+    alembic("revision", "--autogenerate", "--rev-id", "0007", "-m", "notes")
+    (generated,) = (folder / "migrations" / "versions").glob("0007_*.py")
+    script = generated.read_text()
+    upgrade, downgrade = script.split("def downgrade", 1)
+    assert "op.create_table('notes'" in upgrade
+    assert "['authdemo_users.id']" in upgrade  # the foreign key, to authdemo's table
+    # Nothing else: none of authdemo's tables, and the app's own are as its models say.
+    assert upgrade.count("op.") == 1, script
+    assert "'authdemo_" not in upgrade.replace("['authdemo_users.id']", ""), script
+    assert downgrade.count("op.") == 1 and "op.drop_table('notes')" in downgrade, script
+    alembic("upgrade", "head")
+    assert "No new upgrade operations detected" in alembic("check")
+    assert "up to date" in check_ok(venv.run("authdemo", "migrate", "--check", cwd=folder, **env))
+    assert app_rows(venv, folder, url).splitlines()[-1] == "[('0007',)]"
 
     check_ok(
         venv.run(
@@ -388,11 +462,34 @@ async def test_beside_an_apps_own_alembic_history_on_the_same_database(
             "--password-stdin",
             cwd=folder,
             input=PASSWORD + "\n",
-            AUTHDEMO_DATABASE_URL=url,
+            **env,
         )
     )
     (folder / "app.py").write_text(readme_app())
     with sanic_serving(venv, folder, url) as base_url:
         await sign_in(base_url)
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT body FROM notes").fetchall() == [("hi",)]
+
+
+def test_the_readmes_alembic_recipe_passes_mypy_strict_against_the_wheel(
+    venv: Venv, tmp_path: Path
+) -> None:
+    for name in ("env.py", "models.py"):
+        (tmp_path / name).write_text(readme_example(name))
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--python-executable",
+            str(venv.bin / "python"),
+            "env.py",
+            "models.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
