@@ -8,8 +8,11 @@ Invariants:
   ends, live, and sign-ins in flight under the old epoch fail.
 - An abandoned setup leaves nothing behind: cancelled (only the one the caller began),
   replaced by a new one, or expired and purged; each is audited except the purge.
-- Turning it off needs the password and a code; the operator's reset needs neither and
-  ends every session of the user (the epoch moves on, so pending second steps die too).
+- Turning it off needs the password and a code (its step spent like a sign-in's), and
+  ends access like turning it on: in the write that deletes the secret, the credential
+  epoch moves on, the acting session is re-keyed and every other session of the user
+  ends, live. The operator's reset needs neither password nor code and ends every
+  session of the user (the epoch moves on, so pending second steps die too).
 """
 
 from __future__ import annotations
@@ -219,18 +222,26 @@ class TwoFactor(SecondFactor):
         session_id: int,
         password: str,
         code: str,
+        bound_token_hash: str | None,
         client: ClientInfo,
         *,
+        origin: str = "",
         epoch: int | None = None,
-    ) -> None:
+    ) -> Rekeyed:
         """Turn two-factor sign-in off: needs the password and a current code (or a
-        recovery code, for someone who lost the phone but is signed in)."""
+        recovery code, for someone who lost the phone but is signed in). The code's step
+        is spent, so a code just used to sign in does not turn it off. As turning it on
+        does, this ends every other session of the user and every other view of this
+        one, live; this one goes on under a new token (ticket bound to the cookie held
+        now)."""
+        if bound_token_hash is None:
+            raise CookieRequired()
         box = self._box()
         signed_in = await self._signed_in(session_id, epoch)
         verified = await self._verify(signed_in.user.username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            _, user = await self._acting(
+            acting, user = await self._acting(
                 tx, session_id, now, signed_in.session.user_epoch, lock_user=True
             )
             if user is None or await self._settle(tx, verified, now) is None:
@@ -251,11 +262,22 @@ class TwoFactor(SecondFactor):
             if not outcome.ok:
                 await self._code_failed(tx, user, client, outcome, drop_pending=False)
             await tx.mfa.delete(user.id)
-            await self._audit(
-                tx, AuditKind.MFA_DISABLED, user=user, client=client, detail=outcome.detail
+            new_epoch = await tx.users.bump_epoch(user.id)  # second steps in flight end too
+            result, events = await self._rekey(
+                tx,
+                acting,
+                user,
+                new_epoch,
+                bound_token_hash,
+                origin,
+                client,
+                "mfa_disabled",
+                AuditKind.MFA_DISABLED,
+                note=f"with a {outcome.detail}",
             )
             await tx.commit()
         log.info("two-factor sign-in off user=%s", user.username)
+        return await self._rekeyed(result, events)
 
     # --- operators -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from authdemo.domain import (
     AuditKind,
     ClientInfo,
     CodeThrottled,
+    CookieRequired,
     InvalidCode,
     InvalidCredentials,
     MfaStateConflict,
@@ -383,14 +384,139 @@ async def test_disabling_needs_the_password_and_a_current_code(
     clock.advance(STEP)
     with pytest.raises(InvalidCredentials):
         await service.disable_mfa(
-            session_id, "wrong password", code_at(secret, clock.now()), CLIENT
+            session_id, "wrong password", code_at(secret, clock.now()), cookie, CLIENT
         )
     with pytest.raises(InvalidCode):
-        await service.disable_mfa(session_id, PASSWORD, "000000", CLIENT)
-    await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), CLIENT)
+        await service.disable_mfa(session_id, PASSWORD, "000000", cookie, CLIENT)
+    await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), cookie, CLIENT)
     assert not (await service.mfa_status(session_id)).enabled
     result2 = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
     assert result2.signed_in.user.username == "alice"
+
+
+async def signed_in_with_code(
+    service: AuthService, clock: FakeClock, secret: str
+) -> tuple[str, int]:
+    """A browser's cookie after password and code (of a new step), and its session id."""
+    clock.advance(STEP)
+    anonymous = service.new_token()
+    with pytest.raises(SecondFactorRequired) as required:
+        await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    assert required.value.challenge is not None
+    result = await service.verify_second_factor(
+        required.value.challenge, hash_token(anonymous), code_at(secret, clock.now()), CLIENT
+    )
+    token = (await service.redeem_ticket(result.ticket, anonymous)).token
+    return token, result.signed_in.session.id
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_ends_other_sessions_rekeys_this_one_and_is_audited(
+    service: AuthService, store: FakeStore, bus: RecordingBus, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    other_token, other = await signed_in_with_code(service, clock, secret)
+    token, session_id = await signed_in_with_code(service, clock, secret)
+    others = tuple(s.id for s, _ in await service.live_sessions("alice") if s.id != session_id)
+    assert other in others and len(others) == 2  # and the one that enrolled
+    epoch_before = (await service.get_user("alice")).credential_epoch
+    clock.advance(STEP)
+    bus.published.clear()
+    done = await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    assert done.ended == 2
+    assert all(store.tables.sessions[i].revoked_at is not None for i in others)
+    assert (await service.resolve(other_token)).signed_in is None
+    assert (await service.get_user("alice")).credential_epoch > epoch_before
+    assert done.signed_in.session.user_epoch > epoch_before
+    # Announced live here, and queued in the outbox for the other workers and hosts.
+    published = {(e.kind, tuple(sorted(e.session_ids)), e.reason) for e in bus.published}
+    assert published == {
+        (EventKind.REKEYED, (session_id,), "mfa_disabled"),
+        (EventKind.REVOKED, tuple(sorted(others)), "mfa_disabled"),
+    }
+    queued = {(e.kind, tuple(sorted(e.session_ids))) for _, e, _ in store.tables.broadcasts}
+    assert {
+        (EventKind.REKEYED, (session_id,)),
+        (EventKind.REVOKED, tuple(sorted(others))),
+    } <= queued
+    # This session goes on under a new cookie; the old one leads nowhere.
+    assert (await service.resolve(token)).signed_in is None
+    redeemed = await service.redeem_ticket(done.ticket, token)
+    assert redeemed.session.id == session_id
+    assert not (await service.mfa_status(session_id)).enabled
+    disabled = [e for e in store.tables.audit if e.kind is AuditKind.MFA_DISABLED]
+    assert [e.detail for e in disabled] == ["with a code; 2 other session(s)"]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_ends_every_other_view_of_the_acting_session(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await signed_in_with_code(service, clock, secret)
+    old_epoch = (await service.get_user("alice")).credential_epoch
+    clock.advance(STEP)
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    # A view that still holds the session at its old epoch (a thief's copy of the cookie,
+    # another tab) can no longer act on it.
+    with pytest.raises(NotSignedIn):
+        await service.revoke_other_sessions(session_id, CLIENT, hash_token(token), epoch=old_epoch)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_voids_a_second_step_in_flight(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await signed_in_with_code(service, clock, secret)
+    cookie, challenge = await password_step(service)
+    clock.advance(STEP)
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now(), 1), CLIENT
+        )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_needs_the_cookie_the_browser_holds(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    _, session_id = await signed_in_with_code(service, clock, secret)
+    clock.advance(STEP)
+    with pytest.raises(CookieRequired):
+        await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), None, CLIENT)
+    assert (await service.mfa_status(session_id)).enabled
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_code_that_just_signed_in_cannot_turn_2fa_off(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await signed_in_with_code(service, clock, secret)
+    used = code_at(secret, clock.now())  # the code that signed this session in
+    with pytest.raises(InvalidCode):
+        await service.disable_mfa(session_id, PASSWORD, used, hash_token(token), CLIENT)
+    assert (await service.mfa_status(session_id)).enabled
+    assert store.tables.audit[-1].kind is AuditKind.MFA_CODE_FAILED
+    assert store.tables.audit[-1].detail == "replayed code"
+    # Nor does a code of an earlier step; a code of a later one does.
+    with pytest.raises(InvalidCode):
+        await service.disable_mfa(
+            session_id, PASSWORD, code_at(secret, clock.now(), -1), hash_token(token), CLIENT
+        )
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now(), 1), hash_token(token), CLIENT
+    )
+    assert not (await service.mfa_status(session_id)).enabled
 
 
 @pytest.mark.usefixtures("alice")
