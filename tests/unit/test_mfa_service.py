@@ -25,7 +25,16 @@ from authdemo.events import EventKind
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
-from tests.support.mfa import CLIENT, PASSWORD, box, code_at, enrol, password_step, sign_in
+from tests.support.mfa import (
+    CLIENT,
+    PASSWORD,
+    box,
+    code_at,
+    enrol,
+    password_step,
+    sign_in,
+    sign_in_with_code,
+)
 
 STEP = timedelta(seconds=30)
 
@@ -394,29 +403,13 @@ async def test_disabling_needs_the_password_and_a_current_code(
     assert result2.signed_in.user.username == "alice"
 
 
-async def signed_in_with_code(
-    service: AuthService, clock: FakeClock, secret: str
-) -> tuple[str, int]:
-    """A browser's cookie after password and code (of a new step), and its session id."""
-    clock.advance(STEP)
-    anonymous = service.new_token()
-    with pytest.raises(SecondFactorRequired) as required:
-        await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
-    assert required.value.challenge is not None
-    result = await service.verify_second_factor(
-        required.value.challenge, hash_token(anonymous), code_at(secret, clock.now()), CLIENT
-    )
-    token = (await service.redeem_ticket(result.ticket, anonymous)).token
-    return token, result.signed_in.session.id
-
-
 @pytest.mark.usefixtures("alice")
 async def test_disabling_ends_other_sessions_rekeys_this_one_and_is_audited(
     service: AuthService, store: FakeStore, bus: RecordingBus, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled(service, clock)
-    other_token, other = await signed_in_with_code(service, clock, secret)
-    token, session_id = await signed_in_with_code(service, clock, secret)
+    other_token, other = await sign_in_with_code(service, clock, secret)
+    token, session_id = await sign_in_with_code(service, clock, secret)
     others = tuple(s.id for s, _ in await service.live_sessions("alice") if s.id != session_id)
     assert other in others and len(others) == 2  # and the one that enrolled
     epoch_before = (await service.get_user("alice")).credential_epoch
@@ -455,7 +448,7 @@ async def test_disabling_ends_every_other_view_of_the_acting_session(
     service: AuthService, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled(service, clock)
-    token, session_id = await signed_in_with_code(service, clock, secret)
+    token, session_id = await sign_in_with_code(service, clock, secret)
     old_epoch = (await service.get_user("alice")).credential_epoch
     clock.advance(STEP)
     await service.disable_mfa(
@@ -472,7 +465,7 @@ async def test_disabling_voids_a_second_step_in_flight(
     service: AuthService, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled(service, clock)
-    token, session_id = await signed_in_with_code(service, clock, secret)
+    token, session_id = await sign_in_with_code(service, clock, secret)
     cookie, challenge = await password_step(service)
     clock.advance(STEP)
     await service.disable_mfa(
@@ -489,7 +482,7 @@ async def test_disabling_needs_the_cookie_the_browser_holds(
     service: AuthService, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled(service, clock)
-    _, session_id = await signed_in_with_code(service, clock, secret)
+    _, session_id = await sign_in_with_code(service, clock, secret)
     clock.advance(STEP)
     with pytest.raises(CookieRequired):
         await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), None, CLIENT)
@@ -501,7 +494,7 @@ async def test_the_code_that_just_signed_in_cannot_turn_2fa_off(
     service: AuthService, clock: FakeClock, store: FakeStore
 ) -> None:
     secret, _ = await enrolled(service, clock)
-    token, session_id = await signed_in_with_code(service, clock, secret)
+    token, session_id = await sign_in_with_code(service, clock, secret)
     used = code_at(secret, clock.now())  # the code that signed this session in
     with pytest.raises(InvalidCode):
         await service.disable_mfa(session_id, PASSWORD, used, hash_token(token), CLIENT)
