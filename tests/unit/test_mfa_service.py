@@ -20,8 +20,10 @@ from authdemo.domain import (
     SecondFactorRequired,
     SecondStepExpired,
     SessionPolicy,
+    address_key,
 )
 from authdemo.events import EventKind
+from authdemo.mfa import SecondFactorPolicy
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
@@ -337,6 +339,58 @@ async def test_five_wrong_codes_lock_the_second_step_and_drop_the_pending_sign_i
     clock.advance(timedelta(minutes=15))
     cookie, challenge = await password_step(service)
     await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+
+async def test_a_right_code_clears_the_accounts_wrong_code_count_not_the_networks(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+) -> None:
+    # The network's lock guards every account behind it: one account's success must not
+    # wipe the wrong codes sent for the others (nor its own, as the network counts them).
+    mfa = SecondFactorPolicy(account_threshold=5, address_threshold=6)
+    service = AuthService(
+        store, hasher, tokens, clock, policy, bus, mfa_box=box(), second_factor=mfa
+    )
+    await service.create_user("alice", PASSWORD)
+    await service.create_user("bob", PASSWORD)
+    secret, _ = await enrolled(service, clock)
+    bobs, _ = await enrol(service, "bob")
+    alice = await service.get_user("alice")
+    account, network = f"mfa:user:{alice.id}", f"mfa:{address_key(CLIENT.addr)}"
+    right = code_at(secret, clock.now())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    cookie, challenge = await password_step(service)
+    for _ in range(4):
+        with pytest.raises(InvalidCode):
+            await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+    assert store.tables.throttle[account].failures == 4
+    await service.verify_second_factor(challenge, cookie, right, CLIENT)
+    assert account not in store.tables.throttle  # the account's count starts over...
+    assert store.tables.throttle[network].failures == 4  # ...the network's does not
+    # So alice has five wrong codes before her second step locks again (from elsewhere,
+    # which this network's count does not see)...
+    elsewhere = ClientInfo("198.51.100.9", "pytest")
+    clock.advance(STEP)
+    cookie, challenge = await password_step(service)
+    for _ in range(4):
+        with pytest.raises(InvalidCode) as refused:
+            await service.verify_second_factor(challenge, cookie, wrong, elsewhere)
+        assert not isinstance(refused.value, CodeThrottled)
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie, wrong, elsewhere)
+    # ...while two more wrong codes from the first network (4 + 2 = 6) lock it out.
+    bob_right = code_at(bobs, clock.now())
+    bob_wrong = f"{(int(bob_right) + 1) % 1_000_000:06d}"
+    cookie, challenge = await password_step(service, "bob")
+    with pytest.raises(InvalidCode) as refused:
+        await service.verify_second_factor(challenge, cookie, bob_wrong, CLIENT)
+    assert not isinstance(refused.value, CodeThrottled)
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie, bob_wrong, CLIENT)
 
 
 @pytest.mark.usefixtures("alice")
