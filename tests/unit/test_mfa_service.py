@@ -140,6 +140,35 @@ async def test_confirming_ends_other_sessions_rekeys_this_one_and_shows_ten_code
 
 
 @pytest.mark.usefixtures("alice")
+async def test_confirming_moves_the_epoch_so_another_view_of_this_session_cannot_act(
+    service: AuthService, store: FakeStore
+) -> None:
+    token, session_id = await sign_in(service)
+    old_epoch = store.tables.sessions[session_id].user_epoch
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT, epoch=old_epoch)
+    done = await service.confirm_enrolment(
+        session_id,
+        code_at(started.secret, service.now()),
+        hash_token(token),
+        CLIENT,
+        epoch=old_epoch,
+    )
+    new_epoch = done.rekeyed.signed_in.session.user_epoch
+    assert new_epoch > old_epoch
+    assert (await service.get_user("alice")).credential_epoch == new_epoch
+    # Another open view of the same session (another tab, or a thief's copy of the
+    # cookie), still on the old epoch: whatever it tries is refused.
+    with pytest.raises(NotSignedIn):
+        await service.change_session_data(session_id, {"note": "x"}, epoch=old_epoch)
+    with pytest.raises(NotSignedIn):
+        await service.revoke_other_sessions(session_id, CLIENT, hash_token(token), epoch=old_epoch)
+    await service.logout(session_id, CLIENT, epoch=old_epoch)  # it can only leave
+    # The view that enrolled goes on, on the new epoch.
+    await service.change_session_data(session_id, {"note": "x"}, epoch=new_epoch)
+    assert store.tables.sessions[session_id].revoked_at is None
+
+
+@pytest.mark.usefixtures("alice")
 async def test_the_stored_secret_is_sealed_and_recovery_codes_are_digests(
     service: AuthService, store: FakeStore
 ) -> None:
