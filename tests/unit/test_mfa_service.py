@@ -29,6 +29,7 @@ from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 from tests.support.mfa import (
     CLIENT,
+    OTHER_KEY,
     PASSWORD,
     box,
     code_at,
@@ -228,8 +229,31 @@ async def test_without_a_key_2fa_cannot_be_turned_on(
 ) -> None:
     service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus)
     _, session_id = await sign_in(service)
-    with pytest.raises(MfaUnavailable):
+    with pytest.raises(MfaUnavailable, match=r"\(no AUTHDEMO_MFA_KEY\)"):
         await service.start_enrolment(session_id, PASSWORD, CLIENT)
+
+
+async def test_a_key_that_does_not_open_the_secret_says_so(
+    service: AuthService,
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    # The key was changed without re-encrypting: the key is set, it just does not open.
+    await service.create_user("alice", PASSWORD)
+    secret, _ = await enrolled(service, clock)
+    wrong_key = AuthService(
+        store, hasher, tokens, clock, SessionPolicy(), bus, mfa_box=box(OTHER_KEY)
+    )
+    cookie, challenge = await password_step(wrong_key)
+    with pytest.raises(MfaUnavailable) as refused:
+        await wrong_key.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now()), CLIENT
+        )
+    assert "no AUTHDEMO_MFA_KEY" not in str(refused.value)
+    assert "its AUTHDEMO_MFA_KEY does not open" in str(refused.value)
 
 
 # --- the second step ---------------------------------------------------------------------
