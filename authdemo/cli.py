@@ -40,7 +40,7 @@ from .domain import (
     printable,
 )
 from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
-from .service import PurgeReport, UserSummary
+from .service import PurgeReport, ResealReport, UserSummary
 
 T = TypeVar("T")
 
@@ -470,16 +470,24 @@ def mfa_reencrypt(new_key_stdin: bool) -> None:
     except WeakMfaKey as error:
         raise Refused(str(error).replace("AUTHDEMO_MFA_KEY", "The new key")) from None
 
-    async def act(rt: Runtime) -> tuple[int, int]:
+    async def act(rt: Runtime) -> ResealReport:
         return await rt.service.reseal_mfa_secrets(new_box)
 
-    resealed, unreadable = with_service(settings, act)
-    click.echo(f"Re-encrypted {ended(resealed, 'secret')} under the new key.")
-    if unreadable:
-        raise Refused(
-            f"{ended(unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
+    report = with_service(settings, act)
+    click.echo(f"Re-encrypted {ended(report.resealed, 'secret')} under the new key.")
+    problems = []
+    if report.unreadable:
+        problems.append(
+            f"{ended(report.unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
             "stayed as they were (reset those users with: authdemo mfa-reset USERNAME)."
         )
+    if report.changed:
+        problems.append(
+            f"{ended(report.changed, 'secret')} changed while this ran (two-factor sign-in "
+            "set up again meanwhile) and stayed under the old key: run this again."
+        )
+    if problems:
+        raise Refused(" ".join(problems))
     click.echo(
         "Now set AUTHDEMO_MFA_KEY to the new key everywhere (NEW,OLD while the change rolls out)."
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from ..domain import (
     AuditKind,
@@ -64,6 +65,17 @@ class Enrolled:
     rekeyed: Rekeyed
     recovery_codes: list[str]
     """Shown once; only their keyed digests are stored."""
+
+
+class ResealReport(NamedTuple):
+    """What ``reseal_mfa_secrets`` did."""
+
+    resealed: int
+    unreadable: int
+    """Secrets the current key does not open: left as they were."""
+    changed: int = 0
+    """Secrets that changed between the read and the write, and are still under an old
+    key: left as they were (running it again re-seals them)."""
 
 
 @dataclass(frozen=True)
@@ -303,14 +315,20 @@ class TwoFactor(SecondFactor):
         log.info("two-factor sign-in reset user=%s", user.username)
         return await self._published(event)
 
-    async def reseal_mfa_secrets(self, new_box: SecretBox) -> tuple[int, int]:
-        """Re-encrypt every secret under ``new_box``'s key (each only if unchanged since
-        read). Returns (re-sealed, unreadable); already re-sealed ones are skipped, so
-        running it again after an interruption finishes the job."""
+    async def reseal_mfa_secrets(self, new_box: SecretBox) -> ResealReport:
+        """Re-encrypt every secret under ``new_box``'s key. Already re-sealed ones are
+        skipped, so running it again after an interruption finishes the job.
+
+        Each write is conditional on the ciphertext read (``replace_sealed``): a secret
+        that changed meanwhile (its user set two-factor up again) is never overwritten
+        with the old one; it is counted in ``changed`` unless it is gone or under the new
+        key already. Nothing is written unless ``new_box`` opens what it seals."""
         box = self._box()
+        if not _opens_its_own_seal(new_box):
+            raise MfaStateConflict("The new key cannot open what it encrypts; nothing was changed.")
         async with self._uow() as tx:
             rows = await tx.mfa.sealed_secrets()
-        resealed = unreadable = 0
+        resealed = unreadable = changed = 0
         for user_id, sealed in rows:
             if new_box.sealed_by_current_key(sealed):
                 continue
@@ -321,18 +339,38 @@ class TwoFactor(SecondFactor):
                 log.warning("two-factor secret of user id %s does not open; skipped", user_id)
                 continue
             async with self._uow(write=True) as tx:
-                if await tx.mfa.replace_sealed(user_id, sealed, new_box.seal(user_id, secret)):
-                    resealed += 1
+                written = await tx.mfa.replace_sealed(
+                    user_id, sealed, new_box.seal(user_id, secret)
+                )
+                if written:
                     await tx.commit()
+                    resealed += 1
+                    continue
+                current = await tx.mfa.get(user_id)  # changed meanwhile: as it is now
+            if current is not None and not new_box.sealed_by_current_key(current.sealed_secret):
+                changed += 1
+                log.warning("two-factor secret of user id %s changed meanwhile; skipped", user_id)
         async with self._uow(write=True) as tx:
             await self._audit(
                 tx,
                 AuditKind.MFA_REKEYED,
                 client=OPERATOR,
-                detail=f"{resealed} secret(s) re-encrypted, {unreadable} unreadable",
+                detail=f"{resealed} secret(s) re-encrypted, {unreadable} unreadable"
+                + (f", {changed} changed meanwhile" if changed else ""),
             )
             await tx.commit()
-        return resealed, unreadable
+        return ResealReport(resealed, unreadable, changed)
+
+
+_PROBE = "AUTHDEMOPROBE234"
+
+
+def _opens_its_own_seal(box: SecretBox) -> bool:
+    """``box`` seals and opens a test value (before any secret is written under it)."""
+    try:
+        return box.open(0, box.seal(0, _PROBE)) == _PROBE
+    except SecretUnreadable:
+        return False
 
 
 def _holds(box: SecretBox | None, record: MfaRecord, secret: str) -> bool:

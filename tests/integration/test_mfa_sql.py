@@ -19,6 +19,7 @@ from authdemo.security import hash_token
 from authdemo.service import AuthService
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
+from tests.support.gates import BeforeFirstWrite
 from tests.support.mfa import (
     CLIENT,
     MFA_KEY,
@@ -226,8 +227,8 @@ async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: S
     clock = FakeClock()
     async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
         secret, _ = await setup_alice(rt.service, clock)
-        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0)
-        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0, 0)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0, 0)
     rotated = replace(mfa_settings, mfa_keys=(OTHER_KEY,))
     async with runtime(rotated, clock=clock, hasher_factory=cheap_hasher) as rt:
         cookie, challenge = await password_step(rt.service)
@@ -280,3 +281,32 @@ async def test_turning_2fa_off_on_one_worker_ends_the_users_sessions_on_the_othe
         events = await one.service.audit_events("alice", 5)
         disabled = [e.detail for e in events if e.kind is AuditKind.MFA_DISABLED]
         assert disabled == ["with a code; 2 other session(s)"]
+
+
+async def test_re_encrypting_never_overwrites_a_secret_set_up_again_since_it_was_read(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        await setup_alice(rt.service, clock)
+        user = await rt.service.get_user("alice")
+        again: list[str] = []
+
+        async def set_up_again() -> None:  # between the read and the write, committed
+            await rt.service.reset_mfa("alice")
+            again.append((await enrol(rt.service))[0])
+
+        rt.service._uow = BeforeFirstWrite(rt.uow, set_up_again)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0, 1)
+        async with rt.uow() as tx:
+            record = await tx.mfa.get(user.id)
+        assert record is not None
+        assert SecretBox((MFA_KEY,)).open(user.id, record.sealed_secret) == again[0]
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0, 0)
+    clock.advance(STEP)
+    rotated = replace(mfa_settings, mfa_keys=(OTHER_KEY,))
+    async with runtime(rotated, clock=clock, hasher_factory=cheap_hasher) as rt:
+        cookie, challenge = await password_step(rt.service)
+        await rt.service.verify_second_factor(
+            challenge, cookie, code_at(again[0], clock.now()), CLIENT
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from datetime import timedelta
 
@@ -23,10 +24,11 @@ from authdemo.domain import (
     address_key,
 )
 from authdemo.events import EventKind
-from authdemo.mfa import SecondFactorPolicy
+from authdemo.mfa import SecondFactorPolicy, SecretBox, SecretUnreadable
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.gates import BeforeFirstWrite
 from tests.support.mfa import (
     CLIENT,
     OTHER_KEY,
@@ -663,6 +665,62 @@ async def test_a_second_factor_required_never_reads_as_signed_in(
         await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
     assert "code" in str(required.value)
     assert required.value.challenge is not None
+
+
+# --- re-encryption under a new key -------------------------------------------------------
+
+
+class OpensNothing(SecretBox):
+    """A key that cannot open what it seals (say, a broken crypto backend)."""
+
+    def open(self, user_id: int, sealed: str) -> str:
+        raise SecretUnreadable("never")
+
+
+@pytest.mark.usefixtures("alice")
+async def test_re_encryption_writes_nothing_unless_the_new_key_opens_its_own_seal(
+    service: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    await enrolled(service, clock)
+    before = copy.deepcopy(store.tables)
+    with pytest.raises(MfaStateConflict, match="cannot open what it encrypts"):
+        await service.reseal_mfa_secrets(OpensNothing((OTHER_KEY,)))
+    assert store.tables == before  # not a secret, not an audit row
+
+
+@pytest.mark.usefixtures("alice")
+async def test_re_encryption_never_overwrites_a_secret_that_changed_since_it_was_read(
+    service: AuthService,
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    await enrolled(service, clock)
+    again: list[str] = []
+
+    async def set_up_again() -> None:  # after the read, before the write: a new secret
+        await service.reset_mfa("alice")
+        again.append((await enrol(service))[0])
+
+    resealer = AuthService(
+        BeforeFirstWrite(store, set_up_again),
+        hasher,
+        tokens,
+        clock,
+        SessionPolicy(),
+        bus,
+        mfa_box=box(),
+    )
+    report = await resealer.reseal_mfa_secrets(box(OTHER_KEY))
+    assert report == (0, 0, 1)  # nothing re-sealed: that secret changed meanwhile
+    (record,) = store.tables.mfa.values()
+    assert box().open(record.user_id, record.sealed_secret) == again[0]  # the new one
+    assert store.tables.audit[-1].detail.endswith("1 changed meanwhile")
+    assert await resealer.reseal_mfa_secrets(box(OTHER_KEY)) == (1, 0, 0)  # run again
+    (record,) = store.tables.mfa.values()
+    assert box(OTHER_KEY).open(record.user_id, record.sealed_secret) == again[0]
 
 
 # --- nothing secret is ever written down ---------------------------------------------------------
