@@ -73,7 +73,7 @@ class ResealReport(NamedTuple):
     resealed: int
     unreadable: int
     """Secrets the current key does not open: left as they were."""
-    changed: int = 0
+    changed: int
     """Secrets that changed between the read and the write, and are still under an old
     key: left as they were (running it again re-seals them)."""
 
@@ -245,7 +245,9 @@ class TwoFactor(SecondFactor):
         is spent, so a code just used to sign in does not turn it off. As turning it on
         does, this ends every other session of the user and every other view of this
         one, live; this one goes on under a new token (ticket bound to the cookie held
-        now)."""
+        now). Raises ``CookieRequired``, ``NotSignedIn``, ``InvalidCredentials``,
+        ``Throttled``, ``InvalidCode`` (wrong or spent) or ``CodeThrottled``,
+        ``MfaStateConflict`` (it is not on), ``MfaUnavailable``."""
         if bound_token_hash is None:
             raise CookieRequired()
         box = self._box()
@@ -322,7 +324,8 @@ class TwoFactor(SecondFactor):
         Each write is conditional on the ciphertext read (``replace_sealed``): a secret
         that changed meanwhile (its user set two-factor up again) is never overwritten
         with the old one; it is counted in ``changed`` unless it is gone or under the new
-        key already. Nothing is written unless ``new_box`` opens what it seals."""
+        key already. Nothing is written unless ``new_box`` opens what it seals
+        (``MfaStateConflict`` otherwise; ``MfaUnavailable`` without a current key)."""
         box = self._box()
         if not _opens_its_own_seal(new_box):
             raise MfaStateConflict("The new key cannot open what it encrypts; nothing was changed.")
