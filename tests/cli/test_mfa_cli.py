@@ -13,7 +13,6 @@ import pytest
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.domain import AuditKind
-from authdemo.mfa import SecretBox, SecretUnreadable
 from authdemo.security import hash_token
 from authdemo.service import AuthService
 from tests.cli.test_cli import invoke
@@ -25,6 +24,7 @@ from tests.support.mfa import (
     MFA_KEY_TEXT,
     OTHER_KEY,
     PASSWORD,
+    OpensNothing,
     code_at,
     enrol,
     password_step,
@@ -104,13 +104,7 @@ def test_mfa_reencrypt_moves_every_secret_to_the_new_key(db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "Re-encrypted 1 secret under the new key." in result.output
     assert OTHER_KEY.hex() not in result.output
-    clock.advance(timedelta(seconds=30))  # the enrolment's step is used up
-
-    async def sign_in_with_the_new_key(service: AuthService) -> None:
-        cookie, challenge = await password_step(service)
-        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
-
-    run(db_url, sign_in_with_the_new_key, keys=(OTHER_KEY,), clock=clock)
+    signs_in_with_a_code(db_url, secret, clock, OTHER_KEY)
 
 
 def test_mfa_reencrypt_refuses_a_weak_new_key_or_no_current_key(db_url: str) -> None:
@@ -191,13 +185,6 @@ def test_a_weak_new_key_is_refused_at_the_first_prompt(db_url: str) -> None:
     assert result.exit_code == 1
     assert "The new key must be 32 random bytes" in result.output
     assert "Repeat the new key" not in result.output
-
-
-class OpensNothing(SecretBox):
-    """A new key that does not open what it seals (a broken crypto backend, say)."""
-
-    def open(self, user_id: int, sealed: str) -> str:
-        raise SecretUnreadable("never")
 
 
 def test_mfa_reencrypt_writes_nothing_with_a_key_that_cannot_open_its_own_seal(

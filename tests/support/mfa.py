@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pyotp
 
 from authdemo.domain import ClientInfo, SecondFactorRequired
-from authdemo.mfa import SecretBox, parse_mfa_key
+from authdemo.mfa import SecretBox, SecretUnreadable, parse_mfa_key
 from authdemo.security import hash_token
 
 if TYPE_CHECKING:
@@ -25,6 +25,13 @@ PASSWORD = "correct horse 1"
 
 def box(*keys: bytes) -> SecretBox:
     return SecretBox(keys or (MFA_KEY,))
+
+
+class OpensNothing(SecretBox):
+    """A key that cannot open what it seals (a broken crypto backend, say)."""
+
+    def open(self, user_id: int, sealed: str) -> str:
+        raise SecretUnreadable("never")
 
 
 def code_at(secret: str, moment: datetime, steps: int = 0) -> str:

@@ -24,7 +24,7 @@ from authdemo.domain import (
     address_key,
 )
 from authdemo.events import EventKind
-from authdemo.mfa import SecondFactorPolicy, SecretBox, SecretUnreadable
+from authdemo.mfa import SecondFactorPolicy
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
@@ -33,6 +33,7 @@ from tests.support.mfa import (
     CLIENT,
     OTHER_KEY,
     PASSWORD,
+    OpensNothing,
     box,
     code_at,
     enrol,
@@ -668,13 +669,6 @@ async def test_a_second_factor_required_never_reads_as_signed_in(
 
 
 # --- re-encryption under a new key -------------------------------------------------------
-
-
-class OpensNothing(SecretBox):
-    """A key that cannot open what it seals (say, a broken crypto backend)."""
-
-    def open(self, user_id: int, sealed: str) -> str:
-        raise SecretUnreadable("never")
 
 
 @pytest.mark.usefixtures("alice")
