@@ -41,7 +41,7 @@ from .domain import (
     printable,
 )
 from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
-from .service import PurgeReport, UserSummary
+from .service import PurgeReport, ResealReport, UserSummary
 
 T = TypeVar("T")
 
@@ -457,34 +457,54 @@ def mfa_reset(username: str) -> None:
 def mfa_reencrypt(new_key_stdin: bool) -> None:
     """Re-encrypt every two-factor secret under a new key.
 
-    AUTHDEMO_MFA_KEY must open the current secrets; the new key is prompted for (hidden)
-    or read from stdin. Safe to run again: secrets already under the new key are skipped.
+    AUTHDEMO_MFA_KEY must open the current secrets; the new key is prompted for twice
+    (hidden) or read from stdin. Nothing is written unless the new key opens what it
+    encrypts. Safe to run again: secrets already under the new key are skipped.
     """
     settings = load_settings()
     if not settings.mfa_keys:
         raise Refused("AUTHDEMO_MFA_KEY is not set: it must hold the key the secrets are under.")
     if new_key_stdin:
-        raw = sys.stdin.readline(256).strip()
+        new_key = new_mfa_key(sys.stdin.readline(256).strip())
     else:
-        raw = str(click.prompt("New key", hide_input=True, default="", show_default=False))
-    try:
-        new_box = SecretBox((parse_mfa_key(raw),))
-    except WeakMfaKey as error:
-        raise Refused(str(error).replace("AUTHDEMO_MFA_KEY", "The new key")) from None
+        new_key = click.prompt(
+            "New key",
+            hide_input=True,
+            confirmation_prompt="Repeat the new key",
+            value_proc=new_mfa_key,
+        )
+    new_box = SecretBox((new_key,))
 
-    async def act(rt: Runtime) -> tuple[int, int]:
+    async def act(rt: Runtime) -> ResealReport:
         return await rt.service.reseal_mfa_secrets(new_box)
 
-    resealed, unreadable = with_service(settings, act)
-    click.echo(f"Re-encrypted {ended(resealed, 'secret')} under the new key.")
-    if unreadable:
-        raise Refused(
-            f"{ended(unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
+    report = with_service(settings, act)
+    click.echo(f"Re-encrypted {ended(report.resealed, 'secret')} under the new key.")
+    problems = []
+    if report.unreadable:
+        problems.append(
+            f"{ended(report.unreadable, 'secret')} did not open with AUTHDEMO_MFA_KEY and "
             "stayed as they were (reset those users with: authdemo mfa-reset USERNAME)."
         )
+    if report.changed:
+        problems.append(
+            f"{ended(report.changed, 'secret')} changed while this ran (two-factor sign-in "
+            "set up again meanwhile) and stayed under the old key: run this again."
+        )
+    if problems:
+        raise Refused(" ".join(problems))
     click.echo(
         "Now set AUTHDEMO_MFA_KEY to the new key everywhere (NEW,OLD while the change rolls out)."
     )
+
+
+def new_mfa_key(raw: str) -> bytes:
+    """The new key of ``mfa-reencrypt``, or ``Refused`` saying what is wrong with it (at
+    the first prompt already, before it is asked for again)."""
+    try:
+        return parse_mfa_key(raw)
+    except WeakMfaKey as error:
+        raise Refused(str(error).replace("AUTHDEMO_MFA_KEY", "The new key")) from None
 
 
 @main.command("sessions")

@@ -183,11 +183,16 @@ CSP_EXTENDABLE = (
     "form-action",
 )
 _CSP_FIXED = ("object-src", "base-uri", "frame-ancestors")
+# Directives that decide what code the page may run or embed: a source there names hosts
+# (``https://cdn.example.com``, or a family of them, ``https://*.example.com``), never
+# "any host", "any port" or "anything of a scheme". object-src is fixed at 'none', and
+# says so naming the source too.
+_CSP_NAMED_HOSTS_ONLY = ("default-src", "script-src", "object-src")
 _SCHEME_SOURCE = re.compile(r"^[a-z][a-z0-9+.-]*:$", re.IGNORECASE)
 _HOST_SOURCE = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://)?"  # scheme
-    r"(?:\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])"  # host
-    r"(?::(?:[0-9]{1,5}|\*))?"  # port
+    r"(?P<host>\*|(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])"  # host
+    r"(?::(?P<port>[0-9]{1,5}|\*))?"  # port
     r"(?:/[A-Za-z0-9\-._~%!$&()*+=:@/]*)?$",  # path: no ; , ' " or spaces
     re.IGNORECASE,
 )
@@ -195,17 +200,19 @@ _HASH_SOURCE = re.compile(r"^'sha(?:256|384|512)-[A-Za-z0-9+/]+={0,2}'$")
 _SCRIPT_REFUSED = {
     "'unsafe-inline'": "would run any script injected into the page",
     "'unsafe-eval'": "would let scripts turn strings into code",
-    "*": "would load scripts from any host",
-    "data:": "would run scripts written into data: URLs",
-    "blob:": "would run scripts built in the page",
+}
+_SCHEME_REASONS = {
+    "data:": "would run code written into data: URLs",
+    "blob:": "would run code built in the page",
 }
 
 
 def csp_extra(name: str, raw: str) -> dict[str, tuple[str, ...]]:
     """``img-src https://cdn.example; font-src https://fonts.example`` → directive →
     sources, validated: known directives only, well-formed sources only (no quotes but
-    the keywords, no ``;``, ``,`` or line breaks), and nothing that lets scripts run from
-    markup (``'unsafe-inline'``/``'unsafe-eval'``/``*``/``data:`` in script-src)."""
+    the keywords, no ``;``, ``,`` or line breaks), nothing that lets scripts run from
+    markup (``'unsafe-inline'``/``'unsafe-eval'`` in script-src), and in default-src and
+    script-src named hosts only (``_widening``)."""
     if _CONTROL.search(raw):
         raise ConfigError(f"{name}: line breaks and control characters are not allowed")
     extra: dict[str, tuple[str, ...]] = {}
@@ -215,8 +222,11 @@ def csp_extra(name: str, raw: str) -> dict[str, tuple[str, ...]]:
             continue
         directive, sources = words[0].lower(), words[1:]
         if directive in _CSP_FIXED:
+            for source in sources:
+                _refuse_widening(name, directive, source)
             raise ConfigError(
                 f"{name}: {directive} cannot be extended (authdemo keeps it at 'none')"
+                + (f"; refused: {' '.join(sources)}" if sources else "")
             )
         if directive not in CSP_EXTENDABLE:
             raise ConfigError(
@@ -247,12 +257,45 @@ def csp_source(name: str, directive: str, source: str) -> None:
             f"{name}: {source} is not allowed in {directive} (quoted keywords: 'self', "
             "'sha256-…' hashes, and 'unsafe-inline' in style-src only)"
         )
+    _refuse_widening(name, directive, source)
     if _SCHEME_SOURCE.match(source) or _HOST_SOURCE.match(source):
         return
     raise ConfigError(
-        f"{name}: {source!r} is not a CSP source (examples: https://cdn.example.com, "
-        "*.example.com, https:, data:)"
+        f"{name}: {source!r} in {directive} is not a CSP source (examples: "
+        "https://cdn.example.com, *.example.com, https:, data:)"
     )
+
+
+def _refuse_widening(name: str, directive: str, source: str) -> None:
+    """In default-src, script-src and object-src, refuse (naming directive and source)
+    a source that reaches beyond named hosts (``_widening``)."""
+    if directive in _CSP_NAMED_HOSTS_ONLY and (reason := _widening(source)) is not None:
+        raise ConfigError(
+            f"{name}: {source} in {directive} {reason}; name the hosts instead "
+            "(https://cdn.example.com, https://*.example.com)"
+        )
+
+
+def _widening(source: str) -> str | None:
+    """How an unquoted ``source`` reaches beyond named hosts, or None when it names
+    hosts (any case): ``*`` as the host however spelled (``*``, ``*/``, ``https://*``,
+    ``*:*``), a wildcard over a whole top-level domain (``*.com``), a scheme alone
+    (``https:``, ``data:``, ``blob:``, any ``scheme:``) or any port (``host:*``).
+    ``*.example.com`` is a family of named hosts: allowed."""
+    lowered = source.lower()
+    if _SCHEME_SOURCE.match(source):
+        return _SCHEME_REASONS.get(lowered, f"allows every {lowered[:-1]} URL, from any host")
+    found = _HOST_SOURCE.match(source)
+    if found is None:
+        return None  # not a host source at all: the caller says so
+    host, port = found.group("host"), found.group("port")
+    if host == "*":
+        return "allows any host"
+    if host.startswith("*.") and "." not in host[2:]:
+        return f"allows every host under .{host[2:].lower()}"
+    if port == "*":
+        return "allows any port"
+    return None
 
 
 UiName = Literal["idom", "reactpy"]

@@ -157,10 +157,16 @@ class SecondStepExpired(AuthError):
 
 
 class MfaUnavailable(AuthError):
-    def __init__(self) -> None:
-        super().__init__(
-            "Two-factor sign-in is not available on this server (no AUTHDEMO_MFA_KEY)."
+    """This server has no ``AUTHDEMO_MFA_KEY``, or (``key_set``) one that does not open
+    the stored secret (the key was changed without re-encrypting): the message says which."""
+
+    def __init__(self, *, key_set: bool = False) -> None:
+        reason = (
+            "its AUTHDEMO_MFA_KEY does not open this account's two-factor secret"
+            if key_set
+            else "no AUTHDEMO_MFA_KEY"
         )
+        super().__init__(f"Two-factor sign-in is not available on this server ({reason}).")
 
 
 class MfaStateConflict(AuthError):

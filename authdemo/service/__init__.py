@@ -32,7 +32,7 @@ from .core import (
 from .data import SessionData
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
-from .mfa_settings import Enrolled, Enrolment, MfaStatus, TwoFactor
+from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport, TwoFactor
 
 __all__ = [
     "OPERATOR",
@@ -45,6 +45,7 @@ __all__ = [
     "PurgeReport",
     "Redemption",
     "Rekeyed",
+    "ResealReport",
     "Resolution",
     "SecondStepResult",
     "UserSummary",

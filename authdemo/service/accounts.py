@@ -202,10 +202,13 @@ class Accounts(SignIn):
         client: ClientInfo,
         reason: str,
         kind: AuditKind,
+        *,
+        note: str = "",
     ) -> tuple[Rekeyed, list[SessionEvent]]:
         """Inside ``tx``, after the epoch moved on: end the user's other sessions, move the
         acting one to ``epoch`` under a token only a new ticket leads to, queue the
-        broadcasts (other views of the acting session end too) and audit it."""
+        broadcasts (other views of the acting session end too) and audit it (``note``
+        first in the audit row's detail)."""
         now = self.now()
         others = [i for i in await tx.sessions.live_ids_for_user(user.id, now) if i != acting.id]
         revoked = await self._revoke(tx, others, reason, user.id)
@@ -223,8 +226,14 @@ class Accounts(SignIn):
         assert moved[1] is not None
         events = [rekeyed] + ([revoked] if revoked is not None else [])
         ended = len(revoked.session_ids) if revoked is not None else 0
+        detail = f"{ended} other session(s)"
         await self._audit(
-            tx, kind, user=user, session=acting, client=client, detail=f"{ended} other session(s)"
+            tx,
+            kind,
+            user=user,
+            session=acting,
+            client=client,
+            detail=f"{note}; {detail}" if note else detail,
         )
         return Rekeyed(SignedIn(moved[0], moved[1]), ticket, ended), events
 

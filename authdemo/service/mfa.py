@@ -264,4 +264,4 @@ def open_secret(box: SecretBox, user_id: int, sealed: str) -> str:
         log.error(
             "the two-factor secret of user id %s does not open with AUTHDEMO_MFA_KEY", user_id
         )
-        raise MfaUnavailable() from None
+        raise MfaUnavailable(key_set=True) from None

@@ -8,8 +8,11 @@ Invariants:
   ends, live, and sign-ins in flight under the old epoch fail.
 - An abandoned setup leaves nothing behind: cancelled (only the one the caller began),
   replaced by a new one, or expired and purged; each is audited except the purge.
-- Turning it off needs the password and a code; the operator's reset needs neither and
-  ends every session of the user (the epoch moves on, so pending second steps die too).
+- Turning it off needs the password and a code (its step spent like a sign-in's), and
+  ends access like turning it on: in the write that deletes the secret, the credential
+  epoch moves on, the acting session is re-keyed and every other session of the user
+  ends, live. The operator's reset needs neither password nor code and ends every
+  session of the user (the epoch moves on, so pending second steps die too).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from ..domain import (
     AuditKind,
@@ -61,6 +65,17 @@ class Enrolled:
     rekeyed: Rekeyed
     recovery_codes: list[str]
     """Shown once; only their keyed digests are stored."""
+
+
+class ResealReport(NamedTuple):
+    """What ``reseal_mfa_secrets`` did."""
+
+    resealed: int
+    unreadable: int
+    """Secrets the current key does not open: left as they were."""
+    changed: int
+    """Secrets that changed between the read and the write, and are still under an old
+    key: left as they were (running it again re-seals them)."""
 
 
 @dataclass(frozen=True)
@@ -219,18 +234,28 @@ class TwoFactor(SecondFactor):
         session_id: int,
         password: str,
         code: str,
+        bound_token_hash: str | None,
         client: ClientInfo,
         *,
+        origin: str = "",
         epoch: int | None = None,
-    ) -> None:
+    ) -> Rekeyed:
         """Turn two-factor sign-in off: needs the password and a current code (or a
-        recovery code, for someone who lost the phone but is signed in)."""
+        recovery code, for someone who lost the phone but is signed in). The code's step
+        is spent, so a code just used to sign in does not turn it off. As turning it on
+        does, this ends every other session of the user and every other view of this
+        one, live; this one goes on under a new token (ticket bound to the cookie held
+        now). Raises ``CookieRequired``, ``NotSignedIn``, ``InvalidCredentials``,
+        ``Throttled``, ``InvalidCode`` (wrong or spent) or ``CodeThrottled``,
+        ``MfaStateConflict`` (it is not on), ``MfaUnavailable``."""
+        if bound_token_hash is None:
+            raise CookieRequired()
         box = self._box()
         signed_in = await self._signed_in(session_id, epoch)
         verified = await self._verify(signed_in.user.username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            _, user = await self._acting(
+            acting, user = await self._acting(
                 tx, session_id, now, signed_in.session.user_epoch, lock_user=True
             )
             if user is None or await self._settle(tx, verified, now) is None:
@@ -251,11 +276,22 @@ class TwoFactor(SecondFactor):
             if not outcome.ok:
                 await self._code_failed(tx, user, client, outcome, drop_pending=False)
             await tx.mfa.delete(user.id)
-            await self._audit(
-                tx, AuditKind.MFA_DISABLED, user=user, client=client, detail=outcome.detail
+            new_epoch = await tx.users.bump_epoch(user.id)  # second steps in flight end too
+            result, events = await self._rekey(
+                tx,
+                acting,
+                user,
+                new_epoch,
+                bound_token_hash,
+                origin,
+                client,
+                "mfa_disabled",
+                AuditKind.MFA_DISABLED,
+                note=f"with a {outcome.detail}",
             )
             await tx.commit()
         log.info("two-factor sign-in off user=%s", user.username)
+        return await self._rekeyed(result, events)
 
     # --- operators -------------------------------------------------------------------------
 
@@ -281,14 +317,21 @@ class TwoFactor(SecondFactor):
         log.info("two-factor sign-in reset user=%s", user.username)
         return await self._published(event)
 
-    async def reseal_mfa_secrets(self, new_box: SecretBox) -> tuple[int, int]:
-        """Re-encrypt every secret under ``new_box``'s key (each only if unchanged since
-        read). Returns (re-sealed, unreadable); already re-sealed ones are skipped, so
-        running it again after an interruption finishes the job."""
+    async def reseal_mfa_secrets(self, new_box: SecretBox) -> ResealReport:
+        """Re-encrypt every secret under ``new_box``'s key. Already re-sealed ones are
+        skipped, so running it again after an interruption finishes the job.
+
+        Each write is conditional on the ciphertext read (``replace_sealed``): a secret
+        that changed meanwhile (its user set two-factor up again) is never overwritten
+        with the old one; it is counted in ``changed`` unless it is gone or under the new
+        key already. Nothing is written unless ``new_box`` opens what it seals
+        (``MfaStateConflict`` otherwise; ``MfaUnavailable`` without a current key)."""
         box = self._box()
+        if not _opens_its_own_seal(new_box):
+            raise MfaStateConflict("The new key cannot open what it encrypts; nothing was changed.")
         async with self._uow() as tx:
             rows = await tx.mfa.sealed_secrets()
-        resealed = unreadable = 0
+        resealed = unreadable = changed = 0
         for user_id, sealed in rows:
             if new_box.sealed_by_current_key(sealed):
                 continue
@@ -299,18 +342,38 @@ class TwoFactor(SecondFactor):
                 log.warning("two-factor secret of user id %s does not open; skipped", user_id)
                 continue
             async with self._uow(write=True) as tx:
-                if await tx.mfa.replace_sealed(user_id, sealed, new_box.seal(user_id, secret)):
-                    resealed += 1
+                written = await tx.mfa.replace_sealed(
+                    user_id, sealed, new_box.seal(user_id, secret)
+                )
+                if written:
                     await tx.commit()
+                    resealed += 1
+                    continue
+                current = await tx.mfa.get(user_id)  # changed meanwhile: as it is now
+            if current is not None and not new_box.sealed_by_current_key(current.sealed_secret):
+                changed += 1
+                log.warning("two-factor secret of user id %s changed meanwhile; skipped", user_id)
         async with self._uow(write=True) as tx:
             await self._audit(
                 tx,
                 AuditKind.MFA_REKEYED,
                 client=OPERATOR,
-                detail=f"{resealed} secret(s) re-encrypted, {unreadable} unreadable",
+                detail=f"{resealed} secret(s) re-encrypted, {unreadable} unreadable"
+                + (f", {changed} changed meanwhile" if changed else ""),
             )
             await tx.commit()
-        return resealed, unreadable
+        return ResealReport(resealed, unreadable, changed)
+
+
+_PROBE = "AUTHDEMOPROBE234"
+
+
+def _opens_its_own_seal(box: SecretBox) -> bool:
+    """``box`` seals and opens a test value (before any secret is written under it)."""
+    try:
+        return box.open(0, box.seal(0, _PROBE)) == _PROBE
+    except SecretUnreadable:
+        return False
 
 
 def _holds(box: SecretBox | None, record: MfaRecord, secret: str) -> bool:

@@ -433,6 +433,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
     status, set_status = use_state(cast(MfaStatus | None, None))
     enrolment, set_enrolment = use_state(cast(Enrolment | None, None))
     codes, set_codes = use_state(cast(list[str], []))
+    turned_off, set_turned_off = use_state(False)
     error, set_error = use_state("")
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
@@ -458,6 +459,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
 
     async def start(data: Any) -> None:
         async def action() -> None:
+            set_turned_off(False)
             set_enrolment(await live.start_mfa_enrolment(form_values(data).get("password", "")))
 
         await run(action)
@@ -483,7 +485,9 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
         async def action() -> None:
             values = form_values(data)
             await live.disable_mfa(values.get("password", ""), values.get("code", ""))
+            set_turned_off(True)
             set_reload(lambda n: n + 1)
+            on_changed()
 
         await run(action)
 
@@ -593,6 +597,16 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
         ]
     elif status is not None:
         body = [
+            *(
+                [
+                    html.p(
+                        {"id": "mfa-off", "class_name": "ok", "role": "status"},
+                        "Two-factor sign-in turned off. Your other sessions have been signed out.",
+                    )
+                ]
+                if turned_off
+                else []
+            ),
             html.p(
                 {"id": "mfa-status"},
                 "Two-factor sign-in is off. With it on, signing in also asks for a code "

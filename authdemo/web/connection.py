@@ -317,14 +317,25 @@ class LiveSession:
             ),
         )
 
-    async def disable_mfa(self, password: str, code: str) -> None:
+    async def disable_mfa(self, password: str, code: str) -> int:
+        """Turn two-factor sign-in off (the password and a code). As turning it on does,
+        every other session of the user and every other view of this one ends; this view
+        goes on under a new cookie. Returns how many other sessions ended."""
         session = self._require_signed_in()
-        await self._acting(
+        result = await self._acting(
             session,
             self._service.disable_mfa(
-                session.id, password, code, self.client, epoch=session.user_epoch
+                session.id,
+                password,
+                code,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
             ),
         )
+        await self._adopt(session, result)
+        return result.ended
 
     async def logout(self) -> None:
         """Revoke the signed-in session; the view starts over as a new anonymous visitor

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import pytest
+
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.domain import AuditKind
@@ -22,6 +24,7 @@ from tests.support.mfa import (
     MFA_KEY_TEXT,
     OTHER_KEY,
     PASSWORD,
+    OpensNothing,
     code_at,
     enrol,
     password_step,
@@ -101,13 +104,7 @@ def test_mfa_reencrypt_moves_every_secret_to_the_new_key(db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "Re-encrypted 1 secret under the new key." in result.output
     assert OTHER_KEY.hex() not in result.output
-    clock.advance(timedelta(seconds=30))  # the enrolment's step is used up
-
-    async def sign_in_with_the_new_key(service: AuthService) -> None:
-        cookie, challenge = await password_step(service)
-        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
-
-    run(db_url, sign_in_with_the_new_key, keys=(OTHER_KEY,), clock=clock)
+    signs_in_with_a_code(db_url, secret, clock, OTHER_KEY)
 
 
 def test_mfa_reencrypt_refuses_a_weak_new_key_or_no_current_key(db_url: str) -> None:
@@ -118,3 +115,94 @@ def test_mfa_reencrypt_refuses_a_weak_new_key_or_no_current_key(db_url: str) -> 
     assert weak.exit_code == 1 and "The new key must be 32 random bytes" in weak.output
     missing = invoke(db_url, "mfa-reencrypt", "--new-key-stdin", input=OTHER_KEY.hex() + "\n")
     assert missing.exit_code == 1 and "AUTHDEMO_MFA_KEY is not set" in missing.output
+
+
+THIRD_KEY = bytes(range(150, 182))
+
+
+def stored_secrets(db_url: str) -> list[tuple[int, str]]:
+    async def read() -> list[tuple[int, str]]:
+        async with runtime(Settings(database_url=db_url)) as rt, rt.uow() as tx:
+            return await tx.mfa.sealed_secrets()
+
+    return asyncio.run(read())
+
+
+def rekeyed_audit_rows(db_url: str) -> int:
+    async def count(service: AuthService) -> int:
+        events = await service.audit_events(None, 100)
+        return sum(e.kind is AuditKind.MFA_REKEYED for e in events)
+
+    return run(db_url, count)
+
+
+def signs_in_with_a_code(db_url: str, secret: str, clock: FakeClock, key: bytes) -> None:
+    clock.advance(timedelta(seconds=30))  # a step no earlier sign-in used
+
+    async def sign_in(service: AuthService) -> None:
+        cookie, challenge = await password_step(service)
+        await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
+
+    run(db_url, sign_in, keys=(key,), clock=clock)
+
+
+def test_mfa_reencrypt_asks_for_the_new_key_twice_without_echo(db_url: str) -> None:
+    clock = now()
+    secret = alice_with_2fa(db_url, clock)
+    typed = OTHER_KEY.hex()
+    result = invoke(
+        db_url, "mfa-reencrypt", input=f"{typed}\n{typed}\n", AUTHDEMO_MFA_KEY=MFA_KEY_TEXT
+    )
+    assert result.exit_code == 0, result.output
+    assert "New key:" in result.output and "Repeat the new key:" in result.output
+    assert typed not in result.output
+    assert "Re-encrypted 1 secret under the new key." in result.output
+    signs_in_with_a_code(db_url, secret, clock, OTHER_KEY)
+
+
+def test_a_mistyped_confirmation_writes_nothing_and_codes_still_work(db_url: str) -> None:
+    clock = now()
+    secret = alice_with_2fa(db_url, clock)
+    before = stored_secrets(db_url)
+    result = invoke(
+        db_url,
+        "mfa-reencrypt",
+        input=f"{OTHER_KEY.hex()}\n{THIRD_KEY.hex()}\n",
+        AUTHDEMO_MFA_KEY=MFA_KEY_TEXT,
+    )
+    assert result.exit_code == 1, result.output
+    assert "do not match" in result.output
+    assert "Re-encrypted" not in result.output
+    assert OTHER_KEY.hex() not in result.output and THIRD_KEY.hex() not in result.output
+    assert stored_secrets(db_url) == before
+    assert rekeyed_audit_rows(db_url) == 0
+    signs_in_with_a_code(db_url, secret, clock, MFA_KEY)  # the old key still opens it
+
+
+def test_a_weak_new_key_is_refused_at_the_first_prompt(db_url: str) -> None:
+    alice_with_2fa(db_url, now())
+    result = invoke(db_url, "mfa-reencrypt", input="hunter2\n", AUTHDEMO_MFA_KEY=MFA_KEY_TEXT)
+    assert result.exit_code == 1
+    assert "The new key must be 32 random bytes" in result.output
+    assert "Repeat the new key" not in result.output
+
+
+def test_mfa_reencrypt_writes_nothing_with_a_key_that_cannot_open_its_own_seal(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = now()
+    secret = alice_with_2fa(db_url, clock)
+    before = stored_secrets(db_url)
+    monkeypatch.setattr("authdemo.cli.SecretBox", OpensNothing)
+    result = invoke(
+        db_url,
+        "mfa-reencrypt",
+        "--new-key-stdin",
+        input=OTHER_KEY.hex() + "\n",
+        AUTHDEMO_MFA_KEY=MFA_KEY_TEXT,
+    )
+    assert result.exit_code == 1, result.output
+    assert "The new key cannot open what it encrypts; nothing was changed." in result.output
+    assert stored_secrets(db_url) == before
+    assert rekeyed_audit_rows(db_url) == 0
+    signs_in_with_a_code(db_url, secret, clock, MFA_KEY)

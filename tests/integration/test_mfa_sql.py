@@ -12,11 +12,14 @@ from sqlalchemy import text
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from authdemo.domain import CodeThrottled, InvalidCode, SecondStepExpired
+from authdemo.domain import AuditKind, CodeThrottled, InvalidCode, NotSignedIn, SecondStepExpired
+from authdemo.events import EventKind
 from authdemo.mfa import SecretBox, SecretUnreadable
+from authdemo.security import hash_token
 from authdemo.service import AuthService
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
+from tests.support.gates import BeforeFirstWrite
 from tests.support.mfa import (
     CLIENT,
     MFA_KEY,
@@ -25,6 +28,7 @@ from tests.support.mfa import (
     code_at,
     enrol,
     password_step,
+    sign_in_with_code,
 )
 
 STEP = timedelta(seconds=30)
@@ -228,8 +232,8 @@ async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: S
     clock = FakeClock()
     async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
         secret, _ = await setup_alice(rt.service, clock)
-        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0)
-        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0, 0)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0, 0)
     rotated = replace(mfa_settings, mfa_keys=(OTHER_KEY,))
     async with runtime(rotated, clock=clock, hasher_factory=cheap_hasher) as rt:
         cookie, challenge = await password_step(rt.service)
@@ -242,3 +246,72 @@ async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: S
             ).one()
     with pytest.raises(SecretUnreadable):
         SecretBox((MFA_KEY,)).open(user_id, sealed)
+
+
+async def test_turning_2fa_off_on_one_worker_ends_the_users_sessions_on_the_other(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with (
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as one,
+        runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as two,
+    ):
+        secret, _ = await setup_alice(one.service, clock)
+        other_token, other = await sign_in_with_code(two.service, clock, secret)
+        token, session_id = await sign_in_with_code(one.service, clock, secret)
+        old_epoch = (await one.service.get_user("alice")).credential_epoch
+        async with two.uow() as tx:
+            cursor = await tx.broadcasts.position()
+        clock.advance(STEP)
+        done = await one.service.disable_mfa(
+            session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+        )
+        assert done.ended == 2  # the other worker's session, and the one that enrolled
+        assert (await two.service.resolve(other_token)).signed_in is None
+        assert (await one.service.resolve(token)).signed_in is None  # re-keyed
+        # The other worker reads the revocation and the re-key from the outbox.
+        async with two.uow() as tx:
+            _, rows = await tx.broadcasts.changes(cursor)
+        heard = {(e.kind, e.reason) for _, e in rows}
+        assert (EventKind.REVOKED, "mfa_disabled") in heard
+        assert (EventKind.REKEYED, "mfa_disabled") in heard
+        assert any(other in e.session_ids for _, e in rows if e.kind is EventKind.REVOKED)
+        # A view still on the old epoch cannot act; the redeemed new cookie can.
+        with pytest.raises(NotSignedIn):
+            await two.service.revoke_other_sessions(
+                session_id, CLIENT, hash_token(token), epoch=old_epoch
+            )
+        redeemed = await two.service.redeem_ticket(done.ticket, token)
+        assert not (await two.service.mfa_status(redeemed.session.id)).enabled
+        events = await one.service.audit_events("alice", 5)
+        disabled = [e.detail for e in events if e.kind is AuditKind.MFA_DISABLED]
+        assert disabled == ["with a code; 2 other session(s)"]
+
+
+async def test_re_encrypting_never_overwrites_a_secret_set_up_again_since_it_was_read(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        await setup_alice(rt.service, clock)
+        user = await rt.service.get_user("alice")
+        again: list[str] = []
+
+        async def set_up_again() -> None:  # between the read and the write, committed
+            await rt.service.reset_mfa("alice")
+            again.append((await enrol(rt.service))[0])
+
+        rt.service._uow = BeforeFirstWrite(rt.uow, set_up_again)
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (0, 0, 1)
+        async with rt.uow() as tx:
+            record = await tx.mfa.get(user.id)
+        assert record is not None
+        assert SecretBox((MFA_KEY,)).open(user.id, record.sealed_secret) == again[0]
+        assert await rt.service.reseal_mfa_secrets(SecretBox((OTHER_KEY,))) == (1, 0, 0)
+    clock.advance(STEP)
+    rotated = replace(mfa_settings, mfa_keys=(OTHER_KEY,))
+    async with runtime(rotated, clock=clock, hasher_factory=cheap_hasher) as rt:
+        cookie, challenge = await password_step(rt.service)
+        await rt.service.verify_second_factor(
+            challenge, cookie, code_at(again[0], clock.now()), CLIENT
+        )

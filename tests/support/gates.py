@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from authdemo.config import Settings
@@ -111,3 +111,32 @@ class _GatedUnitOfWork:
     async def commit(self) -> None:
         await self._gate.hold()
         await self._inner.commit()
+
+
+class BeforeFirstWrite:
+    """A unit-of-work factory that runs ``meanwhile`` once, just before its first write
+    transaction begins: "read → [someone else commits this] → write", forced."""
+
+    def __init__(self, inner: Any, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        self._inner = inner
+        self._meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
+
+    def __call__(self, *, write: bool = False) -> Any:
+        uow = self._inner(write=write)
+        if not write or self._meanwhile is None:
+            return uow
+        meanwhile, self._meanwhile = self._meanwhile, None
+        return _AfterAwaiting(uow, meanwhile)
+
+
+class _AfterAwaiting:
+    def __init__(self, inner: Any, first: Callable[[], Awaitable[None]]) -> None:
+        self._inner = inner
+        self._first = first
+
+    async def __aenter__(self) -> Any:
+        await self._first()
+        return await self._inner.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 import pyotp
 
 from authdemo.domain import ClientInfo, SecondFactorRequired
-from authdemo.mfa import SecretBox, parse_mfa_key
+from authdemo.mfa import SecretBox, SecretUnreadable, parse_mfa_key
 from authdemo.security import hash_token
 
 if TYPE_CHECKING:
     from authdemo.service import AuthService, Enrolled
+    from tests.support.fakes import FakeClock
 
 MFA_KEY_TEXT = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
 MFA_KEY = parse_mfa_key(MFA_KEY_TEXT)
@@ -24,6 +25,13 @@ PASSWORD = "correct horse 1"
 
 def box(*keys: bytes) -> SecretBox:
     return SecretBox(keys or (MFA_KEY,))
+
+
+class OpensNothing(SecretBox):
+    """A key that cannot open what it seals (a broken crypto backend, say)."""
+
+    def open(self, user_id: int, sealed: str) -> str:
+        raise SecretUnreadable("never")
 
 
 def code_at(secret: str, moment: datetime, steps: int = 0) -> str:
@@ -48,12 +56,29 @@ async def enrol(service: AuthService, username: str = "alice") -> tuple[str, Enr
     return started.secret, done
 
 
-async def password_step(service: AuthService, username: str = "alice") -> tuple[str, str]:
+async def password_step(
+    service: AuthService, username: str = "alice", *, cookie: str | None = None
+) -> tuple[str, str]:
     """A correct password for a 2FA user: (the browser's cookie hash, the challenge)."""
-    cookie_hash = hash_token(service.new_token())
+    cookie_hash = hash_token(cookie or service.new_token())
     try:
         await service.login(cookie_hash, username, PASSWORD, CLIENT)
     except SecondFactorRequired as required:
         assert required.challenge is not None
         return cookie_hash, required.challenge
     raise AssertionError("signed in without a second factor")
+
+
+async def sign_in_with_code(
+    service: AuthService, clock: FakeClock, secret: str, username: str = "alice"
+) -> tuple[str, int]:
+    """A 2FA user's signed-in cookie and session id: password, then the code of the next
+    step (the clock moves on one step first, so earlier sign-ins' steps stay spent)."""
+    clock.advance(timedelta(seconds=30))
+    anonymous = service.new_token()
+    cookie_hash, challenge = await password_step(service, username, cookie=anonymous)
+    result = await service.verify_second_factor(
+        challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
+    )
+    token = (await service.redeem_ticket(result.ticket, anonymous)).token
+    return token, result.signed_in.session.id

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -204,6 +205,118 @@ def test_csp_extra_refuses_what_would_weaken_or_break_the_header(raw: str, messa
     with pytest.raises(ConfigError, match=message) as refused:
         Settings.from_env({"AUTHDEMO_CSP_EXTRA": raw})
     assert "AUTHDEMO_CSP_EXTRA" in str(refused.value)
+
+
+# Every spelling of "beyond named hosts": any host, a whole top-level domain, a scheme
+# alone, any port — in any case. (source, what the refusal says it allows)
+WIDENING_SOURCES = [
+    ("*", "allows any host"),
+    ("*/", "allows any host"),
+    ("*/js/app.js", "allows any host"),
+    ("https://*", "allows any host"),
+    ("HTTPS://*", "allows any host"),
+    ("https://*/", "allows any host"),
+    ("wss://*", "allows any host"),
+    ("*:*", "allows any host"),
+    ("*:443", "allows any host"),
+    ("https://*:443/", "allows any host"),
+    ("*.com", "allows every host under .com"),
+    ("https://*.COM", "allows every host under .com"),
+    ("https:", "allows every https URL"),
+    ("HTTPS:", "allows every https URL"),
+    ("http:", "allows every http URL"),
+    ("Http:", "allows every http URL"),
+    ("ws:", "allows every ws URL"),
+    ("wss:", "allows every wss URL"),
+    ("filesystem:", "allows every filesystem URL"),
+    ("javascript:", "allows every javascript URL"),
+    ("chrome-extension:", "allows every chrome-extension URL"),
+    ("data:", "would run code written into data: URLs"),
+    ("DATA:", "would run code written into data: URLs"),
+    ("Data:", "would run code written into data: URLs"),
+    ("blob:", "would run code built in the page"),
+    ("Blob:", "would run code built in the page"),
+    ("BLOB:", "would run code built in the page"),
+    ("cdn.example.com:*", "allows any port"),
+    ("https://cdn.example.com:*", "allows any port"),
+    ("HTTPS://CDN.EXAMPLE.COM:*/js/", "allows any port"),
+    ("https://*.example.com:*", "allows any port"),
+]
+CODE_DIRECTIVES = ["default-src", "script-src", "object-src", "SCRIPT-SRC", "Default-Src"]
+
+
+@pytest.mark.parametrize("directive", CODE_DIRECTIVES)
+@pytest.mark.parametrize(("source", "allows"), WIDENING_SOURCES)
+def test_csp_extra_refuses_sources_beyond_named_hosts_where_code_comes_from(
+    directive: str, source: str, allows: str
+) -> None:
+    raw = f"img-src https://cdn.example; {directive} https://ok.example {source}"
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"AUTHDEMO_CSP_EXTRA": raw})
+    message = str(refused.value)
+    assert message.startswith(f"AUTHDEMO_CSP_EXTRA: {source} in {directive.lower()} {allows}")
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match=re.escape(f"{source} in {directive.lower()}")):
+        Settings(csp_extra=raw).validate()  # built in code: the same
+
+
+@pytest.mark.parametrize("directive", CODE_DIRECTIVES)
+@pytest.mark.parametrize(
+    "source",
+    [
+        "'unsafe-inline'",
+        "'UNSAFE-INLINE'",
+        "'Unsafe-Eval'",
+        "'unsafe-hashes'",
+        "'strict-dynamic'",
+        "'wasm-unsafe-eval'",
+        "'none'",
+        "'nonce-abc'",
+        "*.",
+        "https://*.",
+        "//cdn.example.com",
+    ],
+)
+def test_csp_extra_refuses_keywords_and_malformed_sources_where_code_comes_from(
+    directive: str, source: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"AUTHDEMO_CSP_EXTRA": f"{directive} {source}"})
+    message = str(refused.value)
+    assert source in message and directive.lower() in message
+    assert message.startswith("AUTHDEMO_CSP_EXTRA: ") and "\n" not in message
+
+
+@pytest.mark.parametrize("directive", ["default-src", "script-src", "Script-Src"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://cdn.example.com",
+        "HTTPS://CDN.EXAMPLE.COM",
+        "cdn.example.com",
+        "https://cdn.example.com:8443/js/",
+        "https://*.example.com",
+        "*.example.com",
+        "https://*.cdn.example.co.uk:443",
+        "https://[2001:db8::1]:8443",
+        "wss://live.example.com/socket",
+        "'self'",
+        "'SELF'",
+        "'sha256-B2yPHKaXnvFWtRChIbabYmUBFZdVfKKXHbWtWidDVF8='",
+    ],
+)
+def test_csp_extra_accepts_named_hosts_and_families_of_them_where_code_comes_from(
+    directive: str, source: str
+) -> None:
+    extra = Settings.from_env({"AUTHDEMO_CSP_EXTRA": f"{directive} {source}"}).csp_sources()
+    assert extra == {directive.lower(): (source,)}
+
+
+def test_sources_beyond_named_hosts_stay_fine_where_no_code_comes_from() -> None:
+    raw = "img-src * https: blob:; media-src data: *:*; connect-src wss: https://*:*"
+    extra = Settings.from_env({"AUTHDEMO_CSP_EXTRA": raw}).csp_sources()
+    assert extra["img-src"] == ("*", "https:", "blob:")
+    assert extra["connect-src"] == ("wss:", "https://*:*")
 
 
 def test_csp_extra_accepts_inline_styles_hashes_and_schemes() -> None:

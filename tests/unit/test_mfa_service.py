@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from authdemo.domain import (
     AuditKind,
     ClientInfo,
     CodeThrottled,
+    CookieRequired,
     InvalidCode,
     InvalidCredentials,
     MfaStateConflict,
@@ -19,12 +21,26 @@ from authdemo.domain import (
     SecondFactorRequired,
     SecondStepExpired,
     SessionPolicy,
+    address_key,
 )
 from authdemo.events import EventKind
+from authdemo.mfa import SecondFactorPolicy
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
-from tests.support.mfa import CLIENT, PASSWORD, box, code_at, enrol, password_step, sign_in
+from tests.support.gates import BeforeFirstWrite
+from tests.support.mfa import (
+    CLIENT,
+    OTHER_KEY,
+    PASSWORD,
+    OpensNothing,
+    box,
+    code_at,
+    enrol,
+    password_step,
+    sign_in,
+    sign_in_with_code,
+)
 
 STEP = timedelta(seconds=30)
 
@@ -128,6 +144,35 @@ async def test_confirming_ends_other_sessions_rekeys_this_one_and_shows_ten_code
 
 
 @pytest.mark.usefixtures("alice")
+async def test_confirming_moves_the_epoch_so_another_view_of_this_session_cannot_act(
+    service: AuthService, store: FakeStore
+) -> None:
+    token, session_id = await sign_in(service)
+    old_epoch = store.tables.sessions[session_id].user_epoch
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT, epoch=old_epoch)
+    done = await service.confirm_enrolment(
+        session_id,
+        code_at(started.secret, service.now()),
+        hash_token(token),
+        CLIENT,
+        epoch=old_epoch,
+    )
+    new_epoch = done.rekeyed.signed_in.session.user_epoch
+    assert new_epoch > old_epoch
+    assert (await service.get_user("alice")).credential_epoch == new_epoch
+    # Another open view of the same session (another tab, or a thief's copy of the
+    # cookie), still on the old epoch: whatever it tries is refused.
+    with pytest.raises(NotSignedIn):
+        await service.change_session_data(session_id, {"note": "x"}, epoch=old_epoch)
+    with pytest.raises(NotSignedIn):
+        await service.revoke_other_sessions(session_id, CLIENT, hash_token(token), epoch=old_epoch)
+    await service.logout(session_id, CLIENT, epoch=old_epoch)  # it can only leave
+    # The view that enrolled goes on, on the new epoch.
+    await service.change_session_data(session_id, {"note": "x"}, epoch=new_epoch)
+    assert store.tables.sessions[session_id].revoked_at is None
+
+
+@pytest.mark.usefixtures("alice")
 async def test_the_stored_secret_is_sealed_and_recovery_codes_are_digests(
     service: AuthService, store: FakeStore
 ) -> None:
@@ -187,8 +232,31 @@ async def test_without_a_key_2fa_cannot_be_turned_on(
 ) -> None:
     service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus)
     _, session_id = await sign_in(service)
-    with pytest.raises(MfaUnavailable):
+    with pytest.raises(MfaUnavailable, match=r"\(no AUTHDEMO_MFA_KEY\)"):
         await service.start_enrolment(session_id, PASSWORD, CLIENT)
+
+
+async def test_a_key_that_does_not_open_the_secret_says_so(
+    service: AuthService,
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    # The key was changed without re-encrypting: the key is set, it just does not open.
+    await service.create_user("alice", PASSWORD)
+    secret, _ = await enrolled(service, clock)
+    wrong_key = AuthService(
+        store, hasher, tokens, clock, SessionPolicy(), bus, mfa_box=box(OTHER_KEY)
+    )
+    cookie, challenge = await password_step(wrong_key)
+    with pytest.raises(MfaUnavailable) as refused:
+        await wrong_key.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now()), CLIENT
+        )
+    assert "no AUTHDEMO_MFA_KEY" not in str(refused.value)
+    assert "its AUTHDEMO_MFA_KEY does not open" in str(refused.value)
 
 
 # --- the second step ---------------------------------------------------------------------
@@ -329,6 +397,58 @@ async def test_five_wrong_codes_lock_the_second_step_and_drop_the_pending_sign_i
     await service.verify_second_factor(challenge, cookie, code_at(secret, clock.now()), CLIENT)
 
 
+async def test_a_right_code_clears_the_accounts_wrong_code_count_not_the_networks(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+) -> None:
+    # The network's lock guards every account behind it: one account's success must not
+    # wipe the wrong codes sent for the others (nor its own, as the network counts them).
+    mfa = SecondFactorPolicy(account_threshold=5, address_threshold=6)
+    service = AuthService(
+        store, hasher, tokens, clock, policy, bus, mfa_box=box(), second_factor=mfa
+    )
+    await service.create_user("alice", PASSWORD)
+    await service.create_user("bob", PASSWORD)
+    secret, _ = await enrolled(service, clock)
+    bobs, _ = await enrol(service, "bob")
+    alice = await service.get_user("alice")
+    account, network = f"mfa:user:{alice.id}", f"mfa:{address_key(CLIENT.addr)}"
+    right = code_at(secret, clock.now())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    cookie, challenge = await password_step(service)
+    for _ in range(4):
+        with pytest.raises(InvalidCode):
+            await service.verify_second_factor(challenge, cookie, wrong, CLIENT)
+    assert store.tables.throttle[account].failures == 4
+    await service.verify_second_factor(challenge, cookie, right, CLIENT)
+    assert account not in store.tables.throttle  # the account's count starts over...
+    assert store.tables.throttle[network].failures == 4  # ...the network's does not
+    # So alice has five wrong codes before her second step locks again (from elsewhere,
+    # which this network's count does not see)...
+    elsewhere = ClientInfo("198.51.100.9", "pytest")
+    clock.advance(STEP)
+    cookie, challenge = await password_step(service)
+    for _ in range(4):
+        with pytest.raises(InvalidCode) as refused:
+            await service.verify_second_factor(challenge, cookie, wrong, elsewhere)
+        assert not isinstance(refused.value, CodeThrottled)
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie, wrong, elsewhere)
+    # ...while two more wrong codes from the first network (4 + 2 = 6) lock it out.
+    bob_right = code_at(bobs, clock.now())
+    bob_wrong = f"{(int(bob_right) + 1) % 1_000_000:06d}"
+    cookie, challenge = await password_step(service, "bob")
+    with pytest.raises(InvalidCode) as refused:
+        await service.verify_second_factor(challenge, cookie, bob_wrong, CLIENT)
+    assert not isinstance(refused.value, CodeThrottled)
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie, bob_wrong, CLIENT)
+
+
 @pytest.mark.usefixtures("alice")
 async def test_a_recovery_code_works_once_and_says_how_many_are_left(
     service: AuthService, clock: FakeClock
@@ -383,14 +503,123 @@ async def test_disabling_needs_the_password_and_a_current_code(
     clock.advance(STEP)
     with pytest.raises(InvalidCredentials):
         await service.disable_mfa(
-            session_id, "wrong password", code_at(secret, clock.now()), CLIENT
+            session_id, "wrong password", code_at(secret, clock.now()), cookie, CLIENT
         )
     with pytest.raises(InvalidCode):
-        await service.disable_mfa(session_id, PASSWORD, "000000", CLIENT)
-    await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), CLIENT)
+        await service.disable_mfa(session_id, PASSWORD, "000000", cookie, CLIENT)
+    await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), cookie, CLIENT)
     assert not (await service.mfa_status(session_id)).enabled
     result2 = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
     assert result2.signed_in.user.username == "alice"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_ends_other_sessions_rekeys_this_one_and_is_audited(
+    service: AuthService, store: FakeStore, bus: RecordingBus, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    other_token, other = await sign_in_with_code(service, clock, secret)
+    token, session_id = await sign_in_with_code(service, clock, secret)
+    others = tuple(s.id for s, _ in await service.live_sessions("alice") if s.id != session_id)
+    assert other in others and len(others) == 2  # and the one that enrolled
+    epoch_before = (await service.get_user("alice")).credential_epoch
+    clock.advance(STEP)
+    bus.published.clear()
+    done = await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    assert done.ended == 2
+    assert all(store.tables.sessions[i].revoked_at is not None for i in others)
+    assert (await service.resolve(other_token)).signed_in is None
+    assert (await service.get_user("alice")).credential_epoch > epoch_before
+    assert done.signed_in.session.user_epoch > epoch_before
+    # Announced live here, and queued in the outbox for the other workers and hosts.
+    published = {(e.kind, tuple(sorted(e.session_ids)), e.reason) for e in bus.published}
+    assert published == {
+        (EventKind.REKEYED, (session_id,), "mfa_disabled"),
+        (EventKind.REVOKED, tuple(sorted(others)), "mfa_disabled"),
+    }
+    queued = {(e.kind, tuple(sorted(e.session_ids))) for _, e, _ in store.tables.broadcasts}
+    assert {
+        (EventKind.REKEYED, (session_id,)),
+        (EventKind.REVOKED, tuple(sorted(others))),
+    } <= queued
+    # This session goes on under a new cookie; the old one leads nowhere.
+    assert (await service.resolve(token)).signed_in is None
+    redeemed = await service.redeem_ticket(done.ticket, token)
+    assert redeemed.session.id == session_id
+    assert not (await service.mfa_status(session_id)).enabled
+    disabled = [e for e in store.tables.audit if e.kind is AuditKind.MFA_DISABLED]
+    assert [e.detail for e in disabled] == ["with a code; 2 other session(s)"]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_ends_every_other_view_of_the_acting_session(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await sign_in_with_code(service, clock, secret)
+    old_epoch = (await service.get_user("alice")).credential_epoch
+    clock.advance(STEP)
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    # A view that still holds the session at its old epoch (a thief's copy of the cookie,
+    # another tab) can no longer act on it.
+    with pytest.raises(NotSignedIn):
+        await service.revoke_other_sessions(session_id, CLIENT, hash_token(token), epoch=old_epoch)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_voids_a_second_step_in_flight(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await sign_in_with_code(service, clock, secret)
+    cookie, challenge = await password_step(service)
+    clock.advance(STEP)
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
+    )
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie, code_at(secret, clock.now(), 1), CLIENT
+        )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_disabling_needs_the_cookie_the_browser_holds(
+    service: AuthService, clock: FakeClock
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    _, session_id = await sign_in_with_code(service, clock, secret)
+    clock.advance(STEP)
+    with pytest.raises(CookieRequired):
+        await service.disable_mfa(session_id, PASSWORD, code_at(secret, clock.now()), None, CLIENT)
+    assert (await service.mfa_status(session_id)).enabled
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_code_that_just_signed_in_cannot_turn_2fa_off(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    token, session_id = await sign_in_with_code(service, clock, secret)
+    used = code_at(secret, clock.now())  # the code that signed this session in
+    with pytest.raises(InvalidCode):
+        await service.disable_mfa(session_id, PASSWORD, used, hash_token(token), CLIENT)
+    assert (await service.mfa_status(session_id)).enabled
+    assert store.tables.audit[-1].kind is AuditKind.MFA_CODE_FAILED
+    assert store.tables.audit[-1].detail == "replayed code"
+    # Nor does a code of an earlier step; a code of a later one does.
+    with pytest.raises(InvalidCode):
+        await service.disable_mfa(
+            session_id, PASSWORD, code_at(secret, clock.now(), -1), hash_token(token), CLIENT
+        )
+    await service.disable_mfa(
+        session_id, PASSWORD, code_at(secret, clock.now(), 1), hash_token(token), CLIENT
+    )
+    assert not (await service.mfa_status(session_id)).enabled
 
 
 @pytest.mark.usefixtures("alice")
@@ -437,6 +666,55 @@ async def test_a_second_factor_required_never_reads_as_signed_in(
         await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
     assert "code" in str(required.value)
     assert required.value.challenge is not None
+
+
+# --- re-encryption under a new key -------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alice")
+async def test_re_encryption_writes_nothing_unless_the_new_key_opens_its_own_seal(
+    service: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    await enrolled(service, clock)
+    before = copy.deepcopy(store.tables)
+    with pytest.raises(MfaStateConflict, match="cannot open what it encrypts"):
+        await service.reseal_mfa_secrets(OpensNothing((OTHER_KEY,)))
+    assert store.tables == before  # not a secret, not an audit row
+
+
+@pytest.mark.usefixtures("alice")
+async def test_re_encryption_never_overwrites_a_secret_that_changed_since_it_was_read(
+    service: AuthService,
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    await enrolled(service, clock)
+    again: list[str] = []
+
+    async def set_up_again() -> None:  # after the read, before the write: a new secret
+        await service.reset_mfa("alice")
+        again.append((await enrol(service))[0])
+
+    resealer = AuthService(
+        BeforeFirstWrite(store, set_up_again),
+        hasher,
+        tokens,
+        clock,
+        SessionPolicy(),
+        bus,
+        mfa_box=box(),
+    )
+    report = await resealer.reseal_mfa_secrets(box(OTHER_KEY))
+    assert report == (0, 0, 1)  # nothing re-sealed: that secret changed meanwhile
+    (record,) = store.tables.mfa.values()
+    assert box().open(record.user_id, record.sealed_secret) == again[0]  # the new one
+    assert store.tables.audit[-1].detail.endswith("1 changed meanwhile")
+    assert await resealer.reseal_mfa_secrets(box(OTHER_KEY)) == (1, 0, 0)  # run again
+    (record,) = store.tables.mfa.values()
+    assert box(OTHER_KEY).open(record.user_id, record.sealed_secret) == again[0]
 
 
 # --- nothing secret is ever written down ---------------------------------------------------------

@@ -91,6 +91,49 @@ async def enrolled_alice(live: Live, alice: Creds, clock: FakeClock) -> tuple[st
     return secret, codes
 
 
+async def sign_in_with_code(
+    live: Live, alice: Creds, clock: FakeClock, secret: str
+) -> tuple[IdomClient, str]:
+    """A tab signed in with password and code (of a new step), and its cookie."""
+    clock.advance(timedelta(seconds=30))
+    token = await first_visit(live)
+    client = await IdomClient.connect(live.base_url, cookie=cookie(token))
+    await client.login(*alice)
+    await client.wait_for_id("mfa-form")
+    await client.submit("mfa-form", {"code": code_at(secret, clock.now())})
+    await client.wait_for_id("greeting")
+    assert await client.tickets_fetched() == [303]
+    new = client.token()
+    assert new is not None and new != token
+    return client, new
+
+
+async def test_disabling_says_so_rotates_the_cookie_and_ends_other_tabs(
+    live: Live, alice: Creds, app_clock: FakeClock
+) -> None:
+    secret, _ = await enrolled_alice(live, alice, app_clock)
+    other, _ = await sign_in_with_code(live, alice, app_clock, secret)
+    client, before = await sign_in_with_code(live, alice, app_clock, secret)
+    # Another view of the acting tab's own session (a second tab on the same cookie).
+    same = await IdomClient.connect(live.base_url, cookie=cookie(before))
+    await same.wait_for_id("greeting")
+    await client.wait_for_id("mfa-disable-form")
+    app_clock.advance(timedelta(seconds=30))
+    await client.submit(
+        "mfa-disable-form", {"password": alice[1], "code": code_at(secret, app_clock.now())}
+    )
+    await client.wait_for_id("mfa-off")
+    assert "Your other sessions have been signed out." in (client.text("mfa-off") or "")
+    await other.wait_for_id("login-form")  # the other tab ended, live
+    await same.wait_for_id("login-form")  # and so did the other view of this session
+    assert await client.tickets_fetched() == [303, 303]
+    assert client.token() not in (None, before)
+    assert client.find("greeting") is not None  # this tab goes on
+    assert client.find("mfa-start") is not None  # with two-factor sign-in off
+    for tab in (client, other, same):
+        await tab.close()
+
+
 async def test_a_pending_second_step_never_resolves_as_signed_in(
     live: Live, alice: Creds, app_clock: FakeClock
 ) -> None:
