@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .cache import SessionCache
@@ -116,6 +117,22 @@ async def start_runtime(
     )
     listen = settings.listener_url if engine.dialect.name == "postgresql" else None
     return Runtime(engine, uow, events, hasher, service, listen)
+
+
+async def check_database(settings: Settings) -> None:
+    """Refuse, as :func:`start_runtime` would, a database that is missing, unreachable or
+    not migrated (``SchemaNotReady``), without building anything else."""
+    engine = create_engine(settings.database_url, pool=None, pooler=settings.behind_pooler)
+    try:
+        await check_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def describe_database(settings: Settings) -> str:
+    """``database <URL, password hidden>, <where the URL came from>``, for messages."""
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    return f"database {shown}, {settings.database_url_source()}"
 
 
 @asynccontextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
 DEFAULT_POOL = -1
@@ -298,6 +300,64 @@ def _widening(source: str) -> str | None:
     return None
 
 
+@functools.cache
+def _settings_types() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
+_EXAMPLES = {
+    timedelta: "timedelta(minutes=10)",
+    str: "'text'",
+    int: "5",
+    bool: "True",
+    bytes: "b'...'",
+}
+
+
+def check_type(name: str, value: object, expected: Any) -> None:
+    """Raise ConfigError, naming the field, when ``value`` is not of type ``expected``
+    (the types Settings' fields use: classes, ``X | None``, ``tuple[X, ...]``,
+    ``Literal``). A bool is not taken for an int."""
+    if _matches(value, expected):
+        return
+    example = _EXAMPLES.get(expected)
+    hint = f" (e.g. {name}={example})" if example else ""
+    raise ConfigError(
+        f"Settings({name}={value!r}): {name} must be {_describe(expected)}, "
+        f"not {type(value).__name__}{hint}"
+    )
+
+
+def _describe(expected: Any) -> str:
+    origin = get_origin(expected)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(expected))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(option) for option in get_args(expected))
+    if origin is tuple:
+        return f"a tuple of {get_args(expected)[0].__name__}"
+    if expected is type(None):
+        return "None"
+    name = str(expected.__name__)
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _matches(value: object, expected: Any) -> bool:
+    origin = get_origin(expected)
+    if origin is Literal:
+        return value in get_args(expected)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, option) for option in get_args(expected))
+    if origin is tuple:
+        item = get_args(expected)[0]
+        return isinstance(value, tuple) and all(_matches(v, item) for v in value)
+    if expected is type(None):
+        return value is None
+    if expected is int and isinstance(value, bool):
+        return False
+    return isinstance(value, expected)
+
+
 UiName = Literal["idom", "reactpy"]
 UI_NAMES: tuple[UiName, ...] = ("idom", "reactpy")
 
@@ -382,6 +442,12 @@ class Settings:
     mfa_keys: tuple[bytes, ...] = ()
     """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
     that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
+
+    def __post_init__(self) -> None:
+        # Built in code, a field of the wrong type would fail later, far from its cause
+        # (a raw TypeError when the server starts): say which field, at construction.
+        for item in fields(self):
+            check_type(item.name, getattr(self, item.name), _settings_types()[item.name])
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -508,6 +574,16 @@ class Settings:
     def behind_pooler(self) -> bool:
         """Queries go through a transaction pooler (a listen URL of its own says so)."""
         return self.listen_url is not None and self.listen_url != self.database_url
+
+    def database_url_source(self, env: Mapping[str, str] | None = None) -> str:
+        """Where ``database_url`` came from, for a message about it: the variable, the
+        default (the variable unset), or the code that built these settings."""
+        raw = (os.environ if env is None else env).get("AUTHDEMO_DATABASE_URL") or None
+        if raw is not None and normalize_database_url(raw) == self.database_url:
+            return "from AUTHDEMO_DATABASE_URL"
+        if raw is None and self.database_url == DEFAULT_DATABASE_URL:
+            return "the default: AUTHDEMO_DATABASE_URL is not set"
+        return "as given to Settings(database_url=...)"
 
     @property
     def migration_url(self) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections import Counter
+from typing import NoReturn
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -12,10 +15,16 @@ from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, text
 
-from ..bootstrap import HasherFactory, Runtime, start_runtime
+from ..bootstrap import (
+    HasherFactory,
+    Runtime,
+    check_database,
+    describe_database,
+    start_runtime,
+)
 from ..broadcast import BroadcastFollower
 from ..config import Settings
-from ..domain import Clock, StorageUnavailable
+from ..domain import Clock, SchemaNotReady, StorageUnavailable
 from ..events import InProcessEventBus
 from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
@@ -33,7 +42,7 @@ from .middleware import client_info, websocket_handshake
 from .pages import install_pages
 from .proxy import Networks, parse_networks, request_scheme
 from .tickets import install_ticket_route
-from .ui import check_root, library
+from .ui import check_root, library, use_library
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,19 @@ class AppContext:
 
 
 AuthdemoApp = Sanic[Config, AppContext]
+
+EXIT_DATABASE = 3
+"""The exit status of a server that refused to start on its database (as the CLI's)."""
+WORKER_VARIABLE = "SANIC_WORKER_NAME"
+"""Set by Sanic in each worker process it starts (not in ``--single-process``)."""
+
+
+def refuse_to_start(settings: Settings, error: SchemaNotReady) -> NoReturn:
+    """One line on stderr, naming the database and where its URL came from, then exit:
+    nothing has started yet, and a traceback would bury the one fix that matters."""
+    sys.stderr.write(f"authdemo cannot start: {error} ({describe_database(settings)})\n")
+    sys.stderr.flush()
+    os._exit(EXIT_DATABASE)
 
 
 def create_app(
@@ -100,9 +122,25 @@ def create_app(
         }
     )
 
+    @app.main_process_start
+    async def check_database_once(app: AuthdemoApp, _loop: object) -> None:
+        # `sanic app:app` with workers: an unready database is refused here, once, in
+        # one line, before any worker starts (a worker's refusal is a traceback, and the
+        # main process would wait on for a worker that never comes).
+        if not Sanic.test_mode:
+            try:
+                await check_database(settings)
+            except SchemaNotReady as error:
+                refuse_to_start(settings, error)
+
     @app.before_server_start
     async def open_database(app: AuthdemoApp) -> None:
-        rt = await start_runtime(settings, clock=clock, hasher_factory=hasher_factory)
+        try:
+            rt = await start_runtime(settings, clock=clock, hasher_factory=hasher_factory)
+        except SchemaNotReady as error:
+            if Sanic.test_mode or WORKER_VARIABLE in os.environ:
+                raise  # a worker: its main process checked already (see above)
+            refuse_to_start(settings, error)  # `sanic app:app --single-process`
         app.ctx.runtime = rt
         app.ctx.service = rt.service
         app.ctx.events = rt.events
@@ -144,6 +182,8 @@ def create_app(
 
     app_root = root or DemoApp
     ui = library(settings.ui)  # IDOM or ReactPy: this app's, for all its connections
+    with use_library(ui):  # authdemo's own components are made by the app's library
+        check_root(app_root(), ui)  # at once, not on the first page view (a blank page)
 
     def connect(request: Request) -> ViewConnection:
         """A websocket passed the middleware (Origin checked, cookie resolved): wire it up."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,13 +149,18 @@ def library(name: UiName = "idom") -> UiLibrary:
 
 def check_root(root: Any, lib: UiLibrary) -> None:
     """Refuse, with a hint, a root component made by the other library: it would fail
-    on its first hook call with an error that names neither."""
-    for other in _LOADED.values():
-        if other is not lib and isinstance(root, other.component_type):
+    on its first hook call with an error that names neither (or render a blank page).
+    The other library need not be one authdemo loaded: a component made by it means
+    its module is imported, so it is looked up there."""
+    for name in UI_NAMES:
+        module = sys.modules.get(f"{name}.core.component")
+        if name == lib.name or module is None:
+            continue
+        if isinstance(root, module.Component):
             raise TypeError(
                 f"this app renders with {lib.name}, but its root component {root!r} was "
-                f"made by {other.name}'s @component: import create_app from "
-                f"authdemo.{other.name} (the demo: `authdemo run --ui {other.name}`)"
+                f"made by {name}'s @component: import create_app from authdemo.{name} "
+                f"(the demo: `authdemo run --ui {name}`)"
             )
 
 

@@ -380,3 +380,39 @@ def test_page_title_and_stylesheet_are_read() -> None:
         Settings.from_env({"AUTHDEMO_STYLESHEET": "maybe"})
     with pytest.raises(ConfigError, match="AUTHDEMO_PAGE_TITLE"):
         Settings.from_env({"AUTHDEMO_PAGE_TITLE": "x" * 201})
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (
+            {"idle_timeout": 600},
+            "Settings(idle_timeout=600): idle_timeout must be a timedelta, not int "
+            "(e.g. idle_timeout=timedelta(minutes=10))",
+        ),
+        ({"allowed_hosts": ["a.example"]}, "allowed_hosts must be a tuple of str, not list"),
+        ({"ws_per_address": True}, "ws_per_address must be an int, not bool"),
+        ({"db_pool": "5"}, "db_pool must be an int or None, not str"),
+        ({"database_url": None}, "database_url must be a str, not NoneType"),
+        ({"mfa_keys": ("text",)}, "mfa_keys must be a tuple of bytes, not tuple"),
+        ({"ui": "vue"}, "ui must be one of 'idom', 'reactpy', not str"),
+        ({"argon2": 3}, "argon2 must be an Argon2Params, not int"),
+    ],
+)
+def test_settings_built_in_code_are_type_checked_naming_the_field(
+    given: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings(**given)  # type: ignore[arg-type]
+    assert message in str(refused.value)
+
+
+def test_settings_of_the_right_types_are_accepted_as_given() -> None:
+    settings = Settings(
+        idle_timeout=timedelta(minutes=10),
+        db_pool=None,
+        allowed_hosts=("a.example",),
+        secret_key=b"k" * 32,
+        ui="reactpy",
+    )
+    assert settings.db_pool is None and settings.allowed_hosts == ("a.example",)

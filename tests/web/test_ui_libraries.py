@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import idom
@@ -55,8 +58,9 @@ def test_the_ui_setting_reads_authdemo_ui_and_defaults_to_idom() -> None:
     assert Settings.from_env({"AUTHDEMO_UI": "idom"}).ui == "idom"
     with pytest.raises(ConfigError, match="AUTHDEMO_UI='react'"):
         Settings.from_env({"AUTHDEMO_UI": "react"})
-    with pytest.raises(ConfigError, match="AUTHDEMO_UI"):
-        replace(Settings(), ui="vue").validate()  # type: ignore[arg-type]
+    # Built in code, refused as it is built, naming the field (and its allowed values).
+    with pytest.raises(ConfigError, match=r"Settings\(ui='vue'\): ui must be one of 'idom'"):
+        replace(Settings(), ui="vue")  # type: ignore[arg-type]
 
 
 def test_each_module_binds_its_library_whatever_the_settings_say(settings: Settings) -> None:
@@ -191,3 +195,31 @@ def test_a_reactpy_form_holding_a_component_is_left_as_it_is() -> None:
     event = {"target": {"elements": [{"tagName": "INPUT", "value": "x"}]}}
     asyncio.run(plain["eventHandlers"]["on_submit"].function([event]))
     assert received == [event]
+
+
+@pytest.mark.parametrize(
+    ("module", "made_by", "hint"),
+    [("authdemo", "reactpy", "authdemo.reactpy"), ("authdemo.reactpy", "idom", "authdemo.idom")],
+)
+def test_create_app_refuses_a_root_of_the_other_library_in_a_fresh_process(
+    module: str, made_by: str, hint: str, tmp_path: Path
+) -> None:
+    """As an app meets it: only the app's imports loaded, authdemo never loaded the other
+    library itself. Refused when the app is built, not with a blank page later."""
+    script = (
+        f"import {made_by}\n"
+        f"from {module} import Settings, create_app\n"
+        f"@{made_by}.component\n"
+        "def Root():\n"
+        f"    return {made_by}.html.p('hi')\n"
+        "try:\n"
+        f"    create_app(Settings(database_url='sqlite+aiosqlite:///{tmp_path}/x.db'), Root)\n"
+        "except TypeError as error:\n"
+        "    print(error)\n"
+        "else:\n"
+        "    print('accepted')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert f"import create_app from {hint}" in done.stdout, done.stdout + done.stderr
