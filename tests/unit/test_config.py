@@ -267,3 +267,24 @@ def test_page_title_and_stylesheet_are_read() -> None:
         Settings.from_env({"AUTHDEMO_STYLESHEET": "maybe"})
     with pytest.raises(ConfigError, match="AUTHDEMO_PAGE_TITLE"):
         Settings.from_env({"AUTHDEMO_PAGE_TITLE": "x" * 201})
+
+
+# A pattern that ends in ``$`` also matches before a final line break (``re.match``);
+# every check below must refuse a value that ends in one (``fullmatch``).
+
+
+def test_a_cookie_name_built_in_code_with_a_trailing_line_break_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a cookie name"):
+        Settings(cookie_name="__Host-app\n").validate()
+
+
+def test_an_allowed_origin_with_a_line_break_before_its_slash_is_refused() -> None:
+    # Stripped, then its trailing slash dropped: "https://app.example\n" is left.
+    with pytest.raises(ConfigError, match="AUTHDEMO_ALLOWED_ORIGINS"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "https://app.example\n/"})
+
+
+def test_an_allowed_host_with_a_line_break_before_its_dot_is_refused() -> None:
+    # Stripped, then its trailing dot dropped: "app.example\n" is left.
+    with pytest.raises(ConfigError, match="not a host name"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "app.example\n."})
