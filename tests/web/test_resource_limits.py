@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -14,6 +15,7 @@ from authdemo.config import Settings
 from authdemo.domain import StorageUnavailable
 from authdemo.web.app import create_app
 from authdemo.web.cookies import COOKIE_NAME
+from authdemo.web.limits import Slot
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import serve
@@ -42,6 +44,54 @@ async def test_websockets_per_address_are_capped_and_freed_on_close(settings: Se
         again = await IdomClient.connect(live.base_url)
         assert again.find("login-form") is not None
         for client in [*held, again]:
+            await client.close()
+
+
+async def test_a_closed_websocket_frees_one_place_though_its_slot_is_given_back_twice(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection's slot is given back when the connection closes and again when the
+    task that served its TCP connection ends: the second time must free nothing, or each
+    closed tab would open one place too many while the others stay open."""
+    app = create_app(
+        replace(settings, ws_per_address=2),
+        name=f"authdemo_cap_{next(_names)}",
+        hasher_factory=cheap_hasher,
+    )
+    reserved: list[Slot] = []
+    releases: Counter[int] = Counter()
+    real_release = Slot.release
+
+    def counted_release(slot: Slot) -> None:
+        releases[id(slot)] += 1
+        real_release(slot)
+
+    monkeypatch.setattr(Slot, "release", counted_release)
+    async with serve(app) as live:
+        real_reserve = app.ctx.sockets.reserve
+
+        def recorded_reserve(network: str) -> Slot | None:
+            slot = real_reserve(network)
+            if slot is not None:
+                reserved.append(slot)
+            return slot
+
+        app.ctx.sockets.reserve = recorded_reserve  # type: ignore[method-assign]
+        closing = await IdomClient.connect(live.base_url)
+        staying = await IdomClient.connect(live.base_url)
+        assert len(reserved) == 2
+        await closing.close()
+        async with asyncio.timeout(10):  # both give-backs happened
+            while releases[id(reserved[0])] < 2:
+                await asyncio.sleep(0.01)
+        assert app.ctx.open_sockets["127.0.0.1"] == 1  # `staying` holds its place
+        again = await IdomClient.connect(live.base_url)
+        with pytest.raises(InvalidStatus) as refused:  # the cap of two holds
+            await websockets.connect(
+                live.stream_url, additional_headers={"Origin": live.base_url}, origin=None
+            )
+        assert refused.value.response.status_code == 429
+        for client in (staying, again):
             await client.close()
 
 
