@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 def parse_duration(name: str, raw: str) -> timedelta:
     """Parse ``90``, ``90s``, ``30m``, ``12h``, ``2d`` or ``500ms`` into a timedelta."""
-    match = _DURATION.match(raw)
+    match = _DURATION.fullmatch(raw)
     if not match:
         raise ConfigError(f"{name}={raw!r} is not a duration (examples: 1800, 30m, 12h)")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
@@ -53,7 +53,7 @@ def ipaddress_networks(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6N
 
 def _origin(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+$", value):
+    if not re.fullmatch(r"^https?://[^/\s]+$", value):
         raise ConfigError(f"{name}: {raw!r} is not an origin like https://example.com:8443")
     return value.lower()
 
@@ -89,7 +89,7 @@ def host_pattern(name: str, raw: str) -> str:
             bare = bare.encode("idna").decode("ascii")
         except UnicodeError:
             raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})") from None
-    if not bare or len(bare) > 253 or not _HOST_NAME.match(bare):
+    if not bare or len(bare) > 253 or not _HOST_NAME.fullmatch(bare):
         raise ConfigError(f"{name}: {raw.strip()!r} is not a host name ({example})")
     return ("." if subdomains else "") + bare
 
@@ -146,7 +146,7 @@ def check_cookie_name(name: str, value: str) -> None:
     bare = value.removeprefix(COOKIE_PREFIX)
     if not value.startswith(COOKIE_PREFIX) or not bare:
         raise ConfigError(f"{name}: {value!r} must be {COOKIE_PREFIX!r} followed by a name")
-    if len(value) > 128 or not _TOKEN.match(bare):
+    if len(value) > 128 or not _TOKEN.fullmatch(bare):
         raise ConfigError(
             f"{name}: {value!r} is not a cookie name (letters, digits and "
             "!#$%&'*+-.^_`|~ only, at most 128 characters)"
@@ -477,7 +477,7 @@ class Settings:
             raw = get(name)
             if raw is None:
                 return default
-            match = re.match(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", raw, re.IGNORECASE)
+            match = re.fullmatch(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", raw, re.IGNORECASE)
             if not match or int(match.group(1)) <= 0:
                 raise ConfigError(f"{name}={raw!r} is not a size (examples: 65536, 64KiB, 1MiB)")
             unit = (match.group(2) or "b").lower()[:1]

@@ -416,3 +416,24 @@ def test_settings_of_the_right_types_are_accepted_as_given() -> None:
         ui="reactpy",
     )
     assert settings.db_pool is None and settings.allowed_hosts == ("a.example",)
+
+
+# A pattern that ends in ``$`` also matches before a final line break (``re.match``);
+# every check below must refuse a value that ends in one (``fullmatch``).
+
+
+def test_a_cookie_name_built_in_code_with_a_trailing_line_break_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a cookie name"):
+        Settings(cookie_name="__Host-app\n").validate()
+
+
+def test_an_allowed_origin_with_a_line_break_before_its_slash_is_refused() -> None:
+    # Stripped, then its trailing slash dropped: "https://app.example\n" is left.
+    with pytest.raises(ConfigError, match="AUTHDEMO_ALLOWED_ORIGINS"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "https://app.example\n/"})
+
+
+def test_an_allowed_host_with_a_line_break_before_its_dot_is_refused() -> None:
+    # Stripped, then its trailing dot dropped: "app.example\n" is left.
+    with pytest.raises(ConfigError, match="not a host name"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "app.example\n."})

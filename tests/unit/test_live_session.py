@@ -14,12 +14,18 @@ from datetime import timedelta
 import pytest
 
 from authdemo.broadcast import BroadcastFollower
-from authdemo.domain import AlreadySignedIn, ClientInfo, NotSignedIn, SessionPolicy
+from authdemo.domain import (
+    AlreadySignedIn,
+    ClientInfo,
+    NotSignedIn,
+    SessionPolicy,
+    StorageUnavailable,
+)
 from authdemo.events import InProcessEventBus
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from authdemo.web.connection import AuthState, LiveSession
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, FakeUnitOfWork, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 
@@ -190,6 +196,48 @@ async def test_a_view_that_missed_a_rekey_ends_at_its_next_re_read(
     assert await thief.before_event() is False
     assert thief.state.user is None
     assert mine.state.user is not None
+
+
+async def unreachable(*_: object) -> None:
+    """A unit of work that cannot reach the database (what ``SqlUnitOfWork`` raises)."""
+    raise StorageUnavailable()
+
+
+async def test_a_busy_views_re_read_that_cannot_reach_the_database_signs_it_out(
+    service: AuthService, clock: FakeClock, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = await open_view(service, alice, events=InProcessEventBus())
+    assert view.state.user is not None
+    clock.advance(service.policy.renew_margin)  # a re-read is due (a renewal is not yet)
+    monkeypatch.setattr(FakeUnitOfWork, "__aenter__", unreachable)
+    assert await view.before_event() is False  # the click does not run...
+    assert view.state.user is None  # ...and the view no longer claims to be signed in
+    assert view.state.session is None
+
+
+async def test_an_idle_views_timed_re_read_that_cannot_reach_the_database_signs_it_out(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A short idle window, so that the view's own timer (real time: the fake clock
+    # stands still, and the session stays live by it) re-reads within a second.
+    policy = SessionPolicy(idle_timeout=timedelta(milliseconds=400))
+    service = AuthService(store, hasher, tokens, clock, policy, bus)
+    await service.create_user("alice", "correct horse")
+    view = await open_view(service, await signed_in_token(service), events=InProcessEventBus())
+    assert view.state.user is not None
+    monkeypatch.setattr(FakeUnitOfWork, "__aenter__", unreachable)
+    heard: list[AuthState] = []
+    view.listen(heard.append)
+    async with asyncio.timeout(10):
+        while view.state.user is not None:
+            await asyncio.sleep(0.01)
+    assert view.state.session is None
+    assert heard and heard[-1].user is None  # and the screen was told
 
 
 # --- issue 12: the screen never claims more than the browser holds -------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from authdemo import relay as relay_module
 from authdemo.relay import RelayClient, RelayServer
 
 
@@ -92,3 +93,47 @@ async def test_a_worker_that_loses_the_relay_polls_and_catches_up_when_it_is_bac
         await recorder.until(1)
         server.close()  # the listener process went away (its socket closes)
         assert await recorder.until(3) == ["listening", "deaf", "listening"]  # reconnected
+
+
+async def test_a_worker_that_stops_reading_is_disconnected_and_catches_up_on_reconnecting(
+    relay: tuple[RelayServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that leaves the relay's lines unread is dropped once its backlog passes
+    ``MAX_BACKLOG``, and dropping means disconnecting: only the end of its connection
+    tells the worker that it missed notifications (it then reads the outbox, connects
+    again, and the ``L`` it gets makes it catch up)."""
+    server, path = relay
+    server.listening(True)
+    monkeypatch.setattr(relay_module, "MAX_BACKLOG", 16 * 1024)
+    stalled: list[asyncio.BaseTransport] = []
+    real_open = asyncio.open_unix_connection
+
+    async def first_connection_stalls(
+        path: str,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await real_open(path)
+        if not stalled:  # the worker's first connection stops reading (a busy loop, …)
+            writer.transport.pause_reading()
+            stalled.append(writer.transport)
+        return reader, writer
+
+    monkeypatch.setattr(asyncio, "open_unix_connection", first_connection_stalls)
+    recorder = Recorder()
+    async with worker(path, recorder):
+        async with asyncio.timeout(10):
+            while server.workers == 0:
+                await asyncio.sleep(0.01)
+        sent = 0
+        while server.workers and sent < 1_000_000:  # until the relay gives up on it
+            server.notified(sent)
+            sent += 1
+        assert server.workers == 0, "the relay never dropped the stalled worker"
+        stalled[0].resume_reading()  # it reads what was sent before the drop, then...
+        async with asyncio.timeout(10):
+            while recorder.heard[-2:] != ["deaf", "listening"]:
+                recorder.changed.clear()
+                await recorder.changed.wait()
+        assert recorder.heard[0] == "listening"
+        assert server.workers == 1  # connected again
+        server.notified(7)
+        assert (await recorder.until(len(recorder.heard) + 1))[-1] == 7
