@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections import Counter
-from typing import NoReturn
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -78,12 +77,11 @@ WORKER_VARIABLE = "SANIC_WORKER_NAME"
 """Set by Sanic in each worker process it starts (not in ``--single-process``)."""
 
 
-def refuse_to_start(settings: Settings, error: SchemaNotReady) -> NoReturn:
-    """One line on stderr, naming the database and where its URL came from, then exit:
-    nothing has started yet, and a traceback would bury the one fix that matters."""
+def say_refused(settings: Settings, error: SchemaNotReady) -> None:
+    """One line on stderr, naming the database and where its URL came from (the caller
+    exits): a traceback would bury the one fix that matters."""
     sys.stderr.write(f"authdemo cannot start: {error} ({describe_database(settings)})\n")
     sys.stderr.flush()
-    os._exit(EXIT_DATABASE)
 
 
 def create_app(
@@ -131,7 +129,10 @@ def create_app(
             try:
                 await check_database(settings)
             except SchemaNotReady as error:
-                refuse_to_start(settings, error)
+                say_refused(settings, error)
+                # SystemExit, not os._exit: Sanic then stops the manager process it has
+                # started already (it says "Experienced exception while trying to serve").
+                raise SystemExit(EXIT_DATABASE) from None
 
     @app.before_server_start
     async def open_database(app: AuthdemoApp) -> None:
@@ -140,7 +141,8 @@ def create_app(
         except SchemaNotReady as error:
             if Sanic.test_mode or WORKER_VARIABLE in os.environ:
                 raise  # a worker: its main process checked already (see above)
-            refuse_to_start(settings, error)  # `sanic app:app --single-process`
+            say_refused(settings, error)  # `sanic app:app --single-process`
+            os._exit(EXIT_DATABASE)  # nothing started yet; Sanic would print a traceback
         app.ctx.runtime = rt
         app.ctx.service = rt.service
         app.ctx.events = rt.events

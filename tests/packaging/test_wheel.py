@@ -493,3 +493,50 @@ def test_the_readmes_alembic_recipe_passes_mypy_strict_against_the_wheel(
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["workers", "single-process"])
+def test_sanic_app_on_an_unready_database_refuses_in_one_line_naming_it(
+    venv: Venv, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    folder = tmp_path / "myapp"
+    folder.mkdir()
+    (folder / "app.py").write_text(readme_app())
+
+    def serve(**env: str) -> str:
+        args = ("sanic", "app:app", "--port", str(free_port()), *mode)
+        done = subprocess.run(
+            [str(venv.bin / args[0]), *args[1:]],
+            cwd=folder,
+            env=venv.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 3, done.stdout + done.stderr
+        output = done.stdout + done.stderr
+        assert "Traceback" not in output and "╭" not in output
+        # Besides ours, Sanic's own one line at most ("Experienced exception while trying
+        # to serve", as the main process stops the manager it had started).
+        assert [
+            e for e in output.splitlines() if " ERROR: " in e and "trying to serve" not in e
+        ] == []
+        (line,) = [
+            line for line in output.splitlines() if "authdemo" in line and "INFO" not in line
+        ]
+        return line
+
+    missing = serve()
+    assert missing == (
+        "authdemo cannot start: The database authdemo.db does not exist: run `authdemo "
+        "migrate`. (database sqlite+aiosqlite:///authdemo.db, the default: "
+        "AUTHDEMO_DATABASE_URL is not set)"
+    )
+    assert not (folder / "authdemo.db").exists()
+    (folder / "empty.db").touch()
+    unmigrated = serve(AUTHDEMO_DATABASE_URL="sqlite:///empty.db")
+    assert "has no authdemo tables yet: run `authdemo migrate`" in unmigrated
+    assert unmigrated.endswith(
+        "(database sqlite+aiosqlite:///empty.db, from AUTHDEMO_DATABASE_URL)"
+    )
