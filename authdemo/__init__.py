@@ -31,11 +31,11 @@ from .domain import (
     Throttled,
     User,
 )
-from .web.app import create_app
-from .web.components import LoginForm, RequireAuth, require_auth
-from .web.connection import SecondStep
-from .web.current import current_user
-from .web.hooks import Auth, SessionData, use_auth, use_session
+from .http.app import create_app
+from .http.current import current_user
+from .ui.components import LoginForm, RequireAuth, require_auth
+from .ui.connection import SecondStep
+from .ui.hooks import Auth, SessionData, use_auth, use_session
 
 __version__ = "0.1.0"
 """The one place the version is written (pyproject.toml reads it from here)."""

@@ -270,7 +270,7 @@ async def budget_warning(rt: Runtime, *, settings: Settings, workers: int) -> st
 
 
 def check_ui_installed(ui: UiName) -> None:
-    from .web.ui import library
+    from .ui.library import library
 
     try:
         library(ui)
@@ -306,7 +306,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
 
 def worker_app(settings: Settings) -> Any:
     """The app factory each worker process calls (it starts with fresh logging)."""
-    from .web.app import create_app
+    from .http.app import create_app
 
     configure_logging(logging.INFO)
     return create_app(settings)

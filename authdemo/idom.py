@@ -32,13 +32,13 @@ from .domain import (
     Throttled,
     User,
 )
-from .web import app as _app
-from .web.app import AuthdemoApp
-from .web.bridge import RootConstructor
-from .web.components import LoginForm, RequireAuth, require_auth
-from .web.connection import SecondStep
-from .web.current import current_user
-from .web.hooks import Auth, SessionData, use_auth, use_session
+from .http import app as _app
+from .http.app import AuthdemoApp
+from .http.current import current_user
+from .ui.bridge import RootConstructor
+from .ui.components import LoginForm, RequireAuth, require_auth
+from .ui.connection import SecondStep
+from .ui.hooks import Auth, SessionData, use_auth, use_session
 
 
 def create_app(

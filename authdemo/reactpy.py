@@ -41,13 +41,13 @@ from .domain import (
     Throttled,
     User,
 )
-from .web import app as _app
-from .web import components as _components
-from .web.app import AuthdemoApp
-from .web.bridge import RootConstructor
-from .web.connection import SecondStep
-from .web.current import current_user
-from .web.hooks import Auth, SessionData, use_auth, use_session
+from .http import app as _app
+from .http.app import AuthdemoApp
+from .http.current import current_user
+from .ui import components as _components
+from .ui.bridge import RootConstructor
+from .ui.connection import SecondStep
+from .ui.hooks import Auth, SessionData, use_auth, use_session
 
 P = ParamSpec("P")
 
@@ -66,7 +66,7 @@ def create_app(
 
 
 def _made_by_reactpy(shared: Callable[P, Any]) -> Callable[P, Component]:
-    # authdemo's components are written once (web/ui.py); rendered by this app they are
+    # authdemo's components are written once (ui/library.py); rendered by this app they are
     # ReactPy components, which is what the type says.
     return cast("Callable[P, Component]", shared)
 

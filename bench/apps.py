@@ -20,8 +20,8 @@ from sanic.response import BaseHTTPResponse, HTTPResponse
 from sanic.response import html as html_response
 
 from authdemo.config import UiName
-from authdemo.web.bridge import ViewConnection, index_html, install_bridge
-from authdemo.web.ui import component, html, library, set_library
+from authdemo.ui.bridge import ViewConnection, index_html, install_bridge
+from authdemo.ui.library import component, html, library, set_library
 
 
 def bare_app(name: str = "bench_bare") -> Sanic[Any, Any]:
@@ -62,8 +62,8 @@ def _static_auth() -> tuple[Any, Any, Any]:
     from datetime import UTC, datetime, timedelta
 
     from authdemo.domain import AuthSession, User
-    from authdemo.web.connection import AuthState
-    from authdemo.web.hooks import Auth
+    from authdemo.ui.connection import AuthState
+    from authdemo.ui.hooks import Auth
 
     now = datetime.now(UTC)
     user = User(1, "bench", True, now, now)
@@ -111,8 +111,8 @@ def _static_auth() -> tuple[Any, Any, Any]:
 def UnauthenticatedDemo() -> Any:
     """authdemo's own signed-in demo view, fed constant values instead of auth: the same
     components, the same first render, none of the authentication."""
-    from authdemo.web.components import DemoApp
-    from authdemo.web.hooks import AuthContext, Provided
+    from authdemo.ui.components import DemoApp
+    from authdemo.ui.hooks import AuthContext, Provided
 
     auth, state, live = _static_auth()
     return AuthContext(DemoApp(), value=Provided(auth, state, live))
@@ -141,7 +141,7 @@ def reactpy_backend_app() -> Sanic[Any, Any]:
 
     @app.on_request
     async def render_with_reactpy(request: Request) -> None:
-        # authdemo's components are written once (authdemo/web/ui.py): the websocket's
+        # authdemo's components are written once (authdemo/ui/library.py): the websocket's
         # task, started from here, renders them with ReactPy.
         set_library(reactpy)
 

@@ -137,7 +137,7 @@ def test_the_wheel_holds_every_module_and_the_migrations_of_the_checkout(
     assert any(s.startswith(f"authdemo/migrations/versions/{HEAD_REVISION}_") for s in scripts)
     assert {"authdemo/migrations/env.py", "authdemo/migrations/script.py.mako"} <= scripts
     assert scripts - names == set()
-    assert "authdemo/web/static/app.css" in names
+    assert "authdemo/ui/static/app.css" in names
 
 
 def test_the_license_is_in_the_sdist_and_in_the_wheel(artifacts: tuple[Path, Path]) -> None:

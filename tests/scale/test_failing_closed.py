@@ -21,8 +21,8 @@ from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.db.notify import asyncpg_dsn
 from authdemo.domain import ClientInfo
+from authdemo.http.cookies import COOKIE_NAME
 from authdemo.security import hash_token
-from authdemo.web.cookies import COOKIE_NAME
 from tests.scale.conftest import PASSWORD, create_users
 from tests.support.db import in_thread
 from tests.support.idom_client import IdomClient

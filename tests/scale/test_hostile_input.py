@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from authdemo.web.cookies import COOKIE_NAME
+from authdemo.http.cookies import COOKIE_NAME
 from tests.support.idom_client import IdomClient
 from tests.support.server import ServerProcess
 

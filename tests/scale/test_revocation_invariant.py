@@ -59,7 +59,7 @@ from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-COOKIE_NAME = "__Host-authdemo_session"  # the README's literal name (authdemo.web.cookies)
+COOKIE_NAME = "__Host-authdemo_session"  # the README's literal name (authdemo.http.cookies)
 TICKET_PREFIX = "/_auth/ticket/"
 
 USERS = ("ann", "bob", "cyd")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from authdemo.web.app import AuthdemoApp
+from authdemo.http.app import AuthdemoApp
 from tests.support.idom_client import serving, stream_url
 
 

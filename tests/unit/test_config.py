@@ -143,7 +143,7 @@ def test_an_audit_retention_under_a_day_or_unreadable_is_refused(raw: str) -> No
 
 
 def test_the_default_policy_is_exactly_as_strict_as_before() -> None:
-    from authdemo.web.headers import SecurityHeaders
+    from authdemo.http.headers import SecurityHeaders
 
     expected = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -157,7 +157,7 @@ def test_the_default_policy_is_exactly_as_strict_as_before() -> None:
 
 
 def test_csp_extra_sources_merge_into_their_directives_once() -> None:
-    from authdemo.web.headers import content_security_policy
+    from authdemo.http.headers import content_security_policy
 
     env = {
         "AUTHDEMO_CSP_EXTRA": "img-src https://cdn.example 'self'; font-src https://fonts.example;"

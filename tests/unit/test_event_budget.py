@@ -3,7 +3,7 @@ the connection. Time is simulated (no sleeping)."""
 
 from __future__ import annotations
 
-from authdemo.web.bridge import EventBudget, Verdict
+from authdemo.ui.bridge import EventBudget, Verdict
 
 RATE = 20  # AUTHDEMO_WS_EVENTS_PER_SECOND's default
 

@@ -12,7 +12,7 @@ from authdemo.domain import InvalidCode, SecondFactorRequired, SecondStepExpired
 from authdemo.mfa import SecondFactorPolicy
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from authdemo.web.connection import AuthState, LiveSession
+from authdemo.ui.connection import AuthState, LiveSession
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 from tests.support.mfa import CLIENT, PASSWORD, box, code_at, enrol
 

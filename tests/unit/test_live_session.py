@@ -24,7 +24,7 @@ from authdemo.domain import (
 from authdemo.events import InProcessEventBus
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from authdemo.web.connection import AuthState, LiveSession
+from authdemo.ui.connection import AuthState, LiveSession
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, FakeUnitOfWork, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")

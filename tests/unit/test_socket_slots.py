@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authdemo.web.limits import SocketSlots
+from authdemo.http.limits import SocketSlots
 
 
 def test_a_slot_released_twice_frees_one_place_only() -> None:

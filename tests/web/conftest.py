@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from authdemo.config import Settings
-from authdemo.web.app import AuthdemoApp, create_app
+from authdemo.http.app import AuthdemoApp, create_app
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.live import Live, serve

@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from authdemo.config import Settings
-from authdemo.web.app import create_app
+from authdemo.http.app import create_app
 from tests.conftest import cheap_hasher
 from tests.support.live import Live, serve
 

@@ -12,7 +12,7 @@ from sanic import Request
 from sanic.response import HTTPResponse, json
 
 from authdemo import current_user
-from authdemo.web.app import AuthdemoApp
+from authdemo.http.app import AuthdemoApp
 from tests.support.fakes import FakeClock
 from tests.support.live import Live, serve
 from tests.web.conftest import signed_in_token

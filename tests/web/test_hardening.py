@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from authdemo.config import Settings
-from authdemo.web.app import create_app
+from authdemo.http.app import create_app
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live, serve

@@ -18,10 +18,10 @@ import pytest
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.domain import AuditKind, Clock, StorageUnavailable
-from authdemo.web.app import create_app
-from authdemo.web.components import DemoApp
-from authdemo.web.hooks import use_auth
-from authdemo.web.ui import component, html
+from authdemo.http.app import create_app
+from authdemo.ui.components import DemoApp
+from authdemo.ui.hooks import use_auth
+from authdemo.ui.library import component, html
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from authdemo.web.cookies import COOKIE_NAME
+from authdemo.http.cookies import COOKIE_NAME
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live
 

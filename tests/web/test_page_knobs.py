@@ -15,8 +15,8 @@ from sanic.response import HTTPResponse, json, text
 from websockets.exceptions import InvalidStatus
 
 from authdemo.config import Settings
-from authdemo.web.app import AuthdemoApp, create_app
-from authdemo.web.headers import HSTS, content_security_policy
+from authdemo.http.app import AuthdemoApp, create_app
+from authdemo.http.headers import HSTS, content_security_policy
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import serve
@@ -238,14 +238,14 @@ async def test_two_apps_with_two_cookie_names_stay_signed_in_independently(
 
 
 def insecure_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "authdemo.web.insecure"]
+    return [r.getMessage() for r in caplog.records if r.name == "authdemo.http.insecure"]
 
 
 async def test_plain_http_to_another_host_is_logged_once_per_host(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serve(knob_app(settings)) as live:
-        with caplog.at_level(logging.WARNING, logger="authdemo.web.insecure"):
+        with caplog.at_level(logging.WARNING, logger="authdemo.http.insecure"):
             for host in ("127.0.0.1", "localhost", "[::1]", "app.localhost"):
                 await live.get("/", headers={"host": host})
             assert insecure_warnings(caplog) == []
@@ -264,7 +264,7 @@ async def test_no_plain_http_warning_behind_a_tls_proxy(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serve(knob_app(settings, trusted_proxies="127.0.0.1")) as live:
-        with caplog.at_level(logging.WARNING, logger="authdemo.web.insecure"):
+        with caplog.at_level(logging.WARNING, logger="authdemo.http.insecure"):
             headers = {"host": "app.example", "x-forwarded-proto": "https"}
             await live.get("/", headers=headers)
     assert insecure_warnings(caplog) == []

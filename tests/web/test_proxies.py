@@ -11,7 +11,7 @@ import pytest
 
 from authdemo.config import ConfigError, Settings
 from authdemo.domain import AuditKind
-from authdemo.web.app import create_app
+from authdemo.http.app import create_app
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live, serve

@@ -14,9 +14,9 @@ from websockets.exceptions import InvalidStatus
 
 from authdemo.config import Settings
 from authdemo.domain import StorageUnavailable
-from authdemo.web.app import create_app
-from authdemo.web.cookies import COOKIE_NAME
-from authdemo.web.limits import Slot
+from authdemo.http.app import create_app
+from authdemo.http.cookies import COOKIE_NAME
+from authdemo.http.limits import Slot
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import serve

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from authdemo.config import Settings
+from authdemo.http.app import AuthdemoApp
+from authdemo.http.cookies import COOKIE_NAME
 from authdemo.security import TOKEN_LENGTH, TokenCodec
-from authdemo.web.app import AuthdemoApp
-from authdemo.web.cookies import COOKIE_NAME
 from tests.support.fakes import FakeClock
 from tests.web.conftest import run_service, signed_in_token
 

@@ -21,8 +21,8 @@ from authdemo.config import Settings
 from authdemo.db.models import SessionRow
 from authdemo.domain import AuthError
 from authdemo.security import hash_token
-from authdemo.web.components import LoginForm
-from authdemo.web.ui import component, html
+from authdemo.ui.components import LoginForm
+from authdemo.ui.library import component, html
 from tests.conftest import cheap_hasher
 from tests.support.db import ROOT
 from tests.support.idom_client import IdomClient
@@ -73,7 +73,7 @@ def DataRoot() -> Any:
 
 
 def use_state_str() -> tuple[str, Callable[[str], None]]:
-    from authdemo.web.ui import use_state
+    from authdemo.ui.library import use_state
 
     value, setter = use_state("")
     return value, setter

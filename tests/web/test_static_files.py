@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from authdemo.web.bridge import load_static_dir
-from authdemo.web.ui import library
+from authdemo.ui.bridge import load_static_dir
+from authdemo.ui.library import library
 from tests.support.live import Live
 
 

@@ -15,7 +15,7 @@ from sanic import Sanic
 
 from authdemo import RequireAuth, create_app
 from authdemo.config import Settings
-from authdemo.web.ui import component, html
+from authdemo.ui.library import component, html
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import serve

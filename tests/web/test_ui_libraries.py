@@ -20,8 +20,8 @@ import authdemo
 import authdemo.idom
 import authdemo.reactpy
 from authdemo.config import ConfigError, Settings
-from authdemo.web.components import LoginForm
-from authdemo.web.ui import (
+from authdemo.ui.components import LoginForm
+from authdemo.ui.library import (
     check_root,
     component,
     current,

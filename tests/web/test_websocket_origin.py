@@ -7,7 +7,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from authdemo.config import Settings
-from authdemo.web.app import create_app
+from authdemo.http.app import create_app
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live, serve
@@ -57,7 +57,7 @@ async def test_another_scheme_is_refused(live: Live) -> None:
 
 
 async def test_no_component_runs_for_a_refused_handshake(settings: Settings) -> None:
-    from authdemo.web.ui import component, html
+    from authdemo.ui.library import component, html
 
     rendered: list[str] = []
 

@@ -19,8 +19,8 @@ from sanic.response import HTTPResponse, raw, redirect, text
 
 from ..domain import TicketRejected
 from ..service import AuthService
+from ..ui.hooks import HELD_PATH, TICKET_PATH
 from .cookies import read_session_cookie, set_session_cookie
-from .hooks import HELD_PATH, TICKET_PATH
 from .middleware import client_info, origin_allowed
 from .proxy import Networks
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..domain import AuthSession, User
 from .connection import AuthState, LiveSession, SecondStep
-from .ui import component, create_context, html, use_context, use_effect, use_state
+from .library import component, create_context, html, use_context, use_effect, use_state
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"

@@ -14,13 +14,13 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, text
 
 from ..service import AuthService
-from .bridge import index_html
+from ..ui.bridge import index_html
+from ..ui.library import library
 from .cookies import cookie_header, read_session_cookie
 from .headers import PreparedResponse, SecurityHeaders, encode_headers
 from .health import UNAVAILABLE
 from .insecure import InsecureOriginWarning
 from .proxy import request_scheme
-from .ui import library
 
 # The last segment of the path has an extension (favicon.ico, app.js, x.css.map): a
 # request for a file the app does not have, not a page. It gets a 404, and no cookie.

@@ -29,8 +29,8 @@ from sanic.response import HTTPResponse
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 
-from .headers import SECURITY_HEADERS, EncodedHeaders, PreparedResponse, encode_headers
-from .ui import UiLibrary, library, use_library
+from ..http.headers import SECURITY_HEADERS, EncodedHeaders, PreparedResponse, encode_headers
+from .library import UiLibrary, library, use_library
 
 log = logging.getLogger(__name__)
 

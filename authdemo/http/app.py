@@ -28,20 +28,20 @@ from ..events import InProcessEventBus
 from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
 from ..service import AuthService, Resolution
-from .bridge import RootConstructor, ViewConnection, install_bridge
-from .components import DemoApp
-from .connection import LiveSession
+from ..ui.bridge import RootConstructor, ViewConnection, install_bridge
+from ..ui.components import DemoApp
+from ..ui.connection import LiveSession
+from ..ui.hooks import AuthProvider
+from ..ui.library import check_root, library, use_library
 from .cookies import read_session_cookie
 from .headers import SecurityHeaders, add_security_headers, install_security_headers
 from .health import UNAVAILABLE, DatabaseHealth
-from .hooks import AuthProvider
 from .hosts import install_host_check
 from .limits import Slot, SocketSlots
 from .middleware import client_info, websocket_handshake
 from .pages import install_pages
 from .proxy import Networks, parse_networks, request_scheme
 from .tickets import install_ticket_route
-from .ui import check_root, library, use_library
 
 log = logging.getLogger(__name__)
 

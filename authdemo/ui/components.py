@@ -24,13 +24,13 @@ from ..domain import (
     StorageUnavailable,
     User,
 )
+from ..http.insecure import insecure_origin
 from ..service import Enrolment, MfaStatus
 from .hooks import use_auth, use_live_session, use_session
-from .insecure import insecure_origin
+from .library import ConnectionContext, component, event, html, use_context, use_effect, use_state
 from .qr import qr_data_uri
-from .ui import ConnectionContext, component, event, html, use_context, use_effect, use_state
 
-log = logging.getLogger("authdemo.web")
+log = logging.getLogger(__name__)
 
 
 def form_values(data: Any) -> dict[str, str]:
