@@ -65,5 +65,8 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
             )
         return response
 
-    app.add_route(page, "/", name="page_root")
-    app.add_route(page, "/<path:path>", name="page_path")
+    # HEAD as GET (Sanic sends the headers, not the body): uptime checkers and load
+    # balancers probe with it.
+    methods = ("GET", "HEAD")
+    app.add_route(page, "/", name="page_root", methods=methods)
+    app.add_route(page, "/<path:path>", name="page_path", methods=methods)

@@ -140,3 +140,23 @@ async def test_pings_keep_a_live_but_idle_connection_open(settings: Settings) ->
         await client.login("nobody", "whatever pw")
         await client.wait_for_id("login-error")
         await client.close()
+
+
+async def test_head_of_the_page_is_answered_like_get_without_a_body(live: Live) -> None:
+    """Uptime checkers and load balancers probe with HEAD: 200 and the page's headers,
+    read off the wire so that a body sent anyway would show."""
+    got = await live.get("/")
+    host, port = live.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"HEAD / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK"
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert body == b""
+    assert headers["content-type"] == got.headers["content-type"]
+    assert headers["content-security-policy"] == got.headers["content-security-policy"].lower()
+    assert "set-cookie" in headers  # a first visit, as by GET
