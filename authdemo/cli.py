@@ -40,6 +40,7 @@ from .domain import (
     normalize_username,
     printable,
 )
+from .logs import LOG_FORMAT, EscapingFormatter
 from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
 from .service import PurgeReport, ResealReport, UserSummary
 
@@ -112,18 +113,6 @@ def main() -> None:
     AUTHDEMO_DATABASE_URL defaults to the SQLite file ./authdemo.db.
     """
     configure_logging(logging.WARNING)
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class EscapingFormatter(logging.Formatter):
-    """Log lines with every control character escaped (``domain.printable``): text a
-    client sent that reaches a message cannot forge a line of its own or drive the
-    terminal that shows it. A traceback that follows the line is left as it is."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return printable(super().formatMessage(record))
 
 
 def configure_logging(level: int) -> None:
@@ -282,7 +271,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    loader = AppLoader(factory=partial(worker_app, settings))
+    loader = AppLoader(factory=partial(worker_app, settings, debug=debug))
     app = loader.load()
     single = workers == 1
     app.prepare(
@@ -304,12 +293,30 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool
         Sanic.serve(primary=app, app_loader=loader)
 
 
-def worker_app(settings: Settings) -> Any:
+def worker_app(settings: Settings, *, debug: bool = False) -> Any:
     """The app factory each worker process calls (it starts with fresh logging)."""
     from .http.app import create_app
 
     configure_logging(logging.INFO)
-    return create_app(settings)
+    app = create_app(settings)
+    one_log_format(debug=debug)  # after Sanic (created above) set up its own loggers
+    return app
+
+
+SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets")
+"""Sanic's loggers whose lines `authdemo run` writes in its own format (the access log,
+on with --debug only, keeps Sanic's: its record carries the request in fields)."""
+
+
+def one_log_format(*, debug: bool) -> None:
+    """Sanic's lines as authdemo's: time, level, logger name, message. A websocket's
+    open and close (which the websockets library logs at INFO, once per page view) only
+    with --debug."""
+    formatter = EscapingFormatter(LOG_FORMAT)
+    for name in SANIC_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            handler.setFormatter(formatter)
+    logging.getLogger("sanic.websockets").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @main.command("create-user")

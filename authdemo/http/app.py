@@ -25,6 +25,7 @@ from ..broadcast import BroadcastFollower
 from ..config import Settings
 from ..domain import Clock, SchemaNotReady, StorageUnavailable
 from ..events import InProcessEventBus
+from ..logs import give_records_a_format
 from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
 from ..service import AuthService, Resolution
@@ -100,6 +101,7 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     settings.validate()
+    give_records_a_format()
     if not Sanic.test_mode and _name_taken(name):
         raise ValueError(
             f"An app named {name!r} exists in this process already: give each app its "
