@@ -10,7 +10,10 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 
+# setup EXTRAS: the venv with authdemo installed, plus the extras named ("" for serving
+# only, "test" for the test tools). Reinstalls when pyproject.toml changed since.
 setup() {
+    local extras=$1 marker="$VENV/.installed${1:+-$1}"
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
             echo "authdemo needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))" >&2
@@ -19,31 +22,34 @@ setup() {
         echo "Creating $VENV ..." >&2
         "$PYTHON" -m venv "$VENV"
     fi
-    # Reinstall only when pyproject.toml changed since the last install.
-    if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
-        echo "Installing authdemo and its test tools into $VENV ..." >&2
+    if [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ]; then
+        echo "Installing authdemo${extras:+ and its $extras tools} into $VENV ..." >&2
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e '.[test]'
-        touch "$VENV/.installed"
+        "$VENV/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"
+        touch "$marker"
     fi
 }
 
 case "${1:-}" in
     demo)
         shift
-        setup
+        setup ""   # what serving needs, no test tools
         "$VENV/bin/authdemo" migrate
         "$VENV/bin/authdemo" demo-accounts
+        # Two-factor sign-in works out of the box: a throwaway key, made once and kept
+        # (0600) beside the demo credentials, used by this path only.
+        AUTHDEMO_MFA_KEY=${AUTHDEMO_MFA_KEY:-$("$VENV/bin/authdemo" demo-mfa-key)}
+        export AUTHDEMO_MFA_KEY
         exec "$VENV/bin/authdemo" run "$@"
         ;;
     test)
         shift
-        setup
+        setup test
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
         shift
-        setup
+        setup test
         if ! command -v wrk >/dev/null; then
             if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
                 echo "Installing wrk for the HTTP load ..." >&2

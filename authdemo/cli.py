@@ -645,11 +645,35 @@ def demo_accounts() -> None:
         return result
 
     credentials = with_service(settings, ensure)
-    DEMO_CREDENTIALS.write_text("".join(f"{n}:{p}\n" for n, p in credentials.items()))
-    os.chmod(DEMO_CREDENTIALS, 0o600)
-    click.echo("Demo accounts (demo path only; never use these on a real deployment):")
+    write_private(DEMO_CREDENTIALS, "".join(f"{n}:{p}\n" for n, p in credentials.items()))
+    click.echo("Demo accounts (demo path only; never use these on a real deployment).")
+    click.echo("Their initial passwords (a password changed in the app is not shown here):")
     for name, password in credentials.items():
-        click.echo(f"    username: {name:<6}  password: {password}")
+        click.echo(f"    username: {name:<6}  initial password: {password}")
+
+
+DEMO_MFA_KEY = Path(".authdemo-demo-mfa-key")
+
+
+@main.command("demo-mfa-key", hidden=True)
+def demo_mfa_key() -> None:
+    """Demo path only: print the demo's two-factor key, made once and kept (mode 0600)
+    beside the demo credentials, so that `./dev.sh demo` has two-factor sign-in."""
+    try:
+        key = DEMO_MFA_KEY.read_text().strip()
+        parse_mfa_key(key)
+    except (OSError, WeakMfaKey):
+        key = secrets.token_urlsafe(32)
+        write_private(DEMO_MFA_KEY, key + "\n")
+    click.echo(key)
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` into ``path``, readable by its owner only from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)  # an older file made with other modes
 
 
 def _read_demo_credentials() -> dict[str, str]:

@@ -10,8 +10,9 @@ from authdemo.bootstrap import runtime
 from authdemo.cli import main
 from authdemo.config import Settings
 from authdemo.domain import ClientInfo
+from authdemo.mfa import parse_mfa_key
 from authdemo.security import hash_token
-from tests.support.db import sqlite_url
+from tests.support.db import ROOT, sqlite_url
 
 
 def invoke(db_url: str, *args: str, input: str | None = None, **env: str) -> Result:
@@ -146,8 +147,35 @@ def test_demo_accounts_are_created_once_and_their_passwords_kept(
     assert first.exit_code == 0, first.output
     second = invoke(db_url, "demo-accounts")
     assert first.output == second.output
-    password = first.output.split("username: alice")[1].split("password:")[1].split()[0]
+    password = first.output.split("username: alice")[1].split("initial password:")[1].split()[0]
     assert can_log_in(db_url, "alice", password)
+    assert "initial passwords" in first.output  # not the current ones once changed in the app
+    assert (tmp_path / ".authdemo-demo-credentials").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_demo_mfa_key_is_made_once_kept_private_and_opens_secrets(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = invoke(db_url, "demo-mfa-key")
+    assert first.exit_code == 0, first.output
+    key = first.output.strip()
+    parse_mfa_key(key)  # a key the server accepts as AUTHDEMO_MFA_KEY
+    assert invoke(db_url, "demo-mfa-key").output.strip() == key
+    path = tmp_path / ".authdemo-demo-mfa-key"
+    assert path.read_text().strip() == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.write_text("not a key\n")  # a damaged file is replaced, not served
+    again = invoke(db_url, "demo-mfa-key").output.strip()
+    assert again != key
+    parse_mfa_key(again)
+
+
+def test_dev_sh_demo_serves_with_the_demo_mfa_key_and_without_the_test_tools() -> None:
+    script = (ROOT / "dev.sh").read_text()
+    demo = script.split("    demo)", 1)[1].split(";;", 1)[0]
+    assert 'setup ""' in demo and "setup test" not in demo
+    assert '$("$VENV/bin/authdemo" demo-mfa-key)' in demo and "export AUTHDEMO_MFA_KEY" in demo
 
 
 def test_a_user_row_the_database_refuses_is_refused_in_one_line(
