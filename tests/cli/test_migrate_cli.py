@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,7 @@ from authdemo.cli import main
 from authdemo.db.engine import create_engine
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
-from tests.support.db import migrate, revisions, sqlite_url
+from tests.support.db import ROOT, migrate, revisions, sqlite_url
 from tests.support.live import free_port
 from tests.support.pg import SKIP_REASON as POSTGRES_SKIP_REASON
 from tests.support.pg import PostgresDatabases
@@ -173,3 +178,35 @@ def test_behind_pgbouncer_migrate_goes_straight_to_postgresql(
         assert alone.exit_code == 3, alone.output
     finally:
         postgres.drop(name)
+
+
+def test_alembic_in_the_checkout_and_authdemo_migrate_from_elsewhere_build_the_same_schema(
+    tmp_path: Path,
+) -> None:
+    """The top-level migrations/ (alembic.ini's) and the package's are one set of scripts."""
+    by_alembic = tmp_path / "alembic.db"
+    by_authdemo = tmp_path / "authdemo.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHDEMO_")}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env={**env, "AUTHDEMO_DATABASE_URL": sqlite_url(by_alembic)},
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "authdemo", "migrate"],
+        cwd=elsewhere,
+        env={**env, "AUTHDEMO_DATABASE_URL": sqlite_url(by_authdemo)},
+        check=True,
+        capture_output=True,
+    )
+
+    def schema(path: Path) -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return sorted(db.execute("SELECT name, coalesce(sql, '') FROM sqlite_master"))
+
+    assert schema(by_alembic) == schema(by_authdemo)
+    assert "authdemo_users" in dict(schema(by_alembic))
