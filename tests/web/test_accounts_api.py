@@ -178,3 +178,11 @@ async def test_the_readmes_route_refuses_another_users_session_and_ends_nothing(
         assert bobs.client.find("greeting") is not None
         await alices.client.close()
         await bobs.client.close()
+
+
+def test_accounts_of_an_app_that_has_not_started_says_how_to_get_them(
+    settings: Settings,
+) -> None:
+    app = create_app(settings, name=f"accounts_api_{next(_names)}")
+    with pytest.raises(RuntimeError, match=r"once it has started.*Accounts\.open"):
+        Accounts.of(app)
