@@ -10,9 +10,12 @@ name fails type checking, not only at run time.
 
 from __future__ import annotations
 
+from .accounts import Accounts
 from .config import ConfigError, Settings
 from .domain import (
     AlreadySignedIn,
+    AuditEvent,
+    AuditKind,
     AuthError,
     AuthSession,
     CodeThrottled,
@@ -21,18 +24,25 @@ from .domain import (
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
+    InvalidUsername,
+    MfaStateConflict,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
     SecondStepExpired,
     SessionDataTooLarge,
+    SignedIn,
     StorageRefused,
     StorageUnavailable,
     Throttled,
+    UnknownSession,
+    UnknownUser,
     User,
+    UsernameTaken,
 )
 from .http.app import create_app
 from .http.current import current_user
+from .service import UserSummary
 from .ui.components import LoginForm, RequireAuth, require_auth
 from .ui.connection import SecondStep
 from .ui.hooks import Auth, SessionData, use_auth, use_session
@@ -41,7 +51,10 @@ __version__ = "0.1.0"
 """The one place the version is written (pyproject.toml reads it from here)."""
 
 __all__ = [
+    "Accounts",
     "AlreadySignedIn",
+    "AuditEvent",
+    "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
@@ -52,7 +65,9 @@ __all__ = [
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
+    "InvalidUsername",
     "LoginForm",
+    "MfaStateConflict",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
@@ -62,10 +77,15 @@ __all__ = [
     "SessionData",
     "SessionDataTooLarge",
     "Settings",
+    "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "UnknownSession",
+    "UnknownUser",
     "User",
+    "UserSummary",
+    "UsernameTaken",
     "create_app",
     "current_user",
     "require_auth",

@@ -1,4 +1,5 @@
-"""The ``authdemo`` command: parse, call the service, turn errors into one clear line.
+"""The ``authdemo`` command: parse, call the account API (``authdemo.Accounts``) or the
+service, turn errors into one clear line.
 
 Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
 2 usage error; 3 the database is missing, unreachable or not migrated.
@@ -12,7 +13,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .accounts import Accounts
 from .bootstrap import Runtime, runtime
 from .config import UI_NAMES, ConfigError, Settings, UiName
 from .db import migrations
@@ -30,11 +32,10 @@ from .domain import (
     PASSWORD_MAX,
     AuditEvent,
     AuthError,
-    AuthSession,
     InvalidPassword,
     SchemaNotReady,
+    SignedIn,
     StorageUnavailable,
-    User,
     UsernameTaken,
     check_password_policy,
     normalize_username,
@@ -67,17 +68,33 @@ def load_settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
+def with_accounts(settings: Settings, action: Callable[[Accounts], Awaitable[T]]) -> T:
+    """Run ``action`` on the account API, opened on the database for it; errors to exits."""
+
+    async def main() -> T:
+        async with Accounts.open(settings) as accounts:
+            return await action(accounts)
+
+    return run_mapped(main())
+
+
 def with_service(
     settings: Settings, action: Callable[[Runtime], Awaitable[T]], *, bulk: bool = False
 ) -> T:
-    """Run ``action`` against a freshly opened runtime, mapping our errors to exits."""
+    """Run ``action`` against a freshly opened runtime, mapping our errors to exits (the
+    commands that are not about accounts: serving, purging, re-encrypting)."""
 
     async def main() -> T:
         async with runtime(settings, bulk=bulk) as rt:
             return await action(rt)
 
+    return run_mapped(main())
+
+
+def run_mapped(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``: a database that is not ready exits 3, any refusal of ours exits 1."""
     try:
-        return asyncio.run(main())
+        return asyncio.run(main)
     except (SchemaNotReady, StorageUnavailable) as error:
         raise DatabaseNotReady(str(error)) from None
     except AuthError as error:
@@ -334,10 +351,10 @@ def create_user(username: str, password_stdin: bool) -> None:
     password = read_new_password(password_stdin)
     check_or_refuse(password)
 
-    async def create(rt: Runtime) -> None:
-        await rt.service.create_user(display, password)
+    async def create(accounts: Accounts) -> None:
+        await accounts.create_user(display, password)
 
-    with_service(settings, create)
+    with_accounts(settings, create)
     click.echo(f"Created user {display!r}.")
 
 
@@ -361,10 +378,10 @@ def when(moment: datetime | None) -> str:
 def stored_name(settings: Settings, username: str) -> str:
     """The user's name as stored (``ALICE`` → ``alice``); refuses unknown users."""
 
-    async def act(rt: Runtime) -> str:
-        return (await rt.service.get_user(username)).username
+    async def act(accounts: Accounts) -> str:
+        return (await accounts.get_user(username)).username
 
-    return with_service(settings, act)
+    return with_accounts(settings, act)
 
 
 def ended(count: int, what: str) -> str:
@@ -381,10 +398,10 @@ def set_password(username: str, password_stdin: bool) -> None:
     password = read_new_password(password_stdin)
     check_or_refuse(password)
 
-    async def act(rt: Runtime) -> int:
-        return await rt.service.set_password(name, password)
+    async def act(accounts: Accounts) -> int:
+        return await accounts.set_password(name, password)
 
-    count = with_service(settings, act)
+    count = with_accounts(settings, act)
     click.echo(f"Password of {name!r} changed; {ended(count, 'session')} ended.")
 
 
@@ -394,11 +411,12 @@ def disable_user(username: str) -> None:
     """Disable an account: no more sign-ins, and all its sessions end at once (live)."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> int:
-        return await rt.service.set_active(username, False)
+    async def act(accounts: Accounts) -> tuple[str, int]:
+        count = await accounts.disable_user(username)
+        return (await accounts.get_user(username)).username, count
 
-    count = with_service(settings, act)
-    click.echo(f"Disabled {stored_name(settings, username)!r}; {ended(count, 'session')} ended.")
+    name, count = with_accounts(settings, act)
+    click.echo(f"Disabled {name!r}; {ended(count, 'session')} ended.")
 
 
 @main.command("enable-user")
@@ -407,11 +425,11 @@ def enable_user(username: str) -> None:
     """Enable a disabled account again."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> int:
-        return await rt.service.set_active(username, True)
+    async def act(accounts: Accounts) -> str:
+        await accounts.enable_user(username)
+        return (await accounts.get_user(username)).username
 
-    with_service(settings, act)
-    click.echo(f"Enabled {stored_name(settings, username)!r}.")
+    click.echo(f"Enabled {with_accounts(settings, act)!r}.")
 
 
 @main.command("list-users")
@@ -419,10 +437,10 @@ def list_users() -> None:
     """Every user, with status and live sessions."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> list[UserSummary]:
-        return await rt.service.list_users()
+    async def act(accounts: Accounts) -> list[UserSummary]:
+        return await accounts.list_users()
 
-    users = with_service(settings, act)
+    users = with_accounts(settings, act)
     if not users:
         click.echo("No users yet. Create one with: authdemo create-user USERNAME")
         return
@@ -449,14 +467,12 @@ def mfa_reset(username: str) -> None:
     at once (live); they sign in with the password and may set it up again."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> int:
-        return await rt.service.reset_mfa(username)
+    async def act(accounts: Accounts) -> tuple[str, int]:
+        count = await accounts.reset_two_factor(username)
+        return (await accounts.get_user(username)).username, count
 
-    count = with_service(settings, act)
-    click.echo(
-        f"Two-factor sign-in of {stored_name(settings, username)!r} removed; "
-        f"{ended(count, 'session')} ended."
-    )
+    name, count = with_accounts(settings, act)
+    click.echo(f"Two-factor sign-in of {name!r} removed; {ended(count, 'session')} ended.")
 
 
 @main.command("mfa-reencrypt")
@@ -520,24 +536,24 @@ def sessions(username: str | None) -> None:
     """Live signed-in sessions, of one user or of everyone."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> list[tuple[AuthSession, User]]:
-        return await rt.service.live_sessions(username)
+    async def act(accounts: Accounts) -> list[SignedIn]:
+        return await accounts.sessions(username)
 
-    found = with_service(settings, act)
+    found = with_accounts(settings, act)
     if not found:
         click.echo("No live sessions.")
         return
     rows = [
         [
-            s.short_id,
-            u.username,
-            s.client_addr or "-",
-            when(s.created_at),
-            when(s.last_seen_at),
-            when(s.expires_at()),
-            (s.user_agent[:40] + "…") if len(s.user_agent) > 40 else (s.user_agent or "-"),
+            f.session.short_id,
+            f.user.username,
+            f.session.client_addr or "-",
+            when(f.session.created_at),
+            when(f.session.last_seen_at),
+            when(f.session.expires_at()),
+            shorten(f.session.user_agent, 40) or "-",
         ]
-        for s, u in found
+        for f in found
     ]
     click.echo(
         table(
@@ -553,11 +569,12 @@ def revoke_sessions(username: str) -> None:
     """End every session of a user at once; open tabs switch to signed out (live)."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> int:
-        return await rt.service.revoke_user_sessions(username)
+    async def act(accounts: Accounts) -> tuple[str, int]:
+        count = await accounts.revoke_sessions(username)
+        return (await accounts.get_user(username)).username, count
 
-    count = with_service(settings, act)
-    click.echo(f"Revoked {ended(count, 'session')} of {stored_name(settings, username)!r}.")
+    name, count = with_accounts(settings, act)
+    click.echo(f"Revoked {ended(count, 'session')} of {name!r}.")
 
 
 @main.command("purge-expired")
@@ -587,6 +604,10 @@ def purge_expired(batch: int) -> None:
     )
 
 
+def shorten(text: str, width: int) -> str:
+    return text[:width] + "…" if len(text) > width else text
+
+
 def describe_age(age: timedelta) -> str:
     """``90 days``, ``36 hours``: how the retention reads in a sentence."""
     if age % timedelta(days=1) == timedelta(0):
@@ -601,10 +622,10 @@ def events(username: str | None, limit: int) -> None:
     """The audit trail, newest first."""
     settings = load_settings()
 
-    async def act(rt: Runtime) -> list[AuditEvent]:
-        return await rt.service.audit_events(username, limit)
+    async def act(accounts: Accounts) -> list[AuditEvent]:
+        return await accounts.events(username, limit)
 
-    found = with_service(settings, act)
+    found = with_accounts(settings, act)
     if not found:
         click.echo("No events.")
         return
@@ -632,19 +653,19 @@ def demo_accounts() -> None:
     settings = load_settings()
     known = _read_demo_credentials()
 
-    async def ensure(rt: Runtime) -> dict[str, str]:
+    async def ensure(accounts: Accounts) -> dict[str, str]:
         result: dict[str, str] = {}
         for name in DEMO_USERS:
             password = known.get(name) or secrets.token_urlsafe(9)
             try:
-                await rt.service.create_user(name, password)
+                await accounts.create_user(name, password)
             except UsernameTaken:
                 if name not in known:  # exists, password unknown to us: reset it
-                    await rt.service.set_password(name, password)
+                    await accounts.set_password(name, password)
             result[name] = password
         return result
 
-    credentials = with_service(settings, ensure)
+    credentials = with_accounts(settings, ensure)
     write_private(DEMO_CREDENTIALS, "".join(f"{n}:{p}\n" for n, p in credentials.items()))
     click.echo("Demo accounts (demo path only; never use these on a real deployment).")
     click.echo("Their initial passwords (a password changed in the app is not shown here):")

@@ -106,6 +106,15 @@ class UnknownUser(AuthError):
         self.username = username
 
 
+class UnknownSession(AuthError):
+    """No live signed-in session has that id — or, when an owner was given, none of
+    theirs does: the same words either way, so a guessed id tells nothing."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__(f"There is no live session {session_id} to end (ended already?).")
+        self.session_id = session_id
+
+
 class TicketRejected(AuthError):
     """A cookie ticket was unknown, expired, used, or presented with the wrong cookie."""
 

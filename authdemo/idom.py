@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .accounts import Accounts
 from .bootstrap import HasherFactory
 from .config import ConfigError, Settings
 from .domain import (
     AlreadySignedIn,
+    AuditEvent,
+    AuditKind,
     AuthError,
     AuthSession,
     Clock,
@@ -22,19 +25,26 @@ from .domain import (
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
+    InvalidUsername,
+    MfaStateConflict,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
     SecondStepExpired,
     SessionDataTooLarge,
+    SignedIn,
     StorageRefused,
     StorageUnavailable,
     Throttled,
+    UnknownSession,
+    UnknownUser,
     User,
+    UsernameTaken,
 )
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
+from .service import UserSummary
 from .ui.bridge import RootConstructor
 from .ui.components import LoginForm, RequireAuth, require_auth
 from .ui.connection import SecondStep
@@ -55,7 +65,10 @@ def create_app(
 
 
 __all__ = [
+    "Accounts",
     "AlreadySignedIn",
+    "AuditEvent",
+    "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
@@ -66,7 +79,9 @@ __all__ = [
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
+    "InvalidUsername",
     "LoginForm",
+    "MfaStateConflict",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
@@ -76,10 +91,15 @@ __all__ = [
     "SessionData",
     "SessionDataTooLarge",
     "Settings",
+    "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "UnknownSession",
+    "UnknownUser",
     "User",
+    "UserSummary",
+    "UsernameTaken",
     "create_app",
     "current_user",
     "require_auth",

@@ -132,6 +132,14 @@ class SessionRepository(Protocol):
         """Revoke the live ones among ``session_ids``; return those actually revoked."""
         ...
 
+    async def revoke_one(
+        self, session_id: int, now: datetime, *, user_id: int | None
+    ) -> AuthSession | None:
+        """Revoke one live signed-in session — only if it is ``user_id``'s, when given — in
+        one conditional statement (``UPDATE … WHERE id = :id AND user_id = :uid AND
+        revoked_at IS NULL``); the row as revoked, or None when that matched nothing."""
+        ...
+
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         """Make ``token_hash`` lead nowhere for good: revoke the row that has it, or record
         it as a revoked anonymous row (kept until ``expires_at``), in one statement."""

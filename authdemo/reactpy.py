@@ -18,10 +18,13 @@ try:
 except ImportError as missing:  # pragma: no cover - the test install has the extra
     raise ImportError("authdemo.reactpy needs: pip install 'authdemo[reactpy]'") from missing
 
+from .accounts import Accounts
 from .bootstrap import HasherFactory
 from .config import ConfigError, Settings
 from .domain import (
     AlreadySignedIn,
+    AuditEvent,
+    AuditKind,
     AuthError,
     AuthSession,
     Clock,
@@ -31,19 +34,26 @@ from .domain import (
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
+    InvalidUsername,
+    MfaStateConflict,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
     SecondStepExpired,
     SessionDataTooLarge,
+    SignedIn,
     StorageRefused,
     StorageUnavailable,
     Throttled,
+    UnknownSession,
+    UnknownUser,
     User,
+    UsernameTaken,
 )
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
+from .service import UserSummary
 from .ui import components as _components
 from .ui.bridge import RootConstructor
 from .ui.connection import SecondStep
@@ -82,7 +92,10 @@ def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
 
 
 __all__ = [
+    "Accounts",
     "AlreadySignedIn",
+    "AuditEvent",
+    "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
@@ -93,7 +106,9 @@ __all__ = [
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
+    "InvalidUsername",
     "LoginForm",
+    "MfaStateConflict",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
@@ -103,10 +118,15 @@ __all__ = [
     "SessionData",
     "SessionDataTooLarge",
     "Settings",
+    "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "UnknownSession",
+    "UnknownUser",
     "User",
+    "UserSummary",
+    "UsernameTaken",
     "create_app",
     "current_user",
     "require_auth",

@@ -126,3 +126,80 @@ def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
     ]
     missing = [name for name in exceptions if f"`{name}`" not in section]
     assert not missing, f"exceptions the README's API section does not name: {missing}"
+
+
+def test_every_account_operation_documents_what_it_raises_with_exported_names() -> None:
+    from authdemo import domain
+
+    operations = [
+        (name, method)
+        for name, method in inspect.getmembers(authdemo.Accounts)
+        if not name.startswith("_") and (inspect.iscoroutinefunction(method) or name == "open")
+    ]
+    assert len(operations) >= 12
+    for name, method in operations:
+        doc = inspect.getdoc(method) or ""
+        assert doc, name
+        if "username" in inspect.signature(method).parameters:  # a user it looks up
+            assert "``UnknownUser``" in doc or name == "create_user", name
+        for named in re.findall(r"``([A-Z]\w+)``", doc):
+            found = getattr(domain, named, None)
+            if inspect.isclass(found) and issubclass(found, Exception):
+                assert named in authdemo.__all__, (name, named)
+
+
+def test_the_readmes_accounts_script_runs_as_written(
+    migrated_template: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from authdemo import Settings
+    from authdemo.bootstrap import runtime
+    from authdemo.domain import ClientInfo
+    from authdemo.security import hash_token
+    from tests.support.db import copy_database
+
+    url = copy_database(migrated_template, tmp_path / "app.db")
+    (tmp_path / "accounts.py").write_text(readme_example_named("accounts.py"))
+
+    def run() -> str:
+        result = subprocess.run(
+            [sys.executable, "accounts.py"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "AUTHDEMO_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert run().splitlines() == ["carol 0 live session(s)", "ended 0 session(s) of carol"]
+
+    async def sign_in_carol() -> None:
+        async with runtime(Settings(database_url=url)) as rt:
+            anonymous = hash_token(rt.service.new_token())
+            await rt.service.login(anonymous, "carol", "a long passphrase", ClientInfo())
+
+    asyncio.run(sign_in_carol())
+    assert run().splitlines() == [
+        "carol exists already",
+        "carol 1 live session(s)",
+        "ended 1 session(s) of carol",
+    ]
+
+
+def test_the_readmes_accounts_script_passes_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
+    status, output = mypy_strict(readme_example_named("accounts.py"), tmp_path, mypy_cache)
+    assert status == 0, output
+
+
+def readme_example_named(name: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(
+        rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```\s*<!-- /example -->",
+        readme,
+        re.S,
+    )
+    assert match, f"the README's {name} example is missing"
+    return match.group(1)

@@ -336,6 +336,21 @@ class SqlSessionRepository:
         )
         return sorted(revoked)
 
+    async def revoke_one(
+        self, session_id: int, now: datetime, *, user_id: int | None
+    ) -> AuthSession | None:
+        anyone = SessionRow.user_id.is_not(None)  # an operator's: any signed-in session
+        owner = anyone if user_id is None else SessionRow.user_id == user_id
+        revoked = await self._s.scalars(
+            update(SessionRow)
+            .where(SessionRow.id == session_id, owner, *_live(now))
+            .values(revoked_at=now)
+            .returning(SessionRow),
+            execution_options={"synchronize_session": False, "populate_existing": True},
+        )
+        row = revoked.one_or_none()
+        return _session(row) if row is not None else None
+
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return list(
             await self._s.scalars(

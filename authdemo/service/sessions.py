@@ -7,6 +7,9 @@ Invariants:
 - Renewal is one conditional write that matches only a session that may act. When it
   matches nothing, the session is revoked and every open view of it, in this process
   and (through the broadcast) in every other, signs out at once.
+- Ending one session by id (``end_session``, ``end_own_session``) checks and acts in
+  one conditional statement (``revoke_one``): with an owner given, a session id that
+  is not theirs — forged, guessed or stale — ends nothing, whatever runs meanwhile.
 - ``live_session``/``current`` always read the database (never the cache): an open view
   uses them to re-check itself at least once per half idle window.
 """
@@ -18,10 +21,20 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..cache import Found
-from ..domain import AuditKind, AuthSession, ClientInfo, SignedIn, User, may_act
+from ..domain import (
+    AuditKind,
+    AuthSession,
+    ClientInfo,
+    NotSignedIn,
+    SignedIn,
+    UnknownSession,
+    User,
+    may_act,
+)
 from ..events import EventKind, SessionEvent, publish_quietly
+from ..ports import UnitOfWork
 from ..security import hash_token
-from .core import Resolution, ServiceCore
+from .core import OPERATOR, Resolution, ServiceCore
 
 log = logging.getLogger("authdemo.auth")
 
@@ -163,6 +176,68 @@ class Sessions(ServiceCore):
             log.info("logout session=%s", found[0].short_id)
         await self._published(event)
         return found[0] if found is not None else None
+
+    async def end_session(
+        self, session_id: int, user_id: int | None, client: ClientInfo = OPERATOR
+    ) -> AuthSession:
+        """End one signed-in session, live: every view of it signs out, on every worker
+        and host. ``user_id``: only if the session is that user's (an id can be forged);
+        None: whoever's it is (an operator's call). The check and the write are one
+        conditional statement. Returns the session as ended.
+
+        Raises ``UnknownSession`` (no such live session, or not ``user_id``'s: nothing
+        changed), ``StorageUnavailable``."""
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            ended = await tx.sessions.revoke_one(session_id, now, user_id=user_id)
+            if ended is None:
+                raise UnknownSession(session_id)
+            event = await self._ended(tx, ended, client, "1 session by operator", now)
+            await tx.commit()
+        await self._published(event)
+        return ended
+
+    async def end_own_session(
+        self,
+        acting_session_id: int,
+        session_id: int,
+        client: ClientInfo,
+        *,
+        epoch: int | None = None,
+    ) -> AuthSession:
+        """A signed-in view's "end this session": end ``session_id`` only if it belongs
+        to the acting session's user, and only while the acting session may act (and is
+        still on ``epoch``, the one the view holds) — checked in the acting transaction,
+        the target matched by one conditional statement. Live, like ``end_session``.
+
+        Raises ``NotSignedIn`` (the acting session may not act any more),
+        ``UnknownSession`` (no such live session of this user: nothing changed),
+        ``StorageUnavailable``."""
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            acting, user = await self._acting(tx, acting_session_id, now, epoch, lock_user=True)
+            if user is None:
+                raise NotSignedIn()
+            ended = await tx.sessions.revoke_one(session_id, now, user_id=user.id)
+            if ended is None:
+                raise UnknownSession(session_id)
+            by = f"1 session, from session {acting.short_id}"
+            event = await self._ended(tx, ended, client, by, now)
+            await tx.commit()
+        await self._published(event)
+        return ended
+
+    async def _ended(
+        self, tx: UnitOfWork, ended: AuthSession, client: ClientInfo, detail: str, now: datetime
+    ) -> SessionEvent:
+        """Inside ``tx``, after ``ended`` was revoked: queue its broadcast, audit it."""
+        event = SessionEvent(EventKind.REVOKED, (ended.id,), "ended", user_id=ended.user_id)
+        event = await self._broadcast(tx, event, now)
+        owner = await tx.users.get(ended.user_id) if ended.user_id is not None else None
+        await self._audit(
+            tx, AuditKind.REVOKED, user=owner, session=ended, client=client, detail=detail
+        )
+        return event
 
     async def sessions_of(self, user_id: int) -> list[AuthSession]:
         """The user's live sessions, most recently active first (briefly cached)."""

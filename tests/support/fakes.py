@@ -239,6 +239,16 @@ class FakeSessions:
                 done.append(sid)
         return done
 
+    async def revoke_one(
+        self, session_id: int, now: datetime, *, user_id: int | None
+    ) -> AuthSession | None:
+        s = self.t.sessions.get(session_id)
+        owned = s is not None and s.user_id is not None and user_id in (None, s.user_id)
+        if s is None or not owned or not s.is_live(now):
+            return None
+        self.t.sessions[session_id] = s = replace(s, revoked_at=now)
+        return s
+
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         for sid, s in self.t.sessions.items():
             if s.token_hash == token_hash:
