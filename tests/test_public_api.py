@@ -1,6 +1,6 @@
 """The public API as an app author meets it: ``from authdemo import …``, checked by
 ``mypy --strict`` as a type checker sees an installed authdemo (its own modules are
-not the app's to fix), and the README's promises about it."""
+not the app's to fix), and the API reference's promises about it."""
 
 from __future__ import annotations
 
@@ -109,15 +109,16 @@ def test_every_project_exception_an_app_can_meet_is_exported() -> None:
         assert issubclass(getattr(authdemo, name), AuthError)
 
 
-def api_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"\n## As a library\n(.*?)\n## ", readme, re.S)
-    assert match, "the README has no 'As a library' section"
+def api_table() -> str:
+    """The API reference's "what raises what" table (docs/reference/api.md)."""
+    page = (ROOT / "docs" / "reference" / "api.md").read_text()
+    match = re.search(r"\n## At a glance: what raises what\n(.*?)\n## ", page, re.S)
+    assert match, "the API reference has no 'what raises what' table"
     return match.group(1)
 
 
-def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
-    section = api_section()
+def test_the_api_reference_names_every_exported_exception_in_its_table() -> None:
+    section = api_table()
     exceptions = [
         name
         for name in authdemo.__all__
@@ -125,4 +126,4 @@ def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
         and issubclass(getattr(authdemo, name), Exception)
     ]
     missing = [name for name in exceptions if f"`{name}`" not in section]
-    assert not missing, f"exceptions the README's API section does not name: {missing}"
+    assert not missing, f"exceptions the API reference's table does not name: {missing}"
