@@ -3,6 +3,8 @@
 #   ./dev.sh demo   set everything up, then serve the demo on http://127.0.0.1:8000
 #   ./dev.sh test   run the whole test suite (pytest arguments may follow)
 #   ./dev.sh bench  install wrk when missing, then run the benchmarks (bench/run.py options may follow)
+#   ./dev.sh docs   serve the documentation site on http://127.0.0.1:8001 (mkdocs serve);
+#                   ./dev.sh docs build  builds it into site/ as CI does (--strict)
 # Needs Python 3.11+ as python3 (or set PYTHON=/path/to/python).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -64,8 +66,18 @@ case "${1:-}" in
         fi
         exec "$VENV/bin/python" -m bench.run "$@"
         ;;
+    docs)
+        shift
+        setup docs
+        export NO_MKDOCS_2_WARNING=1   # Material's end-of-life banner: noise in every build
+        if [ "${1:-}" = build ]; then
+            shift
+            exec "$VENV/bin/mkdocs" build --strict "$@"
+        fi
+        exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh bench [bench options]" >&2
+        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh bench [bench options] | ./dev.sh docs [build]" >&2
         exit 2
         ;;
 esac

@@ -14,7 +14,7 @@ Three things make the two agree:
   (``AUTHDEMO_DATABASE_URL``, or the default ``./authdemo.db``), so the app's alembic
   cannot migrate another database than the one the server reads.
 
-The README's "Beside your own alembic history" section shows the whole ``env.py``.
+The guide's "Beside your own alembic migrations" page shows the whole ``env.py``.
 """
 
 from __future__ import annotations

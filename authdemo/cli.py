@@ -126,7 +126,8 @@ def check_or_refuse(password: str) -> None:
 def main() -> None:
     """authdemo: server-side sessions and sign-in for IDOM apps on Sanic.
 
-    Configuration comes from AUTHDEMO_* environment variables (see the README);
+    Configuration comes from AUTHDEMO_* environment variables (see the settings
+    reference in the documentation);
     AUTHDEMO_DATABASE_URL defaults to the SQLite file ./authdemo.db.
     """
     configure_logging(logging.WARNING)

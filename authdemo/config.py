@@ -382,6 +382,11 @@ class Argon2Params:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, validated when built (a wrong type raises ``ConfigError`` naming the
+    field). ``Settings.from_env()`` reads the ``AUTHDEMO_*`` variables; a field left out
+    here has its default, not the variable's value. The settings reference lists them all.
+    """
+
     database_url: str = DEFAULT_DATABASE_URL
     listen_url: str | None = None
     """Where the host's PostgreSQL listener connects (None: the database URL). Set it to
@@ -451,6 +456,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the ``AUTHDEMO_*`` variables in ``env`` (default: the
+        environment); unset or empty ones keep their defaults. Raises ``ConfigError``
+        naming the variable whose value cannot be used."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:

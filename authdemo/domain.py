@@ -36,6 +36,8 @@ class AuthError(Exception):
 
 
 class InvalidCredentials(AuthError):
+    """A wrong username or password (the same message for each: no enumeration)."""
+
     def __init__(self) -> None:
         super().__init__("Incorrect username or password.")
 
@@ -53,6 +55,8 @@ class Throttled(InvalidCredentials):
 
 
 class SessionDataTooLarge(AuthError):
+    """A change would make the session's data larger than ``AUTHDEMO_SESSION_DATA_MAX``."""
+
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
             f"Session data is limited to {_size(limit)}; this change would make it {_size(size)}."
@@ -74,6 +78,9 @@ class DuplicateToken(AuthError):
 
 
 class NotSignedIn(AuthError):
+    """The view's session ended meanwhile (signed out elsewhere, expired, revoked); the
+    view already shows the signed-out state."""
+
     def __init__(self) -> None:
         super().__init__("You are not signed in.")
 
@@ -91,7 +98,7 @@ class InvalidUsername(AuthError):
 
 
 class InvalidPassword(AuthError):
-    pass
+    """A new password outside the policy: 8 to 1024 characters, no control characters."""
 
 
 class UsernameTaken(AuthError):
@@ -352,9 +359,11 @@ class AuthSession:
 
     @property
     def short_id(self) -> str:
+        """What logs and ``authdemo sessions`` show: the token hash's first 8 characters."""
         return self.token_hash[:8]
 
     def expires_at(self) -> datetime:
+        """When the session ends unless renewed: the earlier of its idle and absolute expiry."""
         return min(self.idle_expires_at, self.absolute_expires_at)
 
     def is_live(self, now: datetime) -> bool:

@@ -1,6 +1,6 @@
 """The public API as an app author meets it: ``from authdemo import …``, checked by
 ``mypy --strict`` as a type checker sees an installed authdemo (its own modules are
-not the app's to fix), and the README's promises about it."""
+not the app's to fix), and the API reference's promises about it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import authdemo
 from authdemo.domain import AuthError
 from tests.support.db import ROOT
+from tests.support.docs import example
 from tests.web.test_session_data import readme_example
 
 
@@ -109,15 +110,16 @@ def test_every_project_exception_an_app_can_meet_is_exported() -> None:
         assert issubclass(getattr(authdemo, name), AuthError)
 
 
-def api_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"\n## As a library\n(.*?)\n## ", readme, re.S)
-    assert match, "the README has no 'As a library' section"
+def api_table() -> str:
+    """The API reference's "what raises what" table (docs/reference/api.md)."""
+    page = (ROOT / "docs" / "reference" / "api.md").read_text()
+    match = re.search(r"\n## At a glance: what raises what\n(.*?)\n## ", page, re.S)
+    assert match, "the API reference has no 'what raises what' table"
     return match.group(1)
 
 
-def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
-    section = api_section()
+def test_the_api_reference_names_every_exported_exception_in_its_table() -> None:
+    section = api_table()
     exceptions = [
         name
         for name in authdemo.__all__
@@ -125,7 +127,7 @@ def test_the_readme_names_every_exported_exception_in_its_api_table() -> None:
         and issubclass(getattr(authdemo, name), Exception)
     ]
     missing = [name for name in exceptions if f"`{name}`" not in section]
-    assert not missing, f"exceptions the README's API section does not name: {missing}"
+    assert not missing, f"exceptions the API reference's table does not name: {missing}"
 
 
 def test_every_account_operation_documents_what_it_raises_with_exported_names() -> None:
@@ -148,7 +150,7 @@ def test_every_account_operation_documents_what_it_raises_with_exported_names() 
                 assert named in authdemo.__all__, (name, named)
 
 
-def test_the_readmes_accounts_script_runs_as_written(
+def test_the_accounts_guides_script_runs_as_written(
     migrated_template: Path, tmp_path: Path
 ) -> None:
     import asyncio
@@ -160,7 +162,7 @@ def test_the_readmes_accounts_script_runs_as_written(
     from tests.support.db import copy_database
 
     url = copy_database(migrated_template, tmp_path / "app.db")
-    (tmp_path / "accounts.py").write_text(readme_example_named("accounts.py"))
+    (tmp_path / "accounts.py").write_text(example("accounts.py"))
 
     def run() -> str:
         result = subprocess.run(
@@ -189,17 +191,6 @@ def test_the_readmes_accounts_script_runs_as_written(
     ]
 
 
-def test_the_readmes_accounts_script_passes_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
-    status, output = mypy_strict(readme_example_named("accounts.py"), tmp_path, mypy_cache)
+def test_the_accounts_guides_script_passes_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
+    status, output = mypy_strict(example("accounts.py"), tmp_path, mypy_cache)
     assert status == 0, output
-
-
-def readme_example_named(name: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(
-        rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```\s*<!-- /example -->",
-        readme,
-        re.S,
-    )
-    assert match, f"the README's {name} example is missing"
-    return match.group(1)

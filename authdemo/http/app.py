@@ -95,9 +95,16 @@ def create_app(
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
-    ``name`` is the Sanic app's name, unique per process (Sanic keeps a registry of
-    them): pass one to each app when a process builds several. ``clock`` and
-    ``hasher_factory`` exist so that tests control time and hashing cost.
+    ``settings`` default to ``Settings.from_env()``. ``name`` is the Sanic app's name,
+    unique per process (Sanic keeps a registry of them): pass one to each app when a
+    process builds several. ``clock`` and ``hasher_factory`` exist so that tests control
+    time and hashing cost. Nothing is opened here: each worker opens its database pool
+    when it starts.
+
+    Raises ``ConfigError`` (a ``ValueError``) for a setting it cannot use, naming it, and
+    ``ValueError`` when ``name`` is taken in this process. When the server starts:
+    ``SchemaNotReady`` (the database is missing or not migrated: run
+    ``authdemo migrate``) or ``StorageUnavailable``.
     """
     settings = settings or Settings.from_env()
     settings.validate()

@@ -116,12 +116,19 @@ class SessionData(Mapping[str, Any]):
         return len(self._values)
 
     async def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``: one small write, shown at once in every view of
+        the session. Raises ``InvalidSessionData`` (not JSON, or a key that is not a
+        string), ``SessionDataTooLarge``, ``NotSignedIn`` (the session ended meanwhile),
+        ``CookieRequired`` (an anonymous visitor whose browser sent no cookie),
+        ``StorageRefused`` or ``StorageUnavailable``."""
         await self._live.update_data({key: value})
 
     async def update(self, values: Mapping[str, Any]) -> None:
+        """Store several keys in one write; raises as ``set``."""
         await self._live.update_data(values)
 
     async def delete(self, *keys: str) -> None:
+        """Remove ``keys`` (missing ones are ignored); raises as ``set``."""
         await self._live.update_data({}, keys)
 
     async def update_value(self, key: str, function: Callable[[Any], Any]) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -32,6 +31,7 @@ import authdemo
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
 from tests.support.db import ROOT
+from tests.support.docs import example
 from tests.support.idom_client import IdomClient
 from tests.support.live import free_port
 
@@ -159,14 +159,8 @@ def test_authdemo_version_prints_the_wheels_version(venv: Venv, tmp_path: Path) 
 
 
 def readme_example(name: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(
-        rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```\s*<!-- /example -->",
-        readme,
-        re.S,
-    )
-    assert match, f"the README's {name} example is missing"
-    return match.group(1)
+    """An example of the README or the docs (the alembic recipe is in docs/guide/alembic.md)."""
+    return example(name)
 
 
 def readme_app() -> str:

@@ -6,11 +6,14 @@ broadcast outbox) — and the README's route that ends one of the user's own ses
 from __future__ import annotations
 
 import itertools
+import sys
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -40,8 +43,11 @@ async def running(settings: Settings, extend: Path | None = None) -> AsyncIterat
     """The demo app; ``extend``: a file of code run with ``app`` in scope (a README route;
     Sanic reads its handlers' source, so it must be a file)."""
     app = create_app(settings, name=f"accounts_api_{next(_names)}", hasher_factory=cheap_hasher)
-    if extend is not None:
-        exec(compile(extend.read_text(), str(extend), "exec"), {"app": app})
+    if extend is not None:  # its `from app import app` gets this app
+        module = types.ModuleType("app")
+        module.app = app  # type: ignore[attr-defined]
+        with patch.dict(sys.modules, {"app": module}):
+            exec(compile(extend.read_text(), str(extend), "exec"), {})
     async with serve(app) as live:
         service = live.app.ctx.service
         await service.create_user("alice", PASSWORD)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -24,7 +23,7 @@ from authdemo.security import hash_token
 from authdemo.ui.components import LoginForm
 from authdemo.ui.library import component, html
 from tests.conftest import cheap_hasher
-from tests.support.db import ROOT
+from tests.support.docs import example
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live, serve
 from tests.web.test_login_flow import cookie, first_visit
@@ -248,17 +247,12 @@ async def test_the_guard_never_sends_protected_content_while_signed_out(
 
 
 README_EXAMPLES = {"idom": "app.py", "reactpy": "reactpy_app.py"}
-"""The README's complete app for each UI library ("Use it in your (ReactPy) app")."""
+"""The complete app for each UI library: the README's, and the guide's "Use it in your
+ReactPy app" (tests/support/docs.py finds either)."""
 
 
 def readme_example(ui: str = "idom") -> str:
-    readme = (ROOT / "README.md").read_text()
-    name = re.escape(README_EXAMPLES[ui])
-    match = re.search(
-        rf"<!-- example: {name} -->\s*```python\n(.*?)```\s*<!-- /example -->", readme, re.S
-    )
-    assert match, f"the README's example block {README_EXAMPLES[ui]} is missing"
-    return match.group(1)
+    return example(README_EXAMPLES[ui])
 
 
 @contextmanager
