@@ -132,6 +132,11 @@ class SessionRepository(Protocol):
         """Revoke the live ones among ``session_ids``; return those actually revoked."""
         ...
 
+    async def revoke_own(self, session_id: int, user_id: int, now: datetime) -> bool:
+        """Revoke ``session_id`` only if it is live and belongs to ``user_id``, in one
+        conditional statement; True when it did (the row count)."""
+        ...
+
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         """Make ``token_hash`` lead nowhere for good: revoke the row that has it, or record
         it as a revoked anonymous row (kept until ``expires_at``), in one statement."""

@@ -336,6 +336,16 @@ class SqlSessionRepository:
         )
         return sorted(revoked)
 
+    async def revoke_own(self, session_id: int, user_id: int, now: datetime) -> bool:
+        # The ownership check and the write are one statement: nothing to race with.
+        result = await self._s.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id, SessionRow.user_id == user_id, *_live(now))
+            .values(revoked_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return list(
             await self._s.scalars(

@@ -6,6 +6,10 @@ Invariants:
   a disable, "end all sessions" (operator) and "sign out other sessions". A session
   opened under an older epoch may never act again, and a sign-in that verified a
   password before the bump cannot open one (``signin._settle``).
+- Ending one chosen session is one conditional statement that matches only a live
+  session of the acting user (``revoke_own``): an id that is somebody else's, already
+  ended or made up changes nothing, and the broadcast that signs its views out is
+  written in the same transaction. It ends no other session and moves no epoch.
 - Self-service changes re-key the acting session: it moves to the new epoch under a new
   token (handed over through a bound ticket), so every *other* view of that same
   session — a thief holding the cookie, say — ends too (``EventKind.REKEYED``), and the
@@ -190,6 +194,50 @@ class Accounts(SignIn):
             )
             await tx.commit()
         return await self._rekeyed(result, events)
+
+    async def end_session(
+        self,
+        session_id: int,
+        user_id: int,
+        *,
+        acting: int | None = None,
+        epoch: int | None = None,
+        client: ClientInfo | None = None,
+    ) -> bool:
+        """End one session of ``user_id`` (its views sign out at once, in every process);
+        True when it did, False when ``session_id`` is not a live session of that user
+        (somebody else's, ended already, or no session at all): nothing changes then.
+
+        ``acting``: the session asking (a signed-in view): it must be a session of
+        ``user_id`` that may act, on ``epoch`` when given, checked in the same
+        transaction; else ``NotSignedIn``. ``session_id`` may be ``acting`` itself
+        (signing this view out)."""
+        now = self.now()
+        event = None
+        async with self._uow(write=True) as tx:
+            user: User | None = None
+            if acting is not None:
+                # The user row first, as every transaction that ends sessions locks it.
+                _, user = await self._acting(tx, acting, now, epoch, lock_user=True)
+                if user is None or user.id != user_id:
+                    raise NotSignedIn()
+            if not await tx.sessions.revoke_own(session_id, user_id, now):
+                return False  # rolled back: nothing was written
+            ended = await tx.sessions.get(session_id)
+            event = SessionEvent(EventKind.REVOKED, (session_id,), "ended_by_user", user_id=user_id)
+            event = await self._broadcast(tx, event, now)
+            await self._audit(
+                tx,
+                AuditKind.REVOKED,
+                user=user or await tx.users.get(user_id),
+                session=ended,
+                client=client or OPERATOR,
+                detail="1 session, ended by its user" if acting is not None else "1 session",
+            )
+            await tx.commit()
+        log.info("session ended session=%s", ended.short_id if ended else session_id)
+        await self._published(event)
+        return True
 
     async def _rekey(
         self,

@@ -239,6 +239,13 @@ class FakeSessions:
                 done.append(sid)
         return done
 
+    async def revoke_own(self, session_id: int, user_id: int, now: datetime) -> bool:
+        s = self.t.sessions.get(session_id)
+        if s is None or s.user_id != user_id or not s.is_live(now):
+            return False
+        self.t.sessions[session_id] = replace(s, revoked_at=now)
+        return True
+
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         for sid, s in self.t.sessions.items():
             if s.token_hash == token_hash:
