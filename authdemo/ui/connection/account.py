@@ -128,6 +128,36 @@ class AccountActions(Connection):
         assert session.user_id is not None
         return await self._finish(self._service.sessions_of(session.user_id))
 
+    async def end_session(self, session_id: int) -> bool:
+        """End one session of the signed-in user, chosen by id; its views sign out at once.
+
+        The id is the caller's to forge (it arrives in a UI event): the service ends it
+        only if it is a live session of this view's user, in one conditional statement,
+        as this view's session on its epoch. False when it is not (nothing changes). Ending
+        this view's own session signs this view out, as its broadcast says."""
+        session = self._require_signed_in()
+        assert session.user_id is not None
+        return await self._acting(
+            session,
+            self._service.end_session(
+                session_id,
+                session.user_id,
+                acting=session.id,
+                epoch=session.user_epoch,
+                client=self.client,
+            ),
+        )
+
+    async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
+        """New recovery codes (returned once, to show once); the old ones stop working."""
+        session = self._require_signed_in()
+        return await self._acting(
+            session,
+            self._service.regenerate_recovery_codes(
+                session.id, password, code, self.client, epoch=session.user_epoch
+            ),
+        )
+
     async def logout_others(self) -> int:
         """End every other session of this user and every other view of this one (live, in
         every tab); this view goes on under a new cookie. Returns how many sessions."""
