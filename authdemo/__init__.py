@@ -21,6 +21,8 @@ from .domain import (
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
+    MfaStateConflict,
+    MfaUnavailable,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
@@ -33,38 +35,64 @@ from .domain import (
 )
 from .http.app import create_app
 from .http.current import current_user
-from .ui.components import LoginForm, RequireAuth, require_auth
+from .service import Enrolment, MfaStatus
+from .ui.components import (
+    AccountPage,
+    ChangePassword,
+    LoginForm,
+    RequireAuth,
+    SessionList,
+    TwoFactorSettings,
+    require_auth,
+)
 from .ui.connection import SecondStep
-from .ui.hooks import Auth, SessionData, use_auth, use_session
+from .ui.hooks import (
+    Auth,
+    SessionControls,
+    SessionData,
+    TwoFactorControls,
+    use_auth,
+    use_session,
+)
 
 __version__ = "0.1.0"
 """The one place the version is written (pyproject.toml reads it from here)."""
 
 __all__ = [
+    "AccountPage",
     "AlreadySignedIn",
     "Auth",
     "AuthError",
     "AuthSession",
+    "ChangePassword",
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
     "LoginForm",
+    "MfaStateConflict",
+    "MfaStatus",
+    "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
     "SecondStepExpired",
+    "SessionControls",
     "SessionData",
     "SessionDataTooLarge",
+    "SessionList",
     "Settings",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "TwoFactorControls",
+    "TwoFactorSettings",
     "User",
     "create_app",
     "current_user",

@@ -22,6 +22,8 @@ from .domain import (
     InvalidCredentials,
     InvalidPassword,
     InvalidSessionData,
+    MfaStateConflict,
+    MfaUnavailable,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
@@ -35,10 +37,26 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
+from .service import Enrolment, MfaStatus
 from .ui.bridge import RootConstructor
-from .ui.components import LoginForm, RequireAuth, require_auth
+from .ui.components import (
+    AccountPage,
+    ChangePassword,
+    LoginForm,
+    RequireAuth,
+    SessionList,
+    TwoFactorSettings,
+    require_auth,
+)
 from .ui.connection import SecondStep
-from .ui.hooks import Auth, SessionData, use_auth, use_session
+from .ui.hooks import (
+    Auth,
+    SessionControls,
+    SessionData,
+    TwoFactorControls,
+    use_auth,
+    use_session,
+)
 
 
 def create_app(
@@ -55,30 +73,40 @@ def create_app(
 
 
 __all__ = [
+    "AccountPage",
     "AlreadySignedIn",
     "Auth",
     "AuthError",
     "AuthSession",
+    "ChangePassword",
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
     "InvalidSessionData",
     "LoginForm",
+    "MfaStateConflict",
+    "MfaStatus",
+    "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
     "SecondStepExpired",
+    "SessionControls",
     "SessionData",
     "SessionDataTooLarge",
+    "SessionList",
     "Settings",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "TwoFactorControls",
+    "TwoFactorSettings",
     "User",
     "create_app",
     "current_user",

@@ -262,14 +262,6 @@ class SessionData(Mapping[str, Any]):
         return await self._live.update_value(key, function)
 
 
-def use_live_session() -> LiveSession:
-    """The connection's ``LiveSession`` (authdemo's own components; not public API)."""
-    provided: Provided = use_context(AuthContext)
-    if provided.live is None:
-        raise RuntimeError("only available below authdemo's root component")
-    return provided.live
-
-
 def use_session() -> SessionData:
     """The per-visitor values of the current session, for any component below the root.
 

@@ -1,4 +1,9 @@
-"""The change-password card."""
+"""``ChangePassword``: the change-password card of the signed-in user.
+
+Invariant: it acts only through ``use_auth().change_password`` — the current password
+checked (throttled like a sign-in), every other session of the user and every other
+view of this one ended, this view kept under a new cookie.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ from .forms import account_field, field, form_values
 
 
 @component
-def ChangePasswordForm(on_changed: Callable[[], None]) -> Any:
+def ChangePassword(on_changed: Callable[[], None] | None = None, class_name: str = "") -> Any:
+    """``form#change-password``: the current password and a new one. ``on_changed`` is
+    called after a change; ``class_name`` is added to the card's classes
+    (``card wide authdemo-change-password``). Renders nothing while signed out."""
     auth = use_auth()
     error, set_error = use_state("")
     ok, set_ok = use_state("")
@@ -35,16 +43,19 @@ def ChangePasswordForm(on_changed: Callable[[], None]) -> Any:
             set_error(str(failure))
         else:
             set_ok("Password changed. Your other sessions have been signed out.")
-            on_changed()
+            if on_changed is not None:
+                on_changed()
         finally:
             set_busy(False)
             set_attempt(lambda n: n + 1)  # empty fields either way
 
+    if auth.user is None:
+        return html._()
     return html.form(
         {
             "id": "change-password",
             "key": f"change-password-{attempt}",
-            "class_name": "card wide",
+            "class_name": f"card wide authdemo-change-password {class_name}".strip(),
             "method": "post",
             "action": "#",
             "on_submit": event(submit, prevent_default=True),

@@ -1,4 +1,10 @@
-"""Two-factor sign-in settings of the signed-in user."""
+"""``TwoFactorSettings``: two-factor sign-in of the signed-in user — turn it on (the
+password, then a QR code, the key and a first code; recovery codes shown once), new
+recovery codes, turn it off.
+
+Invariant: it acts only through ``use_auth().two_factor``; recovery codes are shown
+once, from the answer that made them, and never read back (only digests are kept).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +12,33 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, cast
 
-from ...domain import (
-    AuthError,
-    NotSignedIn,
-    StorageUnavailable,
-)
+from ...domain import AuthError, NotSignedIn, StorageUnavailable
 from ...service import Enrolment, MfaStatus
-from ..hooks import use_auth, use_live_session
+from ..hooks import use_auth
 from ..library import component, event, html, use_effect, use_state
 from ..qr import qr_data_uri
 from .forms import account_field, code_field, field, form_values
 
+TURNED_ON = "Two-factor sign-in is on. Your other sessions have been signed out."
+RENEWED = "New recovery codes made. The old ones no longer work."
+
 
 @component
-def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
-    """Two-factor sign-in for the signed-in user: turn it on (password, then a QR code
-    and a first code), see how many recovery codes are left, turn it off."""
+def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: str = "") -> Any:
+    """``section#mfa``: ``button#mfa-enable`` (after the password) shows ``img#mfa-qr`` and
+    ``#mfa-secret`` and asks for a first code (``form#mfa-confirm``); then the recovery
+    codes (``#mfa-recovery-codes li``). Once on: how many recovery codes are left, new
+    ones (``button#mfa-recovery-renew``) and turning it off (``button#mfa-disable``).
+    ``on_changed`` is called after it was turned on or off; ``class_name`` is added to
+    the card's classes (``card wide authdemo-two-factor``). Renders nothing while
+    signed out."""
     auth = use_auth()
-    live = use_live_session()
+    two_factor = auth.two_factor
     status, set_status = use_state(cast(MfaStatus | None, None))
     enrolment, set_enrolment = use_state(cast(Enrolment | None, None))
-    codes, set_codes = use_state(cast(list[str], []))
+    codes, set_codes = use_state(cast(tuple[str, list[str]], ("", [])))
     turned_off, set_turned_off = use_state(False)
-    error, set_error = use_state("")
+    error, set_error = use_state(("", ""))
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
     reload, set_reload = use_state(0)
@@ -38,66 +48,87 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
         if auth.user is not None:
             # Unavailable: shown again on the next change; signed out: on its way out.
             with contextlib.suppress(StorageUnavailable, NotSignedIn):
-                set_status(await live.mfa_status())
+                set_status(await two_factor.status())
 
-    async def run(action: Callable[[], Any]) -> None:
+    async def run(where: str, action: Callable[[], Any]) -> None:
         set_busy(True)
-        set_error("")
+        set_error(("", ""))
         try:
             await action()
         except AuthError as failure:
-            set_error(str(failure))
+            set_error((where, str(failure)))
         finally:
             set_busy(False)
             set_attempt(lambda n: n + 1)  # empty fields either way
 
+    def changed() -> None:
+        set_reload(lambda n: n + 1)
+        if on_changed is not None:
+            on_changed()
+
     async def start(data: Any) -> None:
         async def action() -> None:
             set_turned_off(False)
-            set_enrolment(await live.start_mfa_enrolment(form_values(data).get("password", "")))
+            set_enrolment(await two_factor.start(form_values(data).get("password", "")))
 
-        await run(action)
+        await run("settings", action)
 
     async def confirm(data: Any) -> None:
         async def action() -> None:
-            shown = await live.confirm_mfa_enrolment(form_values(data).get("code", ""))
+            shown = await two_factor.confirm(form_values(data).get("code", ""))
             set_enrolment(None)
-            set_codes(shown)
-            set_reload(lambda n: n + 1)
-            on_changed()
+            set_codes((TURNED_ON, shown))
+            changed()
 
-        await run(action)
+        await run("settings", action)
 
     async def cancel(_: Any) -> None:
         async def action() -> None:
             set_enrolment(None)
-            await live.cancel_mfa_enrolment()
+            await two_factor.cancel()
 
-        await run(action)
+        await run("settings", action)
+
+    async def renew(data: Any) -> None:
+        async def action() -> None:
+            values = form_values(data)
+            shown = await two_factor.regenerate_recovery_codes(
+                values.get("password", ""), values.get("code", "")
+            )
+            set_codes((RENEWED, shown))
+            set_reload(lambda n: n + 1)
+
+        await run("renew", action)
 
     async def disable(data: Any) -> None:
         async def action() -> None:
             values = form_values(data)
-            await live.disable_mfa(values.get("password", ""), values.get("code", ""))
+            await two_factor.disable(values.get("password", ""), values.get("code", ""))
             set_turned_off(True)
-            set_reload(lambda n: n + 1)
-            on_changed()
+            changed()
 
-        await run(action)
+        await run("settings", action)
 
     def done(_: Any) -> None:
-        set_codes([])
+        set_codes(("", []))
 
-    problem = (
-        [html.p({"id": "mfa-settings-error", "class_name": "error", "role": "alert"}, error)]
-        if error
-        else []
-    )
-    if codes:
+    def problem(where: str, element_id: str) -> list[Any]:
+        if error[0] != where:
+            return []
+        return [html.p({"id": element_id, "class_name": "error", "role": "alert"}, error[1])]
+
+    if auth.user is None:
+        return html._()
+    said, shown = codes
+    if shown:
         body: list[Any] = [
             html.p(
-                {"id": "mfa-on", "class_name": "ok", "role": "status"},
-                "Two-factor sign-in is on. Your other sessions have been signed out.",
+                {
+                    "id": "mfa-on" if said == TURNED_ON else "mfa-renewed",
+                    "class_name": "ok",
+                    "role": "status",
+                },
+                said,
             ),
             html.p(
                 "Keep these recovery codes somewhere safe. Each works once, in place of a "
@@ -105,7 +136,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
             ),
             html.ul(
                 {"id": "mfa-recovery-codes", "class_name": "codes"},
-                [html.li({"key": c}, html.code(c)) for c in codes],
+                [html.li({"key": c}, html.code(c)) for c in shown],
             ),
             html.button({"id": "mfa-recovery-done", "type": "button", "on_click": done}, "Done"),
         ]
@@ -131,7 +162,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     "on_submit": event(confirm, prevent_default=True),
                 },
                 code_field("Code from the app", "mfa-confirm-code"),
-                *problem,
+                *problem("settings", "mfa-settings-error"),
                 html.div(
                     {"class_name": "actions"},
                     html.button(
@@ -153,8 +184,8 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     html.p(
                         {"id": "mfa-recovery-used", "class_name": "error", "role": "status"},
                         "You signed in with a recovery code; it cannot be used again. "
-                        "If you lost your phone, turn two-factor sign-in off and on again "
-                        "with the new one.",
+                        "If you lost your phone, make new recovery codes below, or turn "
+                        "two-factor sign-in off and on again with the new one.",
                     )
                 ]
                 if auth.recovery_codes_left is not None
@@ -163,6 +194,31 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
             html.p(
                 {"id": "mfa-recovery-left", "class_name": "muted" if left > 2 else "error"},
                 f"{left} recovery code{'s' if left != 1 else ''} left.",
+            ),
+            html.form(
+                {
+                    "key": f"mfa-recovery-renew-form-{attempt}",
+                    "id": "mfa-recovery-renew-form",
+                    "method": "post",
+                    "action": "#",
+                    "on_submit": event(renew, prevent_default=True),
+                },
+                html.h3("New recovery codes"),
+                account_field(auth.user),
+                field(
+                    "Password",
+                    id="mfa-renew-password",
+                    name="password",
+                    type="password",
+                    autocomplete="current-password",
+                    required=True,
+                ),
+                code_field("Code", "mfa-renew-code", auto_focus=False),
+                *problem("renew", "mfa-renew-error"),
+                html.button(
+                    {"id": "mfa-recovery-renew", "type": "submit", "disabled": busy},
+                    "Make new recovery codes",
+                ),
             ),
             html.form(
                 {
@@ -182,7 +238,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     required=True,
                 ),
                 code_field("Code", "mfa-disable-code", auto_focus=False),
-                *problem,
+                *problem("settings", "mfa-settings-error"),
                 html.button(
                     {"id": "mfa-disable", "type": "submit", "disabled": busy},
                     "Turn off two-factor sign-in",
@@ -223,7 +279,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
                     autocomplete="current-password",
                     required=True,
                 ),
-                *problem,
+                *problem("settings", "mfa-settings-error"),
                 html.button(
                     {
                         "id": "mfa-enable",
@@ -238,5 +294,7 @@ def TwoFactorCard(on_changed: Callable[[], None]) -> Any:
     else:
         body = [html.p({"class_name": "muted"}, "Loading…")]
     return html.section(
-        {"id": "mfa", "class_name": "card wide"}, html.h2("Two-factor sign-in"), *body
+        {"id": "mfa", "class_name": f"card wide authdemo-two-factor {class_name}".strip()},
+        html.h2("Two-factor sign-in"),
+        *body,
     )
