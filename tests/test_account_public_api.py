@@ -96,3 +96,10 @@ def test_the_demo_imports_no_private_name_of_the_library() -> None:
             assert not private, (
                 f"{module} imports {sorted(private)}, which authdemo does not export"
             )
+
+
+def test_the_readmes_account_example_passes_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
+    from tests.packaging.test_wheel import readme_example
+
+    status, output = mypy_strict(readme_example("account.py"), tmp_path, mypy_cache)
+    assert status == 0, output
