@@ -26,6 +26,7 @@ from .domain import (
     InvalidSessionData,
     InvalidUsername,
     MfaStateConflict,
+    MfaUnavailable,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
@@ -42,15 +43,31 @@ from .domain import (
 )
 from .http.app import create_app
 from .http.current import current_user
-from .service import UserSummary
-from .ui.components import LoginForm, RequireAuth, require_auth
+from .service import Enrolment, MfaStatus, UserSummary
+from .ui.components import (
+    AccountPage,
+    ChangePassword,
+    LoginForm,
+    RequireAuth,
+    SessionList,
+    TwoFactorSettings,
+    require_auth,
+)
 from .ui.connection import SecondStep
-from .ui.hooks import Auth, SessionData, use_auth, use_session
+from .ui.hooks import (
+    Auth,
+    SessionControls,
+    SessionData,
+    TwoFactorControls,
+    use_auth,
+    use_session,
+)
 
 __version__ = "0.1.0"
 """The one place the version is written (pyproject.toml reads it from here)."""
 
 __all__ = [
+    "AccountPage",
     "Accounts",
     "AlreadySignedIn",
     "AuditEvent",
@@ -58,9 +75,11 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "ChangePassword",
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
@@ -68,19 +87,25 @@ __all__ = [
     "InvalidUsername",
     "LoginForm",
     "MfaStateConflict",
+    "MfaStatus",
+    "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
     "SecondStepExpired",
+    "SessionControls",
     "SessionData",
     "SessionDataTooLarge",
+    "SessionList",
     "Settings",
     "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "TwoFactorControls",
+    "TwoFactorSettings",
     "UnknownSession",
     "UnknownUser",
     "User",

@@ -551,6 +551,7 @@ class AuditKind(StrEnum):
     MFA_DISABLED = "mfa_disabled"
     MFA_RESET = "mfa_reset"
     MFA_REKEYED = "mfa_rekeyed"
+    MFA_RECOVERY_RENEWED = "mfa_recovery_renewed"
 
 
 @dataclass(frozen=True)

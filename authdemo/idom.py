@@ -27,6 +27,7 @@ from .domain import (
     InvalidSessionData,
     InvalidUsername,
     MfaStateConflict,
+    MfaUnavailable,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
@@ -44,11 +45,26 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
-from .service import UserSummary
+from .service import Enrolment, MfaStatus, UserSummary
 from .ui.bridge import RootConstructor
-from .ui.components import LoginForm, RequireAuth, require_auth
+from .ui.components import (
+    AccountPage,
+    ChangePassword,
+    LoginForm,
+    RequireAuth,
+    SessionList,
+    TwoFactorSettings,
+    require_auth,
+)
 from .ui.connection import SecondStep
-from .ui.hooks import Auth, SessionData, use_auth, use_session
+from .ui.hooks import (
+    Auth,
+    SessionControls,
+    SessionData,
+    TwoFactorControls,
+    use_auth,
+    use_session,
+)
 
 
 def create_app(
@@ -65,6 +81,7 @@ def create_app(
 
 
 __all__ = [
+    "AccountPage",
     "Accounts",
     "AlreadySignedIn",
     "AuditEvent",
@@ -72,9 +89,11 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "ChangePassword",
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
@@ -82,19 +101,25 @@ __all__ = [
     "InvalidUsername",
     "LoginForm",
     "MfaStateConflict",
+    "MfaStatus",
+    "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
     "SecondStepExpired",
+    "SessionControls",
     "SessionData",
     "SessionDataTooLarge",
+    "SessionList",
     "Settings",
     "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "TwoFactorControls",
+    "TwoFactorSettings",
     "UnknownSession",
     "UnknownUser",
     "User",

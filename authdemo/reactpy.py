@@ -2,9 +2,9 @@
 
 The same API as ``authdemo`` (same names, same behaviour, same objects where nothing
 depends on the library), for an app whose components are ReactPy's: ``create_app``
-serves ReactPy's client and renders with ReactPy's ``Layout``, and ``LoginForm``,
-``RequireAuth`` and ``require_auth`` are typed as ReactPy components. Needs
-``pip install 'authdemo[reactpy]'``.
+serves ReactPy's client and renders with ReactPy's ``Layout``, and its components
+(``LoginForm``, ``RequireAuth``, ``require_auth``, ``AccountPage``, ``SessionList``, …)
+are typed as ReactPy components. Needs ``pip install 'authdemo[reactpy]'``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .domain import (
     InvalidSessionData,
     InvalidUsername,
     MfaStateConflict,
+    MfaUnavailable,
     NotSignedIn,
     SchemaNotReady,
     SecondFactorRequired,
@@ -53,11 +54,18 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
-from .service import UserSummary
+from .service import Enrolment, MfaStatus, UserSummary
 from .ui import components as _components
 from .ui.bridge import RootConstructor
 from .ui.connection import SecondStep
-from .ui.hooks import Auth, SessionData, use_auth, use_session
+from .ui.hooks import (
+    Auth,
+    SessionControls,
+    SessionData,
+    TwoFactorControls,
+    use_auth,
+    use_session,
+)
 
 P = ParamSpec("P")
 
@@ -83,6 +91,10 @@ def _made_by_reactpy(shared: Callable[P, Any]) -> Callable[P, Component]:
 
 LoginForm = _made_by_reactpy(_components.LoginForm)
 RequireAuth = _made_by_reactpy(_components.RequireAuth)
+AccountPage = _made_by_reactpy(_components.AccountPage)
+ChangePassword = _made_by_reactpy(_components.ChangePassword)
+SessionList = _made_by_reactpy(_components.SessionList)
+TwoFactorSettings = _made_by_reactpy(_components.TwoFactorSettings)
 
 
 def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
@@ -92,6 +104,7 @@ def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
 
 
 __all__ = [
+    "AccountPage",
     "Accounts",
     "AlreadySignedIn",
     "AuditEvent",
@@ -99,9 +112,11 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthSession",
+    "ChangePassword",
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
@@ -109,19 +124,25 @@ __all__ = [
     "InvalidUsername",
     "LoginForm",
     "MfaStateConflict",
+    "MfaStatus",
+    "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
     "SecondStepExpired",
+    "SessionControls",
     "SessionData",
     "SessionDataTooLarge",
+    "SessionList",
     "Settings",
     "SignedIn",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
+    "TwoFactorControls",
+    "TwoFactorSettings",
     "UnknownSession",
     "UnknownUser",
     "User",

@@ -42,8 +42,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "session write": ("SignIn._settle", "SignIn._sign_in"),
     "ticket redemption": ("SignIn.redeem_ticket", "tickets.py"),
     "cookie held": ("SignIn.cookie_held",),
-    "sign-out": ("Sessions.logout", "LiveSession.logout"),
-    "renders and websocket": ("idom/core", "bridge.py", "websockets/impl.py", "components.py"),
+    "sign-out": ("Sessions.logout", "SignInFlow.logout"),
+    "renders and websocket": ("idom/core", "bridge.py", "websockets/impl.py", "ui/components/"),
     "broadcast follower": ("BroadcastFollower",),
     # SQLAlchemy runs a statement's Python side in a greenlet whose stack starts at
     # the session, not at the caller: those samples are SQL work of every part.

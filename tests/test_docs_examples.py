@@ -196,6 +196,19 @@ async def run_routing(module: ModuleType, folder: Path) -> None:
         await account.close()
 
 
+@runs("account.py")
+async def run_account(module: ModuleType, folder: Path) -> None:
+    """The account page behind the sign-in form: after signing in, the greeting, the
+    session list (this device) and the app's own card inside it."""
+    async with serve(module.app) as live:
+        await live.app.ctx.service.create_user("alice", PASSWORD)
+        client = await signed_in_client(live)
+        await client.wait_for_id("greeting")
+        await client.wait_for(lambda c: len(c.find_all("li")) >= 1)
+        assert client.find("sessions") is not None and client.find("change-password") is not None
+        await client.close()
+
+
 @runs("login_form.py")
 async def run_login_form(module: ModuleType, folder: Path) -> None:
     """The hand-made form: a wrong password's message, "Signing in…" until the cookie is

@@ -13,6 +13,9 @@ Invariants:
   epoch moves on, the acting session is re-keyed and every other session of the user
   ends, live. The operator's reset needs neither password nor code and ends every
   session of the user (the epoch moves on, so pending second steps die too).
+- New recovery codes need the password and a code, as turning it off does (with them
+  one can sign in without the phone); in the write that stores them every old one
+  dies. Sessions and the epoch stay as they are: nobody's access ends.
 """
 
 from __future__ import annotations
@@ -292,6 +295,64 @@ class TwoFactor(SecondFactor):
             await tx.commit()
         log.info("two-factor sign-in off user=%s", user.username)
         return await self._rekeyed(result, events)
+
+    async def regenerate_recovery_codes(
+        self,
+        session_id: int,
+        password: str,
+        code: str,
+        client: ClientInfo,
+        *,
+        epoch: int | None = None,
+    ) -> list[str]:
+        """New recovery codes for the signed-in user (returned once); the old ones stop
+        working. Needs the password and a current code (or a recovery code), spent like
+        turning it off. Raises ``NotSignedIn``, ``InvalidCredentials``, ``Throttled``,
+        ``InvalidCode`` or ``CodeThrottled``, ``MfaStateConflict`` (it is not on),
+        ``MfaUnavailable``."""
+        box = self._box()
+        signed_in = await self._signed_in(session_id, epoch)
+        verified = await self._verify(signed_in.user.username, password, client)
+        codes = new_recovery_codes(self.second_factor.recovery_codes)
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            acting, user = await self._acting(
+                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            )
+            if user is None or await self._settle(tx, verified, now) is None:
+                raise NotSignedIn()
+            record = await tx.mfa.get(user.id)
+            if record is None or record.confirmed_at is None:
+                raise MfaStateConflict("Two-factor sign-in is not on.")
+            outcome = await self._check_code(
+                tx,
+                user,
+                client,
+                code,
+                now,
+                open_secret(box, user.id, record.sealed_secret),
+                lambda step: tx.mfa.accept_step(user.id, step),
+                recovery=True,
+            )
+            if not outcome.ok:
+                await self._code_failed(tx, user, client, outcome, drop_pending=False)
+            digests = [
+                self._tokens.recovery_digest(user.id, typed)
+                for typed in (normalize_recovery_code(c) for c in codes)
+                if typed is not None
+            ]
+            await tx.mfa.add_recovery_codes(user.id, digests, now)
+            await self._audit(
+                tx,
+                AuditKind.MFA_RECOVERY_RENEWED,
+                user=user,
+                session=acting,
+                client=client,
+                detail=f"{len(digests)} new; with a {outcome.detail}",
+            )
+            await tx.commit()
+        log.info("recovery codes renewed user=%s", user.username)
+        return codes
 
     # --- operators -------------------------------------------------------------------------
 

@@ -1,12 +1,21 @@
-"""Hooks for app components: ``auth = use_auth()`` and nothing about cookies or SQL."""
+"""Hooks for app components: ``auth = use_auth()`` and nothing about cookies or SQL.
+
+``use_auth()`` carries everything a signed-in user does with the account: signing in
+and out, ``change_password``, ``sessions`` (list, end one, end the others) and
+``two_factor`` (status, turn on, turn off, new recovery codes). Each goes through the
+same service call, checks, throttles, audit rows and live effects as authdemo's own
+components (which are built on these and nothing else).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..domain import AuthSession, User
+from ..service import Enrolment, MfaStatus
 from .connection import AuthState, LiveSession, SecondStep
 from .library import component, create_context, html, use_context, use_effect, use_state
 
@@ -16,6 +25,109 @@ HELD_PATH = "/_auth/held"
 
 def _outside(*_: Any) -> Any:
     raise RuntimeError("use_auth() is only available below authdemo's root component")
+
+
+def _live_or_outside(live: LiveSession | None) -> LiveSession:
+    if live is None:
+        raise RuntimeError("use_auth() is only available below authdemo's root component")
+    return live
+
+
+class SessionControls:
+    """``auth.sessions``: the signed-in user's live sessions, and ending them.
+
+    Every call acts as this view's session: ``NotSignedIn`` when it may not act any
+    more (the view signs out at once), ``StorageUnavailable`` when the database cannot
+    be reached. ``await auth.sessions()`` is ``await auth.sessions.list()``."""
+
+    __slots__ = ("_live", "version")
+
+    def __init__(self, live: LiveSession | None, version: int = 0) -> None:
+        self._live = live
+        self.version = version
+        """Moves on whenever one of the user's sessions opens or ends anywhere: a
+        component showing the list re-reads it when this changes."""
+
+    async def __call__(self) -> list[AuthSession]:
+        return await self.list()
+
+    def now(self) -> datetime:
+        """The server's clock: the one ``AuthSession.expires_at()`` is in."""
+        return _live_or_outside(self._live).now()
+
+    async def list(self) -> list[AuthSession]:
+        """The user's live sessions, most recently active first."""
+        return await _live_or_outside(self._live).sessions()
+
+    async def end(self, session_id: int) -> bool:
+        """End one of the user's sessions, by id (``AuthSession.id``): its browsers are
+        signed out at once, the user's other sessions stay. The server ends it only if
+        it is a live session of this user — an id that is not (somebody else's, ended
+        already, made up) changes nothing and returns False. Ending this view's own
+        session signs this view out."""
+        return await _live_or_outside(self._live).end_session(session_id)
+
+    async def end_others(self) -> int:
+        """End every other session of the user and every other view of this one; this
+        view goes on under a new cookie. Returns how many sessions ended. Raises
+        ``CookieRequired`` when the browser sent no cookie."""
+        return await _live_or_outside(self._live).logout_others()
+
+
+class TwoFactorControls:
+    """``auth.two_factor``: two-factor sign-in of the signed-in user.
+
+    Every call raises ``NotSignedIn`` when this view's session may not act any more (the
+    view signs out at once), ``StorageUnavailable`` when the database cannot be reached,
+    and ``MfaUnavailable`` when the server has no ``AUTHDEMO_MFA_KEY`` (or one that does
+    not open the stored secret). ``str(error)`` is fit to show."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: LiveSession | None) -> None:
+        self._live = live
+
+    async def status(self) -> MfaStatus:
+        """``.enabled`` and ``.recovery_codes_left``."""
+        return await _live_or_outside(self._live).mfa_status()
+
+    async def start(self, password: str) -> Enrolment:
+        """Begin turning it on: checks the password again (``InvalidCredentials``,
+        ``Throttled``) and returns a new secret to show (``.uri`` for a QR code,
+        ``.grouped_secret`` to type in), pending until ``confirm`` (``.expires_at``).
+        ``MfaStateConflict`` when it is on already. Starting again replaces the setup;
+        a setup left unconfirmed is dropped when the view closes."""
+        return await _live_or_outside(self._live).start_mfa_enrolment(password)
+
+    async def confirm(self, code: str) -> list[str]:
+        """Turn it on with a first code from the app: returns the recovery codes (show
+        them once; only digests are kept). Every other session of the user and every
+        other view of this one ends; this view goes on under a new cookie. Raises
+        ``InvalidCode``, ``CodeThrottled``, ``MfaStateConflict`` (the setup expired),
+        ``CookieRequired``."""
+        return await _live_or_outside(self._live).confirm_mfa_enrolment(code)
+
+    async def cancel(self) -> None:
+        """Drop the setup this view began (not one another tab began since)."""
+        await _live_or_outside(self._live).cancel_mfa_enrolment()
+
+    async def disable(self, password: str, code: str) -> int:
+        """Turn it off: the password and a current code (or a recovery code). Ends every
+        other session of the user and every other view of this one, live; returns how
+        many sessions ended. Raises ``InvalidCredentials``, ``Throttled``,
+        ``InvalidCode``, ``CodeThrottled``, ``MfaStateConflict`` (it is not on),
+        ``CookieRequired``."""
+        return await _live_or_outside(self._live).disable_mfa(password, code)
+
+    async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
+        """New recovery codes (show them once); every old one stops working. Needs the
+        password and a current code (or a recovery code); nobody is signed out. Raises
+        ``InvalidCredentials``, ``Throttled``, ``InvalidCode``, ``CodeThrottled``,
+        ``MfaStateConflict`` (it is not on)."""
+        return await _live_or_outside(self._live).regenerate_recovery_codes(password, code)
+
+
+_NO_TWO_FACTOR = TwoFactorControls(None)
 
 
 @dataclass(frozen=True)
@@ -33,9 +145,13 @@ class Auth:
     logout: Callable[[], Awaitable[None]]
     change_password: Callable[[str, str], Awaitable[None]]
     """``await auth.change_password(current, new)``: ends the user's other sessions and
-    every other view of this one; this view goes on under a new cookie."""
-    sessions: Callable[[], Awaitable[list[AuthSession]]]
-    """The user's live sessions, most recently active first."""
+    every other view of this one; this view goes on under a new cookie. Raises
+    ``InvalidCredentials`` (the current password is wrong), ``Throttled``,
+    ``InvalidPassword`` (the new one breaks the policy), ``CookieRequired``,
+    ``NotSignedIn``, ``StorageUnavailable``."""
+    sessions: SessionControls
+    """``await auth.sessions()`` (or ``.list()``): the user's live sessions, most recently
+    active first; ``.end(session_id)`` ends one, ``.end_others()`` every other one."""
     logout_others: Callable[[], Awaitable[int]]
     """End every other session of the user and every other view of this one (this view
     goes on under a new cookie); returns how many sessions ended."""
@@ -62,6 +178,10 @@ class Auth:
     """Back to the password step (the pending sign-in is dropped)."""
     recovery_codes_left: int | None = None
     """After signing in with a recovery code: how many are left (say so)."""
+    two_factor: TwoFactorControls = _NO_TWO_FACTOR
+    """Two-factor sign-in: ``status()``, ``start(password)``, ``confirm(code)``,
+    ``cancel()``, ``disable(password, code)``, ``regenerate_recovery_codes(password,
+    code)``."""
 
     @property
     def signed_in(self) -> bool:
@@ -79,7 +199,11 @@ class Provided:
 
 
 AuthContext: Any = create_context(
-    Provided(Auth(None, None, _outside, _outside, _outside, _outside, _outside), AuthState(), None)
+    Provided(
+        Auth(None, None, _outside, _outside, _outside, SessionControls(None), _outside),
+        AuthState(),
+        None,
+    )
 )
 
 
@@ -145,14 +269,6 @@ class SessionData(Mapping[str, Any]):
         return await self._live.update_value(key, function)
 
 
-def use_live_session() -> LiveSession:
-    """The connection's ``LiveSession`` (authdemo's own components; not public API)."""
-    provided: Provided = use_context(AuthContext)
-    if provided.live is None:
-        raise RuntimeError("only available below authdemo's root component")
-    return provided.live
-
-
 def use_session() -> SessionData:
     """The per-visitor values of the current session, for any component below the root.
 
@@ -202,7 +318,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         live.login,
         live.logout,
         live.change_password,
-        live.sessions,
+        SessionControls(live, state.sessions_version),
         live.logout_others,
         state.user if state.pending else None,
         state.cookie_refused,
@@ -211,6 +327,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         live.verify_code,
         live.cancel_second_step,
         state.recovery_codes_left if signed_in else None,
+        TwoFactorControls(live),
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.

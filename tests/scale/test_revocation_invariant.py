@@ -568,7 +568,7 @@ async def ui_logout_others(run: Run, tab: Tab, roll: float) -> str:
     if client.find("greeting") is None:
         tab.view_ticket = tab.view_token = tab.credential = tab.changed_to = None
         return "signed out meanwhile"
-    if client.find("account-error") is not None or client.find("logout-others-done") is None:
+    if client.find("sessions-error") is not None or client.find("logout-others-done") is None:
         return "error"
     run.obligations += [(t, g, f"tab{tab.index} signed out {user}'s others") for t, g in watched]
     return "ok" if fetched else "ok, no ticket"

@@ -1,0 +1,43 @@
+"""The components, one module per component (``from authdemo.ui.components import X``).
+
+- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``.
+- ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
+  ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
+- ``notepad``, ``demo``: the demo app (``DemoApp``) and its session-data example.
+- ``forms``: what the forms share.
+
+Element ids are a public contract: tests and app stylesheets address them.
+"""
+
+from __future__ import annotations
+
+from .account import AccountPage
+from .demo import DemoApp, SignedInView
+from .forms import account_field, code_field, field, form_values
+from .guard import RequireAuth, require_auth
+from .login import LoginForm, SecondStepForm, use_insecure_origin
+from .notepad import Notepad
+from .password import ChangePassword
+from .sessions import SessionList, describe_agent, when
+from .two_factor import TwoFactorSettings
+
+__all__ = [
+    "AccountPage",
+    "ChangePassword",
+    "DemoApp",
+    "LoginForm",
+    "Notepad",
+    "RequireAuth",
+    "SecondStepForm",
+    "SessionList",
+    "SignedInView",
+    "TwoFactorSettings",
+    "account_field",
+    "code_field",
+    "describe_agent",
+    "field",
+    "form_values",
+    "require_auth",
+    "use_insecure_origin",
+    "when",
+]

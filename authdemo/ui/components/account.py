@@ -1,0 +1,80 @@
+"""``AccountPage``: the signed-in user's account in one page — who is signed in and
+"Sign out", the session list, the change-password card and two-factor settings.
+
+Invariant: it is composed only of public parts (``SessionList``, ``ChangePassword``,
+``TwoFactorSettings``, ``use_auth``), so an app that draws its own page from them
+loses nothing this one has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...domain import AuthError
+from ..hooks import use_auth
+from ..library import component, html, use_state
+from .password import ChangePassword
+from .sessions import SessionList
+from .two_factor import TwoFactorSettings
+
+
+@component
+def AccountPage(children: Any = None, title: str = "Your account", class_name: str = "") -> Any:
+    """The account of the signed-in user: a heading (``title``), ``#greeting``, the
+    "Sign out" button (``button#logout``), a warning when the browser refused the
+    session cookie (``#cookie-warning``), then ``SessionList``, ``children`` (the app's
+    own cards, if any), ``ChangePassword`` and ``TwoFactorSettings``. Renders nothing
+    while signed out (put it inside ``RequireAuth``). ``class_name`` is added to the
+    page's classes (``authdemo-account``)."""
+    auth = use_auth()
+    busy, set_busy = use_state(False)
+    problem, set_problem = use_state("")
+
+    async def sign_out(_: Any) -> None:
+        set_busy(True)
+        set_problem("")
+        try:
+            await auth.logout()
+        except AuthError as failure:  # e.g. the database is away: still signed in, say so
+            set_problem(str(failure))
+        finally:
+            set_busy(False)
+
+    if auth.user is None:
+        return html._()
+    return html.div(
+        {"id": "account", "class_name": f"authdemo-account {class_name}".strip()},
+        html.section(
+            {"class_name": "card wide"},
+            html.h1(title),
+            html.p({"id": "greeting"}, "Signed in as ", html.strong(auth.user.username), "."),
+            html.div(
+                {"class_name": "actions"},
+                html.button(
+                    {"id": "logout", "type": "button", "disabled": busy, "on_click": sign_out},
+                    "Sign out",
+                ),
+            ),
+            *(
+                [
+                    html.p(
+                        {"id": "cookie-warning", "class_name": "error", "role": "alert"},
+                        "This browser did not accept the session cookie. You are signed in "
+                        "in this tab only: reloading the page or opening a new tab will ask "
+                        "for your password again. Check that cookies are allowed for this site.",
+                    )
+                ]
+                if auth.cookie_refused
+                else []
+            ),
+            *(
+                [html.p({"id": "account-error", "class_name": "error", "role": "alert"}, problem)]
+                if problem
+                else []
+            ),
+        ),
+        SessionList(),
+        *([children] if children is not None else []),
+        ChangePassword(),
+        TwoFactorSettings(),
+    )

@@ -1,0 +1,65 @@
+"""Pieces every form of the components shares: reading a submitted form, labelled
+fields, the hidden username of a password form, a code field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...domain import (
+    User,
+)
+from ..library import html
+
+
+def form_values(data: Any) -> dict[str, str]:
+    """Name → value of the fields of a submitted form, from IDOM's serialised event."""
+    target = data.get("target") if isinstance(data, dict) else None
+    elements = target.get("elements") if isinstance(target, dict) else None
+    values: dict[str, str] = {}
+    for element in elements if isinstance(elements, list) else []:
+        if isinstance(element, dict):
+            name, value = element.get("name"), element.get("value")
+            if isinstance(name, str) and name and isinstance(value, str):
+                values.setdefault(name, value)
+    return values
+
+
+def field(label: str, **attributes: Any) -> Any:
+    return html.div(
+        {"class_name": "field"},
+        html.label({"html_for": attributes["id"]}, label),
+        html.input(attributes),
+    )
+
+
+def account_field(user: User | None) -> Any:
+    """The hidden, read-only username of a form that asks for the signed-in user's
+    password: password managers (and Chromium's form checks) want to know whose it is."""
+    return html.input(
+        {
+            "type": "text",
+            "name": "username",
+            "autocomplete": "username",
+            "value": user.username if user else "",
+            "read_only": True,
+            "hidden": True,
+        }
+    )
+
+
+def code_field(label: str, field_id: str, *, auto_focus: bool = True) -> Any:
+    """A field for a 6-digit code (or a recovery code, which is letters and digits:
+    so no ``pattern``, and ``inputmode`` only suggests the numeric keypad)."""
+    return field(
+        label,
+        id=field_id,
+        name="code",
+        type="text",
+        autocomplete="one-time-code",
+        inputmode="numeric",
+        autocapitalize="characters",
+        spellcheck="false",
+        maxlength=20,
+        required=True,
+        auto_focus=auto_focus,
+    )

@@ -1,0 +1,33 @@
+"""The auth state of one open websocket, kept in step with the server-side session.
+
+``LiveSession`` is assembled from one module per concern, each stating at its top the
+invariants it keeps:
+
+- ``state``: the immutable snapshots a view renders (``AuthState``, ``SecondStep``).
+- ``lifecycle``: entering and leaving a session, timers, re-checks, followed events,
+  the check before each UI event.
+- ``signin``: the password, the second step, signing out.
+- ``account``: password change, two-factor settings, the session list.
+- ``data``: writes of ``use_session()``.
+"""
+
+from __future__ import annotations
+
+from .account import AccountActions
+from .data import DataWrites
+from .signin import SignInFlow
+from .state import AuthState, SecondStep
+
+__all__ = ["AuthState", "LiveSession", "SecondStep"]
+
+
+class LiveSession(SignInFlow, AccountActions, DataWrites):
+    """One open view's connection to its server-side session."""
+
+    def close(self) -> None:
+        self._closed = True
+        self._drop_second_step()
+        self._abandon_enrolment()
+        self._stop_following_cookie()
+        self._leave()
+        self._listeners.clear()

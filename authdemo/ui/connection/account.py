@@ -1,0 +1,175 @@
+"""What a signed-in user does with the account in one view: change the password, turn
+two-factor sign-in on and off, list the sessions and sign the others out.
+
+Invariants:
+- Every action acts as this view's session, on the epoch this view holds: the service
+  checks in its transaction that the session may act and is still this view's
+  (``Connection._acting``); when it may not, this view signs out at once.
+- An action that ends access elsewhere re-keys this view's session: it goes on under a
+  new cookie, handed over by a ticket bound to the cookie the browser holds (``_adopt``).
+- A two-factor setup this view began and did not finish is dropped when the view
+  closes (only that one: not one another tab began since).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ...domain import AuthSession, UnknownSession
+from ...service import Enrolment, MfaStatus
+from .lifecycle import Connection, _retrieve
+
+
+class AccountActions(Connection):
+    _enrolment: Enrolment | None = None
+    """A two-factor setup this view started and has not finished: dropped on close."""
+
+    async def mfa_status(self) -> MfaStatus:
+        session = self._require_signed_in()
+        return await self._acting(session, self._service.mfa_status(session.id))
+
+    async def start_mfa_enrolment(self, password: str) -> Enrolment:
+        session = self._require_signed_in()
+        started = await self._acting(
+            session,
+            self._service.start_enrolment(
+                session.id, password, self.client, epoch=session.user_epoch
+            ),
+        )
+        self._enrolment = started
+        return started
+
+    async def confirm_mfa_enrolment(self, code: str) -> list[str]:
+        """Turn two-factor sign-in on; returns the recovery codes (to show once). Every
+        other session of the user and every other view of this one ends; this view goes
+        on under a new cookie."""
+        session = self._require_signed_in()
+        done = await self._acting(
+            session,
+            self._service.confirm_enrolment(
+                session.id,
+                code,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
+        )
+        self._enrolment = None
+        await self._adopt(session, done.rekeyed)
+        return done.recovery_codes
+
+    async def cancel_mfa_enrolment(self) -> None:
+        session = self._require_signed_in()
+        started, self._enrolment = self._enrolment, None
+        await self._acting(
+            session,
+            self._service.cancel_enrolment(
+                session.id, self.client, epoch=session.user_epoch, started=started
+            ),
+        )
+
+    async def disable_mfa(self, password: str, code: str) -> int:
+        """Turn two-factor sign-in off (the password and a code). As turning it on does,
+        every other session of the user and every other view of this one ends; this view
+        goes on under a new cookie. Returns how many other sessions ended."""
+        session = self._require_signed_in()
+        result = await self._acting(
+            session,
+            self._service.disable_mfa(
+                session.id,
+                password,
+                code,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
+        )
+        await self._adopt(session, result)
+        return result.ended
+
+    def _abandon_enrolment(self) -> None:
+        """The view closes halfway through a two-factor setup: that setup is dropped
+        (not one another tab began since), so nothing is left behind."""
+        started, self._enrolment = self._enrolment, None
+        session, user = self.state.session, self.state.user
+        if started is None or session is None or user is None:
+            return
+        task = asyncio.ensure_future(
+            self._finish(
+                self._service.cancel_enrolment(
+                    session.id, self.client, epoch=session.user_epoch, started=started
+                )
+            )
+        )
+        task.add_done_callback(_retrieve)
+
+    async def change_password(self, current_password: str, new_password: str) -> None:
+        """Needs the current password; ends every other session; rotates this one's token."""
+        session = self._require_signed_in()
+        result = await self._acting(
+            session,
+            self._service.change_password(
+                session.id,
+                current_password,
+                new_password,
+                self.cookie_token_hash,
+                self.client,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
+        )
+        await self._adopt(session, result)
+
+    async def sessions(self) -> list[AuthSession]:
+        """The signed-in user's live sessions, most recently active first."""
+        session = self._require_signed_in()
+        assert session.user_id is not None
+        return await self._finish(self._service.sessions_of(session.user_id))
+
+    async def end_session(self, session_id: int) -> bool:
+        """End one session of the signed-in user, chosen by id; its views sign out at once.
+
+        The id is the caller's to forge (it arrives in a UI event): the service ends it
+        only if it is a live session of this view's user, in one conditional statement,
+        as this view's session on its epoch. False when it is not (nothing changes). Ending
+        this view's own session signs this view out, as its broadcast says."""
+        session = self._require_signed_in()
+        try:
+            await self._acting(
+                session,
+                self._service.end_own_session(
+                    session.id, session_id, self.client, epoch=session.user_epoch
+                ),
+            )
+        except UnknownSession:
+            return False
+        return True
+
+    async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
+        """New recovery codes (returned once, to show once); the old ones stop working."""
+        session = self._require_signed_in()
+        return await self._acting(
+            session,
+            self._service.regenerate_recovery_codes(
+                session.id, password, code, self.client, epoch=session.user_epoch
+            ),
+        )
+
+    async def logout_others(self) -> int:
+        """End every other session of this user and every other view of this one (live, in
+        every tab); this view goes on under a new cookie. Returns how many sessions."""
+        session = self._require_signed_in()
+        result = await self._acting(
+            session,
+            self._service.revoke_other_sessions(
+                session.id,
+                self.client,
+                self.cookie_token_hash,
+                origin=self.origin,
+                epoch=session.user_epoch,
+            ),
+        )
+        await self._adopt(session, result)
+        return result.ended
