@@ -1,5 +1,6 @@
 """What a signed-in user does with the account in one view: change the password, turn
-two-factor sign-in on and off, list the sessions and sign the others out.
+two-factor sign-in on and off, new recovery codes, list the sessions, end one of them
+or all the others.
 
 Invariants:
 - Every action acts as this view's session, on the epoch this view holds: the service
@@ -7,6 +8,9 @@ Invariants:
   (``Connection._acting``); when it may not, this view signs out at once.
 - An action that ends access elsewhere re-keys this view's session: it goes on under a
   new cookie, handed over by a ticket bound to the cookie the browser holds (``_adopt``).
+- A session is ended by id only through the service's ownership check: the id may
+  come from a forged event, so the owner is this view's user (never the event's), and
+  the statement that ends it matches only a live session of that user.
 - A two-factor setup this view began and did not finish is dropped when the view
   closes (only that one: not one another tab began since).
 """
