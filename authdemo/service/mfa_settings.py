@@ -27,10 +27,13 @@ from typing import NamedTuple
 
 from ..domain import (
     AuditKind,
+    AuthSession,
     ClientInfo,
     CookieRequired,
     MfaStateConflict,
     NotSignedIn,
+    SignedIn,
+    User,
     may_act,
 )
 from ..mfa import (
@@ -43,8 +46,10 @@ from ..mfa import (
     normalize_recovery_code,
     otpauth_uri,
 )
+from ..ports import UnitOfWork
 from .core import OPERATOR, Rekeyed
-from .mfa import SecondFactor, open_secret
+from .mfa import SecondFactor, _Outcome, open_secret
+from .signin import Verified
 
 log = logging.getLogger("authdemo.auth")
 
@@ -258,26 +263,9 @@ class TwoFactor(SecondFactor):
         verified = await self._verify(signed_in.user.username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            acting, user = await self._acting(
-                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            acting, user, outcome = await self._password_and_code(
+                tx, signed_in, verified, code, client, box, now
             )
-            if user is None or await self._settle(tx, verified, now) is None:
-                raise NotSignedIn()
-            record = await tx.mfa.get(user.id)
-            if record is None or record.confirmed_at is None:
-                raise MfaStateConflict("Two-factor sign-in is not on.")
-            outcome = await self._check_code(
-                tx,
-                user,
-                client,
-                code,
-                now,
-                open_secret(box, user.id, record.sealed_secret),
-                lambda step: tx.mfa.accept_step(user.id, step),
-                recovery=True,
-            )
-            if not outcome.ok:
-                await self._code_failed(tx, user, client, outcome, drop_pending=False)
             await tx.mfa.delete(user.id)
             new_epoch = await tx.users.bump_epoch(user.id)  # second steps in flight end too
             result, events = await self._rekey(
@@ -316,26 +304,9 @@ class TwoFactor(SecondFactor):
         codes = new_recovery_codes(self.second_factor.recovery_codes)
         now = self.now()
         async with self._uow(write=True) as tx:
-            acting, user = await self._acting(
-                tx, session_id, now, signed_in.session.user_epoch, lock_user=True
+            acting, user, outcome = await self._password_and_code(
+                tx, signed_in, verified, code, client, box, now
             )
-            if user is None or await self._settle(tx, verified, now) is None:
-                raise NotSignedIn()
-            record = await tx.mfa.get(user.id)
-            if record is None or record.confirmed_at is None:
-                raise MfaStateConflict("Two-factor sign-in is not on.")
-            outcome = await self._check_code(
-                tx,
-                user,
-                client,
-                code,
-                now,
-                open_secret(box, user.id, record.sealed_secret),
-                lambda step: tx.mfa.accept_step(user.id, step),
-                recovery=True,
-            )
-            if not outcome.ok:
-                await self._code_failed(tx, user, client, outcome, drop_pending=False)
             digests = [
                 self._tokens.recovery_digest(user.id, typed)
                 for typed in (normalize_recovery_code(c) for c in codes)
@@ -353,6 +324,43 @@ class TwoFactor(SecondFactor):
             await tx.commit()
         log.info("recovery codes renewed user=%s", user.username)
         return codes
+
+    async def _password_and_code(
+        self,
+        tx: UnitOfWork,
+        signed_in: SignedIn,
+        verified: Verified,
+        code: str,
+        client: ClientInfo,
+        box: SecretBox,
+        now: datetime,
+    ) -> tuple[AuthSession, User, _Outcome]:
+        """Inside ``tx``, what turning two-factor off and renewing recovery codes both need:
+        the acting session may act (its user row locked, still on the epoch the view
+        holds), the verified password settles (throttle), two-factor is on, and ``code``
+        (or a recovery code) is right, its step spent. Raises ``NotSignedIn``,
+        ``MfaStateConflict``, ``InvalidCode``/``CodeThrottled`` (the refusal committed)."""
+        acting, user = await self._acting(
+            tx, signed_in.session.id, now, signed_in.session.user_epoch, lock_user=True
+        )
+        if user is None or await self._settle(tx, verified, now) is None:
+            raise NotSignedIn()
+        record = await tx.mfa.get(user.id)
+        if record is None or record.confirmed_at is None:
+            raise MfaStateConflict("Two-factor sign-in is not on.")
+        outcome = await self._check_code(
+            tx,
+            user,
+            client,
+            code,
+            now,
+            open_secret(box, user.id, record.sealed_secret),
+            lambda step: tx.mfa.accept_step(user.id, step),
+            recovery=True,
+        )
+        if not outcome.ok:
+            await self._code_failed(tx, user, client, outcome, drop_pending=False)
+        return acting, user, outcome
 
     # --- operators -------------------------------------------------------------------------
 
