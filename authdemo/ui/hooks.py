@@ -17,6 +17,7 @@ from typing import Any
 from ..domain import AuthSession, User
 from ..service import Enrolment, MfaStatus
 from .connection import AuthState, LiveSession, SecondStep
+from .connection.state import SIGNED_OUT_REASONS
 from .library import component, create_context, html, use_context, use_effect, use_state
 
 TICKET_PATH = "/_auth/ticket"
@@ -182,10 +183,22 @@ class Auth:
     """Two-factor sign-in: ``status()``, ``start(password)``, ``confirm(code)``,
     ``cancel()``, ``disable(password, code)``, ``regenerate_recovery_codes(password,
     code)``."""
+    signed_out_reason: str | None = None
+    """Why this view was signed out when its user did not ask for it: ``password_changed``,
+    ``signed_out_elsewhere``, ``ended``, ``revoked``, ``user_disabled``, ``mfa_reset``,
+    ``mfa_enabled``, ``mfa_disabled`` or ``expired``. None while signed in, after a
+    sign-out of its own, and once signed in again. ``signed_out_message`` says it."""
 
     @property
     def signed_in(self) -> bool:
         return self.user is not None
+
+    @property
+    def signed_out_message(self) -> str | None:
+        """``signed_out_reason`` as one sentence for the person (``LoginForm`` shows it)."""
+        if self.signed_out_reason is None:
+            return None
+        return SIGNED_OUT_REASONS.get(self.signed_out_reason, SIGNED_OUT_REASONS["ended"])
 
 
 @dataclass(frozen=True)
@@ -328,6 +341,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         live.cancel_second_step,
         state.recovery_codes_left if signed_in else None,
         TwoFactorControls(live),
+        None if signed_in else state.signed_out_reason,
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.

@@ -21,6 +21,7 @@ from authdemo import Accounts, create_app
 from authdemo.config import Settings
 from authdemo.security import hash_token
 from authdemo.service import AuthService
+from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.conftest import cheap_hasher
 from tests.packaging.test_wheel import readme_example
 from tests.support.idom_client import IdomClient
@@ -104,6 +105,17 @@ ENDING: dict[str, Operation] = {
 }
 
 
+SAYS = {
+    "set_password": "password_changed",
+    "disable_user": "user_disabled",
+    "revoke_sessions": "revoked",
+    "end_session": "ended",
+    "end_any_session": "ended",
+    "reset_two_factor": "mfa_reset",
+}
+"""Why the tab was signed out (``#signed-out-reason``), by the call that ended it."""
+
+
 @asynccontextmanager
 async def accounts_in(where: str, live: Live, settings: Settings) -> AsyncIterator[Accounts]:
     if where == "this process":
@@ -125,6 +137,7 @@ async def test_what_an_account_call_ends_an_open_tab_shows_signed_out_within_a_s
         async with accounts_in(where, live, settings) as accounts:
             await ENDING[operation](accounts, tab, alice.id)
         await signed_out_within(tab.client, 1.0)
+        assert tab.client.text("signed-out-reason") == SIGNED_OUT_REASONS[SAYS[operation]]
         assert bobs.client.find("greeting") is not None  # another user's tab stays
         await tab.client.close()
         await bobs.client.close()

@@ -12,6 +12,7 @@ import pytest
 
 from authdemo.config import Settings
 from authdemo.service import AuthService
+from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient, text_of, walk
 from tests.support.live import Live
@@ -71,6 +72,7 @@ async def test_enrolling_shows_a_qr_code_and_ten_codes_rotates_the_cookie_and_en
     codes = await enrol_in_the_view(client, app_clock, alice[1])
     assert len(codes) == 10 and len(set(codes)) == 10
     await other.wait_for_id("login-form")  # the other tab ended, live
+    assert other.text("signed-out-reason") == SIGNED_OUT_REASONS["mfa_enabled"]
     assert await client.tickets_fetched() == [303, 303]
     assert client.token() not in (None, before)
     assert client.find("greeting") is not None  # this tab goes on
@@ -126,6 +128,8 @@ async def test_disabling_says_so_rotates_the_cookie_and_ends_other_tabs(
     assert "Your other sessions have been signed out." in (client.text("mfa-off") or "")
     await other.wait_for_id("login-form")  # the other tab ended, live
     await same.wait_for_id("login-form")  # and so did the other view of this session
+    assert other.text("signed-out-reason") == SIGNED_OUT_REASONS["mfa_disabled"]
+    assert same.text("signed-out-reason") == SIGNED_OUT_REASONS["mfa_disabled"]
     assert await client.tickets_fetched() == [303, 303]
     assert client.token() not in (None, before)
     assert client.find("greeting") is not None  # this tab goes on

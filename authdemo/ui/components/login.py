@@ -74,6 +74,16 @@ def LoginForm() -> Any:
         *(
             [
                 html.p(
+                    {"id": "signed-out-reason", "class_name": "notice", "role": "status"},
+                    auth.signed_out_message,
+                )
+            ]
+            if auth.signed_out_message
+            else []
+        ),
+        *(
+            [
+                html.p(
                     {"id": "insecure-origin-notice", "class_name": "error", "role": "alert"},
                     f"This page came over plain http from {insecure_host}, so your browser "
                     "will not keep the session cookie: a sign-in here lasts until the next "

@@ -119,7 +119,7 @@ class Connection:
                 if not self._is_current(session) or self.state.session is None:
                     return False  # the state changed while we renewed
                 if renewed is None:  # may not act: every view of it hears so too
-                    self._leave()
+                    self._leave("ended")
                     self._notify()
                 else:
                     self._verified_at = now
@@ -145,7 +145,7 @@ class Connection:
             return await self._finish(operation)
         except NotSignedIn:
             if self._is_current(session):
-                self._leave()
+                self._leave("ended")
                 self._notify()
             raise
 
@@ -237,6 +237,8 @@ class Connection:
             sessions_version=self.state.sessions_version,
             # An anonymous row joined while the code is asked for: still asked for.
             second_step=self.state.second_step if user is None else None,
+            # Still said after a sign-out, until someone signs in.
+            signed_out_reason=self.state.signed_out_reason if user is None else None,
         )
         self._unsubscribe = self._events.subscribe(session.id, self._on_event)
         if user is not None:
@@ -244,7 +246,9 @@ class Connection:
         self._verified_at = self._service.now()  # it was just read or written
         self._schedule_expiry(session)
 
-    def _leave(self) -> None:
+    def _leave(self, reason: str | None = None) -> None:
+        """Sign this view out of its session. ``reason``: why, when the user did not ask
+        for it (a signed-in view then says so)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -261,6 +265,7 @@ class Connection:
                 generation=self.state.generation + (self.state.user is not None),
                 remote_data_version=self.state.remote_data_version + 1,
                 second_step=self.state.second_step,
+                signed_out_reason=reason if self.state.user is not None else None,
             )
 
     def _set_session(self, session: AuthSession) -> None:
@@ -298,9 +303,10 @@ class Connection:
         if current is not None and current[0].user_epoch != session.user_epoch:
             current = None  # re-keyed by another view: this one ends
         if current is None:
-            self._leave()
+            expired = not session.is_live(self._service.now())
+            self._leave("expired" if expired else "ended")
             self._notify()
-            if user is not None and not session.is_live(self._service.now()):
+            if user is not None and expired:
                 await self._finish(
                     self._service.note_expired(session, user)
                 )  # timed out, not revoked
@@ -315,7 +321,8 @@ class Connection:
         if event.kind is EventKind.REVOKED or (
             event.kind is EventKind.REKEYED and event.origin != self.origin
         ):
-            self._leave()
+            # A sign-out in another tab of this session was asked for: nothing to explain.
+            self._leave(None if event.reason == "logout" else event.reason or "ended")
             self._notify()
         elif event.kind is EventKind.COOKIE_ATTACHED and event.token_hash is not None:
             self.cookie_token_hash = event.token_hash  # the next ticket is bound to it

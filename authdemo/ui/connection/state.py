@@ -16,6 +16,28 @@ from ...domain import AuthSession, User
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+SIGNED_OUT_REASONS: Mapping[str, str] = MappingProxyType(
+    {
+        "password_changed": "You were signed out because the password of this account "
+        "was changed. Sign in with the new password.",
+        "signed_out_elsewhere": "You were signed out from another device of yours "
+        "(\u201cSign out other sessions\u201d).",
+        "ended": "This session was ended from another device, or by an administrator.",
+        "revoked": "An administrator signed you out.",
+        "user_disabled": "This account has been disabled.",
+        "mfa_reset": "An administrator reset your two-factor sign-in, which signed you out.",
+        "mfa_enabled": "You were signed out because two-factor sign-in was turned on for "
+        "this account.",
+        "mfa_disabled": "You were signed out because two-factor sign-in was turned off for "
+        "this account.",
+        "expired": "Your session expired. Please sign in again.",
+    }
+)
+"""Why a view was signed out without asking, in a sentence for the person in front of
+it (``LoginForm`` shows it as ``#signed-out-reason``). The keys are the reasons that
+session events carry (``password_changed``, …) and ``expired``; anything else reads as
+``ended``."""
+
 
 @dataclass(frozen=True)
 class SecondStep:
@@ -51,6 +73,9 @@ class AuthState:
     for the code. ``user`` stays None; no session, ticket or cookie exists for it."""
     recovery_codes_left: int | None = None
     """Set when this view signed in with a recovery code: how many are left."""
+    signed_out_reason: str | None = None
+    """Why this view was signed out when the user did not ask for it (a key of
+    ``SIGNED_OUT_REASONS``); None after a sign-out of its own, and once signed in again."""
 
     @property
     def data(self) -> Mapping[str, Any]:
