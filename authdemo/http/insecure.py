@@ -77,8 +77,9 @@ class InsecureOriginWarning:
         self.warned.add(host)
         log.warning(
             "http://%s is plain http to a host other than localhost: browsers drop the "
-            "Secure session cookie there, so a sign-in lasts until the next reload. "
-            "Develop at http://localhost or http://127.0.0.1, or serve https (see the "
-            "README's Deployment section).",
+            "Secure session cookie there, so nobody can sign in on this address (the "
+            "form says so and offers no sign-in). Serve https, or open it as "
+            "http://localhost or http://127.0.0.1 (the docs: Deployment, Developing over "
+            "plain http).",
             _host(request),
         )

@@ -48,8 +48,10 @@ def test_plain_http_on_another_host_shows_a_notice_and_logs_once(
     page.wait_for_selector(NOTICE)
     assert page.locator(NOTICE).is_visible()
     text = page.inner_text(NOTICE)
+    assert text.startswith("Sign-in needs https on this address (or open it as localhost)")
     assert f"plain http from {DEVBOX}" in text
-    assert "will not keep the session cookie" in text
+    assert page.locator("form#login-form button[type=submit]").is_disabled()
+    assert page.locator("#cookie-warning, #login-error").count() == 0  # no second box
     assert context.cookies(devbox) == []  # what the notice is about: Chromium dropped it
     page.reload()
     page.wait_for_selector(NOTICE)

@@ -85,9 +85,9 @@ def LoginForm() -> Any:
             [
                 html.p(
                     {"id": "insecure-origin-notice", "class_name": "error", "role": "alert"},
-                    f"This page came over plain http from {insecure_host}, so your browser "
-                    "will not keep the session cookie: a sign-in here lasts until the next "
-                    "reload. Use https, or http://localhost (or 127.0.0.1) while developing.",
+                    f"Sign-in needs https on this address (or open it as localhost): this "
+                    f"page came over plain http from {insecure_host}, where your browser "
+                    "keeps no session cookie.",
                 )
             ]
             if insecure_host
@@ -131,7 +131,13 @@ def LoginForm() -> Any:
             else []
         ),
         html.button(
-            {"type": "submit", "class_name": "primary", "disabled": busy or bool(auth.pending)},
+            {
+                "type": "submit",
+                "class_name": "primary",
+                # Over plain http to another host the browser keeps no cookie: a sign-in
+                # could only fail, so none is offered (the notice above says why).
+                "disabled": busy or bool(auth.pending) or bool(insecure_host),
+            },
             "Signing in…" if busy or auth.pending else "Sign in",
         ),
     )
