@@ -276,7 +276,8 @@ async def test_change_password_over_the_websocket(live: Live, alice: Creds) -> N
         "change-password", {"current_password": "nope nope", "new_password": "brand new pw"}
     )
     await tab.wait_for_id("change-password-error")
-    assert tab.text("change-password-error") == "Incorrect username or password."
+    # The form has no username: the message names what was wrong.
+    assert tab.text("change-password-error") == "The current password is not right."
 
     await tab.submit(
         "change-password", {"current_password": PASSWORD, "new_password": "brand new pw"}

@@ -12,6 +12,7 @@ import pytest
 
 from authdemo.config import Settings
 from authdemo.service import AuthService
+from authdemo.ui.components.two_factor import WRONG_FIRST_CODE
 from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient, text_of, walk
@@ -62,6 +63,22 @@ async def enrol_in_the_view(client: IdomClient, clock: FakeClock, password: str)
     ]
     client.secret = secret  # type: ignore[attr-defined]
     return codes
+
+
+async def test_a_wrong_first_code_at_enrolment_does_not_speak_of_recovery_codes(
+    live: Live, alice: Creds, app_clock: FakeClock
+) -> None:
+    """None exist yet: the message asks for the app's current code only."""
+    client, _ = await sign_in(live, alice)
+    await client.wait_for_id("mfa-start")
+    await client.submit("mfa-start", {"password": alice[1]})
+    secret = (await client.wait_for_id("mfa-secret"), client.text("mfa-secret") or "")[1]
+    wrong = pyotp.TOTP(secret.replace(" ", "")).at(app_clock.now() + timedelta(minutes=5))
+    await client.submit("mfa-confirm", {"code": wrong})
+    await client.wait_for_id("mfa-settings-error")
+    assert client.text("mfa-settings-error") == WRONG_FIRST_CODE
+    assert client.find("mfa-recovery-codes") is None
+    await client.close()
 
 
 async def test_enrolling_shows_a_qr_code_and_ten_codes_rotates_the_cookie_and_ends_other_tabs(
@@ -156,7 +173,7 @@ async def test_a_pending_second_step_never_resolves_as_signed_in(
     assert code["attributes"]["autocomplete"] == "one-time-code"
     assert (
         code["attributes"]["inputMode" if "inputMode" in code["attributes"] else "inputmode"]
-        == "numeric"
+        == "text"  # recovery codes have letters: a numeric keypad would hide them
     )
     # Nothing signed in: no protected element was ever sent, no ticket, same cookie,
     # no new session of alice anywhere.

@@ -48,15 +48,16 @@ def account_field(user: User | None) -> Any:
 
 
 def code_field(label: str, field_id: str, *, auto_focus: bool = True) -> Any:
-    """A field for a 6-digit code (or a recovery code, which is letters and digits:
-    so no ``pattern``, and ``inputmode`` only suggests the numeric keypad)."""
+    """A field for a 6-digit code or a recovery code (letters and digits): no
+    ``pattern``, and a keyboard with letters (a numeric ``inputmode`` would hide them on
+    phones)."""
     return field(
         label,
         id=field_id,
         name="code",
         type="text",
         autocomplete="one-time-code",
-        inputmode="numeric",
+        inputmode="text",
         autocapitalize="characters",
         spellcheck="false",
         maxlength=20,

@@ -13,10 +13,14 @@ from typing import Any
 from ...domain import (
     PASSWORD_MIN,
     AuthError,
+    InvalidCredentials,
+    Throttled,
 )
 from ..hooks import use_auth
 from ..library import component, event, html, use_state
 from .forms import account_field, field, form_values
+
+WRONG_CURRENT = "The current password is not right."
 
 
 @component
@@ -39,6 +43,10 @@ def ChangePassword(on_changed: Callable[[], None] | None = None, class_name: str
             await auth.change_password(
                 values.get("current_password", ""), values.get("new_password", "")
             )
+        except Throttled as failure:
+            set_error(str(failure))
+        except InvalidCredentials:  # this form has no username: name what was wrong
+            set_error(WRONG_CURRENT)
         except AuthError as failure:
             set_error(str(failure))
         else:

@@ -12,7 +12,13 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, cast
 
-from ...domain import AuthError, NotSignedIn, StorageUnavailable
+from ...domain import (
+    AuthError,
+    CodeThrottled,
+    InvalidCode,
+    NotSignedIn,
+    StorageUnavailable,
+)
 from ...service import Enrolment, MfaStatus
 from ..hooks import use_auth
 from ..library import component, event, html, use_effect, use_state
@@ -21,6 +27,7 @@ from .forms import account_field, code_field, field, form_values
 
 TURNED_ON = "Two-factor sign-in is on. Your other sessions have been signed out."
 RENEWED = "New recovery codes made. The old ones no longer work."
+WRONG_FIRST_CODE = "That code is not right. Enter the 6-digit code your app shows now."
 
 
 @component
@@ -75,7 +82,13 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
 
     async def confirm(data: Any) -> None:
         async def action() -> None:
-            shown = await two_factor.confirm(form_values(data).get("code", ""))
+            try:
+                shown = await two_factor.confirm(form_values(data).get("code", ""))
+            except InvalidCode as wrong:
+                if isinstance(wrong, CodeThrottled):
+                    raise
+                # No recovery code exists yet: the generic message would offer one.
+                raise AuthError(WRONG_FIRST_CODE) from None
             set_enrolment(None)
             set_codes((TURNED_ON, shown))
             changed()
