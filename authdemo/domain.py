@@ -174,15 +174,22 @@ class SecondStepExpired(AuthError):
 
 class MfaUnavailable(AuthError):
     """This server has no ``AUTHDEMO_MFA_KEY``, or (``key_set``) one that does not open
-    the stored secret (the key was changed without re-encrypting): the message says which."""
+    the stored secret (the key was changed without re-encrypting). ``str()`` is for the
+    person in front of the page (no setting's name); ``detail`` says which, for the
+    operator (the service logs it)."""
 
     def __init__(self, *, key_set: bool = False) -> None:
-        reason = (
+        self.detail = (
             "its AUTHDEMO_MFA_KEY does not open this account's two-factor secret"
             if key_set
             else "no AUTHDEMO_MFA_KEY"
         )
-        super().__init__(f"Two-factor sign-in is not available on this server ({reason}).")
+        super().__init__(
+            "Two-factor sign-in cannot be checked on this server right now; please tell "
+            "its administrator."
+            if key_set
+            else "Two-factor sign-in is not available on this server."
+        )
 
 
 class MfaStateConflict(AuthError):

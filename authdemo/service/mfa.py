@@ -69,6 +69,7 @@ class _Outcome:
 class SecondFactor(Accounts):
     def _box(self) -> SecretBox:
         if self._mfa_box is None:
+            log.warning("two-factor sign-in refused: no AUTHDEMO_MFA_KEY on this server")
             raise MfaUnavailable()
         return self._mfa_box
 

@@ -90,6 +90,9 @@ class ResealReport(NamedTuple):
 class MfaStatus:
     enabled: bool
     recovery_codes_left: int = 0
+    available: bool = True
+    """This server can turn two-factor sign-in on (it has ``AUTHDEMO_MFA_KEY``): a card
+    says so up front instead of asking for the password first."""
 
 
 class TwoFactor(SecondFactor):
@@ -106,7 +109,7 @@ class TwoFactor(SecondFactor):
             user_id = found[1].id
             record = await tx.mfa.get(user_id)
             if record is None or record.confirmed_at is None:
-                return MfaStatus(False)
+                return MfaStatus(False, available=self._mfa_box is not None)
             return MfaStatus(True, await tx.mfa.recovery_codes_left(user_id))
 
     async def start_enrolment(

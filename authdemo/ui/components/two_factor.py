@@ -258,6 +258,13 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
                 ),
             ),
         ]
+    elif status is not None and not status.available:
+        body = [
+            html.p(
+                {"id": "mfa-unavailable", "class_name": "muted"},
+                "Two-factor sign-in is not available on this server.",
+            )
+        ]
     elif status is not None:
         body = [
             *(

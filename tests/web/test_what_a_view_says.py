@@ -1,6 +1,7 @@
-"""A view signed out by something its user did not ask for says why, in one sentence
-(``#signed-out-reason`` above the sign-in form); a sign-out the user asked for, in any
-tab of the session, says nothing. The operator's causes are in test_accounts_api."""
+"""What a view tells its person: why it was signed out when they did not ask for it, in
+one sentence (``#signed-out-reason`` above the sign-in form; nothing for a sign-out they
+asked for, in any tab of the session; the operator's causes are in test_accounts_api),
+and that two-factor sign-in is unavailable on a server without a key, up front."""
 
 from __future__ import annotations
 
@@ -83,3 +84,17 @@ async def test_an_expired_session_says_so_and_signing_in_again_clears_it(
         await signed_out(client)
         assert client.find("signed-out-reason") is None  # asked for: nothing to explain
         await client.close()
+
+
+async def test_without_a_key_the_two_factor_card_says_unavailable_up_front(
+    db_url: str,
+) -> None:
+    """Not after asking for the password, and in words for a person, not a setting's name."""
+    async with running(Settings(database_url=db_url)) as live:
+        tab = await open_tab(live)
+        await tab.client.wait_for_id("mfa-unavailable")
+        assert tab.client.text("mfa-unavailable") == (
+            "Two-factor sign-in is not available on this server."
+        )
+        assert tab.client.find("mfa-start") is None and tab.client.find("mfa-password") is None
+        await tab.client.close()
