@@ -2,6 +2,8 @@
 # authdemo's quickstart helper.
 #   ./dev.sh demo   set everything up, then serve the demo on http://127.0.0.1:8000
 #   ./dev.sh test   run the whole test suite (pytest arguments may follow)
+#   ./dev.sh mutate mutation testing of the security-critical modules (mutation/run.py;
+#                   a module name, --score or --fail-under may follow); slow, not in CI
 #   ./dev.sh bench  install wrk when missing, then run the benchmarks (bench/run.py options may follow)
 # Needs Python 3.11+ as python3 (or set PYTHON=/path/to/python).
 set -euo pipefail
@@ -41,6 +43,18 @@ case "${1:-}" in
         setup
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    mutate)
+        shift
+        setup
+        # mutmut is pinned in the `mutate` extra; installed on first use only.
+        if [ ! -f "$VENV/.installed-mutate" ] || [ pyproject.toml -nt "$VENV/.installed-mutate" ]; then
+            echo "Installing the mutation tool into $VENV ..." >&2
+            "$VENV/bin/python" -m pip install --quiet -e '.[test,mutate]'
+            touch "$VENV/.installed-mutate"
+        fi
+        # Low priority: two cores are shared with whoever else works on this machine.
+        exec nice -n 15 "$VENV/bin/python" -m mutation.run "$@"
+        ;;
     bench)
         shift
         setup
@@ -59,7 +73,7 @@ case "${1:-}" in
         exec "$VENV/bin/python" -m bench.run "$@"
         ;;
     *)
-        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh bench [bench options]" >&2
+        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh mutate [modules] [--score] | ./dev.sh bench [bench options]" >&2
         exit 2
         ;;
 esac
