@@ -95,7 +95,6 @@ class TokenCodec:
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("token key must be at least 32 bytes")
-        self._key = key
         self._hmac = _HmacSha256(key)
 
     def mint(self, now: datetime) -> str:

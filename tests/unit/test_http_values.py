@@ -153,3 +153,52 @@ def test_without_fetch_metadata_the_origin_header_decides(
     request = _request({"origin": "https://app.test"})
     assert tickets.same_origin(request, ("https://x.test",), ()) is verdict
     assert calls == [(request, ("https://x.test",), ())]
+
+
+def _app(allowed_hosts: tuple[str, ...]) -> Any:
+    registered: list[tuple[Any, str, int]] = []
+    settings = SimpleNamespace(allowed_hosts=allowed_hosts)
+
+    def register_middleware(middleware: Any, attach_to: str, *, priority: int) -> None:
+        registered.append((middleware, attach_to, priority))
+
+    return SimpleNamespace(
+        ctx=SimpleNamespace(settings=settings),
+        register_middleware=register_middleware,
+        registered=registered,
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "refused"),
+    [("app.test", False), ("x.example:8443", False), ("evil.test", True), ("a b", True)],
+)
+async def test_the_host_check_refuses_unlisted_hosts_with_400_before_anything_else(
+    host: str, refused: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from authdemo.http.hosts import install_host_check
+
+    app = _app(("app.test", ".example"))
+    install_host_check(app)
+    [(check, attach_to, priority)] = app.registered
+    assert (attach_to, priority) == ("request", 1000)  # first of the request middleware
+    with caplog.at_level("DEBUG", logger="authdemo.http.hosts"):
+        response = await check(SimpleNamespace(host=host))
+    if not refused:
+        assert response is None
+        assert caplog.messages == []
+    else:
+        assert response.status == 400
+        assert response.body == b"Bad Request: unknown host"
+        # Debug only: scanners send unknown hosts all day.
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("DEBUG", f"request refused: host {host!r} not allowed")
+        ]
+
+
+def test_without_listed_hosts_no_host_check_is_installed() -> None:
+    from authdemo.http.hosts import install_host_check
+
+    app = _app(())
+    install_host_check(app)
+    assert app.registered == []
