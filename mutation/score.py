@@ -54,13 +54,16 @@ class Equivalent:
 
 
 def load_equivalents() -> dict[str, Equivalent]:
-    """``name | mutated line | why``, one a line; # starts a comment line."""
+    """``name | mutated line | why``, one a line (no " | " in why); # starts a comment."""
     entries: dict[str, Equivalent] = {}
     for number, raw in enumerate(EQUIVALENT.read_text().splitlines(), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
-        parts = [p.strip() for p in raw.split(" | ")]
-        if len(parts) != 3 or not all(parts):
+        # The mutated line may hold " | " itself: the name is the first field, why the last.
+        name, _, rest = raw.partition(" | ")
+        line, _, why = rest.rpartition(" | ")
+        parts = [name.strip(), line.strip(), why.strip()]
+        if not all(parts):
             raise SystemExit(f"{EQUIVALENT}:{number}: expected 'name | mutated line | why'")
         entries[parts[0]] = Equivalent(*parts)
     return entries
