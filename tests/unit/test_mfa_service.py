@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from authdemo.domain import (
+    AuditEvent,
     AuditKind,
     ClientInfo,
     CodeThrottled,
@@ -783,3 +785,61 @@ async def test_wrong_codes_from_one_network_lock_it_out_for_every_account(
     await service.verify_second_factor(
         challenge, cookie, code_at(secrets_of["u6"], clock.now()), elsewhere
     )
+
+
+# --- what the audit trail says about a second step ---------------------------------------
+
+
+def _who(event: AuditEvent) -> tuple[str, int | None, str, str]:
+    return event.username, event.user_id, event.client_addr, event.user_agent
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_second_step_by_code_is_audited_with_who_and_from_where(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    alice_id = store.tables.audit[-1].user_id
+    await sign_in_with_code(service, clock, secret)
+    ok = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK]
+    assert ok and _who(ok[-1]) == ("alice", alice_id, CLIENT.addr, CLIENT.user_agent)
+    assert not [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_second_step_by_recovery_code_is_audited_with_how_many_are_left(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    _, codes = await enrolled(service, clock)
+    alice_id = store.tables.audit[-1].user_id
+    ok_before = len([e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK])
+    cookie_hash, challenge = await password_step(service)
+    await service.verify_second_factor(challenge, cookie_hash, codes[0], CLIENT)
+    used = [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
+    assert [(_who(e), e.detail) for e in used] == [
+        (("alice", alice_id, CLIENT.addr, CLIENT.user_agent), f"{len(codes) - 1} left")
+    ]
+    assert len([e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK]) == ok_before
+
+
+@pytest.mark.usefixtures("alice")
+async def test_refused_codes_are_audited_and_logged_with_who_and_the_lock(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await enrolled(service, clock)
+    alice_id = store.tables.audit[-1].user_id
+    threshold = SecondFactorPolicy().account_threshold
+    lock = int(SecondFactorPolicy().lock.total_seconds())
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    for _ in range(threshold):
+        cookie_hash, challenge = await password_step(service)
+        with contextlib.suppress(InvalidCode, CodeThrottled):
+            await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+    failed = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_FAILED]
+    assert len(failed) == threshold
+    assert {_who(e) for e in failed} == {("alice", alice_id, CLIENT.addr, CLIENT.user_agent)}
+    assert failed[-1].detail.endswith(f"; locked for {lock} s")
+    assert not failed[0].detail.endswith(" s")
+    refused = [m for m in caplog.messages if m.startswith("code refused (")]
+    assert len(refused) == threshold
+    assert refused[-1] == f"code refused ({failed[-1].detail}) user=alice client={CLIENT.addr}"
