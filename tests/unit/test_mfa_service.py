@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -796,13 +797,19 @@ def _who(event: AuditEvent) -> tuple[str, int | None, str, str]:
 
 @pytest.mark.usefixtures("alice")
 async def test_a_second_step_by_code_is_audited_with_who_and_from_where(
-    service: AuthService, clock: FakeClock, store: FakeStore
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret, _ = await enrolled(service, clock)
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
     alice_id = store.tables.audit[-1].user_id
     await sign_in_with_code(service, clock, secret)
     ok = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK]
     assert ok and _who(ok[-1]) == ("alice", alice_id, CLIENT.addr, CLIENT.user_agent)
+    logins = [m for m in caplog.messages if m.startswith("login ok (second factor")]
+    assert len(logins) == 1
+    assert re.fullmatch(
+        r"login ok \(second factor: code\) user=alice session=[0-9a-f]{8}", logins[0]
+    )
     assert not [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
 
 
@@ -838,8 +845,42 @@ async def test_refused_codes_are_audited_and_logged_with_who_and_the_lock(
     failed = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_FAILED]
     assert len(failed) == threshold
     assert {_who(e) for e in failed} == {("alice", alice_id, CLIENT.addr, CLIENT.user_agent)}
-    assert failed[-1].detail.endswith(f"; locked for {lock} s")
-    assert not failed[0].detail.endswith(" s")
+    assert failed[-1].detail == f"wrong code; locked for {lock} s"
+    assert failed[0].detail == "wrong code"
+    cookie_hash, challenge = await password_step(service)  # while locked: not even checked
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+    assert store.tables.audit[-1].detail.startswith("locked; locked for ")
     refused = [m for m in caplog.messages if m.startswith("code refused (")]
-    assert len(refused) == threshold
-    assert refused[-1] == f"code refused ({failed[-1].detail}) user=alice client={CLIENT.addr}"
+    assert len(refused) == threshold + 1
+    assert refused[threshold - 1] == (
+        f"code refused (wrong code; locked for {lock} s) user=alice client={CLIENT.addr}"
+    )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_expired_second_step_is_dropped_not_left_behind(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie_hash, challenge = await password_step(service)
+    clock.advance(SecondFactorPolicy().challenge_ttl)
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
+        )
+    assert store.tables.challenges == {}
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_abandoned_second_step_cannot_be_completed(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie_hash, challenge = await password_step(service)
+    await service.abandon_second_factor(challenge)
+    assert store.tables.challenges == {}
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
+        )
