@@ -246,6 +246,7 @@ async def test_a_key_that_does_not_open_the_secret_says_so(
     tokens: TokenCodec,
     clock: FakeClock,
     bus: RecordingBus,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The key was changed without re-encrypting: the key is set, it just does not open.
     await service.create_user("alice", PASSWORD)
@@ -260,6 +261,15 @@ async def test_a_key_that_does_not_open_the_secret_says_so(
         )
     assert "no AUTHDEMO_MFA_KEY" not in str(refused.value)
     assert "its AUTHDEMO_MFA_KEY does not open" in str(refused.value)
+    alice_id = next(iter(store.tables.mfa))
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR
+    ] == [
+        (
+            "ERROR",
+            f"the two-factor secret of user id {alice_id} does not open with AUTHDEMO_MFA_KEY",
+        )
+    ]
 
 
 # --- the second step ---------------------------------------------------------------------
@@ -815,13 +825,20 @@ async def test_a_second_step_by_code_is_audited_with_who_and_from_where(
 
 @pytest.mark.usefixtures("alice")
 async def test_a_second_step_by_recovery_code_is_audited_with_how_many_are_left(
-    service: AuthService, clock: FakeClock, store: FakeStore
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, codes = await enrolled(service, clock)
     alice_id = store.tables.audit[-1].user_id
     ok_before = len([e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK])
     cookie_hash, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):  # well-formed, not one of hers
+        await service.verify_second_factor(challenge, cookie_hash, "0000-0000-0000", CLIENT)
+    assert store.tables.audit[-1].detail == "wrong recovery code"
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
     await service.verify_second_factor(challenge, cookie_hash, codes[0], CLIENT)
+    assert any(
+        m.startswith("login ok (second factor: recovery code) user=alice ") for m in caplog.messages
+    )
     used = [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
     assert [(_who(e), e.detail) for e in used] == [
         (("alice", alice_id, CLIENT.addr, CLIENT.user_agent), f"{len(codes) - 1} left")
@@ -884,3 +901,26 @@ async def test_an_abandoned_second_step_cannot_be_completed(
         await service.verify_second_factor(
             challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
         )
+
+
+async def test_the_code_lock_follows_the_second_factor_policy(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    policy = SecondFactorPolicy(account_threshold=2, lock=timedelta(minutes=7))
+    service = AuthService(
+        store, hasher, tokens, clock, SessionPolicy(), bus, mfa_box=box(), second_factor=policy
+    )
+    await service.create_user("alice", PASSWORD)
+    await enrolled(service, clock)
+    refused = []
+    for _ in range(2):
+        cookie_hash, challenge = await password_step(service)
+        with pytest.raises((InvalidCode, CodeThrottled)) as error:
+            await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+        refused.append(type(error.value))
+    assert refused == [InvalidCode, CodeThrottled]  # the second wrong code locks
+    assert store.tables.audit[-1].detail == "wrong code; locked for 420 s"
