@@ -924,3 +924,42 @@ async def test_the_code_lock_follows_the_second_factor_policy(
         refused.append(type(error.value))
     assert refused == [InvalidCode, CodeThrottled]  # the second wrong code locks
     assert store.tables.audit[-1].detail == "wrong code; locked for 420 s"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_every_two_factor_setting_change_is_audited_with_who_where_and_why(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    token, session_id = await sign_in(service)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    await service.cancel_enrolment(session_id, CLIENT)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)  # replaces the waiting one
+    clock.advance(SecondFactorPolicy().enrol_ttl)
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT)  # the last expired
+    code = code_at(started.secret, clock.now())
+    await service.confirm_enrolment(session_id, code, hash_token(token), CLIENT)
+    with pytest.raises(MfaStateConflict, match=r"^Two-factor sign-in is already on\.$"):
+        await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    clock.advance(STEP)
+    code = code_at(started.secret, clock.now())
+    await service.disable_mfa(session_id, PASSWORD, code, hash_token(token), CLIENT)
+    where = (CLIENT.addr, CLIENT.user_agent)
+    mfa = [
+        (e.kind, e.username, (e.client_addr, e.user_agent), e.detail)
+        for e in store.tables.audit
+        if e.kind.name.startswith("MFA_")
+    ]
+    assert mfa == [
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, "replaced by a new setup"),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, "expired"),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_CONFIRMED, "alice", where, "0 other session(s)"),
+        (AuditKind.MFA_DISABLED, "alice", where, "with a code; 0 other session(s)"),
+    ]
+    assert caplog.messages.count("two-factor setup started user=alice") == 4
