@@ -2,6 +2,8 @@
 
     ./dev.sh mutate                  every module of mutation/modules.toml, then the score
     ./dev.sh mutate security tickets only these modules (their mutants are all rerun)
+    ./dev.sh mutate --survivors security   rerun only the last run's survivors (after adding
+                                     tests; the module's source unchanged)
     ./dev.sh mutate --score          the score of the last run, without running anything
     ./dev.sh mutate --fail-under 90  exit 1 when the overall score is lower
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 
 from mutation.modules import resolve
+from mutation.score import load_equivalents, score
 from mutation.score import main as score_main
 
 
@@ -28,6 +31,9 @@ def main() -> int:
     )
     parser.add_argument("modules", nargs="*", help="e.g. security, tickets (default: all)")
     parser.add_argument("--score", action="store_true", help="only print the last run's score")
+    parser.add_argument(
+        "--survivors", action="store_true", help="rerun only the last run's survivors"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("--fail-under", type=float, default=None, metavar="PERCENT")
     args = parser.parse_args()
@@ -38,10 +44,16 @@ def main() -> int:
         env.pop("AUTHDEMO_TEST_POSTGRES_URL", None)
         for target in targets:  # one module at a time, each saved as it ends
             print(f"== {target.name}: {target.path} against {' '.join(target.tests)}", flush=True)
+            names = [target.glob]
+            if args.survivors:
+                last = score(target, load_equivalents(), [])
+                names = [name for name, _, _ in last.survivors] if last else names
+                if not names:
+                    continue
             target.prepare()
             command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)]
             done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
-                [*command, target.glob], cwd=target.folder, env=env, check=False
+                [*command, *names], cwd=target.folder, env=env, check=False
             )
             if done.returncode != 0:
                 print(f"mutmut failed on {target.path} (exit {done.returncode})", file=sys.stderr)
