@@ -24,7 +24,7 @@ from mutation.modules import Module, resolve
 EQUIVALENT = Path(__file__).resolve().parent / "equivalent.txt"
 
 # mutmut's exit codes (mutmut/stats.py): detected = a test failed, timed out or crashed.
-DETECTED = {
+DETECTED: dict[int, str] = {
     1: "killed",
     3: "killed",
     36: "timeout",
@@ -97,6 +97,8 @@ class MutantSources:
 class ModuleScore:
     path: str
     detected: int = 0
+    """Killed, timed out (counted as caught: a hang is a failure) or crashed."""
+    timeouts: int = 0
     equivalent: int = 0
     survivors: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
@@ -119,8 +121,15 @@ def score(
     sources = MutantSources(target.mutants / target.path)
     module = ModuleScore(target.path)
     for name, code in sorted(results.items(), key=lambda kv: _natural(kv[0])):
+        timed_out = code is not None and DETECTED.get(code) == "timeout"
+        if name in equivalents and timed_out:
+            # An equivalent mutant that ran out of time did so because the machine was
+            # busy: it is still equivalent, not caught.
+            module.equivalent += 1
+            continue
         if code in DETECTED:
             module.detected += 1
+            module.timeouts += timed_out
             if name in equivalents:
                 stale.append(f"{name}: listed as equivalent but killed (renumbered?)")
             continue
@@ -160,17 +169,20 @@ def main(argv: list[str] | None = None) -> int:
             for line in changed or ["(mutant source not found)"]:
                 print(f"              + {line}")
     print()
-    print(f"{'module':36} {'killed/total':>12} {'score':>7} {'equivalent':>10}")
+    print(f"{'module':36} {'killed/total':>12} {'score':>7} {'equivalent':>10} {'timeouts':>8}")
     for module in scores:
         print(
             f"{module.path:36} {f'{module.detected}/{module.total}':>12} "
-            f"{module.percent:6.1f}% {module.equivalent:>10}"
+            f"{module.percent:6.1f}% {module.equivalent:>10} {module.timeouts:>8}"
         )
     detected = sum(m.detected for m in scores)
     total = sum(m.total for m in scores)
     overall = 100.0 * detected / total if total else 100.0
     equivalent = sum(m.equivalent for m in scores)
-    print(f"{'overall':36} {f'{detected}/{total}':>12} {overall:6.1f}% {equivalent:>10}")
+    timeouts = sum(m.timeouts for m in scores)
+    print(
+        f"{'overall':36} {f'{detected}/{total}':>12} {overall:6.1f}% {equivalent:>10} {timeouts:>8}"
+    )
     for line in stale:
         print(f"stale equivalent: {line}", file=sys.stderr)
     if args.fail_under is not None and overall < args.fail_under:
