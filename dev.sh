@@ -2,6 +2,8 @@
 # authdemo's quickstart helper.
 #   ./dev.sh demo   set everything up, then serve the demo on http://127.0.0.1:8000
 #   ./dev.sh test   run the whole test suite (pytest arguments may follow)
+#   ./dev.sh mutate mutation testing of the security-critical modules (mutation/run.py;
+#                   a module name, --score or --fail-under may follow); slow, not in CI
 #   ./dev.sh bench  install wrk when missing, then run the benchmarks (bench/run.py options may follow)
 #   ./dev.sh docs   serve the documentation site on http://127.0.0.1:8001 (mkdocs serve);
 #                   ./dev.sh docs build  builds it into site/ as CI does (--strict)
@@ -49,6 +51,18 @@ case "${1:-}" in
         setup test
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    mutate)
+        shift
+        setup test
+        # mutmut is pinned in the `mutate` extra; installed on first use only.
+        if [ ! -f "$VENV/.installed-mutate" ] || [ pyproject.toml -nt "$VENV/.installed-mutate" ]; then
+            echo "Installing the mutation tool into $VENV ..." >&2
+            "$VENV/bin/python" -m pip install --quiet -e '.[test,mutate]'
+            touch "$VENV/.installed-mutate"
+        fi
+        # Low priority: two cores are shared with whoever else works on this machine.
+        exec nice -n 15 "$VENV/bin/python" -m mutation.run "$@"
+        ;;
     bench)
         shift
         setup test
@@ -77,7 +91,7 @@ case "${1:-}" in
         exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@"
         ;;
     *)
-        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh bench [bench options] | ./dev.sh docs [build]" >&2
+        echo "usage: ./dev.sh demo [authdemo run options] | ./dev.sh test [pytest options] | ./dev.sh mutate [modules] [--score] | ./dev.sh bench [bench options] | ./dev.sh docs [build]" >&2
         exit 2
         ;;
 esac

@@ -95,7 +95,6 @@ class TokenCodec:
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("token key must be at least 32 bytes")
-        self._key = key
         self._hmac = _HmacSha256(key)
 
     def mint(self, now: datetime) -> str:
@@ -171,13 +170,18 @@ def unreachable_token_hash() -> str:
 
 
 HASHING_NICENESS = 10
+MAX_NICENESS = 19  # Linux's lowest priority; setpriority clamps higher values to it
 
 
 def _lower_priority() -> None:
     """Hash at a lower CPU priority than the event loop (Linux schedules threads one by
     one): sign-ins use every core that page views leave idle, without slowing them."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        # Relative to the thread's own niceness: under `nice` (or a service manager's
+        # Nice=) an absolute value could put hashing *above* the event loop.
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, MAX_NICENESS))
 
 
 class PasswordHasher(Protocol):

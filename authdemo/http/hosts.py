@@ -29,7 +29,7 @@ _HOST_HEADER = re.compile(
 
 def host_name(header: str) -> str | None:
     """The host a ``Host`` header names (lower case, no port, no trailing dot), or None."""
-    match = _HOST_HEADER.match(header)
+    match = _HOST_HEADER.fullmatch(header)  # not match(): `$` also matches before a final \n
     if match is None:
         return None
     if match["ipv6"] is not None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import re
 from datetime import timedelta
 
 import pytest
 
 from authdemo.domain import (
+    AuditEvent,
     AuditKind,
     ClientInfo,
     CodeThrottled,
@@ -246,6 +249,7 @@ async def test_a_key_that_does_not_open_the_secret_says_so(
     tokens: TokenCodec,
     clock: FakeClock,
     bus: RecordingBus,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The key was changed without re-encrypting: the key is set, it just does not open.
     await service.create_user("alice", PASSWORD)
@@ -260,6 +264,15 @@ async def test_a_key_that_does_not_open_the_secret_says_so(
         )
     assert refused.value.detail.startswith("its AUTHDEMO_MFA_KEY does not open")
     assert "AUTHDEMO_" not in str(refused.value)  # the person sees no setting's name
+    alice_id = next(iter(store.tables.mfa))
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR
+    ] == [
+        (
+            "ERROR",
+            f"the two-factor secret of user id {alice_id} does not open with AUTHDEMO_MFA_KEY",
+        )
+    ]
 
 
 # --- the second step ---------------------------------------------------------------------
@@ -786,3 +799,170 @@ async def test_wrong_codes_from_one_network_lock_it_out_for_every_account(
     await service.verify_second_factor(
         challenge, cookie, code_at(secrets_of["u6"], clock.now()), elsewhere
     )
+
+
+# --- what the audit trail says about a second step ---------------------------------------
+
+
+def _who(event: AuditEvent) -> tuple[str, int | None, str, str]:
+    return event.username, event.user_id, event.client_addr, event.user_agent
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_second_step_by_code_is_audited_with_who_and_from_where(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    alice_id = store.tables.audit[-1].user_id
+    await sign_in_with_code(service, clock, secret)
+    ok = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK]
+    assert ok and _who(ok[-1]) == ("alice", alice_id, CLIENT.addr, CLIENT.user_agent)
+    logins = [m for m in caplog.messages if m.startswith("login ok (second factor")]
+    assert len(logins) == 1
+    assert re.fullmatch(
+        r"login ok \(second factor: code\) user=alice session=[0-9a-f]{8}", logins[0]
+    )
+    assert not [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_second_step_by_recovery_code_is_audited_with_how_many_are_left(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, codes = await enrolled(service, clock)
+    alice_id = store.tables.audit[-1].user_id
+    ok_before = len([e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK])
+    cookie_hash, challenge = await password_step(service)
+    with pytest.raises(InvalidCode):  # well-formed, not one of hers
+        await service.verify_second_factor(challenge, cookie_hash, "0000-0000-0000", CLIENT)
+    assert store.tables.audit[-1].detail == "wrong recovery code"
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    await service.verify_second_factor(challenge, cookie_hash, codes[0], CLIENT)
+    assert any(
+        m.startswith("login ok (second factor: recovery code) user=alice ") for m in caplog.messages
+    )
+    used = [e for e in store.tables.audit if e.kind is AuditKind.MFA_RECOVERY_USED]
+    assert [(_who(e), e.detail) for e in used] == [
+        (("alice", alice_id, CLIENT.addr, CLIENT.user_agent), f"{len(codes) - 1} left")
+    ]
+    assert len([e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_OK]) == ok_before
+
+
+@pytest.mark.usefixtures("alice")
+async def test_refused_codes_are_audited_and_logged_with_who_and_the_lock(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await enrolled(service, clock)
+    alice_id = store.tables.audit[-1].user_id
+    threshold = SecondFactorPolicy().account_threshold
+    lock = int(SecondFactorPolicy().lock.total_seconds())
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    for _ in range(threshold):
+        cookie_hash, challenge = await password_step(service)
+        with contextlib.suppress(InvalidCode, CodeThrottled):
+            await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+    failed = [e for e in store.tables.audit if e.kind is AuditKind.MFA_CODE_FAILED]
+    assert len(failed) == threshold
+    assert {_who(e) for e in failed} == {("alice", alice_id, CLIENT.addr, CLIENT.user_agent)}
+    assert failed[-1].detail == f"wrong code; locked for {lock} s"
+    assert failed[0].detail == "wrong code"
+    cookie_hash, challenge = await password_step(service)  # while locked: not even checked
+    with pytest.raises(CodeThrottled):
+        await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+    assert store.tables.audit[-1].detail.startswith("locked; locked for ")
+    refused = [m for m in caplog.messages if m.startswith("code refused (")]
+    assert len(refused) == threshold + 1
+    assert refused[threshold - 1] == (
+        f"code refused (wrong code; locked for {lock} s) user=alice client={CLIENT.addr}"
+    )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_expired_second_step_is_dropped_not_left_behind(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie_hash, challenge = await password_step(service)
+    clock.advance(SecondFactorPolicy().challenge_ttl)
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
+        )
+    assert store.tables.challenges == {}
+
+
+@pytest.mark.usefixtures("alice")
+async def test_an_abandoned_second_step_cannot_be_completed(
+    service: AuthService, clock: FakeClock, store: FakeStore
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    cookie_hash, challenge = await password_step(service)
+    await service.abandon_second_factor(challenge)
+    assert store.tables.challenges == {}
+    with pytest.raises(SecondStepExpired):
+        await service.verify_second_factor(
+            challenge, cookie_hash, code_at(secret, clock.now()), CLIENT
+        )
+
+
+async def test_the_code_lock_follows_the_second_factor_policy(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+) -> None:
+    policy = SecondFactorPolicy(account_threshold=2, lock=timedelta(minutes=7))
+    service = AuthService(
+        store, hasher, tokens, clock, SessionPolicy(), bus, mfa_box=box(), second_factor=policy
+    )
+    await service.create_user("alice", PASSWORD)
+    await enrolled(service, clock)
+    refused = []
+    for _ in range(2):
+        cookie_hash, challenge = await password_step(service)
+        with pytest.raises((InvalidCode, CodeThrottled)) as error:
+            await service.verify_second_factor(challenge, cookie_hash, "000000", CLIENT)
+        refused.append(type(error.value))
+    assert refused == [InvalidCode, CodeThrottled]  # the second wrong code locks
+    assert store.tables.audit[-1].detail == "wrong code; locked for 420 s"
+
+
+@pytest.mark.usefixtures("alice")
+async def test_every_two_factor_setting_change_is_audited_with_who_where_and_why(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    token, session_id = await sign_in(service)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    await service.cancel_enrolment(session_id, CLIENT)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    await service.start_enrolment(session_id, PASSWORD, CLIENT)  # replaces the waiting one
+    clock.advance(SecondFactorPolicy().enrol_ttl)
+    started = await service.start_enrolment(session_id, PASSWORD, CLIENT)  # the last expired
+    code = code_at(started.secret, clock.now())
+    await service.confirm_enrolment(session_id, code, hash_token(token), CLIENT)
+    with pytest.raises(MfaStateConflict, match=r"^Two-factor sign-in is already on\.$"):
+        await service.start_enrolment(session_id, PASSWORD, CLIENT)
+    clock.advance(STEP)
+    code = code_at(started.secret, clock.now())
+    await service.disable_mfa(session_id, PASSWORD, code, hash_token(token), CLIENT)
+    where = (CLIENT.addr, CLIENT.user_agent)
+    mfa = [
+        (e.kind, e.username, (e.client_addr, e.user_agent), e.detail)
+        for e in store.tables.audit
+        if e.kind.name.startswith("MFA_")
+    ]
+    assert mfa == [
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, "replaced by a new setup"),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_ABANDONED, "alice", where, "expired"),
+        (AuditKind.MFA_ENROL_STARTED, "alice", where, ""),
+        (AuditKind.MFA_ENROL_CONFIRMED, "alice", where, "0 other session(s)"),
+        (AuditKind.MFA_DISABLED, "alice", where, "with a code; 0 other session(s)"),
+    ]
+    assert caplog.messages.count("two-factor setup started user=alice") == 4
