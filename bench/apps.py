@@ -83,13 +83,10 @@ def _static_auth() -> tuple[Any, Any, Any]:
     async def nothing(*_: Any) -> Any:
         return None
 
-    async def no_sessions() -> list[Any]:
-        return [session]
-
-    auth = Auth(user, session, nothing, nothing, nothing, no_sessions, nothing)
     state = AuthState(user, session, None, 1)
 
     from authdemo.service.mfa_settings import MfaStatus
+    from authdemo.ui.hooks import SessionControls, TwoFactorControls
 
     class NoLiveSession:
         """What the demo's components ask of the live session, answered with constants
@@ -101,10 +98,24 @@ def _static_auth() -> tuple[Any, Any, Any]:
         async def mfa_status(self) -> MfaStatus:
             return MfaStatus(False)
 
+        async def sessions(self) -> list[Any]:
+            return [session]
+
         def now(self) -> datetime:
             return datetime.now(UTC)
 
-    return auth, state, NoLiveSession()
+    live: Any = NoLiveSession()
+    auth = Auth(
+        user,
+        session,
+        nothing,
+        nothing,
+        nothing,
+        SessionControls(live),
+        nothing,
+        two_factor=TwoFactorControls(live),
+    )
+    return auth, state, live
 
 
 @component
