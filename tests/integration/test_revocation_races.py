@@ -210,7 +210,9 @@ async def test_the_address_limit_holds_for_forty_concurrent_sign_ins(settings: S
         throttle_address_failures=5,
         throttle_account_failures=100,
     )
-    async with runtime(limited, hasher_factory=gated(gate)) as rt:
+    # Time stands still: the 5th reservation's block (1 s) must not run out while a
+    # slow machine is still reserving the other 35 (then a 6th would rightly be let in).
+    async with runtime(limited, hasher_factory=gated(gate), clock=FakeClock()) as rt:
         gate.arm()  # every attempt that gets as far as hashing waits: maximal overlap
         cookie = hash_token(rt.service.new_token())
         tasks = [
@@ -231,9 +233,10 @@ async def test_the_account_limit_holds_across_two_workers(settings: Settings) ->
         throttle_account_failures=5,
         throttle_address_failures=100,
     )
+    clock = FakeClock()  # the block (1 s) must not run out on a slow machine meanwhile
     async with (
-        runtime(limited, hasher_factory=gated(gate)) as one,
-        runtime(limited, hasher_factory=gated(gate)) as two,
+        runtime(limited, hasher_factory=gated(gate), clock=clock) as one,
+        runtime(limited, hasher_factory=gated(gate), clock=clock) as two,
     ):
         await one.service.create_user("alice", OLD)
         gate.arm()
