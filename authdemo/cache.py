@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .domain import AuthSession, User
-from .events import SessionEvent
+from .events import EventKind, SessionEvent
 
 Found = tuple[AuthSession, User | None] | None
 USER_SESSIONS_TTL = 5.0
@@ -81,6 +81,8 @@ class SessionCache:
                     self._drop(token_hash)
 
     def invalidate(self, event: SessionEvent) -> None:
+        if event.kind is EventKind.FOLLOWED:
+            return  # a cookie was presented, nothing changed
         self.generation += 1
         for session_id in event.session_ids:
             for token_hash in tuple(self._by_session.get(session_id, ())):

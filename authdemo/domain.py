@@ -363,6 +363,10 @@ class AuthSession:
     """The app's values for this session (``use_session()``); None until the first write."""
     user_epoch: int = 0
     """The user's credential epoch this session was opened (or last rotated) under."""
+    signed_in_from: str | None = None
+    """Hash of the cookie the browser held when it picked up this session's first
+    cookie (the sign-in ticket's bound cookie); None until then, and for anonymous rows.
+    A view that knew the browser by that cookie may follow it into this session."""
 
     @property
     def short_id(self) -> str:

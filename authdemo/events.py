@@ -7,6 +7,7 @@ implement the same :class:`EventBus` protocol.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
@@ -27,12 +28,17 @@ class EventKind(StrEnum):
     SESSION_OPENED = "session_opened"
     """An anonymous cookie got a row (its first data write): its other views join it."""
     TOKEN_RETIRED = "token_retired"  # noqa: S105 - an event name
-    """A cookie no longer leads where it did (rotation): caches forget it."""
+    """A cookie no longer leads where it did (rotation): caches forget it, and the views
+    that knew the browser by it ask the browser which cookie it holds now (a follow)."""
     COOKIE_HELD = "cookie_held"
     """The browser presented that new cookie (the ticket image's redirect): it holds it,
     so the view may now say "signed in"."""
     SIGNED_IN = "signed_in"
     """A new signed-in session of ``user_id`` opened: open session lists add it."""
+    FOLLOWED = "followed"
+    """A view's follow image was loaded: ``origin`` names the follow (``follow_key`` of
+    its nonce), ``token_hash`` is the cookie that request carried, ``session_ids`` the
+    live session that cookie leads to (empty: none)."""
     REKEYED = "rekeyed"
     """The session goes on under a new token and credential epoch in the view named by
     ``origin`` only (a password change, "sign out other sessions"): every other view of
@@ -47,7 +53,8 @@ class SessionEvent:
     token_hash: str | None = None
     """For COOKIE_ATTACHED: the hash of the cookie the browser now holds."""
     origin: str = ""
-    """For DATA_CHANGED and REKEYED: the connection that made the change."""
+    """For DATA_CHANGED and REKEYED: the connection that made the change; for FOLLOWED,
+    the follow it answers."""
     user_id: int | None = None
     """Whose sessions these are, when the event changes a user's list of sessions."""
     serial: int | None = field(default=None, compare=False)
@@ -56,6 +63,17 @@ class SessionEvent:
 
 
 Listener = Callable[[SessionEvent], None]
+
+_BY_COOKIE = frozenset({EventKind.SESSION_OPENED, EventKind.TOKEN_RETIRED})
+"""The events delivered to the views that know the browser by ``token_hash``."""
+_FOLLOW = "follow:"
+"""Prefixes follow keys among the bus's keys (cookie hashes are 64 hex characters)."""
+
+
+def follow_key(nonce: str) -> str:
+    """What a follow is known by outside the view that made it: a digest of its nonce
+    (the nonce itself stays in the page and in that view's memory)."""
+    return hashlib.sha256(nonce.encode()).hexdigest()[:32]
 
 
 class EventBus(Protocol):
@@ -66,7 +84,8 @@ class EventBus(Protocol):
         ...
 
     def subscribe_token(self, token_hash: str, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` for events that name this cookie's hash (SESSION_OPENED)."""
+        """Call ``listener`` for events that name this cookie's hash (SESSION_OPENED,
+        TOKEN_RETIRED)."""
         ...
 
     def subscribe_all(self, listener: Listener) -> Callable[[], None]:
@@ -75,6 +94,10 @@ class EventBus(Protocol):
 
     def subscribe_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` for events that change ``user_id``'s sessions (lists)."""
+        ...
+
+    def subscribe_follow(self, key: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` for the FOLLOWED event of the follow ``key`` names."""
         ...
 
 
@@ -106,8 +129,12 @@ class InProcessEventBus:
                 self._delivered.popitem(last=False)
         for listener in self._everything:  # caches first: listeners below may re-read
             listener(event)
-        keys: list[int | str] = list(event.session_ids)
-        if event.kind is EventKind.SESSION_OPENED and event.token_hash is not None:
+        keys: list[int | str] = []
+        if event.kind is EventKind.FOLLOWED:
+            keys.append(_FOLLOW + event.origin)  # for the one view that asked, nobody else
+        else:
+            keys += event.session_ids
+        if event.kind in _BY_COOKIE and event.token_hash is not None:
             keys.append(event.token_hash)
         listeners = [each for key in keys for each in tuple(self._listeners.get(key, ()))]
         if event.user_id is not None:
@@ -130,6 +157,9 @@ class InProcessEventBus:
 
     def subscribe_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
         return _subscribe(self._users, user_id, listener)
+
+    def subscribe_follow(self, key: str, listener: Listener) -> Callable[[], None]:
+        return self._subscribe(_FOLLOW + key, listener)
 
     def _subscribe(self, key: int | str, listener: Listener) -> Callable[[], None]:
         return _subscribe(self._listeners, key, listener)

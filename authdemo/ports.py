@@ -119,8 +119,16 @@ class SessionRepository(Protocol):
         ...
 
     async def set_token_hash(
-        self, session_id: int, token_hash: str, user_epoch: int | None = None
-    ) -> None: ...
+        self,
+        session_id: int,
+        token_hash: str,
+        user_epoch: int | None = None,
+        *,
+        replaced: str | None = None,
+    ) -> None:
+        """``replaced``: the cookie the browser presented to get this one (a ticket's
+        bound cookie); the first one recorded stays as ``signed_in_from``."""
+        ...
 
     async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
         """The session's data ({} when none), the row locked for this transaction."""

@@ -106,6 +106,9 @@ class SessionRow(Base):
     """The app's per-session values (``use_session()``); None until the first write."""
     user_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The user's ``credential_epoch`` when the session opened (or last rotated)."""
+    signed_in_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Hash of the pre-sign-in cookie that the session's first cookie replaced (the
+    sign-in ticket's bound cookie): the other tabs of that browser may follow it."""
 
 
 class TicketRow(Base):

@@ -76,6 +76,7 @@ def _session(row: SessionRow) -> AuthSession:
         user_agent=row.user_agent,
         data=row.data,
         user_epoch=row.user_epoch,
+        signed_in_from=row.signed_in_from,
     )
 
 
@@ -315,11 +316,18 @@ class SqlSessionRepository:
         )
 
     async def set_token_hash(
-        self, session_id: int, token_hash: str, user_epoch: int | None = None
+        self,
+        session_id: int,
+        token_hash: str,
+        user_epoch: int | None = None,
+        *,
+        replaced: str | None = None,
     ) -> None:
         values: dict[str, object] = {"token_hash": token_hash}
         if user_epoch is not None:
             values["user_epoch"] = user_epoch
+        if replaced is not None:  # kept from the first cookie on: later rotations keep it
+            values["signed_in_from"] = func.coalesce(SessionRow.signed_in_from, replaced)
         await self._s.execute(
             update(SessionRow).where(SessionRow.id == session_id).values(**values)
         )

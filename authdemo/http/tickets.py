@@ -6,12 +6,18 @@ bound to, the response sets the session's new cookie. Same-origin only, single u
 short-lived; failures never touch the cookie. The response redirects the image to
 ``/_auth/held``, so the browser's next request carries the new cookie: only then do the
 session's views stop saying "Signing in…".
+
+``GET /_auth/follow/<nonce>``: the other open tabs of that browser follow the sign-in
+(``service.follow``). A view whose cookie was retired renders a hidden image here, with
+a nonce only it knows; the request carries the browser's current cookie, and that is
+what the view may follow. Same-origin only; never sets or changes a cookie.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
 from typing import Any
 
 from sanic import Request, Sanic
@@ -19,7 +25,7 @@ from sanic.response import HTTPResponse, raw, redirect, text
 
 from ..domain import TicketRejected
 from ..service import AuthService
-from ..ui.hooks import HELD_PATH, TICKET_PATH
+from ..ui.hooks import FOLLOW_PATH, HELD_PATH, TICKET_PATH
 from .cookies import read_session_cookie, set_session_cookie
 from .middleware import client_info, origin_allowed
 from .proxy import Networks
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # A 1x1 transparent GIF, so the hidden <img> loads cleanly.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+"""What a follow nonce looks like (``secrets.token_urlsafe``)."""
 
 
 def same_origin(request: Request, extra: tuple[str, ...], trusted: Networks) -> bool:
@@ -68,5 +76,17 @@ def install_ticket_route(app: Sanic[Any, Any]) -> None:
             await service.cookie_held(read_session_cookie(request))
         return raw(PIXEL, content_type="image/gif", headers={"cache-control": "no-store"})
 
+    async def follow(request: Request, nonce: str) -> HTTPResponse:
+        headers = {"cache-control": "no-store"}
+        if not same_origin(request, app.ctx.settings.allowed_origins, app.ctx.trusted):
+            log.warning("follow refused: not a same-origin request")
+            return text("Forbidden", status=403, headers=headers)
+        if NONCE.fullmatch(nonce) is None:
+            return text("Not Found", status=404, headers=headers)
+        service: AuthService = app.ctx.service
+        await service.follow(nonce, read_session_cookie(request))
+        return raw(PIXEL, content_type="image/gif", headers=headers)
+
     app.add_route(redeem, f"{TICKET_PATH}/<ticket:str>", name="auth_ticket")
     app.add_route(held, HELD_PATH, name="auth_cookie_held")
+    app.add_route(follow, f"{FOLLOW_PATH}/<nonce:str>", name="auth_follow")

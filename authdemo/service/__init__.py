@@ -11,6 +11,7 @@ at its top the invariants it keeps:
 - ``mfa``: two-factor sign-in's second step (codes, recovery codes, the code throttle).
 - ``mfa_settings``: turning two-factor sign-in on and off, operator reset, re-encryption.
 - ``data``: ``use_session()`` rows and writes.
+- ``follow``: the other tabs of a browser follow its sign-in, proven by its cookie.
 - ``maintenance``: the token key, the audit trail, purging.
 
 The rule every path keeps is ``domain.may_act``: a session may act while it is not
@@ -30,6 +31,7 @@ from .core import (
     UserSummary,
 )
 from .data import SessionData
+from .follow import Following
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
 from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport, TwoFactor
@@ -53,5 +55,5 @@ __all__ = [
 ]
 
 
-class AuthService(TwoFactor, SessionData, Maintenance):
+class AuthService(TwoFactor, SessionData, Following, Maintenance):
     """Every use case of authentication, over one unit-of-work factory."""

@@ -143,6 +143,10 @@ class ServiceCore:
         self._cache = cache
         self._held: OrderedDict[str, None] = OrderedDict()
         """Fresh cookies already announced as held by this process (one write each)."""
+        self._follow_keys: OrderedDict[str, None] = OrderedDict()
+        """Follows (``follow_key``) answered by this process: one write each."""
+        self._follows_by_cookie: OrderedDict[str, int] = OrderedDict()
+        """How many follows each fresh cookie answered in this process."""
         self.audit_retention = audit_retention
         self._mfa_box = mfa_box
         """Seals TOTP secrets; None when no ``AUTHDEMO_MFA_KEY`` is configured."""

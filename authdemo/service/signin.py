@@ -337,8 +337,12 @@ class SignIn(Sessions):
                 raise TicketRejected(problem or "session ended")
             token = self._tokens.mint(now)
             new_hash = hash_token(token)
-            await tx.sessions.set_token_hash(session.id, new_hash)
             assert claimed.bound_token_hash is not None  # _ticket_problem refuses unbound
+            # The first redemption records whose cookie this one replaced: the browser's
+            # other tabs knew it by that cookie, and may follow it in (``service.follow``).
+            await tx.sessions.set_token_hash(
+                session.id, new_hash, replaced=claimed.bound_token_hash
+            )
             await self._retire_token(tx, claimed.bound_token_hash, now)
             rotated = replace(session, token_hash=new_hash)
             await self._audit(

@@ -22,6 +22,7 @@ from .library import component, create_context, html, use_context, use_effect, u
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
+FOLLOW_PATH = "/_auth/follow"
 
 
 def _outside(*_: Any) -> Any:
@@ -309,6 +310,22 @@ def ticket_image(ticket: str) -> Any:
     )
 
 
+def follow_image(nonce: str) -> Any:
+    """The element that asks the browser which cookie it holds now (another tab rotated
+    it): the request carries that cookie, and only this view's page knows the nonce."""
+    return html.img(
+        {
+            "key": f"follow-{nonce[:12]}",
+            "src": f"{FOLLOW_PATH}/{nonce}",
+            "alt": "",
+            "hidden": True,
+            "width": 1,
+            "height": 1,
+            "referrer_policy": "no-referrer",
+        }
+    )
+
+
 @component
 def AuthProvider(live: LiveSession, child: Any) -> Any:
     """Root of every connection's layout: provides the auth state to everything below."""
@@ -345,5 +362,8 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.
-    content = html._(child, *([ticket_image(state.ticket)] if state.ticket else []))
+    images = [ticket_image(state.ticket)] if state.ticket else []
+    if state.follow:
+        images.append(follow_image(state.follow))
+    content = html._(child, *images)
     return AuthContext(content, value=Provided(auth, state, live))

@@ -224,11 +224,19 @@ class FakeSessions:
         self.t.sessions[session_id] = replace(self.t.sessions[session_id], data=copy.deepcopy(data))
 
     async def set_token_hash(
-        self, session_id: int, token_hash: str, user_epoch: int | None = None
+        self,
+        session_id: int,
+        token_hash: str,
+        user_epoch: int | None = None,
+        *,
+        replaced: str | None = None,
     ) -> None:
         s = self.t.sessions[session_id]
         epoch = s.user_epoch if user_epoch is None else user_epoch
-        self.t.sessions[session_id] = replace(s, token_hash=token_hash, user_epoch=epoch)
+        first = s.signed_in_from if s.signed_in_from is not None else replaced
+        self.t.sessions[session_id] = replace(
+            s, token_hash=token_hash, user_epoch=epoch, signed_in_from=first
+        )
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         done = []

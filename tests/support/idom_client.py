@@ -305,3 +305,24 @@ class IdomClient:
             if src.startswith("/_auth/ticket/"):
                 return str(src)
         return None
+
+    def follow_src(self) -> str | None:
+        """The follow image this view renders (another tab rotated its cookie), if any."""
+        for img in self.find_all("img"):
+            src = img.get("attributes", {}).get("src", "")
+            if src.startswith("/_auth/follow/"):
+                return str(src)
+        return None
+
+    async def fetch_follow(
+        self, cookie: str | None, *, site: str = "same-origin", src: str | None = None
+    ) -> httpx.Response:
+        """Load this view's follow image as a browser holding ``cookie`` would (the
+        browser's current cookie; ``site``: what its fetch metadata says)."""
+        src = src or self.follow_src()
+        assert src is not None and self.base_url is not None, "no follow image"
+        headers = {"sec-fetch-site": site}
+        if cookie:
+            headers["cookie"] = cookie
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            return await http.get(self.base_url.rstrip("/") + src, headers=headers)

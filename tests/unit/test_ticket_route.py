@@ -14,7 +14,7 @@ from authdemo.domain import ClientInfo, TicketRejected
 from authdemo.http import tickets
 from authdemo.http.cookies import cookie_header
 from authdemo.security import TOKEN_LENGTH
-from authdemo.ui.hooks import HELD_PATH, TICKET_PATH
+from authdemo.ui.hooks import FOLLOW_PATH, HELD_PATH, TICKET_PATH
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 OLD = "A" * TOKEN_LENGTH
@@ -77,11 +77,12 @@ def origins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return asked
 
 
-def test_the_routes_are_the_ticket_and_held_paths() -> None:
+def test_the_routes_are_the_ticket_held_and_follow_paths() -> None:
     app = _app(FakeService())
     assert {name: uri for name, (_, uri) in app.routes.items()} == {
         "auth_ticket": f"{TICKET_PATH}/<ticket:str>",
         "auth_cookie_held": HELD_PATH,
+        "auth_follow": f"{FOLLOW_PATH}/<nonce:str>",
     }
 
 

@@ -7,6 +7,7 @@ invariants it keeps:
 - ``lifecycle``: entering and leaving a session, timers, re-checks, followed events,
   the check before each UI event.
 - ``signin``: the password, the second step, signing out.
+- ``follow``: following another tab's sign-in, proven by the browser's current cookie.
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 from .account import AccountActions
 from .data import DataWrites
-from .signin import SignInFlow
+from .follow import TabFollowing
 from .state import AuthState, SecondStep
 
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(SignInFlow, AccountActions, DataWrites):
+class LiveSession(TabFollowing, AccountActions, DataWrites):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:
@@ -29,5 +30,7 @@ class LiveSession(SignInFlow, AccountActions, DataWrites):
         self._drop_second_step()
         self._abandon_enrolment()
         self._stop_following_cookie()
+        self._stop_watching_cookie()
+        self._stop_follow()
         self._leave()
         self._listeners.clear()

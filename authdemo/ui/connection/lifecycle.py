@@ -59,8 +59,10 @@ class Connection:
         self.client = client
         self.origin = secrets.token_hex(8)
         """Names this connection in the data changes it broadcasts."""
+        self._cookie_hash: str | None = None
+        self._retired_unsubscribe: Callable[[], None] | None = None
+        self._closed = False
         self.cookie_token_hash = cookie_token_hash
-        """Hash of the cookie the browser holds, as far as we know (binds tickets)."""
         self._cookie_issued_at: datetime | None = resolution.issued_at
         """Set while that cookie is a valid anonymous one without a row."""
         self.state = AuthState()
@@ -72,7 +74,6 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._verified_at: datetime | None = None
         """When the database last confirmed that this view's session may act."""
-        self._closed = False
         self._data_lock = asyncio.Lock()
         """One data write of this view at a time (``data``)."""
         self._login_lock = asyncio.Lock()
@@ -91,6 +92,30 @@ class Connection:
             self._token_unsubscribe = events.subscribe_token(
                 cookie_token_hash, self._on_cookie_event
             )
+
+    @property
+    def cookie_token_hash(self) -> str | None:
+        """Hash of the cookie the browser holds, as far as we know (binds tickets)."""
+        return self._cookie_hash
+
+    @cookie_token_hash.setter
+    def cookie_token_hash(self, value: str | None) -> None:
+        # Follow the cookie we know the browser by: when it is retired (another tab's
+        # sign-in rotated it), this view asks the browser which one it holds now.
+        if value == self._cookie_hash and (value is None or self._retired_unsubscribe):
+            return
+        self._cookie_hash = value
+        self._stop_watching_cookie()
+        if value is not None and not self._closed:
+            self._retired_unsubscribe = self._events.subscribe_token(value, self._on_cookie_retired)
+
+    def _stop_watching_cookie(self) -> None:
+        if self._retired_unsubscribe is not None:
+            self._retired_unsubscribe()
+            self._retired_unsubscribe = None
+
+    def _on_cookie_retired(self, event: SessionEvent) -> None:
+        """The cookie this view knows the browser by was retired (``follow``)."""
 
     def now(self) -> datetime:
         """The service's clock (expiry times are in it)."""

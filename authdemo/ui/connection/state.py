@@ -31,6 +31,7 @@ SIGNED_OUT_REASONS: Mapping[str, str] = MappingProxyType(
         "mfa_disabled": "You were signed out because two-factor sign-in was turned off for "
         "this account.",
         "expired": "Your session expired. Please sign in again.",
+        "switched": "Another tab of this browser signed in to a different account.",
     }
 )
 """Why a view was signed out without asking, in a sentence for the person in front of
@@ -73,6 +74,10 @@ class AuthState:
     for the code. ``user`` stays None; no session, ticket or cookie exists for it."""
     recovery_codes_left: int | None = None
     """Set when this view signed in with a recovery code: how many are left."""
+    follow: str | None = None
+    """The nonce of this view's follow (another tab of the browser rotated the cookie
+    this view knew it by): rendered as a hidden image request that carries the
+    browser's current cookie (``service.follow``)."""
     signed_out_reason: str | None = None
     """Why this view was signed out when the user did not ask for it (a key of
     ``SIGNED_OUT_REASONS``); None after a sign-out of its own, and once signed in again."""
