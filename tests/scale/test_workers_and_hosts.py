@@ -3,6 +3,7 @@ database): revocations reach every open tab, and no sticky sessions are needed."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.scale.conftest import PASSWORD, create_users
-from tests.support.idom_client import IdomClient
+from tests.support.idom_client import IdomClient, page_cookie
 from tests.support.server import ServerProcess
 from tests.support.sockets import owner_pid
 
@@ -105,3 +106,59 @@ def test_workers_refuse_to_start_on_an_unmigrated_database(tmp_path: Path) -> No
     )
     with pytest.raises(RuntimeError, match="run `authdemo migrate`"):
         server.start(timeout=15)
+
+
+async def get_on_worker(server: ServerProcess, pid: int, path: str, headers: dict[str, str]) -> int:
+    """GET ``path`` over a connection that worker ``pid`` accepted; the status."""
+    for _ in range(60):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            port = int(writer.get_extra_info("sockname")[1])
+            await asyncio.sleep(0.05)  # ss lists the connection once it was accepted
+            if owner_pid(server.port, port) != pid:
+                continue
+            lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            writer.write(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
+            await writer.drain()
+            status_line = await reader.readline()
+            return int(status_line.split()[1])
+        finally:
+            writer.close()
+    raise AssertionError(f"no connection reached worker {pid}")
+
+
+async def test_a_follow_answered_by_one_worker_reaches_a_tab_on_the_other(
+    two_workers: ServerProcess,
+) -> None:
+    base_url = two_workers.base_url
+    pre_sign_in = await page_cookie(base_url)
+    tabs: dict[int, IdomClient] = {}
+    spare: list[IdomClient] = []
+    for _ in range(40):  # one tab of this browser on each worker
+        tab = await IdomClient.connect(base_url, cookie=pre_sign_in, follow_tickets=False)
+        pid = owner_pid(two_workers.port, local_port(tab))
+        if pid in tabs:
+            spare.append(tab)
+        else:
+            tabs[pid] = tab
+        if len(tabs) == 2:
+            break
+    assert len(tabs) == 2, "the kernel never gave a connection to the second worker"
+    (one_pid, one), (_, two) = tabs.items()
+    await one.login("alice", PASSWORD)
+    await one.wait_for(lambda c: c.ticket_src() is not None)
+    assert (await one.redeem(base_url)).status_code == 303
+    await one.wait_for_id("greeting")
+    await two.wait_for(lambda c: c.follow_src() is not None, timeout=1.0)
+    src = two.follow_src()
+    assert src is not None
+    # The browser's image request lands on the *first* worker: the answer travels to
+    # the second through the broadcast.
+    headers = {"sec-fetch-site": "same-origin", "Cookie": str(one.cookie)}
+    started = time.monotonic()
+    assert await get_on_worker(two_workers, one_pid, src, headers) == 200
+    await two.wait_for_id("greeting", timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    for tab in [one, two, *spare]:
+        await tab.close()
