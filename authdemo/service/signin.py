@@ -22,7 +22,9 @@ Invariants:
 - Every ticket is bound to the cookie the browser presented when it was issued, and is
   redeemed only with that cookie, once, in time, for a session that may act. A browser
   that presented no cookie at all cannot be bound, so it cannot sign in (it is told to
-  reload, which gives it a cookie).
+  reload, which gives it a cookie). The first redemption records the bound cookie as
+  the session's ``signed_in_from``: the browser's other tabs, which knew it by that
+  cookie, may follow it in, and only with proof (``service.follow``).
 """
 
 from __future__ import annotations
