@@ -96,3 +96,23 @@ def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
     page.click("form#mfa-form button[type=submit]")
     page.wait_for_selector("#mfa-error")
     assert page.locator("#greeting").count() == 0
+
+
+EMPTY_IDS = "() => [...document.querySelectorAll('[id=\"\"]')].map(e => e.outerHTML)"
+
+
+def test_no_element_of_the_account_page_carries_an_empty_id(
+    context: Any, mfa_server: ServerProcess
+) -> None:
+    page = context.new_page()
+    page.goto(mfa_server.base_url)
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form#login-form button[type=submit]")
+    page.wait_for_selector("#greeting")
+    page.wait_for_selector("#mfa-password")
+    assert page.evaluate(EMPTY_IDS) == []
+    page.fill("#mfa-password", PASSWORD)
+    page.click("button#mfa-enable")
+    page.wait_for_selector("img#mfa-qr")  # the setup card
+    assert page.evaluate(EMPTY_IDS) == []

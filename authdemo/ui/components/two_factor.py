@@ -155,7 +155,12 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
         ]
     elif enrolment is not None:
         body = [
-            html.p("Scan this with your authenticator app, or type the key in by hand:"),
+            # An id of its own: the client patches the paragraph that stood here
+            # (``#mfa-status``), and a removed id would stay behind as id="".
+            html.p(
+                {"id": "mfa-scan-hint"},
+                "Scan this with your authenticator app, or type the key in by hand:",
+            ),
             html.img(
                 {
                     "id": "mfa-qr",
