@@ -241,7 +241,12 @@ async def test_a_recovery_code_signs_in_once_and_the_view_counts_down(
             await c.submit("mfa-form", {"code": used})
             await c.wait_for_id("mfa-recovery-left")
             assert f"{left} recovery codes left" in (c.text("mfa-recovery-left") or "")
-            assert c.find("mfa-recovery-used") is not None
+            notice = c.text("mfa-recovery-used") or ""
+            assert f"cannot be used again, and {left} are left" in notice
+            # At the top of the signed-in view, where it is seen: before every card.
+            order = [n.get("attributes", {}).get("id") for n in walk(c.model)]
+            for below in ("account-sessions", "change-password", "mfa"):
+                assert order.index("mfa-recovery-used") < order.index(below), below
     async with await IdomClient.connect(live.base_url, cookie=cookie(await first_visit(live))) as c:
         await c.login(*alice)
         await c.wait_for_id("mfa-form")

@@ -18,11 +18,28 @@ from .sessions import SessionList
 from .two_factor import TwoFactorSettings
 
 
+def recovery_code_notice(left: int | None) -> list[Any]:
+    """``#mfa-recovery-used``, at the top of the page: this sign-in spent a recovery code
+    (``left``: how many remain; None: it did not)."""
+    if left is None:
+        return []
+    return [
+        html.p(
+            {"id": "mfa-recovery-used", "class_name": "error", "role": "status"},
+            f"You signed in with a recovery code; it cannot be used again, and "
+            f"{left} {'is' if left == 1 else 'are'} left. If you lost your phone, make new "
+            "recovery codes below, or turn two-factor sign-in off and on again with the "
+            "new one.",
+        )
+    ]
+
+
 @component
 def AccountPage(children: Any = None, title: str = "Your account", class_name: str = "") -> Any:
     """The account of the signed-in user: a heading (``title``), ``#greeting``, the
-    "Sign out" button (``button#logout``), a warning when the browser refused the
-    session cookie (``#cookie-warning``), then ``SessionList``, ``children`` (the app's
+    "Sign out" button (``button#logout``), after a sign-in with a recovery code how many
+    are left (``#mfa-recovery-used``), a warning when the browser refused the session
+    cookie (``#cookie-warning``), then ``SessionList``, ``children`` (the app's
     own cards, if any), ``ChangePassword`` and ``TwoFactorSettings``. Renders nothing
     while signed out (put it inside ``RequireAuth``). ``class_name`` is added to the
     page's classes (``authdemo-account``)."""
@@ -48,6 +65,7 @@ def AccountPage(children: Any = None, title: str = "Your account", class_name: s
             {"class_name": "card wide"},
             html.h1(title),
             html.p({"id": "greeting"}, "Signed in as ", html.strong(auth.user.username), "."),
+            *recovery_code_notice(auth.recovery_codes_left),
             html.div(
                 {"class_name": "actions"},
                 html.button(

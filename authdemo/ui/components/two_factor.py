@@ -197,18 +197,6 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
         left = status.recovery_codes_left
         body = [
             html.p({"id": "mfa-status"}, "Two-factor sign-in is on."),
-            *(
-                [
-                    html.p(
-                        {"id": "mfa-recovery-used", "class_name": "error", "role": "status"},
-                        "You signed in with a recovery code; it cannot be used again. "
-                        "If you lost your phone, make new recovery codes below, or turn "
-                        "two-factor sign-in off and on again with the new one.",
-                    )
-                ]
-                if auth.recovery_codes_left is not None
-                else []
-            ),
             html.p(
                 {"id": "mfa-recovery-left", "class_name": "muted" if left > 2 else "error"},
                 f"{left} recovery code{'s' if left != 1 else ''} left.",
