@@ -24,7 +24,7 @@ from authdemo.ui.hooks import use_auth
 from authdemo.ui.library import component, html
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
-from tests.support.idom_client import IdomClient
+from tests.support.idom_client import IdomClient, text_of
 from tests.support.live import Live, serve
 from tests.web.test_login_flow import Creds, cookie, first_visit, sign_in
 
@@ -263,6 +263,25 @@ async def test_the_sessions_list_shows_each_live_session_and_this_device(
         n for n in second.find_all("span") if n.get("attributes", {}).get("class_name") == "badge"
     ]
     assert len(badges) == 1
+    await first.close()
+    await second.close()
+
+
+async def test_session_times_read_naturally_with_the_exact_moment_in_a_time_element(
+    live: Live, alice: Creds, app_clock: FakeClock
+) -> None:
+    first, _ = await sign_in(live, alice)
+    await first.wait_for(lambda c: len(c.find_all("time")) == 2)
+    signed_in_at = first.find_all("time")[0]
+    assert text_of(signed_in_at) == "just now"
+    moment = datetime.fromisoformat(signed_in_at["attributes"]["datetime"])
+    assert abs(moment - app_clock.now()) < timedelta(seconds=1)
+    assert signed_in_at["attributes"]["title"] == moment.strftime("%Y-%m-%d %H:%M UTC")
+    app_clock.advance(timedelta(minutes=5))
+    second, _ = await sign_in(live, alice)  # the list re-reads when a session opens
+    await first.wait_for(lambda c: len(c.find_all("time")) == 4)
+    said = [text_of(t) for t in first.find_all("time")]
+    assert said.count("5 min ago") == 2 and said.count("just now") == 2, said
     await first.close()
     await second.close()
 

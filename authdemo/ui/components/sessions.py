@@ -63,8 +63,36 @@ def describe_agent(user_agent: str) -> str:
     return browser or system or (ua[:60] + ("…" if len(ua) > 60 else "")) or "unknown client"
 
 
-def when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def ago(moment: datetime, now: datetime) -> str:
+    """How long ago ``moment`` was, as a person says it: "just now", "5 min ago",
+    "3 hours ago", "yesterday", "4 days ago", then the date."""
+    seconds = int((now - moment).total_seconds())
+    if seconds < 60:
+        return "just now"  # a clock a little ahead says so too
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    days = hours // 24
+    if days == 1:
+        return "yesterday"
+    if days < 7:
+        return f"{days} days ago"
+    return f"on {moment.day} {moment:%B %Y}"
+
+
+def when(moment: datetime, now: datetime) -> Any:
+    """``<time>``: how long ago, with the exact moment in ``datetime`` (for machines)
+    and in ``title`` (the tooltip a person hovers for)."""
+    return html.time(
+        {
+            "datetime": moment.isoformat(timespec="seconds"),
+            "title": moment.strftime("%Y-%m-%d %H:%M UTC"),
+        },
+        ago(moment, now),
+    )
 
 
 @component
@@ -147,6 +175,7 @@ def SessionList(class_name: str = "") -> Any:
     if not signed_in:
         return html._()
     notice_id, notice_text = notice
+    now = auth.sessions.now()  # "5 min ago" as of this render (each re-read renders)
     return html.section(
         {
             "id": "account-sessions",
@@ -169,8 +198,10 @@ def SessionList(class_name: str = "") -> Any:
                         html.br(),
                         html.span(
                             {"class_name": "muted"},
-                            f"{s.client_addr or 'unknown address'} · signed in "
-                            f"{when(s.created_at)} · last seen {when(s.last_seen_at)}",
+                            f"{s.client_addr or 'unknown address'} · signed in ",
+                            when(s.created_at, now),
+                            " · last seen ",
+                            when(s.last_seen_at, now),
                         ),
                     ),
                     *(
@@ -184,7 +215,7 @@ def SessionList(class_name: str = "") -> Any:
                                     "disabled": busy,
                                     "aria_label": f"End the session of "
                                     f"{describe_agent(s.user_agent)}, signed in "
-                                    f"{when(s.created_at)}",
+                                    f"{ago(s.created_at, now)}",
                                     "on_click": end(s.id),
                                 },
                                 "End",
