@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live
 from tests.web.test_login_flow import Creds, cookie, first_visit
@@ -207,5 +208,38 @@ async def test_two_tabs_signing_in_at_once_end_on_one_session(live: Live, alice:
     assert two.find("cookie-warning") is None
     assert await live_sessions(live) == 1  # the one the browser could not pick up ended
     await one.wait_for_id("greeting")
+    await one.close()
+    await two.close()
+
+
+async def test_a_signed_in_tab_whose_browser_signed_in_as_someone_else_signs_out_saying_why(
+    live: Live, alice: Creds
+) -> None:
+    await live.app.ctx.service.create_user("bob", "bob's password")
+    token = await first_visit(live)
+    one, two = await tabs(live, token, 2)
+    browser = await signed_in_in(one, live, alice)
+    await two.wait_for(lambda c: c.follow_src() is not None)
+    await two.fetch_follow(browser)
+    await two.wait_for_id("greeting")
+    # Tab two ends (a password change in tab one) and learns the browser's new cookie.
+    await one.submit(
+        "change-password", {"current_password": alice[1], "new_password": NEW_PASSWORD}
+    )
+    await one.wait_for(lambda c: c.ticket_src() is not None)
+    await one.redeem(live.base_url)
+    await one.wait_for_id("change-password-ok")
+    await two.wait_for(lambda c: c.follow_src() is not None)
+    await two.fetch_follow(str(one.cookie))
+    await two.wait_for(lambda c: c.follow_src() is None)
+    # Bob signs in in tab two: the browser's cookie is bob's now, alice's session over.
+    two.cookie = one.cookie
+    browser = await signed_in_in(two, live, ("bob", "bob's password"))
+    await one.wait_for(lambda c: c.follow_src() is not None, timeout=1.0)
+    await one.fetch_follow(browser)
+    await one.wait_for_id("signed-out-reason", timeout=1.0)
+    assert one.text("signed-out-reason") == SIGNED_OUT_REASONS["switched"]
+    assert one.find("greeting") is None  # never bob's, never alice's any more
+    assert await live_sessions(live, "alice") == 0
     await one.close()
     await two.close()
