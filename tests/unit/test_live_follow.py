@@ -1,0 +1,119 @@
+"""Following another tab's sign-in, in the view (``LiveSession``), with the interleavings
+forced: a follow that lands while this tab's own password is being checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from authdemo.domain import SessionPolicy
+from authdemo.security import TokenCodec
+from authdemo.service import AuthService
+from authdemo.ui.connection import LiveSession
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.gates import Gate, GatedHasher
+from tests.unit.test_live_session import CLIENT, open_view
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def service(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+    gate: Gate,
+) -> AuthService:
+    return AuthService(store, GatedHasher(hasher, gate), tokens, clock, policy, bus)
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def live_ids(store: FakeStore, service: AuthService) -> list[int]:
+    return [
+        s.id
+        for s in store.tables.sessions.values()
+        if s.user_id is not None and s.is_live(service.now())
+    ]
+
+
+async def test_a_follow_landing_while_the_password_is_checked_discards_that_sign_in(
+    service: AuthService, store: FakeStore, gate: Gate
+) -> None:
+    await service.create_user("alice", "correct horse")
+    browser = service.new_token()
+    one: LiveSession = await open_view(service, browser, follow_tickets=False)
+    two: LiveSession = await open_view(service, browser, follow_tickets=False)
+    first = asyncio.ensure_future(one.login("alice", "correct horse"))
+    await until(lambda: one.state.ticket is not None)
+    gate.arm()
+    second = asyncio.ensure_future(two.login("alice", "correct horse"))
+    await gate.arrived.wait()  # tab two's password is being checked, bound to `browser`
+
+    # The browser picks up tab one's cookie: tab two hears its cookie was retired ...
+    ticket = one.state.ticket
+    assert ticket is not None
+    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
+    await service.cookie_held(cookie)
+    await until(lambda: two.state.follow is not None)
+    # ... and its follow image is loaded with the browser's cookie: it follows tab one.
+    nonce = two.state.follow
+    assert nonce is not None and await service.follow(nonce, cookie)
+    await until(lambda: two.state.user is not None)
+    assert two.state.session is not None and one.state.session is not None
+    assert two.state.session.id == one.state.session.id
+    (joined,) = live_ids(store, service)
+
+    gate.release()  # its own sign-in completes, bound to a cookie the browser gave up
+    async with asyncio.timeout(5):
+        await asyncio.gather(first, second)
+    assert two.state.session is not None and two.state.session.id == joined
+    assert not two.state.pending and not two.state.cookie_refused
+    assert two.state.ticket is None
+    assert live_ids(store, service) == [joined]  # the other sign-in's session ended at once
+    one.close()
+    two.close()
+
+
+async def test_a_sign_in_waits_for_a_follow_on_its_way_and_ends_in_the_browsers_session(
+    service: AuthService, store: FakeStore, gate: Gate
+) -> None:
+    await service.create_user("alice", "correct horse")
+    browser = service.new_token()
+    one: LiveSession = await open_view(service, browser, follow_tickets=False)
+    two: LiveSession = await open_view(service, browser, follow_tickets=False)
+    first = asyncio.ensure_future(one.login("alice", "correct horse"))
+    await until(lambda: one.state.ticket is not None)
+    ticket = one.state.ticket
+    assert ticket is not None
+    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
+    await service.cookie_held(cookie)
+    await until(lambda: two.state.follow is not None)
+    checks = gate.started
+    second = asyncio.ensure_future(two.login("alice", "correct horse"))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # waiting for the follow, not checking the password
+    nonce = two.state.follow
+    assert nonce is not None and await service.follow(nonce, cookie)
+    async with asyncio.timeout(5):
+        user = await second
+    assert user.username == "alice"
+    assert two.state.session is not None and one.state.session is not None
+    assert two.state.session.id == one.state.session.id
+    assert gate.started == checks  # no password checked, no second session
+    assert len(live_ids(store, service)) == 1
+    await first
+    one.close()
+    two.close()
