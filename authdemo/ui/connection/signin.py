@@ -8,7 +8,8 @@ Invariants:
   the view goes back to the password form when it expires or is refused.
 - "Signed in" is said only once the browser holds the session's cookie (or the wait
   ran out: then the view says the cookie was refused); signing out revokes first and
-  only then says so.
+  only then says so. A tab that follows another tab's sign-in (``follow``) says it
+  once the browser presented that session's cookie on the tab's own follow request.
 """
 
 from __future__ import annotations
