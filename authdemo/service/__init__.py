@@ -12,6 +12,7 @@ at its top the invariants it keeps:
 - ``mfa_settings``: turning two-factor sign-in on and off, operator reset, re-encryption.
 - ``data``: ``use_session()`` rows and writes.
 - ``maintenance``: the token key, the audit trail, purging.
+- ``roles``: roles, grants and revokes (announced live), and permission checks.
 
 The rule every path keeps is ``domain.may_act``: a session may act while it is not
 revoked, not expired, its user is active, and the user's credential epoch is the one
@@ -33,6 +34,7 @@ from .data import SessionData
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
 from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport, TwoFactor
+from .roles import Rights
 
 __all__ = [
     "OPERATOR",
@@ -53,5 +55,5 @@ __all__ = [
 ]
 
 
-class AuthService(TwoFactor, SessionData, Maintenance):
+class AuthService(TwoFactor, SessionData, Maintenance, Rights):
     """Every use case of authentication, over one unit-of-work factory."""

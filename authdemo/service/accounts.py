@@ -55,7 +55,11 @@ class Accounts(SignIn):
             users = await tx.users.list()
             counts = await tx.sessions.count_live_by_user(self.now())
             mfa = await tx.mfa.enabled_user_ids()
-        return [UserSummary(u, counts.get(u.id, 0), u.id in mfa) for u in users]
+            roles = await tx.roles.names_by_user()
+        return [
+            UserSummary(u, counts.get(u.id, 0), u.id in mfa, tuple(roles.get(u.id, ())))
+            for u in users
+        ]
 
     async def live_sessions(self, username: str | None) -> list[tuple[AuthSession, User]]:
         user_id = (await self.get_user(username)).id if username is not None else None
