@@ -1,6 +1,7 @@
 """The components, one module per component (``from authdemo.ui.components import X``).
 
-- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``.
+- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``,
+  ``RequirePermission``.
 - ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
   ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
 - ``notepad``, ``demo``: the demo app (``DemoApp``) and its session-data example.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from .account import AccountPage
 from .demo import DemoApp, SignedInView
 from .forms import account_field, code_field, field, form_values
-from .guard import RequireAuth, require_auth
+from .guard import RequireAuth, RequirePermission, require_auth
 from .login import LoginForm, SecondStepForm, use_insecure_origin
 from .notepad import Notepad
 from .password import ChangePassword
@@ -28,6 +29,7 @@ __all__ = [
     "LoginForm",
     "Notepad",
     "RequireAuth",
+    "RequirePermission",
     "SecondStepForm",
     "SessionList",
     "SignedInView",

@@ -9,19 +9,21 @@ invariants it keeps:
 - ``signin``: the password, the second step, signing out.
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
+- ``rights``: the user's permissions, shown live and checked at action time.
 """
 
 from __future__ import annotations
 
 from .account import AccountActions
 from .data import DataWrites
+from .rights import RightsChecks
 from .signin import SignInFlow
 from .state import AuthState, SecondStep
 
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(SignInFlow, AccountActions, DataWrites):
+class LiveSession(SignInFlow, AccountActions, DataWrites, RightsChecks):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:
