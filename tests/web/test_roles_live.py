@@ -242,3 +242,55 @@ async def test_an_http_route_asks_has_permission_and_a_revoke_counts_at_once(
 async def test_an_http_route_asking_an_undeclared_permission_fails_loudly(api: Live) -> None:
     response = await api.get("/api/typo")
     assert "'notes:wrte' is not a declared permission" in response.json()["error"]
+
+
+# --- two servers on one database (two workers or hosts) ----------------------------------------
+
+
+@pytest.fixture
+async def two_servers(settings: Settings, app_clock: FakeClock) -> AsyncIterator[list[Live]]:
+    """Two apps, each with its own runtime, event bus and broadcast follower, on one
+    database: what two workers, or two hosts, are to each other."""
+    WRITES.clear()
+    async with (
+        serve(app_of(settings, app_clock)) as first,
+        serve(app_of(settings, app_clock)) as second,
+    ):
+        await first.app.ctx.service.create_user("bob", PASSWORD)
+        yield [first, second]
+
+
+async def test_a_grant_and_a_revoke_reach_views_on_two_servers_within_a_second(
+    two_servers: list[Live], operator: Accounts
+) -> None:
+    views = [(await sign_in(server, ("bob", PASSWORD)))[0] for server in two_servers]
+    for view in views:
+        await view.wait_for(lambda c: c.find("forbidden") is not None)
+
+    started = time.monotonic()
+    await operator.grant_role("bob", "admin")
+    for view in views:
+        await view.wait_for(lambda c: c.find("admin-area") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+
+    started = time.monotonic()
+    await operator.revoke_role("bob", "admin")
+    for view in views:
+        await view.wait_for(lambda c: c.find("forbidden") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    for view in views:
+        await view.close()
+
+
+async def test_a_grant_made_on_one_server_reaches_a_view_on_the_other(
+    two_servers: list[Live],
+) -> None:
+    first, second = two_servers
+    view, _ = await sign_in(second, ("bob", PASSWORD))
+    await view.wait_for(lambda c: c.text("can-write") == "no")
+    await first.app.ctx.service.create_role("writer", ["notes:write"])
+    await Accounts.of(first.app).grant_role("bob", "writer")
+    await within(view, lambda c: c.text("can-write") == "yes")
+    await view.click("write")
+    await view.wait_for(lambda c: c.text("written") == "1")
+    await view.close()
