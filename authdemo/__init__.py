@@ -57,6 +57,7 @@ from .permissions import (
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui.components import (
     AccountPage,
+    AdminPage,
     ChangePassword,
     LoginForm,
     RequireAuth,
@@ -82,6 +83,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",

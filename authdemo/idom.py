@@ -61,6 +61,7 @@ from .service import Enrolment, MfaStatus, UserSummary
 from .ui.bridge import RootConstructor
 from .ui.components import (
     AccountPage,
+    AdminPage,
     ChangePassword,
     LoginForm,
     RequireAuth,
@@ -105,6 +106,7 @@ def create_app(
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",

@@ -113,6 +113,7 @@ LoginForm = _made_by_reactpy(_components.LoginForm)
 RequireAuth = _made_by_reactpy(_components.RequireAuth)
 RequirePermission = _made_by_reactpy(_components.RequirePermission)
 AccountPage = _made_by_reactpy(_components.AccountPage)
+AdminPage = _made_by_reactpy(_components.AdminPage)
 ChangePassword = _made_by_reactpy(_components.ChangePassword)
 SessionList = _made_by_reactpy(_components.SessionList)
 TwoFactorSettings = _made_by_reactpy(_components.TwoFactorSettings)
@@ -127,6 +128,7 @@ def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",

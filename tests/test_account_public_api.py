@@ -32,9 +32,10 @@ ACCOUNT_NAMES = {
 }
 DEMO_MODULES = ("demo.py", "notepad.py")
 """The demo app's own modules (in ``authdemo/ui/components``)."""
-UI_LIBRARY_NAMES = {"component", "html", "event", "use_state", "use_effect"}
+UI_LIBRARY_NAMES = {"component", "html", "event", "use_state", "use_effect", "use_path"}
 """What ``ui/library.py`` passes through from the UI library itself (an app imports
-these from ``idom`` or ``reactpy``): not authdemo's API."""
+these from ``idom`` or ``reactpy``; ``use_path`` is their ``use_location().pathname``):
+not authdemo's API."""
 
 
 @pytest.mark.parametrize("module", sorted(PUBLIC_MODULES))

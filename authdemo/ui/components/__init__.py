@@ -4,6 +4,7 @@
   ``RequirePermission``.
 - ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
   ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
+- ``admin``: ``AdminPage`` (users, roles, sessions, the audit trail).
 - ``notepad``, ``demo``: the demo app (``DemoApp``) and its session-data example.
 - ``forms``: what the forms share.
 
@@ -13,6 +14,7 @@ Element ids are a public contract: tests and app stylesheets address them.
 from __future__ import annotations
 
 from .account import AccountPage
+from .admin import AdminPage
 from .demo import DemoApp, SignedInView
 from .forms import account_field, code_field, field, form_values
 from .guard import RequireAuth, RequirePermission, require_auth
@@ -24,6 +26,7 @@ from .two_factor import TwoFactorSettings
 
 __all__ = [
     "AccountPage",
+    "AdminPage",
     "ChangePassword",
     "DemoApp",
     "LoginForm",

@@ -10,20 +10,21 @@ invariants it keeps:
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
 - ``rights``: the user's permissions, shown live and checked at action time.
+- ``admin``: the admin page's reads and changes (admin rights and a recent sign-in).
 """
 
 from __future__ import annotations
 
 from .account import AccountActions
+from .admin import AdminActions
 from .data import DataWrites
-from .rights import RightsChecks
 from .signin import SignInFlow
 from .state import AuthState, SecondStep
 
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(SignInFlow, AccountActions, DataWrites, RightsChecks):
+class LiveSession(SignInFlow, AccountActions, DataWrites, AdminActions):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:
