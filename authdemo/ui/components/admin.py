@@ -178,46 +178,48 @@ def user_row(
         set_chosen(lambda current: {**current, name: str(value)})
 
     status = "active" if summary.user.is_active else "disabled"
+    last = when(entry.last_active) if entry.last_active else "never (no open session)"
+    grant: list[Any] = []
+    if grantable:
+        grant = [
+            html.select(
+                {"class_name": "grant-role", "value": selected, "on_change": choose},
+                *(html.option({"key": r, "value": r}, r) for r in grantable),
+            ),
+            button("grant-role", "Grant", "grant", selected),
+        ]
     return html.li(
         {"key": name, "data-username": name, "class_name": f"admin-user {status}"},
         html.strong({"class_name": "username"}, name),
         html.span(
-            {"class_name": "muted"},
-            f" {status} · two-factor {'on' if summary.mfa else 'off'} · "
-            f"{summary.live_sessions} open session(s) · last active "
-            f"{when(entry.last_active) if entry.last_active else 'never (no open session)'}",
+            {"class_name": "meta muted"},
+            f"{status} · two-factor {'on' if summary.mfa else 'off'} · "
+            f"{summary.live_sessions} open session(s) · last active {last}",
         ),
-        html.span(
+        html.div(
             {"class_name": "roles"},
             *(
                 html.span(
                     {"key": r, "class_name": "role"},
                     r,
-                    " ",
                     button("revoke-role", "Revoke", "revoke", r),
                 )
                 for r in summary.roles
             ),
+            *([] if summary.roles else [html.span({"class_name": "muted"}, "no roles")]),
         ),
-        button("enable-user", "Enable", "enable")
-        if not summary.user.is_active
-        else button("disable-user", "Disable", "disable"),
-        button("end-sessions", "End sessions", "end_sessions"),
-        *(
-            [button("reset-two-factor", "Reset two-factor", "reset_two_factor")]
-            if summary.mfa
-            else []
-        ),
-        *(
-            [
-                html.select(
-                    {"class_name": "grant-role", "value": selected, "on_change": choose},
-                    *(html.option({"key": r, "value": r}, r) for r in grantable),
-                ),
-                button("grant-role", "Grant", "grant", selected),
-            ]
-            if grantable
-            else []
+        html.div(
+            {"class_name": "actions"},
+            button("enable-user", "Enable", "enable")
+            if not summary.user.is_active
+            else button("disable-user", "Disable", "disable"),
+            button("end-sessions", "End sessions", "end_sessions"),
+            *(
+                [button("reset-two-factor", "Reset two-factor", "reset_two_factor")]
+                if summary.mfa
+                else []
+            ),
+            *grant,
         ),
     )
 
