@@ -77,3 +77,50 @@ def test_valid_role_names(name: str) -> None:
 def test_invalid_role_names_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidRoleName, match="lower-case letters"):
         check_role_name(name)
+
+
+def test_limits_on_lengths_and_descriptions() -> None:
+    from authdemo.permissions import PATTERN_MAX, check_description
+
+    longest = "a:" + "b" * (PATTERN_MAX - 2)
+    assert Permission(longest).name == longest
+    with pytest.raises(InvalidPermission, match="at most 128"):
+        Permission(longest + "c")
+    registry = PermissionRegistry()
+    with pytest.raises(InvalidPermission, match="at most 128"):
+        registry.check_pattern("a:" + "b" * (PATTERN_MAX - 1))
+    assert check_description("x" * 255) == "x" * 255
+    with pytest.raises(InvalidPermission, match="at most 255"):
+        check_description("x" * 256)
+    with pytest.raises(InvalidPermission, match="Descriptions cannot contain control"):
+        check_description("two\nlines")
+
+
+def test_the_errors_name_what_they_refuse() -> None:
+    from authdemo.permissions import BuiltInRole, PermissionDenied, RoleExists, UnknownRole
+
+    assert str(UndeclaredPermission("x:y")) == "'x:y' is not a declared permission."
+    assert str(UndeclaredPermission("x:y", ["b:c", "a:b"])) == (
+        "'x:y' is not a declared permission (declared: a:b, b:c)."
+    )
+    for error in (
+        UndeclaredPermission("x:y"),
+        InvalidRoleName("x:y"),
+        UnknownRole("x:y"),
+        RoleExists("x:y"),
+        BuiltInRole("x:y"),
+    ):
+        assert error.name == "x:y"
+    assert PermissionDenied("x:y").permission == "x:y"
+    assert str(InvalidRoleName("X")) == (
+        "'X' is not a valid role name: use 1 to 64 lower-case letters, digits and _ . - "
+        "(starting with a letter or digit)."
+    )
+    with pytest.raises(UndeclaredPermission) as refused:
+        PermissionRegistry(NOTES).check_pattern("todo:*")
+    assert refused.value.name == "todo:*" and "notes:read" in str(refused.value)
+
+
+def test_no_grants_allow_nothing_exactly() -> None:
+    assert Grants.of([]).allows("notes:read") is False
+    assert Grants.of(["notes:read"]).everything is False

@@ -20,6 +20,7 @@ from authdemo.security import TokenCodec
 from authdemo.service import AuthService
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 from tests.support.mfa import PASSWORD, sign_in
+from tests.unit.test_session_data_service import anonymous_row
 
 DECLARED = PermissionRegistry(
     [Permission("notes:read", "Read notes"), Permission("notes:write", "Write notes")]
@@ -199,3 +200,48 @@ async def test_checking_an_undeclared_permission_is_a_loud_error(
     _, session_id = await sign_in(service, "bob")
     with pytest.raises(UndeclaredPermission):
         await service.permitted(session_id, "notes:wrte")
+
+
+async def test_an_http_check_reads_the_users_roles_for_that_user_only(
+    service: AuthService, users: None
+) -> None:
+    alice, bob = await service.get_user("alice"), await service.get_user("bob")
+    await service.create_role("writer", ["notes:write"])
+    await service.grant_role("bob", "writer")
+    assert await service.user_has_permission(bob.id, "notes:write") is True
+    assert await service.user_has_permission(alice.id, "notes:write") is False
+    assert await service.user_has_permission(bob.id, "notes:read") is False
+    assert await service.user_has_permission(999, "notes:write") is False  # no such user
+
+
+async def test_roles_of_a_user_without_roles_is_empty(service: AuthService, users: None) -> None:
+    assert await service.roles_of("alice") == []
+
+
+async def test_an_anonymous_session_holds_no_permission(
+    service: AuthService, store: FakeStore
+) -> None:
+    _, session_id = await anonymous_row(service)
+    with pytest.raises(NotSignedIn):
+        await service.permitted(session_id, "authdemo:admin")
+
+
+async def test_role_changes_are_audited_with_who_asked_and_from_where(
+    service: AuthService, store: FakeStore, users: None
+) -> None:
+    from authdemo.domain import ClientInfo
+
+    browser = ClientInfo("198.51.100.9", "admin's browser")
+    role = await service.create_role(
+        "writer", ["notes:write"], "Writes", client=browser, by="alice"
+    )
+    assert role.description == "Writes"
+    assert [r.description for r in await service.list_roles() if r.name == "writer"] == ["Writes"]
+    await service.grant_role("bob", "writer", client=browser, by="alice")
+    await service.revoke_role("bob", "writer", client=browser, by="alice")
+    await service.grant_role("bob", "writer", client=browser, by="alice")
+    await service.delete_role("writer", client=browser, by="alice")
+    rows = [e for e in store.tables.audit if e.kind in ROLE_KINDS]
+    assert len(rows) == 6
+    assert {(e.client_addr, e.user_agent) for e in rows} == {("198.51.100.9", "admin's browser")}
+    assert all(e.detail.endswith("by alice") for e in rows), [e.detail for e in rows]
