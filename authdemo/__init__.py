@@ -42,13 +42,26 @@ from .domain import (
     UsernameTaken,
 )
 from .http.app import create_app
-from .http.current import current_user
+from .http.current import current_user, has_permission
+from .permissions import (
+    BuiltInRole,
+    InvalidPermission,
+    InvalidRoleName,
+    Permission,
+    PermissionDenied,
+    Role,
+    RoleExists,
+    UndeclaredPermission,
+    UnknownRole,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui.components import (
     AccountPage,
+    AdminPage,
     ChangePassword,
     LoginForm,
     RequireAuth,
+    RequirePermission,
     SessionList,
     TwoFactorSettings,
     require_auth,
@@ -62,6 +75,7 @@ from .ui.hooks import (
     use_auth,
     use_session,
 )
+from .ui.rights import requires, use_permission
 
 __version__ = "0.1.0"
 """The one place the version is written (pyproject.toml reads it from here)."""
@@ -69,12 +83,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
+    "BuiltInRole",
     "ChangePassword",
     "CodeThrottled",
     "ConfigError",
@@ -83,6 +99,8 @@ __all__ = [
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
+    "InvalidPermission",
+    "InvalidRoleName",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
@@ -90,7 +108,12 @@ __all__ = [
     "MfaStatus",
     "MfaUnavailable",
     "NotSignedIn",
+    "Permission",
+    "PermissionDenied",
     "RequireAuth",
+    "RequirePermission",
+    "Role",
+    "RoleExists",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
@@ -106,6 +129,8 @@ __all__ = [
     "Throttled",
     "TwoFactorControls",
     "TwoFactorSettings",
+    "UndeclaredPermission",
+    "UnknownRole",
     "UnknownSession",
     "UnknownUser",
     "User",
@@ -113,7 +138,10 @@ __all__ = [
     "UsernameTaken",
     "create_app",
     "current_user",
+    "has_permission",
     "require_auth",
+    "requires",
     "use_auth",
+    "use_permission",
     "use_session",
 ]

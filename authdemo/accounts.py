@@ -12,13 +12,14 @@ for a script or a test (``async with Accounts.open(settings) as accounts:``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .bootstrap import HasherFactory, runtime
 from .config import Settings
 from .domain import AuditEvent, AuthSession, Clock, SignedIn, User
+from .permissions import Permission, PermissionRegistry, Role
 from .service import AuthService, UserSummary
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 class Accounts:
     """Create users, set passwords, disable and enable them, end their sessions, reset
-    their two-factor sign-in, list them and read the audit trail.
+    their two-factor sign-in, give and take roles, list them and read the audit trail.
 
     Users are named as at sign-in (case-insensitively: ``"ALICE"`` finds ``alice``).
     Every method may also raise ``StorageUnavailable`` (the database could not be
@@ -57,15 +58,21 @@ class Accounts:
         *,
         clock: Clock | None = None,
         hasher_factory: HasherFactory | None = None,
+        permissions: Iterable[Permission] = (),
     ) -> AsyncIterator[Accounts]:
         """Open the database of ``settings`` (default: ``Settings.from_env()``) for the
         block, as the ``authdemo`` commands do. Running servers hear of its revocations
-        through the broadcast outbox. ``clock`` and ``hasher_factory`` are for tests.
+        and role changes through the broadcast outbox. ``permissions``: the app's
+        declared permissions (what ``create_role`` may grant besides ``authdemo:admin``).
+        ``clock`` and ``hasher_factory`` are for tests.
 
         Raises ``ConfigError`` (a bad ``AUTHDEMO_*`` value), ``SchemaNotReady`` (the
         database is missing or not migrated), ``StorageUnavailable``."""
         async with runtime(
-            settings or Settings.from_env(), clock=clock, hasher_factory=hasher_factory
+            settings or Settings.from_env(),
+            clock=clock,
+            hasher_factory=hasher_factory,
+            permissions=PermissionRegistry(permissions),
         ) as rt:
             yield cls(rt.service)
 
@@ -140,6 +147,57 @@ class Accounts:
 
         Raises ``UnknownSession`` (no live signed-in session has that id)."""
         return await self._service.end_session(session_id, None)
+
+    # --- roles ------------------------------------------------------------------------
+
+    async def create_role(
+        self, name: str, permissions: Iterable[str], description: str = ""
+    ) -> Role:
+        """Create a role granting ``permissions`` — declared names, ``prefix:*`` or
+        ``*`` (audited: ``role_created``).
+
+        Raises ``InvalidRoleName`` (1 to 64 lower-case letters, digits and ``_ . -``),
+        ``InvalidPermission`` (a malformed pattern, none at all, or a description with
+        control characters or over 255 characters), ``UndeclaredPermission`` (a pattern
+        that matches no declared permission), ``RoleExists``."""
+        return await self._service.create_role(name, list(permissions), description)
+
+    async def delete_role(self, name: str) -> int:
+        """Delete a role; everyone who held it loses it, live (audited: ``role_deleted``,
+        and ``role_revoked`` for each holder). Returns how many held it.
+
+        Raises ``UnknownRole``, ``BuiltInRole`` (``admin`` cannot be deleted)."""
+        return await self._service.delete_role(name)
+
+    async def grant_role(self, username: str, role: str) -> bool:
+        """Give the user the role; every open view of theirs follows within a second
+        (audited: ``role_granted``). False (nothing changed) when they held it already.
+
+        Raises ``UnknownUser``, ``UnknownRole``."""
+        return await self._service.grant_role(username, role)
+
+    async def revoke_role(self, username: str, role: str) -> bool:
+        """Take the role from the user; every open view of theirs follows within a
+        second, and every guarded action is refused from the moment this returns
+        (audited: ``role_revoked``). False when they did not hold it.
+
+        Raises ``UnknownUser``, ``UnknownRole``."""
+        return await self._service.revoke_role(username, role)
+
+    async def roles(self) -> list[Role]:
+        """Every role with its permissions and how many users hold it, by name."""
+        return await self._service.list_roles()
+
+    async def roles_of(self, username: str) -> list[str]:
+        """The names of the roles the user holds, sorted. Raises ``UnknownUser``."""
+        return await self._service.roles_of(username)
+
+    async def has_permission(self, username: str, permission: str) -> bool:
+        """Whether the user (active) holds ``permission`` now, read from the database.
+
+        Raises ``UnknownUser``, ``UndeclaredPermission``."""
+        user = await self._service.get_user(username)
+        return await self._service.user_has_permission(user.id, permission)
 
     # --- the audit trail --------------------------------------------------------------
 

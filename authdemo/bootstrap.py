@@ -19,6 +19,7 @@ from .db.uow import SqlUnitOfWorkFactory
 from .domain import Clock, SessionPolicy, SystemClock, ThrottlePolicy
 from .events import InProcessEventBus
 from .mfa import SecretBox
+from .permissions import PermissionRegistry
 from .security import Argon2Hasher, PasswordHasher, TokenCodec
 from .service import AuthService, ensure_token_key
 
@@ -80,10 +81,12 @@ async def start_runtime(
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
     bulk: bool = False,
+    permissions: PermissionRegistry | None = None,
 ) -> Runtime:
     """Open the database (refusing an unmigrated one) and build the service.
 
     ``bulk``: for a one-off maintenance process (``purge-expired``), not for serving.
+    ``permissions``: what the app declared (default: the built-in ``authdemo:admin``).
     """
     engine = create_engine(
         settings.database_url,
@@ -114,6 +117,7 @@ async def start_runtime(
         cache=cache,
         audit_retention=settings.audit_retention,
         mfa_box=SecretBox(settings.mfa_keys) if settings.mfa_keys else None,
+        permissions=permissions,
     )
     listen = settings.listener_url if engine.dialect.name == "postgresql" else None
     return Runtime(engine, uow, events, hasher, service, listen)

@@ -8,12 +8,13 @@ Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 import logging
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,6 +44,7 @@ from .domain import (
 )
 from .logs import LOG_FORMAT, EscapingFormatter
 from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
+from .permissions import Permission, Role
 from .service import PurgeReport, ResealReport, UserSummary
 
 T = TypeVar("T")
@@ -68,11 +70,16 @@ def load_settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
-def with_accounts(settings: Settings, action: Callable[[Accounts], Awaitable[T]]) -> T:
-    """Run ``action`` on the account API, opened on the database for it; errors to exits."""
+def with_accounts(
+    settings: Settings,
+    action: Callable[[Accounts], Awaitable[T]],
+    permissions: Sequence[Permission] = (),
+) -> T:
+    """Run ``action`` on the account API, opened on the database for it; errors to exits.
+    ``permissions``: the app's declarations (``--permissions-from``), for role commands."""
 
     async def main() -> T:
-        async with Accounts.open(settings) as accounts:
+        async with Accounts.open(settings, permissions=permissions) as accounts:
             return await action(accounts)
 
     return run_mapped(main())
@@ -451,14 +458,149 @@ def list_users() -> None:
             "active" if u.user.is_active else "disabled",
             str(u.live_sessions),
             "on" if u.mfa else "off",
+            ",".join(u.roles) or "-",
             when(u.user.created_at),
             when(u.user.password_changed_at),
         ]
         for u in users
     ]
-    click.echo(
-        table(["USER", "STATUS", "SESSIONS", "2FA", "CREATED (UTC)", "PASSWORD SET (UTC)"], rows)
-    )
+    headers = ["USER", "STATUS", "SESSIONS", "2FA", "ROLES", "CREATED (UTC)", "PASSWORD SET (UTC)"]
+    click.echo(table(headers, rows))
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+@main.group()
+def role() -> None:
+    """Roles: create and delete them, grant and revoke them (each audited; every open
+    page of the user follows within a second)."""
+
+
+def load_permissions(spec: str | None) -> list[Permission]:
+    """The app's declared permissions from ``MODULE:NAME`` (a sequence of ``Permission``),
+    imported with the current folder on the path, as ``sanic app:app`` does."""
+    if not spec:
+        return []
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise click.BadParameter(
+            f"{spec!r}: expected MODULE:NAME, e.g. myapp.rights:PERMISSIONS",
+            param_hint="--permissions-from",
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, SyntaxError) as error:
+        raise click.BadParameter(
+            f"cannot load {spec!r}: {error}", param_hint="--permissions-from"
+        ) from None
+    declared = list(found) if isinstance(found, (list, tuple)) else None
+    if declared is None or not all(isinstance(p, Permission) for p in declared):
+        raise click.BadParameter(
+            f"{spec!r} is not a list of authdemo.Permission", param_hint="--permissions-from"
+        )
+    return declared
+
+
+@role.command("create")
+@click.argument("name")
+@click.option(
+    "--permission",
+    "-p",
+    "patterns",
+    multiple=True,
+    required=True,
+    help="A permission the role grants: a declared name (notes:write), a prefix and * "
+    "(notes:*), or * alone. Repeat for several.",
+)
+@click.option("--description", default="", help="One line saying what the role is for.")
+@click.option(
+    "--permissions-from",
+    envvar="AUTHDEMO_PERMISSIONS_FROM",
+    metavar="MODULE:NAME",
+    help="Your app's list of declared Permissions (e.g. myapp.rights:PERMISSIONS); "
+    "without it only the built-in authdemo:admin is known. "
+    "Default: AUTHDEMO_PERMISSIONS_FROM.",
+)
+def role_create(
+    name: str, patterns: tuple[str, ...], description: str, permissions_from: str | None
+) -> None:
+    """Create a role granting the given permissions."""
+    settings = load_settings()
+    declared = load_permissions(permissions_from)
+
+    async def act(accounts: Accounts) -> Role:
+        return await accounts.create_role(name, patterns, description)
+
+    created = with_accounts(settings, act, declared)
+    click.echo(f"Created role {created.name!r} granting {', '.join(created.patterns)}.")
+
+
+@role.command("delete")
+@click.argument("name")
+def role_delete(name: str) -> None:
+    """Delete a role; everyone who holds it loses it at once (live)."""
+    settings = load_settings()
+
+    async def act(accounts: Accounts) -> int:
+        return await accounts.delete_role(name)
+
+    count = with_accounts(settings, act)
+    click.echo(f"Deleted role {name!r}; revoked from {ended(count, 'user')}.")
+
+
+@role.command("grant")
+@click.argument("username")
+@click.argument("role_name", metavar="ROLE")
+def role_grant(username: str, role_name: str) -> None:
+    """Give USERNAME the role ROLE (their open pages follow within a second)."""
+    settings = load_settings()
+
+    async def act(accounts: Accounts) -> tuple[str, bool]:
+        granted = await accounts.grant_role(username, role_name)
+        return (await accounts.get_user(username)).username, granted
+
+    name, granted = with_accounts(settings, act)
+    if granted:
+        click.echo(f"Granted {role_name!r} to {name!r}.")
+    else:
+        click.echo(f"{name!r} holds {role_name!r} already; nothing changed.")
+
+
+@role.command("revoke")
+@click.argument("username")
+@click.argument("role_name", metavar="ROLE")
+def role_revoke(username: str, role_name: str) -> None:
+    """Take the role ROLE from USERNAME (their open pages follow within a second, and
+    actions that need it are refused from now on)."""
+    settings = load_settings()
+
+    async def act(accounts: Accounts) -> tuple[str, bool]:
+        revoked = await accounts.revoke_role(username, role_name)
+        return (await accounts.get_user(username)).username, revoked
+
+    name, revoked = with_accounts(settings, act)
+    if revoked:
+        click.echo(f"Revoked {role_name!r} from {name!r}.")
+    else:
+        click.echo(f"{name!r} does not hold {role_name!r}; nothing changed.")
+
+
+@role.command("list")
+def role_list() -> None:
+    """Every role, with the permissions it grants and how many users hold it."""
+    settings = load_settings()
+
+    async def act(accounts: Accounts) -> list[Role]:
+        return await accounts.roles()
+
+    rows = [
+        [r.name, ", ".join(r.patterns), str(r.holders), r.description or "-"]
+        for r in with_accounts(settings, act)
+    ]
+    click.echo(table(["ROLE", "PERMISSIONS", "USERS", "DESCRIPTION"], rows))
 
 
 @main.command("mfa-reset")

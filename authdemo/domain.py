@@ -563,6 +563,10 @@ class AuditKind(StrEnum):
     MFA_RESET = "mfa_reset"
     MFA_REKEYED = "mfa_rekeyed"
     MFA_RECOVERY_RENEWED = "mfa_recovery_renewed"
+    ROLE_CREATED = "role_created"
+    ROLE_DELETED = "role_deleted"
+    ROLE_GRANTED = "role_granted"
+    ROLE_REVOKED = "role_revoked"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class EventKind(StrEnum):
     """The session goes on under a new token and credential epoch in the view named by
     ``origin`` only (a password change, "sign out other sessions"): every other view of
     it ends."""
+    RIGHTS_CHANGED = "rights_changed"
+    """``user_id`` gained or lost a role (a grant, a revoke, a role deleted): their open
+    views re-read their permissions. Names no session."""
 
 
 @dataclass(frozen=True)

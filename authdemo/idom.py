@@ -7,6 +7,7 @@ with IDOM whatever ``settings.ui``/``AUTHDEMO_UI`` say; for ReactPy see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from .accounts import Accounts
@@ -44,14 +45,27 @@ from .domain import (
 )
 from .http import app as _app
 from .http.app import AuthdemoApp
-from .http.current import current_user
+from .http.current import current_user, has_permission
+from .permissions import (
+    BuiltInRole,
+    InvalidPermission,
+    InvalidRoleName,
+    Permission,
+    PermissionDenied,
+    Role,
+    RoleExists,
+    UndeclaredPermission,
+    UnknownRole,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui.bridge import RootConstructor
 from .ui.components import (
     AccountPage,
+    AdminPage,
     ChangePassword,
     LoginForm,
     RequireAuth,
+    RequirePermission,
     SessionList,
     TwoFactorSettings,
     require_auth,
@@ -65,6 +79,7 @@ from .ui.hooks import (
     use_auth,
     use_session,
 )
+from .ui.rights import requires, use_permission
 
 
 def create_app(
@@ -74,21 +89,31 @@ def create_app(
     name: str = "authdemo",
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
+    permissions: Iterable[Permission] = (),
 ) -> AuthdemoApp:
     """``authdemo.create_app`` on IDOM (whatever ``settings.ui``/``AUTHDEMO_UI`` say)."""
     settings = replace(settings or Settings.from_env(), ui="idom")
-    return _app.create_app(settings, root, name=name, clock=clock, hasher_factory=hasher_factory)
+    return _app.create_app(
+        settings,
+        root,
+        name=name,
+        clock=clock,
+        hasher_factory=hasher_factory,
+        permissions=permissions,
+    )
 
 
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
+    "BuiltInRole",
     "ChangePassword",
     "CodeThrottled",
     "ConfigError",
@@ -97,6 +122,8 @@ __all__ = [
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
+    "InvalidPermission",
+    "InvalidRoleName",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
@@ -104,7 +131,12 @@ __all__ = [
     "MfaStatus",
     "MfaUnavailable",
     "NotSignedIn",
+    "Permission",
+    "PermissionDenied",
     "RequireAuth",
+    "RequirePermission",
+    "Role",
+    "RoleExists",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
@@ -120,6 +152,8 @@ __all__ = [
     "Throttled",
     "TwoFactorControls",
     "TwoFactorSettings",
+    "UndeclaredPermission",
+    "UnknownRole",
     "UnknownSession",
     "UnknownUser",
     "User",
@@ -127,7 +161,10 @@ __all__ = [
     "UsernameTaken",
     "create_app",
     "current_user",
+    "has_permission",
     "require_auth",
+    "requires",
     "use_auth",
+    "use_permission",
     "use_session",
 ]

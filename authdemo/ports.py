@@ -11,6 +11,7 @@ from typing import Any, Protocol, Self
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
 from .mfa import Challenge, MfaRecord
+from .permissions import Role
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,44 @@ class MfaRepository(Protocol):
         ...
 
 
+class RoleRepository(Protocol):
+    """Roles, the patterns they grant, and who holds them. Grants and revokes are one
+    conditional statement each, whose row count says whether anything changed."""
+
+    async def add(self, name: str, description: str, patterns: list[str], now: datetime) -> Role:
+        """Insert a role with its patterns; raises ``RoleExists`` when the name is taken."""
+        ...
+
+    async def get(self, name: str, *, lock: bool = False) -> Role | None:
+        """The role named ``name``; ``lock`` locks its row until the transaction ends (a
+        grant of it waits, then finds it gone)."""
+        ...
+
+    async def delete(self, role_id: int) -> list[int]:
+        """Delete the role, its patterns and its holdings; the ids of the users who held it."""
+        ...
+
+    async def grant(self, user_id: int, role_id: int, now: datetime) -> bool:
+        """The user holds the role from now; False when they held it already."""
+        ...
+
+    async def revoke(self, user_id: int, role_id: int) -> bool:
+        """The user holds the role no more; False when they did not hold it."""
+        ...
+
+    async def patterns_of(self, user_id: int) -> list[str]:
+        """Every pattern of every role the user holds."""
+        ...
+
+    async def names_by_user(self) -> dict[int, list[str]]:
+        """User id → the names of the roles they hold, sorted (users holding none are absent)."""
+        ...
+
+    async def list(self) -> list[Role]:
+        """Every role, by name, with how many users hold it."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     sessions: SessionRepository
@@ -327,6 +366,7 @@ class UnitOfWork(Protocol):
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
     mfa: MfaRepository
+    roles: RoleRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -9,7 +9,7 @@ are typed as ReactPy components. Needs ``pip install 'authdemo[reactpy]'``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, ParamSpec, cast
 
@@ -53,7 +53,18 @@ from .domain import (
 )
 from .http import app as _app
 from .http.app import AuthdemoApp
-from .http.current import current_user
+from .http.current import current_user, has_permission
+from .permissions import (
+    BuiltInRole,
+    InvalidPermission,
+    InvalidRoleName,
+    Permission,
+    PermissionDenied,
+    Role,
+    RoleExists,
+    UndeclaredPermission,
+    UnknownRole,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui import components as _components
 from .ui.bridge import RootConstructor
@@ -66,6 +77,7 @@ from .ui.hooks import (
     use_auth,
     use_session,
 )
+from .ui.rights import requires, use_permission
 
 P = ParamSpec("P")
 
@@ -77,10 +89,18 @@ def create_app(
     name: str = "authdemo",
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
+    permissions: Iterable[Permission] = (),
 ) -> AuthdemoApp:
     """``authdemo.create_app`` on ReactPy (whatever ``settings.ui``/``AUTHDEMO_UI`` say)."""
     settings = replace(settings or Settings.from_env(), ui="reactpy")
-    return _app.create_app(settings, root, name=name, clock=clock, hasher_factory=hasher_factory)
+    return _app.create_app(
+        settings,
+        root,
+        name=name,
+        clock=clock,
+        hasher_factory=hasher_factory,
+        permissions=permissions,
+    )
 
 
 def _made_by_reactpy(shared: Callable[P, Any]) -> Callable[P, Component]:
@@ -91,7 +111,9 @@ def _made_by_reactpy(shared: Callable[P, Any]) -> Callable[P, Component]:
 
 LoginForm = _made_by_reactpy(_components.LoginForm)
 RequireAuth = _made_by_reactpy(_components.RequireAuth)
+RequirePermission = _made_by_reactpy(_components.RequirePermission)
 AccountPage = _made_by_reactpy(_components.AccountPage)
+AdminPage = _made_by_reactpy(_components.AdminPage)
 ChangePassword = _made_by_reactpy(_components.ChangePassword)
 SessionList = _made_by_reactpy(_components.SessionList)
 TwoFactorSettings = _made_by_reactpy(_components.TwoFactorSettings)
@@ -106,12 +128,14 @@ def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
 __all__ = [
     "AccountPage",
     "Accounts",
+    "AdminPage",
     "AlreadySignedIn",
     "AuditEvent",
     "AuditKind",
     "Auth",
     "AuthError",
     "AuthSession",
+    "BuiltInRole",
     "ChangePassword",
     "CodeThrottled",
     "ConfigError",
@@ -120,6 +144,8 @@ __all__ = [
     "InvalidCode",
     "InvalidCredentials",
     "InvalidPassword",
+    "InvalidPermission",
+    "InvalidRoleName",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
@@ -127,7 +153,12 @@ __all__ = [
     "MfaStatus",
     "MfaUnavailable",
     "NotSignedIn",
+    "Permission",
+    "PermissionDenied",
     "RequireAuth",
+    "RequirePermission",
+    "Role",
+    "RoleExists",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
@@ -143,6 +174,8 @@ __all__ = [
     "Throttled",
     "TwoFactorControls",
     "TwoFactorSettings",
+    "UndeclaredPermission",
+    "UnknownRole",
     "UnknownSession",
     "UnknownUser",
     "User",
@@ -150,7 +183,10 @@ __all__ = [
     "UsernameTaken",
     "create_app",
     "current_user",
+    "has_permission",
     "require_auth",
+    "requires",
     "use_auth",
+    "use_permission",
     "use_session",
 ]

@@ -30,11 +30,14 @@ ACCOUNT_NAMES = {
     "MfaStateConflict",
     "MfaUnavailable",
 }
+TEST_APPS = ["account_idom.py", "account_reactpy.py", "roles_idom.py", "roles_reactpy.py"]
+"""The apps in ``tests/apps``, written with public names only."""
 DEMO_MODULES = ("demo.py", "notepad.py")
 """The demo app's own modules (in ``authdemo/ui/components``)."""
-UI_LIBRARY_NAMES = {"component", "html", "event", "use_state", "use_effect"}
+UI_LIBRARY_NAMES = {"component", "html", "event", "use_state", "use_effect", "use_path"}
 """What ``ui/library.py`` passes through from the UI library itself (an app imports
-these from ``idom`` or ``reactpy``): not authdemo's API."""
+these from ``idom`` or ``reactpy``; ``use_path`` is their ``use_location().pathname``):
+not authdemo's API."""
 
 
 @pytest.mark.parametrize("module", sorted(PUBLIC_MODULES))
@@ -43,7 +46,7 @@ def test_the_account_names_are_exported_from_each_public_module(module: str) -> 
     assert exported >= ACCOUNT_NAMES
 
 
-@pytest.mark.parametrize("app", ["account_idom.py", "account_reactpy.py"])
+@pytest.mark.parametrize("app", TEST_APPS)
 def test_the_test_apps_import_only_public_names(app: str) -> None:
     tree = ast.parse((APPS / app).read_text())
     for node in ast.walk(tree):
@@ -54,7 +57,7 @@ def test_the_test_apps_import_only_public_names(app: str) -> None:
             assert not [a.name for a in node.names if a.name.startswith("authdemo")]
 
 
-@pytest.mark.parametrize("app", ["account_idom.py", "account_reactpy.py"])
+@pytest.mark.parametrize("app", TEST_APPS)
 def test_the_test_apps_pass_mypy_strict(tmp_path: Path, mypy_cache: Path, app: str) -> None:
     status, output = mypy_strict((APPS / app).read_text(), tmp_path, mypy_cache)
     assert status == 0, output

@@ -49,3 +49,13 @@ def test_the_sql_overhead_bench_measures_every_layer() -> None:
     layers += ["PostgreSQL", "asyncpg"] if postgres else []
     assert all(layer in result.stdout for layer in layers), result.stdout
     assert result.stdout.count("µs CPU per statement") == (9 if postgres else 5), result.stdout
+
+
+def test_the_permission_cost_bench_measures_every_row() -> None:
+    argv = [sys.executable, "-m", "bench.permission_cost", "--checks", "5", "--rounds", "1"]
+    result = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("µs per check") == 3, result.stdout
+    assert "session re-read" in result.stdout

@@ -170,6 +170,38 @@ async def run_routes(module: ModuleType, folder: Path) -> None:
         await client.close()
 
 
+@runs("roles.py")
+async def run_roles(module: ModuleType, folder: Path) -> None:
+    """bob reads only until granted a role granting notes:write; the button is always
+    there, and its click is refused on the server (nothing written) while he lacks it."""
+    async with serve(module.app) as live:
+        service = live.app.ctx.service
+        await service.create_user("bob", PASSWORD)
+        client = await IdomClient.connect(live.base_url, cookie=cookie(await first_visit(live)))
+        await client.wait_for_id("login-form")
+        await client.submit("login-form", {"username": "bob", "password": PASSWORD})
+        await client.wait_for(lambda c: c.text("mode") == "read only")
+        assert client.find("forbidden") is not None
+        await client.click("add-note")
+        await client.wait_for_id("permission-refused")
+        assert client.text("notes") == "0"
+        await client.tickets_fetched()
+        forbidden = await live.http.post(
+            live.base_url + "/api/notes", headers={"cookie": client.cookie or ""}
+        )
+        assert forbidden.status_code == 403
+        await service.create_role("editor", ["notes:*"])
+        await service.grant_role("bob", "editor")
+        await client.wait_for(lambda c: c.text("mode") == "you may write", timeout=1.0)
+        await client.click("add-note")
+        await client.wait_for(lambda c: c.text("notes") == "1")
+        allowed = await live.http.post(
+            live.base_url + "/api/notes", headers={"cookie": client.cookie or ""}
+        )
+        assert allowed.status_code == 200
+        await client.close()
+
+
 @runs("routing.py")
 async def run_routing(module: ModuleType, folder: Path) -> None:
     """The path picks the page: public home, a guarded account page, a not-found page."""

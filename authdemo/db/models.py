@@ -255,3 +255,41 @@ class ChallengeRow(Base):
     """The anonymous session whose data moves over (not a key: it may be purged)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RoleRow(Base):
+    """A named set of permission patterns (``authdemo_0009``); users hold roles."""
+
+    __tablename__ = "authdemo_roles"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    """Lower-case letters, digits and ``. _ -`` (``domain.check_role_name``)."""
+    description: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RolePermissionRow(Base):
+    """One permission pattern a role grants: a declared name, ``prefix:*`` or ``*``."""
+
+    __tablename__ = "authdemo_role_permissions"
+
+    role_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("authdemo_roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    pattern: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class UserRoleRow(Base):
+    """A user holds a role. Deleting either deletes the holding."""
+
+    __tablename__ = "authdemo_user_roles"
+    __table_args__ = (Index("ix_authdemo_user_roles_role_id", "role_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("authdemo_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("authdemo_roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from datetime import datetime
@@ -26,6 +27,7 @@ from ..domain import (
 )
 from ..events import EventKind, SessionEvent
 from ..mfa import Challenge, MfaRecord
+from ..permissions import Role, RoleExists
 from ..ports import BROADCAST_BATCH, BroadcastCursor, ClaimedTicket
 from .models import (
     AuditRow,
@@ -33,10 +35,13 @@ from .models import (
     ChallengeRow,
     MfaRow,
     RecoveryCodeRow,
+    RolePermissionRow,
+    RoleRow,
     SecretRow,
     SessionRow,
     ThrottleRow,
     TicketRow,
+    UserRoleRow,
     UserRow,
 )
 from .notify import notify_statement
@@ -895,3 +900,101 @@ class SqlMfaRepository:
         )
         done += _rows(await self._s.execute(delete(MfaRow).where(MfaRow.user_id.in_(pending))))
         return done
+
+
+class SqlRoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, name: str, description: str, patterns: list[str], now: datetime) -> Role:
+        row = RoleRow(name=name, description=_storable(description, 255), created_at=now)
+        self._s.add(row)
+        try:
+            await self._s.flush()
+        except IntegrityError:
+            raise RoleExists(name) from None
+        unique = sorted(set(patterns))
+        if unique:
+            await self._s.execute(
+                insert(RolePermissionRow), [{"role_id": row.id, "pattern": p} for p in unique]
+            )
+        return Role(row.id, row.name, row.description, tuple(unique))
+
+    async def get(self, name: str, *, lock: bool = False) -> Role | None:
+        query = select(RoleRow).where(RoleRow.name == name)
+        if lock:
+            # FOR UPDATE: a grant's foreign key takes KEY SHARE on this row, so a grant
+            # of a role being deleted waits for the delete, then finds the role gone.
+            query = query.with_for_update()
+        row = await self._s.scalar(query, execution_options={"populate_existing": True})
+        if row is None:
+            return None
+        patterns = await self._s.scalars(
+            select(RolePermissionRow.pattern)
+            .where(RolePermissionRow.role_id == row.id)
+            .order_by(RolePermissionRow.pattern)
+        )
+        return Role(row.id, row.name, row.description, tuple(patterns))
+
+    async def list(self) -> list[Role]:
+        rows = (await self._s.scalars(select(RoleRow).order_by(RoleRow.name))).all()
+        patterns: dict[int, builtins.list[str]] = {}
+        for role_id, pattern in await self._s.execute(
+            select(RolePermissionRow.role_id, RolePermissionRow.pattern).order_by(
+                RolePermissionRow.pattern
+            )
+        ):
+            patterns.setdefault(role_id, []).append(pattern)
+        counted = await self._s.execute(
+            select(UserRoleRow.role_id, func.count()).group_by(UserRoleRow.role_id)
+        )
+        holders: dict[int, int] = {role_id: count for role_id, count in counted}
+        return [
+            Role(r.id, r.name, r.description, tuple(patterns.get(r.id, ())), holders.get(r.id, 0))
+            for r in rows
+        ]
+
+    async def delete(self, role_id: int) -> builtins.list[int]:
+        held = await self._s.scalars(
+            delete(UserRoleRow).where(UserRoleRow.role_id == role_id).returning(UserRoleRow.user_id)
+        )
+        holders = sorted(held)
+        await self._s.execute(delete(RolePermissionRow).where(RolePermissionRow.role_id == role_id))
+        await self._s.execute(delete(RoleRow).where(RoleRow.id == role_id))
+        return holders
+
+    async def grant(self, user_id: int, role_id: int, now: datetime) -> bool:
+        statement = (
+            _dialect_insert(self._s)(UserRoleRow)
+            .values(user_id=user_id, role_id=role_id, granted_at=now)
+            .on_conflict_do_nothing()
+        )
+        result = await self._s.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def revoke(self, user_id: int, role_id: int) -> bool:
+        result = await self._s.execute(
+            delete(UserRoleRow).where(
+                UserRoleRow.user_id == user_id, UserRoleRow.role_id == role_id
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def patterns_of(self, user_id: int) -> builtins.list[str]:
+        rows = await self._s.scalars(
+            select(RolePermissionRow.pattern)
+            .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
+            .where(UserRoleRow.user_id == user_id)
+            .distinct()
+        )
+        return list(rows)
+
+    async def names_by_user(self) -> dict[int, builtins.list[str]]:
+        found: dict[int, builtins.list[str]] = {}
+        for user_id, name in await self._s.execute(
+            select(UserRoleRow.user_id, RoleRow.name)
+            .join(RoleRow, RoleRow.id == UserRoleRow.role_id)
+            .order_by(RoleRow.name)
+        ):
+            found.setdefault(user_id, []).append(name)
+        return found

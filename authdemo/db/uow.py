@@ -17,6 +17,7 @@ from ..ports import (
     AuditRepository,
     BroadcastRepository,
     MfaRepository,
+    RoleRepository,
     SecretRepository,
     SessionRepository,
     ThrottleRepository,
@@ -28,6 +29,7 @@ from .repositories import (
     SqlAuditRepository,
     SqlBroadcastRepository,
     SqlMfaRepository,
+    SqlRoleRepository,
     SqlSecretRepository,
     SqlSessionRepository,
     SqlThrottleRepository,
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
     mfa: MfaRepository
+    roles: RoleRepository
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class SqlUnitOfWork:
         self.throttle = SqlThrottleRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)
         self.mfa = SqlMfaRepository(session)
+        self.roles = SqlRoleRepository(session)
         return self
 
     async def __aexit__(

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterable
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -26,6 +27,7 @@ from ..config import Settings
 from ..domain import Clock, SchemaNotReady, StorageUnavailable
 from ..events import InProcessEventBus
 from ..logs import give_records_a_format
+from ..permissions import Permission, PermissionRegistry
 from ..relay import RelayClient, install_host_listener, relay_path
 from ..security import hash_token
 from ..service import AuthService, Resolution
@@ -92,22 +94,27 @@ def create_app(
     name: str = "authdemo",
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
+    permissions: Iterable[Permission] = (),
 ) -> AuthdemoApp:
     """Build the app. ``root`` is the component every page view renders (default: demo UI).
 
     ``settings`` default to ``Settings.from_env()``. ``name`` is the Sanic app's name,
     unique per process (Sanic keeps a registry of them): pass one to each app when a
     process builds several. ``clock`` and ``hasher_factory`` exist so that tests control
-    time and hashing cost. Nothing is opened here: each worker opens its database pool
-    when it starts.
+    time and hashing cost. ``permissions``: the permissions the app checks
+    (``Permission("notes:write", "Write notes")``); roles may grant only these (and the
+    built-in ``authdemo:admin``). Nothing is opened here: each worker opens its
+    database pool when it starts.
 
-    Raises ``ConfigError`` (a ``ValueError``) for a setting it cannot use, naming it, and
+    Raises ``ConfigError`` (a ``ValueError``) for a setting it cannot use, naming it,
+    ``InvalidPermission`` for a permission declared twice with different descriptions, and
     ``ValueError`` when ``name`` is taken in this process. When the server starts:
     ``SchemaNotReady`` (the database is missing or not migrated: run
     ``authdemo migrate``) or ``StorageUnavailable``.
     """
     settings = settings or Settings.from_env()
     settings.validate()
+    declared = PermissionRegistry(permissions)  # a bad declaration fails here, at once
     give_records_a_format()
     if not Sanic.test_mode and _name_taken(name):
         raise ValueError(
@@ -146,7 +153,9 @@ def create_app(
     @app.before_server_start
     async def open_database(app: AuthdemoApp) -> None:
         try:
-            rt = await start_runtime(settings, clock=clock, hasher_factory=hasher_factory)
+            rt = await start_runtime(
+                settings, clock=clock, hasher_factory=hasher_factory, permissions=declared
+            )
         except SchemaNotReady as error:
             if Sanic.test_mode or WORKER_VARIABLE in os.environ:
                 raise  # a worker: its main process checked already (see above)

@@ -1,4 +1,5 @@
-"""``await current_user(request)``: who is signed in, for an app's own HTTP routes.
+"""``await current_user(request)``: who is signed in, for an app's own HTTP routes;
+``await has_permission(request, "notes:write")``: may they do this.
 
 The HTTP side's counterpart of ``use_auth()``: the same cookie, resolved by the same
 service call a page load makes (``AuthService.visit``), so the same rule holds — the
@@ -11,6 +12,7 @@ from __future__ import annotations
 from sanic import Request
 
 from ..domain import User
+from ..permissions import UndeclaredPermission
 from ..service import AuthService
 from .cookies import read_session_cookie
 
@@ -40,3 +42,19 @@ async def current_user(request: Request) -> User | None:
     user = resolution.signed_in.user if resolution.signed_in is not None else None
     setattr(request.ctx, _ANSWER, user)
     return user
+
+
+async def has_permission(request: Request, permission: str) -> bool:
+    """Whether the user signed in with this request's cookie holds ``permission`` now:
+    their roles are read from the database for every call (a revoke counts at once).
+
+    False for a request that is not signed in (see ``current_user``). Raises
+    ``UndeclaredPermission`` for a name the app did not declare (a typo) and
+    ``StorageUnavailable`` when the database cannot be reached."""
+    user = await current_user(request)
+    service: AuthService = request.app.ctx.service
+    if permission not in service.permissions:
+        raise UndeclaredPermission(permission, (p.name for p in service.permissions))
+    if user is None:
+        return False
+    return await service.user_has_permission(user.id, permission)

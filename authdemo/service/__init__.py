@@ -13,6 +13,7 @@ at its top the invariants it keeps:
 - ``data``: ``use_session()`` rows and writes.
 - ``follow``: the other tabs of a browser follow its sign-in, proven by its cookie.
 - ``maintenance``: the token key, the audit trail, purging.
+- ``roles``: roles, grants and revokes (announced live), and permission checks.
 
 The rule every path keeps is ``domain.may_act``: a session may act while it is not
 revoked, not expired, its user is active, and the user's credential epoch is the one
@@ -35,6 +36,7 @@ from .follow import Following
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
 from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport, TwoFactor
+from .roles import Rights
 
 __all__ = [
     "OPERATOR",
@@ -55,5 +57,5 @@ __all__ = [
 ]
 
 
-class AuthService(TwoFactor, SessionData, Following, Maintenance):
+class AuthService(TwoFactor, SessionData, Following, Maintenance, Rights):
     """Every use case of authentication, over one unit-of-work factory."""

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from ..domain import (
     AuditKind,
@@ -55,7 +56,11 @@ class Accounts(SignIn):
             users = await tx.users.list()
             counts = await tx.sessions.count_live_by_user(self.now())
             mfa = await tx.mfa.enabled_user_ids()
-        return [UserSummary(u, counts.get(u.id, 0), u.id in mfa) for u in users]
+            roles = await tx.roles.names_by_user()
+        return [
+            UserSummary(u, counts.get(u.id, 0), u.id in mfa, tuple(roles.get(u.id, ())))
+            for u in users
+        ]
 
     async def live_sessions(self, username: str | None) -> list[tuple[AuthSession, User]]:
         user_id = (await self.get_user(username)).id if username is not None else None
@@ -76,19 +81,22 @@ class Accounts(SignIn):
         log.info("password set user=%s", user.username)
         return await self._published(event)
 
-    async def set_active(self, username: str, active: bool) -> int:
-        """Enable or disable an account; disabling ends all its sessions (live)."""
+    async def set_active(
+        self, username: str, active: bool, *, client: ClientInfo = OPERATOR
+    ) -> int:
+        """Enable or disable an account; disabling ends all its sessions (live).
+        ``client``: who asked (the admin page's browser; the CLI by default)."""
         user = await self.get_user(username)
         async with self._uow(write=True) as tx:
             await tx.users.set_active(user.id, active)
             event = None if active else await self._revoke_all(tx, user.id, "user_disabled")
             kind = AuditKind.USER_ENABLED if active else AuditKind.USER_DISABLED
-            await self._audit(tx, kind, user=user, client=OPERATOR)
+            await self._audit(tx, kind, user=user, client=client)
             await tx.commit()
         log.info("%s user=%s", kind, user.username)
         return await self._published(event)
 
-    async def revoke_user_sessions(self, username: str) -> int:
+    async def revoke_user_sessions(self, username: str, *, client: ClientInfo = OPERATOR) -> int:
         user = await self.get_user(username)
         async with self._uow(write=True) as tx:
             await tx.users.bump_epoch(user.id)  # sign-ins in flight end too
@@ -98,13 +106,31 @@ class Accounts(SignIn):
                     tx,
                     AuditKind.REVOKED,
                     user=user,
-                    client=OPERATOR,
+                    client=client,
                     detail=f"{len(event.session_ids)} session(s) by operator",
                 )
             await tx.commit()
         return await self._published(event)
 
     # --- self-service ----------------------------------------------------------------------
+
+    async def confirm_password(
+        self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None
+    ) -> datetime:
+        """The signed-in user enters their password again (a "recent sign-in" prompt
+        before a sensitive change): checked and throttled like a sign-in. Returns when.
+        Raises ``InvalidCredentials``, ``Throttled``, ``NotSignedIn``."""
+        signed_in = await self.current(session_id)
+        if signed_in is None or (epoch is not None and signed_in.session.user_epoch != epoch):
+            raise NotSignedIn()
+        verified = await self._verify(signed_in.user.username, password, client)
+        now = self.now()
+        async with self._uow(write=True) as tx:
+            await self._acting(tx, session_id, now, signed_in.session.user_epoch, lock_user=True)
+            if await self._settle(tx, verified, now) is None:
+                raise NotSignedIn()
+            await tx.commit()
+        return now
 
     async def change_password(
         self,

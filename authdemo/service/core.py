@@ -40,6 +40,7 @@ from ..domain import (
 )
 from ..events import EventBus, EventKind, SessionEvent, publish_quietly
 from ..mfa import SecondFactorPolicy, SecretBox
+from ..permissions import PermissionRegistry
 from ..ports import UnitOfWork, UnitOfWorkFactory
 from ..security import PasswordHasher, TokenCodec
 
@@ -103,6 +104,8 @@ class UserSummary:
     live_sessions: int
     mfa: bool = False
     """Two-factor sign-in is on."""
+    roles: tuple[str, ...] = ()
+    """The names of the roles the user holds, sorted."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class ServiceCore:
         mfa_box: SecretBox | None = None,
         second_factor: SecondFactorPolicy | None = None,
         issuer: str = "authdemo",
+        permissions: PermissionRegistry | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -153,6 +157,8 @@ class ServiceCore:
         self.second_factor = second_factor or SecondFactorPolicy()
         self.issuer = issuer
         """The name authenticator apps show next to the account."""
+        self.permissions = permissions or PermissionRegistry()
+        """The permissions the app declared (``authdemo:admin`` always among them)."""
 
     def now(self) -> datetime:
         return self._clock.now()

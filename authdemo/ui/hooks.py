@@ -190,6 +190,11 @@ class Auth:
     ``mfa_enabled``, ``mfa_disabled`` or ``expired``. None while signed in, after a
     sign-out of its own, and once signed in again. ``signed_out_message`` says it."""
 
+    refusal: str | None = None
+    """Set when the server refused this view's last ``@requires`` action for want of the
+    permission (one sentence, fit to show; the root shows it as ``#permission-refused``);
+    cleared when the user's roles change or a guarded action is allowed."""
+
     @property
     def signed_in(self) -> bool:
         return self.user is not None
@@ -326,6 +331,13 @@ def follow_image(nonce: str) -> Any:
     )
 
 
+def refusal_notice(message: str) -> Any:
+    """What a refused ``@requires`` action shows: said, not silently dropped."""
+    return html.p(
+        {"key": "permission-refused", "id": "permission-refused", "role": "alert"}, message
+    )
+
+
 @component
 def AuthProvider(live: LiveSession, child: Any) -> Any:
     """Root of every connection's layout: provides the auth state to everything below."""
@@ -359,11 +371,13 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         state.recovery_codes_left if signed_in else None,
         TwoFactorControls(live),
         None if signed_in else state.signed_out_reason,
+        state.refusal if signed_in else None,
     )
     # Always the same shape (child first), so that the ticket image coming and going
     # never remounts the app below.
     images = [ticket_image(state.ticket)] if state.ticket else []
     if state.follow:
         images.append(follow_image(state.follow))
-    content = html._(child, *images)
+    notices = [refusal_notice(auth.refusal)] if auth.refusal else []
+    content = html._(child, *images, *notices)
     return AuthContext(content, value=Provided(auth, state, live))

@@ -362,3 +362,12 @@ ConnectionContext: SharedContext[Any] = _ConnectionContext(None)
 def use_context(context: SharedContext[T]) -> T:
     lib = current()
     return lib.use_context(context.of(lib))  # type: ignore[no-any-return]
+
+
+def use_path() -> str:
+    """The path the page was opened at (``"/admin"``), as the UI library's
+    ``use_location().pathname``; ``"/"`` outside a connection."""
+    lib = current()
+    connection = lib.use_context(lib.ConnectionContext)
+    location = getattr(connection, "location", None)
+    return str(getattr(location, "pathname", "/") or "/")

@@ -37,14 +37,14 @@ EDGE = (
 
 
 @contextlib.contextmanager
-def public_app(db_url: str, log: Path, ui_name: str) -> Iterator[str]:
-    """``sanic tests.apps.account_<ui>:make_app --factory``; yields its base URL."""
+def public_app(db_url: str, log: Path, ui_name: str, app: str = "account") -> Iterator[str]:
+    """``sanic tests.apps.<app>_<ui>:make_app --factory``; yields its base URL."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "sanic"),
-                f"tests.apps.account_{ui_name}:make_app",
+                f"tests.apps.{app}_{ui_name}:make_app",
                 "--factory",
                 "--single-process",
                 "--host",

@@ -22,7 +22,9 @@ from authdemo.domain import SchemaNotReady
 from tests.support.db import ROOT, alembic_config, in_thread, migrate, revisions
 from tests.support.release import TABLES_0_1, migrate_as_0_1
 
-TABLES = {f"authdemo_{name}" for name in TABLES_0_1}
+ADDED_SINCE_0_1 = frozenset({"authdemo_roles", "authdemo_role_permissions", "authdemo_user_roles"})
+"""Tables of the revisions after 0.1.0's last (0006)."""
+TABLES = {f"authdemo_{name}" for name in TABLES_0_1} | ADDED_SINCE_0_1
 
 
 def tables(url: str) -> set[str]:

@@ -23,6 +23,7 @@ from authdemo.domain import (
 )
 from authdemo.events import InProcessEventBus, SessionEvent
 from authdemo.mfa import Challenge, MfaRecord
+from authdemo.permissions import Role, RoleExists
 from authdemo.ports import BroadcastCursor, ClaimedTicket
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -79,6 +80,8 @@ class _Tables:
     mfa: dict[int, MfaRecord] = field(default_factory=dict)
     recovery: dict[int, dict[str, datetime | None]] = field(default_factory=dict)
     challenges: dict[str, Challenge] = field(default_factory=dict)
+    roles: dict[int, Role] = field(default_factory=dict)
+    holdings: set[tuple[int, int]] = field(default_factory=set)  # (user id, role id)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -532,6 +535,56 @@ class FakeMfa:
         return len(doomed) + len(pending)
 
 
+class FakeRoles:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(self, name: str, description: str, patterns: list[str], now: datetime) -> Role:
+        if any(r.name == name for r in self.t.roles.values()):
+            raise RoleExists(name)
+        role = Role(self.t.new_id(), name, description, tuple(sorted(set(patterns))))
+        self.t.roles[role.id] = role
+        return role
+
+    async def get(self, name: str, *, lock: bool = False) -> Role | None:
+        return next((r for r in self.t.roles.values() if r.name == name), None)
+
+    async def list(self) -> list[Role]:
+        return [
+            replace(r, holders=sum(1 for _, rid in self.t.holdings if rid == r.id))
+            for r in sorted(self.t.roles.values(), key=lambda r: r.name)
+        ]
+
+    async def delete(self, role_id: int) -> list[int]:
+        holders = sorted(u for u, r in self.t.holdings if r == role_id)
+        self.t.holdings = {(u, r) for u, r in self.t.holdings if r != role_id}
+        self.t.roles.pop(role_id, None)
+        return holders
+
+    async def grant(self, user_id: int, role_id: int, now: datetime) -> bool:
+        if (user_id, role_id) in self.t.holdings:
+            return False
+        self.t.holdings.add((user_id, role_id))
+        return True
+
+    async def revoke(self, user_id: int, role_id: int) -> bool:
+        if (user_id, role_id) not in self.t.holdings:
+            return False
+        self.t.holdings.discard((user_id, role_id))
+        return True
+
+    async def patterns_of(self, user_id: int) -> list[str]:
+        return sorted(
+            {p for u, r in self.t.holdings if u == user_id for p in self.t.roles[r].patterns}
+        )
+
+    async def names_by_user(self) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for u, r in self.t.holdings:
+            found.setdefault(u, []).append(self.t.roles[r].name)
+        return {u: sorted(names) for u, names in found.items()}
+
+
 class FakeUnitOfWork:
     """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise.
 
@@ -555,6 +608,7 @@ class FakeUnitOfWork:
         self.throttle = FakeThrottle(self._tables)
         self.broadcasts = FakeBroadcasts(self._tables)
         self.mfa = FakeMfa(self._tables)
+        self.roles = FakeRoles(self._tables)
         return self
 
     async def __aexit__(
@@ -579,6 +633,8 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.tables = _Tables()
+        # As the migration leaves it: the built-in role (ids from new_id() start at 2).
+        self.tables.roles[1] = Role(1, "admin", "Administrators", ("authdemo:admin",))
         self.write_lock = asyncio.Lock()
         self.commits = 0
         self.units: list[FakeUnitOfWork] = []

@@ -1,8 +1,10 @@
 """The components, one module per component (``from authdemo.ui.components import X``).
 
-- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``.
+- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``,
+  ``RequirePermission``.
 - ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
   ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
+- ``admin``: ``AdminPage`` (users, roles, sessions, the audit trail).
 - ``notepad``, ``demo``: the demo app (``DemoApp``) and its session-data example.
 - ``forms``: what the forms share.
 
@@ -12,9 +14,10 @@ Element ids are a public contract: tests and app stylesheets address them.
 from __future__ import annotations
 
 from .account import AccountPage
+from .admin import AdminPage
 from .demo import DemoApp, SignedInView
 from .forms import account_field, code_field, field, form_values
-from .guard import RequireAuth, require_auth
+from .guard import RequireAuth, RequirePermission, require_auth
 from .login import LoginForm, SecondStepForm, use_insecure_origin
 from .notepad import Notepad
 from .password import ChangePassword
@@ -23,11 +26,13 @@ from .two_factor import TwoFactorSettings
 
 __all__ = [
     "AccountPage",
+    "AdminPage",
     "ChangePassword",
     "DemoApp",
     "LoginForm",
     "Notepad",
     "RequireAuth",
+    "RequirePermission",
     "SecondStepForm",
     "SessionList",
     "SignedInView",

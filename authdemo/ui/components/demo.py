@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..hooks import use_auth
-from ..library import component, html
+from ..library import component, html, use_path
 from .account import AccountPage
+from .admin import AdminPage
 from .login import LoginForm
 from .notepad import Notepad
 
@@ -24,8 +25,9 @@ def SignedInView() -> Any:
 
 @component
 def DemoApp() -> Any:
-    """The default root: what ``authdemo run`` serves."""
+    """The default root: what ``authdemo run`` serves (``/admin``: the admin page)."""
     auth = use_auth()
+    admin = use_path() == "/admin"
     return html.div(
         {"class_name": "shell"},
         html.header(
@@ -36,5 +38,5 @@ def DemoApp() -> Any:
                 f"Signed in as {auth.user.username}" if auth.user else "Not signed in",
             ),
         ),
-        html.main(SignedInView() if auth.user else LoginForm()),
+        html.main(AdminPage() if admin else SignedInView() if auth.user else LoginForm()),
     )

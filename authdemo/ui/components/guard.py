@@ -1,4 +1,5 @@
-"""``RequireAuth`` and ``require_auth``: nothing protected renders while signed out."""
+"""``RequireAuth`` and ``require_auth``: nothing protected renders while signed out;
+``RequirePermission``: nothing renders without the permission."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any, ParamSpec
 from idom.types import Component
 
 from ..hooks import use_auth
-from ..library import component
+from ..library import component, html
+from ..rights import use_permission
 from .login import LoginForm
 
 P = ParamSpec("P")
@@ -40,3 +42,26 @@ def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
         return RequireAuth(function(*args, **kwargs))
 
     return guarded
+
+
+@component
+def RequirePermission(permission: str, child: Any, fallback: Any = None) -> Any:
+    """Render ``child`` only while the signed-in user holds ``permission``; ``fallback``
+    otherwise (default: the sign-in form while signed out, ``#forbidden`` when signed in).
+
+    Follows the user's roles live: a grant shows ``child``, a revoke takes it away, in
+    every open view, without a reload. What the child *does* is guarded by
+    ``@requires`` (checked on the server when the event arrives). Raises
+    ``UndeclaredPermission`` for a name the app did not declare."""
+    auth = use_auth()
+    allowed = use_permission(permission)
+    if allowed and auth.user is not None:
+        return child
+    if fallback is not None:
+        return fallback
+    if auth.user is None:
+        return LoginForm()
+    return html.p(
+        {"id": "forbidden", "role": "alert"},
+        "You do not have permission to see this. Ask an administrator for access.",
+    )

@@ -10,11 +10,14 @@ invariants it keeps:
 - ``follow``: following another tab's sign-in, proven by the browser's current cookie.
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
+- ``rights``: the user's permissions, shown live and checked at action time.
+- ``admin``: the admin page's reads and changes (admin rights and a recent sign-in).
 """
 
 from __future__ import annotations
 
 from .account import AccountActions
+from .admin import AdminActions
 from .data import DataWrites
 from .follow import TabFollowing
 from .state import AuthState, SecondStep
@@ -22,7 +25,7 @@ from .state import AuthState, SecondStep
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(TabFollowing, AccountActions, DataWrites):
+class LiveSession(TabFollowing, AccountActions, DataWrites, AdminActions):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:

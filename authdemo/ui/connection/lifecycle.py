@@ -362,10 +362,16 @@ class Connection:
             task.add_done_callback(_log_failure)
 
     def _on_user_event(self, event: SessionEvent) -> None:
-        """One of this user's sessions opened or ended somewhere: lists re-read."""
+        """One of this user's sessions opened or ended somewhere: lists re-read. Their
+        roles changed: permissions are read again (``rights``)."""
         if self.state.user is None or event.user_id != self.state.user.id:
             return
-        self.state = replace(self.state, sessions_version=self.state.sessions_version + 1)
+        if event.kind is EventKind.RIGHTS_CHANGED:
+            self.state = replace(
+                self.state, rights_version=self.state.rights_version + 1, refusal=None
+            )
+        else:
+            self.state = replace(self.state, sessions_version=self.state.sessions_version + 1)
         self._notify()
 
     async def _reload_data(self, session: AuthSession) -> None:

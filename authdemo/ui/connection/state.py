@@ -81,6 +81,12 @@ class AuthState:
     signed_out_reason: str | None = None
     """Why this view was signed out when the user did not ask for it (a key of
     ``SIGNED_OUT_REASONS``); None after a sign-out of its own, and once signed in again."""
+    rights_version: int = 0
+    """Bumped when the signed-in user's roles changed anywhere (a grant, a revoke, a
+    role deleted): permissions shown are read again."""
+    refusal: str | None = None
+    """The last action of this view that the server refused for want of a permission
+    (``@requires``), in a sentence; cleared when the user's rights change."""
 
     @property
     def data(self) -> Mapping[str, Any]:

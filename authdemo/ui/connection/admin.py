@@ -1,0 +1,115 @@
+"""The admin page's actions in one open view: reading users, roles and the audit trail,
+and changing them.
+
+Invariants:
+- Every read and every change first checks, on the server and against the database,
+  that this view's user holds ``authdemo:admin`` now (``require_permission``): the
+  page's buttons are presentation, an event can be forged or come from a stale page.
+- Every change also needs a recent sign-in: the admin's password entered (signing in,
+  or ``confirm_password`` in this view) within the window the page was given; else
+  ``RecentSignInRequired`` and nothing changes. When the password was entered is kept
+  on the server, per view — nothing the browser sends can claim it.
+- Changes go through the same service calls as the CLI (audited, live).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ...domain import AuditEvent, AuthError
+from ...permissions import ADMIN, Role
+from ...service import UserSummary
+from .rights import RightsChecks
+
+ADMIN_ACTIONS = ("disable", "enable", "end_sessions", "reset_two_factor", "grant", "revoke")
+
+
+class RecentSignInRequired(AuthError):
+    """The change needs the admin's password entered within the recent-sign-in window."""
+
+    def __init__(self) -> None:
+        super().__init__("Enter your password again to make changes here.")
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    summary: UserSummary
+    last_active: datetime | None
+    """The latest activity of any of the user's live sessions (None: none live)."""
+
+
+@dataclass(frozen=True)
+class AdminOverview:
+    users: list[AdminUser]
+    roles: list[Role]
+    events: list[AuditEvent]
+
+
+class AdminActions(RightsChecks):
+    _password_at: datetime | None = None
+
+    def signed_in_recently(self, window: timedelta) -> bool:
+        """The password was entered in this view's session within ``window``."""
+        session = self.state.session
+        if session is None or self.state.user is None:
+            return False
+        entered = max(session.created_at, self._password_at or session.created_at)
+        return self.now() - entered <= window
+
+    async def confirm_password(self, password: str) -> None:
+        """Enter the password again (``InvalidCredentials``, ``Throttled``)."""
+        session = self._require_signed_in()
+        self._password_at = await self._acting(
+            session,
+            self._service.confirm_password(
+                session.id, password, self.client, epoch=session.user_epoch
+            ),
+        )
+
+    async def admin_overview(self, events_of: str | None, limit: int) -> AdminOverview:
+        """Users (roles, two-factor, sessions, last activity), roles and the audit trail
+        (of ``events_of`` only, when given). ``PermissionDenied`` without admin rights."""
+        await self.require_permission(ADMIN.name)
+        service = self._service
+        summaries = await self._finish(service.list_users())
+        last: dict[int, datetime] = {}
+        for session, user in await self._finish(service.live_sessions(None)):
+            if user.id not in last or session.last_seen_at > last[user.id]:
+                last[user.id] = session.last_seen_at
+        roles = await self._finish(service.list_roles())
+        events = await self._finish(service.audit_events(events_of, limit))
+        users = [AdminUser(s, last.get(s.user.id)) for s in summaries]
+        return AdminOverview(users, roles, events)
+
+    async def admin_act(
+        self, action: str, username: str, role: str | None, window: timedelta
+    ) -> str:
+        """Do one admin action; returns what was done, in a sentence. Raises
+        ``PermissionDenied``, ``RecentSignInRequired``, ``UnknownUser``,
+        ``UnknownRole``, ``MfaStateConflict``, ``ValueError`` for an unknown action."""
+        if action not in ADMIN_ACTIONS:
+            raise ValueError(f"unknown admin action {action!r}")
+        await self.require_permission(ADMIN.name)
+        if not self.signed_in_recently(window):
+            raise RecentSignInRequired()
+        service, client = self._service, self.client
+        by = self.state.user.username if self.state.user else "?"
+        if action == "disable":
+            ended = await self._finish(service.set_active(username, False, client=client))
+            return f"Disabled {username}; {ended} session(s) ended."
+        if action == "enable":
+            await self._finish(service.set_active(username, True, client=client))
+            return f"Enabled {username}."
+        if action == "end_sessions":
+            ended = await self._finish(service.revoke_user_sessions(username, client=client))
+            return f"Ended {ended} session(s) of {username}."
+        if action == "reset_two_factor":
+            ended = await self._finish(service.reset_mfa(username))
+            return f"Reset two-factor sign-in of {username}; {ended} session(s) ended."
+        name = role or ""
+        if action == "grant":
+            done = await self._finish(service.grant_role(username, name, client=client, by=by))
+            return f"Granted {name} to {username}." if done else f"{username} holds {name} already."
+        done = await self._finish(service.revoke_role(username, name, client=client, by=by))
+        return f"Revoked {name} from {username}." if done else f"{username} does not hold {name}."

@@ -1,0 +1,159 @@
+"""The role repository on a real database (SQLite and PostgreSQL, built by alembic)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import delete
+
+from authdemo.db.models import UserRow
+from authdemo.db.uow import SqlUnitOfWorkFactory
+from authdemo.permissions import RoleExists
+from tests.integration.test_repositories import NOW, add_user
+
+
+async def test_the_migration_creates_the_admin_role_granting_the_admin_permission(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    async with sql_uow() as tx:
+        admin = await tx.roles.get("admin")
+    assert admin is not None
+    assert admin.patterns == ("authdemo:admin",)
+
+
+async def test_a_new_role_gets_an_id_past_the_built_in_one(sql_uow: SqlUnitOfWorkFactory) -> None:
+    async with sql_uow(write=True) as tx:
+        role = await tx.roles.add("editor", "Edits", ["notes:*", "notes:read", "notes:*"], NOW)
+        await tx.commit()
+    assert role.id > 1
+    assert role.patterns == ("notes:*", "notes:read")
+    async with sql_uow() as tx:
+        assert await tx.roles.get("editor") == role
+
+
+async def test_role_names_are_unique(sql_uow: SqlUnitOfWorkFactory) -> None:
+    with pytest.raises(RoleExists):
+        async with sql_uow(write=True) as tx:
+            await tx.roles.add("admin", "", [], NOW)
+
+
+async def test_a_grant_and_a_revoke_each_change_something_once(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    alice = await add_user(sql_uow)
+    async with sql_uow(write=True) as tx:
+        role = await tx.roles.add("editor", "", ["notes:write"], NOW)
+        assert await tx.roles.grant(alice, role.id, NOW) is True
+        assert await tx.roles.grant(alice, role.id, NOW) is False
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.roles.patterns_of(alice) == ["notes:write"]
+        assert await tx.roles.names_by_user() == {alice: ["editor"]}
+    async with sql_uow(write=True) as tx:
+        assert await tx.roles.revoke(alice, role.id) is True
+        assert await tx.roles.revoke(alice, role.id) is False
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.roles.patterns_of(alice) == []
+
+
+async def test_a_users_patterns_are_those_of_every_role_they_hold(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    alice = await add_user(sql_uow)
+    bob = await add_user(sql_uow, "bob")
+    async with sql_uow(write=True) as tx:
+        editor = await tx.roles.add("editor", "", ["notes:read", "notes:write"], NOW)
+        reader = await tx.roles.add("reader", "", ["notes:read"], NOW)
+        admin = await tx.roles.get("admin")
+        assert admin is not None
+        for role in (editor, reader, admin):
+            await tx.roles.grant(alice, role.id, NOW)
+        await tx.roles.grant(bob, reader.id, NOW)
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert sorted(await tx.roles.patterns_of(alice)) == [
+            "authdemo:admin",
+            "notes:read",
+            "notes:write",
+        ]
+        assert await tx.roles.patterns_of(bob) == ["notes:read"]
+        listed = {r.name: r.holders for r in await tx.roles.list()}
+    assert listed == {"admin": 1, "editor": 1, "reader": 2}
+
+
+async def test_deleting_a_role_returns_its_holders_and_removes_their_holdings(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    alice = await add_user(sql_uow)
+    bob = await add_user(sql_uow, "bob")
+    async with sql_uow(write=True) as tx:
+        role = await tx.roles.add("editor", "", ["notes:write"], NOW)
+        await tx.roles.grant(alice, role.id, NOW)
+        await tx.roles.grant(bob, role.id, NOW)
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        assert await tx.roles.delete(role.id) == sorted([alice, bob])
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.roles.get("editor") is None
+        assert await tx.roles.patterns_of(alice) == []
+        assert await tx.roles.names_by_user() == {}
+
+
+async def test_deleting_a_user_deletes_their_holdings(sql_uow: SqlUnitOfWorkFactory) -> None:
+    alice = await add_user(sql_uow)
+    async with sql_uow(write=True) as tx:
+        admin = await tx.roles.get("admin")
+        assert admin is not None
+        await tx.roles.grant(alice, admin.id, NOW)
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        await tx.roles._s.execute(delete(UserRow).where(UserRow.id == alice))  # type: ignore[attr-defined]
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.roles.names_by_user() == {}
+        assert [r.holders for r in await tx.roles.list()] == [0]
+
+
+async def test_a_grant_racing_a_role_delete_leaves_no_holding_behind(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    """The delete locks the role first: a grant that comes after it waits and then
+    fails, one that came first is among the holders the delete returns."""
+    alice = await add_user(sql_uow)
+    async with sql_uow(write=True) as tx:
+        await tx.roles.add("editor", "", ["notes:write"], NOW)
+        await tx.commit()
+    deleting = asyncio.Event()
+    release = asyncio.Event()
+
+    async def delete_role() -> list[int]:
+        async with sql_uow(write=True) as tx:
+            locked = await tx.roles.get("editor", lock=True)
+            assert locked is not None
+            deleting.set()
+            await release.wait()
+            holders = await tx.roles.delete(locked.id)
+            await tx.commit()
+            return holders
+
+    async def grant() -> bool:
+        await deleting.wait()
+        async with sql_uow(write=True) as tx:
+            found = await tx.roles.get("editor", lock=True)
+            if found is None:
+                return False
+            granted = await tx.roles.grant(alice, found.id, NOW)
+            await tx.commit()
+            return granted
+
+    deleter = asyncio.create_task(delete_role())
+    granter = asyncio.create_task(grant())
+    await asyncio.sleep(0.2)
+    release.set()
+    holders, granted = await asyncio.gather(deleter, granter)
+    assert granted is False and holders == []
+    async with sql_uow() as tx:
+        assert await tx.roles.names_by_user() == {}

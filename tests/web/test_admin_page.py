@@ -1,0 +1,214 @@
+"""The admin page (``AdminPage``, the demo's ``/admin``) over the websocket: it follows
+the viewer's admin rights live, its actions are checked on the server (rights read from
+the database, a recent sign-in), and what they change reaches other users' open views."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from authdemo import Accounts
+from authdemo.config import Settings
+from authdemo.events import EventKind, SessionEvent
+from authdemo.http.app import AuthdemoApp
+from tests.conftest import cheap_hasher
+from tests.support.fakes import FakeClock
+from tests.support.idom_client import IdomClient, Model, text_of, walk
+from tests.support.live import Live, serve
+from tests.web.test_login_flow import cookie, first_visit, sign_in
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture
+async def demo(app: AuthdemoApp) -> AsyncIterator[Live]:
+    async with serve(app) as running:
+        for name in ("alice", "bob", "carol"):
+            await running.app.ctx.service.create_user(name, PASSWORD)
+        await running.app.ctx.service.grant_role("alice", "admin")
+        yield running
+
+
+@pytest.fixture
+async def operator(settings: Settings) -> AsyncIterator[Accounts]:
+    """As the CLI (or another host): its changes reach the server through the outbox."""
+    async with Accounts.open(settings, hasher_factory=cheap_hasher) as accounts:
+        yield accounts
+
+
+async def admin_page(live: Live, username: str) -> IdomClient:
+    """``/admin`` opened in a browser, signed in there as ``username``."""
+    client = await IdomClient.connect(
+        live.base_url,
+        cookie=cookie(await first_visit(live)),
+        path=f"/_{live.ui}/stream/admin",
+    )
+    await client.wait_for_id("login-form")
+    await client.submit("login-form", {"username": username, "password": PASSWORD})
+    await client.wait_for(lambda c: c.find("admin-page") or c.find("forbidden"))
+    return client
+
+
+def attributes(node: Model) -> dict[str, Any]:
+    found: dict[str, Any] = node.get("attributes", {})
+    return found
+
+
+def classes(node: Model) -> list[str]:
+    attrs = attributes(node)
+    return str(attrs.get("className", attrs.get("class_name", ""))).split()
+
+
+def user_row(client: IdomClient, username: str) -> Model | None:
+    users = client.find("admin-users")
+    return next((n for n in walk(users) if attributes(n).get("data-username") == username), None)
+
+
+def control(
+    client: IdomClient, username: str, css: str, role: str | None = None, tag: str = "button"
+) -> Model:
+    row = user_row(client, username)
+    assert row is not None, f"no row for {username}"
+    for node in walk(row):
+        if node.get("tagName") != tag or css not in classes(node):
+            continue
+        if role is None or attributes(node).get("data-role") == role:
+            return node
+    raise AssertionError(f"no .{css} for {username}")
+
+
+async def press(client: IdomClient, username: str, css: str, role: str | None = None) -> None:
+    await client.fire(control(client, username, css, role), "on_click", {"target": {}})
+
+
+def events(client: IdomClient) -> list[str]:
+    listed = client.find("admin-events")
+    return [text_of(n) for n in walk(listed) if n.get("tagName") == "li"]
+
+
+async def test_bobs_open_admin_page_follows_a_grant_and_a_revoke_within_a_second(
+    demo: Live, operator: Accounts
+) -> None:
+    bob = await admin_page(demo, "bob")
+    assert bob.find("forbidden") is not None and bob.find("admin-users") is None
+
+    started = time.monotonic()
+    await operator.grant_role("bob", "admin")  # `authdemo role grant bob admin`
+    await bob.wait_for(lambda c: user_row(c, "carol") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0 and bob.find("forbidden") is None
+
+    started = time.monotonic()
+    await operator.revoke_role("bob", "admin")
+    await bob.wait_for(lambda c: c.find("forbidden") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0 and bob.find("admin-users") is None
+    await bob.close()
+
+
+async def test_an_action_from_a_stale_page_that_missed_the_revoke_is_refused(
+    demo: Live, operator: Accounts
+) -> None:
+    await operator.grant_role("bob", "admin")
+    bob = await admin_page(demo, "bob")
+    await bob.wait_for(lambda c: user_row(c, "carol") is not None)
+    bus = demo.app.ctx.events
+    deliver, dropped = bus.deliver, []
+
+    def suppressing(event: SessionEvent) -> None:
+        if event.kind is EventKind.RIGHTS_CHANGED:
+            dropped.append(event)
+        else:
+            deliver(event)
+
+    bus.deliver = suppressing  # type: ignore[method-assign]
+    await operator.revoke_role("bob", "admin")
+    for _ in range(100):
+        if dropped:
+            break
+        await asyncio.sleep(0.05)
+    assert dropped and bob.find("forbidden") is None  # the page never heard of it
+
+    await press(bob, "carol", "disable-user")
+    await bob.wait_for_id("admin-error")
+    assert "do not have permission" in (bob.text("admin-error") or "")
+    assert (await operator.get_user("carol")).is_active  # nothing changed
+    await bob.close()
+
+
+async def test_alice_disables_carol_and_carols_open_view_signs_out_with_the_reason(
+    demo: Live,
+) -> None:
+    carol, _ = await sign_in(demo, ("carol", PASSWORD))
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "carol") is not None)
+
+    started = time.monotonic()
+    await press(alice, "carol", "disable-user")
+    await carol.wait_for(lambda c: c.find("signed-out-reason") is not None, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert "disabled" in (carol.text("signed-out-reason") or "")
+    await alice.wait_for(lambda c: "Disabled carol" in (c.text("admin-message") or ""))
+    await alice.wait_for(lambda c: any("user_disabled carol" in e for e in events(c)))
+    assert not (await demo.app.ctx.service.get_user("carol")).is_active
+    await press(alice, "carol", "enable-user")
+    await alice.wait_for(lambda c: "Enabled carol" in (c.text("admin-message") or ""))
+    await carol.close()
+    await alice.close()
+
+
+async def test_granting_and_revoking_a_role_from_the_page_is_audited_and_live(
+    demo: Live,
+) -> None:
+    bob = await admin_page(demo, "bob")
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "bob") is not None)
+    select = control(alice, "bob", "grant-role", tag="select")
+    await alice.fire(select, "on_change", {"target": {"value": "admin"}})
+    await press(alice, "bob", "grant-role")
+    await bob.wait_for(lambda c: c.find("admin-users") is not None, timeout=1.0)
+    await alice.wait_for(
+        lambda c: any("role_granted bob role admin by alice" in e for e in events(c))
+    )
+
+    await alice.wait_for(
+        lambda c: user_row(c, "bob") is not None and "Revoke" in text_of(user_row(c, "bob"))
+    )
+    await press(alice, "bob", "revoke-role", "admin")
+    await bob.wait_for(lambda c: c.find("forbidden") is not None, timeout=1.0)
+    await bob.close()
+    await alice.close()
+
+
+async def test_a_change_after_the_recent_sign_in_window_asks_for_the_password_first(
+    demo: Live, app_clock: FakeClock
+) -> None:
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "carol") is not None)
+    app_clock.advance(timedelta(minutes=11))
+
+    await press(alice, "carol", "end-sessions")
+    await alice.wait_for_id("reauth-form")
+    assert alice.find("admin-message") is None  # nothing was done yet
+    await alice.submit("reauth-form", {"username": "alice", "password": "wrong password"})
+    await alice.wait_for_id("admin-error")
+    assert alice.find("reauth-form") is not None
+
+    await alice.submit("reauth-form", {"username": "alice", "password": PASSWORD})
+    await alice.wait_for(lambda c: "Ended 0 session(s) of carol" in (c.text("admin-message") or ""))
+    assert alice.find("reauth-form") is None
+    await press(alice, "carol", "disable-user")  # within the window again: no prompt
+    await alice.wait_for(lambda c: "Disabled carol" in (c.text("admin-message") or ""))
+    await alice.close()
+
+
+async def test_the_audit_trail_filters_by_user(demo: Live) -> None:
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: len(events(c)) > 0)
+    assert any("bob" in e for e in events(alice)) or any("carol" in e for e in events(alice))
+    await alice.fire(alice.find("events-user") or {}, "on_change", {"target": {"value": "bob"}})
+    await alice.wait_for(lambda c: all(" bob " in e for e in events(c)) and events(c) != [])
+    await alice.close()
