@@ -16,7 +16,10 @@ from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
     AuditRepository,
     BroadcastRepository,
+    EmailRepository,
+    MailOutbox,
     MfaRepository,
+    RateLimitRepository,
     SecretRepository,
     SessionRepository,
     ThrottleRepository,
@@ -24,6 +27,7 @@ from ..ports import (
     UserRepository,
 )
 from .engine import WRITE_OPTION
+from .mail_repositories import SqlEmailRepository, SqlMailOutbox, SqlRateLimitRepository
 from .repositories import (
     SqlAuditRepository,
     SqlBroadcastRepository,
@@ -51,6 +55,9 @@ class SqlUnitOfWork:
     throttle: ThrottleRepository
     broadcasts: BroadcastRepository
     mfa: MfaRepository
+    emails: EmailRepository
+    limits: RateLimitRepository
+    outbox: MailOutbox
 
     def __init__(
         self,
@@ -77,6 +84,9 @@ class SqlUnitOfWork:
         self.throttle = SqlThrottleRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)
         self.mfa = SqlMfaRepository(session)
+        self.emails = SqlEmailRepository(session)
+        self.limits = SqlRateLimitRepository(session)
+        self.outbox = SqlMailOutbox(session)
         return self
 
     async def __aexit__(

@@ -22,7 +22,11 @@ from authdemo.domain import SchemaNotReady
 from tests.support.db import ROOT, alembic_config, in_thread, migrate, revisions
 from tests.support.release import TABLES_0_1, migrate_as_0_1
 
-TABLES = {f"authdemo_{name}" for name in TABLES_0_1}
+TABLES = {f"authdemo_{name}" for name in TABLES_0_1} | {
+    "authdemo_email_codes",
+    "authdemo_rate_limits",
+    "authdemo_mail_outbox",
+}
 
 
 def tables(url: str) -> set[str]:
