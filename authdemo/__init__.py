@@ -43,6 +43,16 @@ from .domain import (
 )
 from .http.app import create_app
 from .http.current import current_user
+from .mail import (
+    EmailCodeLocked,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidEmail,
+    MailThrottled,
+    MailUnavailable,
+    SignupClosed,
+    WrongEmailCode,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui.components import (
     AccountPage,
@@ -79,13 +89,19 @@ __all__ = [
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "EmailCodeLocked",
+    "EmailNotVerified",
+    "EmailTaken",
     "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
+    "InvalidEmail",
     "InvalidPassword",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
+    "MailThrottled",
+    "MailUnavailable",
     "MfaStateConflict",
     "MfaStatus",
     "MfaUnavailable",
@@ -101,6 +117,7 @@ __all__ = [
     "SessionList",
     "Settings",
     "SignedIn",
+    "SignupClosed",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
@@ -111,6 +128,7 @@ __all__ = [
     "User",
     "UserSummary",
     "UsernameTaken",
+    "WrongEmailCode",
     "create_app",
     "current_user",
     "require_auth",

@@ -45,6 +45,16 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
+from .mail import (
+    EmailCodeLocked,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidEmail,
+    MailThrottled,
+    MailUnavailable,
+    SignupClosed,
+    WrongEmailCode,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui.bridge import RootConstructor
 from .ui.components import (
@@ -93,13 +103,19 @@ __all__ = [
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "EmailCodeLocked",
+    "EmailNotVerified",
+    "EmailTaken",
     "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
+    "InvalidEmail",
     "InvalidPassword",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
+    "MailThrottled",
+    "MailUnavailable",
     "MfaStateConflict",
     "MfaStatus",
     "MfaUnavailable",
@@ -115,6 +131,7 @@ __all__ = [
     "SessionList",
     "Settings",
     "SignedIn",
+    "SignupClosed",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
@@ -125,6 +142,7 @@ __all__ = [
     "User",
     "UserSummary",
     "UsernameTaken",
+    "WrongEmailCode",
     "create_app",
     "current_user",
     "require_auth",

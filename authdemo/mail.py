@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
@@ -71,11 +72,12 @@ class EmailCodeLocked(WrongEmailCode):
 class EmailNotVerified(AuthError):
     """The password was right, but the account's address is not verified yet."""
 
-    def __init__(self, user_id: int | None = None) -> None:
+    def __init__(self, email: str | None = None) -> None:
         super().__init__(
             "Confirm your e-mail address first: enter the code we sent you, or ask for a new one."
         )
-        self.user_id = user_id
+        self.email = email
+        """The address the code went to (told only after a right password)."""
 
 
 class MailThrottled(AuthError):
@@ -164,6 +166,16 @@ class EmailPolicy:
     mails_per_network: int = 20
     """Mail requests one client network may make per window."""
     signups_per_network: int = 10
+    codes_per_network: int = 30
+    """Codes one client network may enter per window (on top of each code's own tries)."""
+    signup_open: bool = False
+    """``AUTHDEMO_SIGNUP=open``: anyone may make an account."""
+    mail_available: bool = False
+    """Mail can be sent (SMTP, or the demo's console): without it, sign-up, resets and
+    changes of address are unavailable."""
+    answer_floor: timedelta = timedelta(milliseconds=300)
+    """The least time an answer that must not tell known from unknown addresses takes:
+    both kinds do the same work, and the reply waits until this much time has passed."""
 
     def __post_init__(self) -> None:
         if not timedelta(0) < self.code_ttl <= timedelta(minutes=15):
@@ -201,3 +213,24 @@ def backoff(attempts: int) -> timedelta:
     """How long after the ``attempts``-th failure the next try waits: 2 s doubling, at
     most 5 minutes."""
     return timedelta(seconds=min(300, 2 ** min(attempts, 9)))
+
+
+def compose(mail: OutgoingMail, sender: str, message_id: str) -> EmailMessage:
+    """The message as sent: plain text first, HTML as its alternative."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+def message_id(mail_id: int, created_at: datetime, sender: str) -> str:
+    """The same for every attempt at one outbox row: a mail delivered twice (a sender
+    that stopped between the server's acceptance and marking the row sent) carries one
+    Message-ID, which mail clients show once."""
+    domain = sender.rpartition("@")[2] or "authdemo.invalid"
+    return f"<authdemo.{mail_id}.{int(created_at.timestamp())}@{domain}>"

@@ -54,6 +54,16 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user
+from .mail import (
+    EmailCodeLocked,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidEmail,
+    MailThrottled,
+    MailUnavailable,
+    SignupClosed,
+    WrongEmailCode,
+)
 from .service import Enrolment, MfaStatus, UserSummary
 from .ui import components as _components
 from .ui.bridge import RootConstructor
@@ -116,13 +126,19 @@ __all__ = [
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "EmailCodeLocked",
+    "EmailNotVerified",
+    "EmailTaken",
     "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
+    "InvalidEmail",
     "InvalidPassword",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
+    "MailThrottled",
+    "MailUnavailable",
     "MfaStateConflict",
     "MfaStatus",
     "MfaUnavailable",
@@ -138,6 +154,7 @@ __all__ = [
     "SessionList",
     "Settings",
     "SignedIn",
+    "SignupClosed",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
@@ -148,6 +165,7 @@ __all__ = [
     "User",
     "UserSummary",
     "UsernameTaken",
+    "WrongEmailCode",
     "create_app",
     "current_user",
     "require_auth",

@@ -19,6 +19,8 @@ from ..bootstrap import (
     Runtime,
     check_database,
     describe_database,
+    describe_mail,
+    mail_sender,
     start_runtime,
 )
 from ..broadcast import BroadcastFollower
@@ -135,6 +137,7 @@ def create_app(
         # one line, before any worker starts (a worker's refusal is a traceback, and the
         # main process would wait on for a worker that never comes).
         if not Sanic.test_mode:
+            log.info("%s", describe_mail(settings))
             try:
                 await check_database(settings)
             except SchemaNotReady as error:
@@ -170,6 +173,8 @@ def create_app(
             app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
         elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
+        if (sender := mail_sender(settings, rt, clock=clock)) is not None:  # the mail outbox
+            app.ctx.background.append(loop.create_task(sender.run()))
 
     @app.exception(StorageUnavailable)
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:

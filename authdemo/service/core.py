@@ -39,6 +39,7 @@ from ..domain import (
     username_key,
 )
 from ..events import EventBus, EventKind, SessionEvent, publish_quietly
+from ..mail import EmailPolicy
 from ..mfa import SecondFactorPolicy, SecretBox
 from ..ports import UnitOfWork, UnitOfWorkFactory
 from ..security import PasswordHasher, TokenCodec
@@ -48,6 +49,8 @@ log = logging.getLogger("authdemo.auth")
 OPERATOR = ClientInfo("cli", "authdemo command line")
 BROADCAST_RETENTION = timedelta(hours=1)
 AUDIT_RETENTION = timedelta(days=90)
+MAIL_RETENTION = timedelta(days=1)
+"""How long outbox rows stay (sent, or still failing: every code in them expired long ago)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,14 @@ class PurgeReport:
     """Audit rows deleted for being older than the retention (``AUTHDEMO_AUDIT_RETENTION``)."""
     mfa_pending: int = 0
     """Expired second steps and two-factor setups that were never confirmed."""
+    unverified_accounts: int = 0
+    """Accounts made by sign-up whose address was not confirmed in time."""
+    email_codes: int = 0
+    """Mailed codes past their expiry."""
+    rate_limits: int = 0
+    """Limit counters whose window ended."""
+    mails: int = 0
+    """Outbox rows older than the mail retention (delivered, or given up)."""
 
 
 class ServiceCore:
@@ -132,6 +143,7 @@ class ServiceCore:
         mfa_box: SecretBox | None = None,
         second_factor: SecondFactorPolicy | None = None,
         issuer: str = "authdemo",
+        email: EmailPolicy | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -149,6 +161,7 @@ class ServiceCore:
         self.second_factor = second_factor or SecondFactorPolicy()
         self.issuer = issuer
         """The name authenticator apps show next to the account."""
+        self.email = email or EmailPolicy()
 
     def now(self) -> datetime:
         return self._clock.now()
