@@ -70,6 +70,7 @@ from .ui.bridge import RootConstructor
 from .ui.connection import SecondStep
 from .ui.hooks import (
     Auth,
+    EmailControls,
     SessionControls,
     SessionData,
     TwoFactorControls,
@@ -105,6 +106,10 @@ AccountPage = _made_by_reactpy(_components.AccountPage)
 ChangePassword = _made_by_reactpy(_components.ChangePassword)
 SessionList = _made_by_reactpy(_components.SessionList)
 TwoFactorSettings = _made_by_reactpy(_components.TwoFactorSettings)
+EmailSettings = _made_by_reactpy(_components.EmailSettings)
+SignUpForm = _made_by_reactpy(_components.SignUpForm)
+VerifyEmailForm = _made_by_reactpy(_components.VerifyEmailForm)
+ResetPasswordForms = _made_by_reactpy(_components.ResetPasswordForms)
 
 
 def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
@@ -127,7 +132,9 @@ __all__ = [
     "ConfigError",
     "CookieRequired",
     "EmailCodeLocked",
+    "EmailControls",
     "EmailNotVerified",
+    "EmailSettings",
     "EmailTaken",
     "Enrolment",
     "InvalidCode",
@@ -144,6 +151,7 @@ __all__ = [
     "MfaUnavailable",
     "NotSignedIn",
     "RequireAuth",
+    "ResetPasswordForms",
     "SchemaNotReady",
     "SecondFactorRequired",
     "SecondStep",
@@ -153,6 +161,7 @@ __all__ = [
     "SessionDataTooLarge",
     "SessionList",
     "Settings",
+    "SignUpForm",
     "SignedIn",
     "SignupClosed",
     "StorageRefused",
@@ -165,6 +174,7 @@ __all__ = [
     "User",
     "UserSummary",
     "UsernameTaken",
+    "VerifyEmailForm",
     "WrongEmailCode",
     "create_app",
     "current_user",

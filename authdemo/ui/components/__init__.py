@@ -1,6 +1,7 @@
 """The components, one module per component (``from authdemo.ui.components import X``).
 
 - ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``.
+- ``email``: sign-up, its code, "forgot password", and the address card.
 - ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
   ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
 - ``notepad``, ``demo``: the demo app (``DemoApp``) and its session-data example.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .account import AccountPage
 from .demo import DemoApp, SignedInView
+from .email import EmailSettings, ResetPasswordForms, SignUpForm, VerifyEmailForm
 from .forms import account_field, code_field, field, form_values
 from .guard import RequireAuth, require_auth
 from .login import LoginForm, SecondStepForm, use_insecure_origin
@@ -25,13 +27,17 @@ __all__ = [
     "AccountPage",
     "ChangePassword",
     "DemoApp",
+    "EmailSettings",
     "LoginForm",
     "Notepad",
     "RequireAuth",
+    "ResetPasswordForms",
     "SecondStepForm",
     "SessionList",
+    "SignUpForm",
     "SignedInView",
     "TwoFactorSettings",
+    "VerifyEmailForm",
     "account_field",
     "code_field",
     "describe_agent",

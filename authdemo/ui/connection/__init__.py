@@ -7,6 +7,7 @@ invariants it keeps:
 - ``lifecycle``: entering and leaving a session, timers, re-checks, followed events,
   the check before each UI event.
 - ``signin``: the password, the second step, signing out.
+- ``email``: sign-up and its code, "forgot password", a new address.
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 from .account import AccountActions
 from .data import DataWrites
-from .signin import SignInFlow
+from .email import EmailFlow
 from .state import AuthState, SecondStep
 
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(SignInFlow, AccountActions, DataWrites):
+class LiveSession(EmailFlow, AccountActions, DataWrites):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:
