@@ -137,7 +137,6 @@ def create_app(
         # one line, before any worker starts (a worker's refusal is a traceback, and the
         # main process would wait on for a worker that never comes).
         if not Sanic.test_mode:
-            log.info("%s", describe_mail(settings))
             try:
                 await check_database(settings)
             except SchemaNotReady as error:
@@ -173,7 +172,9 @@ def create_app(
             app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
         elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
-        if (sender := mail_sender(settings, rt, clock=clock)) is not None:  # the mail outbox
+        # The mail outbox: this worker's sender, and one line on where mail goes.
+        log.info("%s", describe_mail(settings))
+        if (sender := mail_sender(settings, rt, clock=clock)) is not None:
             app.ctx.background.append(loop.create_task(sender.run()))
 
     @app.exception(StorageUnavailable)

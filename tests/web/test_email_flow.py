@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ import pytest
 from authdemo.config import Settings
 from authdemo.domain import ClientInfo, InvalidCredentials
 from authdemo.ui.components.email import SENT
+from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient
 from tests.support.live import Live
+from tests.support.mfa import MFA_KEY, code_at, enrol
+from tests.support.mfa import PASSWORD as MFA_PASSWORD
 from tests.support.smtp import SmtpServer
 from tests.web.test_login_flow import cookie, first_visit
 
@@ -37,7 +41,13 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def settings(settings: Settings, smtp: SmtpServer) -> Settings:
-    return replace(settings, signup=True, smtp_url=smtp.url, mail_from="noreply@example.org")
+    return replace(
+        settings,
+        signup=True,
+        smtp_url=smtp.url,
+        mail_from="noreply@example.org",
+        mfa_keys=(MFA_KEY,),
+    )
 
 
 async def browser(live: Live) -> IdomClient:
@@ -147,6 +157,8 @@ async def test_a_new_address_from_the_account_view(live: Live, smtp: SmtpServer)
         await tab.submit("email-code-form", {"code": code})
         await tab.wait_for_id("email-notice")
         await tab.wait_for(lambda c: "alice@new.example" in (c.text("email-current") or ""))
+        assert tab.find("email-form") is not None  # ready for another change
+        assert tab.find("email-code-form") is None
     deadline = time.monotonic() + 10
     while len(smtp.inbox) < 2:  # the notice to the old address
         assert time.monotonic() < deadline
@@ -163,3 +175,30 @@ async def test_without_mail_the_form_offers_neither_reset_nor_sign_up(
     async with await browser(live) as tab:
         await tab.wait_for_id("login-form")
         assert tab.find("forgot-password") is None and tab.find("show-signup") is None
+
+
+async def test_a_reset_of_a_two_factor_account_asks_for_a_code_from_the_app(
+    live: Live, smtp: SmtpServer, app_clock: FakeClock
+) -> None:
+    service = live.app.ctx.service
+    await service.create_user_with_email("alice", MFA_PASSWORD, "alice@example.org")
+    secret, _ = await enrol(service, "alice")
+    app_clock.advance(timedelta(seconds=30))
+    async with await browser(live) as tab:
+        await tab.click("forgot-password")
+        await tab.wait_for_id("reset-request-form")
+        await tab.submit("reset-request-form", {"email": "alice@example.org"})
+        await tab.wait_for_id("reset-form")
+        code = await next_code(smtp, 0, "alice@example.org")
+        await tab.submit("reset-form", {"code": code, "password": NEW_PASSWORD})
+        await tab.wait_for_id("reset-second-factor")
+        assert "two-factor" in (tab.text("reset-error") or "")
+        await tab.submit(
+            "reset-form",
+            {
+                "code": code,
+                "password": NEW_PASSWORD,
+                "second_factor": code_at(secret, app_clock.now()),
+            },
+        )
+        await tab.wait_for_id("greeting")
