@@ -49,3 +49,12 @@ def test_the_sql_overhead_bench_measures_every_layer() -> None:
     layers += ["PostgreSQL", "asyncpg"] if postgres else []
     assert all(layer in result.stdout for layer in layers), result.stdout
     assert result.stdout.count("µs CPU per statement") == (9 if postgres else 5), result.stdout
+
+
+def test_the_reset_timing_bench_compares_known_and_unknown_addresses() -> None:
+    argv = [sys.executable, "-m", "bench.reset_timing", "--rounds", "3"]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("floor")]
+    assert len(lines) == 2, result.stdout
+    assert all("known" in line and "unknown" in line and "difference" in line for line in lines)
