@@ -341,6 +341,11 @@ class EmailRepository(Protocol):
         """Delete up to ``limit`` accounts made by sign-up and never verified in time."""
         ...
 
+    async def drop_unverified(self, user_id: int) -> bool:
+        """Delete the account if it is one made by sign-up and not verified (a new
+        sign-up with its address replaces it); False otherwise."""
+        ...
+
     async def put_code(
         self,
         user_id: int,

@@ -75,6 +75,13 @@ class SqlEmailRepository:
         )
         return _rowcount(result)
 
+    async def drop_unverified(self, user_id: int) -> bool:
+        result = await self._s.execute(
+            delete(UserRow).where(UserRow.id == user_id, UserRow.signup_expires_at.is_not(None)),
+            execution_options={"synchronize_session": False},
+        )
+        return _rowcount(result) == 1
+
     async def put_code(
         self,
         user_id: int,

@@ -160,6 +160,12 @@ class EmailAccounts(TwoFactor):
         try:
             async with self._uow(write=True) as tx:
                 taken_by = await tx.emails.find_user(key)
+                if taken_by is not None and taken_by.awaiting_verification:
+                    # Nobody proved this address yet: the newest sign-up with it wins, so
+                    # a stranger's sign-up cannot keep its owner out until it expires.
+                    await tx.users.lock(taken_by.id)
+                    if await tx.emails.drop_unverified(taken_by.id):
+                        taken_by = None
                 if taken_by is None and await tx.users.get_by_key(name_key) is None:
                     user = await tx.users.add(display, name_key, hashed, now)
                     await tx.emails.set_email(

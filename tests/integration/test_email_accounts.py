@@ -158,6 +158,18 @@ async def test_a_taken_address_or_name_gets_the_same_answer_and_a_mail_that_says
     assert [s.user.username for s in await rt.service.list_users()] == ["ann", "cat"]
 
 
+async def test_a_new_sign_up_with_an_unverified_address_replaces_the_old_one(
+    rt: Runtime,
+) -> None:
+    first = await sign_up(rt, "ann@example.org", "squatter")
+    second = await sign_up(rt, "ann@example.org", "ann")
+    cookie = hash_token(rt.service.new_token())
+    with pytest.raises(WrongEmailCode):  # the first sign-up is gone with its code
+        await rt.service.verify_email("ann@example.org", first, cookie, CLIENT)
+    await rt.service.verify_email("ann@example.org", second, cookie, CLIENT)
+    assert [s.user.username for s in await rt.service.list_users()] == ["ann"]
+
+
 async def test_sign_up_is_closed_by_default_and_needs_mail(
     settings: Settings, clock: FakeClock
 ) -> None:

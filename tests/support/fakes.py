@@ -581,6 +581,16 @@ class FakeEmails:
                 del self.t.codes[code_key]
         return len(doomed)
 
+    async def drop_unverified(self, user_id: int) -> bool:
+        found = self.t.users.get(user_id)
+        if found is None or found[0].signup_expires_at is None:
+            return False
+        del self.t.users[user_id]
+        self.t.email_keys.pop(user_id, None)
+        for code_key in [k for k in self.t.codes if k[0] == user_id]:
+            del self.t.codes[code_key]
+        return True
+
     async def put_code(
         self,
         user_id: int,
