@@ -647,10 +647,10 @@ class Settings:
         ui_name("AUTHDEMO_UI", self.ui)
         self.smtp_target()
         if self.mail_from:
-            from .mail import InvalidEmail, normalize_email
+            from .mail import InvalidEmail, sender_address
 
             try:
-                normalize_email(self.mail_from)
+                sender_address(self.mail_from)
             except InvalidEmail as error:
                 raise ConfigError(f"AUTHDEMO_MAIL_FROM: {error}") from None
 

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
@@ -228,9 +229,18 @@ def compose(mail: OutgoingMail, sender: str, message_id: str) -> EmailMessage:
     return message
 
 
+def sender_address(sender: str) -> str:
+    """The address of a From: ``Name <a@example.org>`` or ``a@example.org``."""
+    name, address = parseaddr(sender)
+    if not address or (name and "<" not in sender):
+        raise InvalidEmail(f"{sender!r} is neither an address nor Name <address>.")
+    return normalize_email(address)[0]
+
+
 def message_id(mail_id: int, created_at: datetime, sender: str) -> str:
     """The same for every attempt at one outbox row: a mail delivered twice (a sender
     that stopped between the server's acceptance and marking the row sent) carries one
     Message-ID, which mail clients show once."""
-    domain = sender.rpartition("@")[2] or "authdemo.invalid"
+    address = parseaddr(sender)[1]
+    domain = address.rpartition("@")[2] or "authdemo.invalid"
     return f"<authdemo.{mail_id}.{int(created_at.timestamp())}@{domain}>"
