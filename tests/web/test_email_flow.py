@@ -16,6 +16,7 @@ import pytest
 
 from authdemo.config import Settings
 from authdemo.domain import ClientInfo, InvalidCredentials
+from authdemo.events import EventKind, SessionEvent
 from authdemo.ui.components.email import SENT
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient
@@ -136,11 +137,18 @@ async def test_reset_says_the_same_for_any_address_and_signs_out_every_other_ses
             assert tab.text("reset-sent") == unknown == SENT
             assert "no account has this address" in await mail_text(smtp, 0, "nobody@example.org")
             code = await next_code(smtp, 1, "alice@example.org")
+            revoked_at: list[float] = []
+
+            def note(event: SessionEvent) -> None:  # published as the reset commits
+                if event.kind == EventKind.REVOKED and event.reason == "password_changed":
+                    revoked_at.append(time.monotonic())
+
+            live.app.ctx.events.subscribe_all(note)
             await tab.submit("reset-form", {"code": code, "password": NEW_PASSWORD})
-            started = time.monotonic()
             await tab.wait_for_id("greeting")
             await other.wait_for_id("signed-out-reason")
-            assert time.monotonic() - started < 1.0
+            assert revoked_at, "the reset revoked nothing"
+            assert time.monotonic() - revoked_at[0] < 1.0
     with pytest.raises(InvalidCredentials):  # the old password no longer works
         await service.login("x" * 64, "alice", PASSWORD, ClientInfo())
 
