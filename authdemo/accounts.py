@@ -78,13 +78,29 @@ class Accounts:
 
     # --- users ------------------------------------------------------------------------
 
-    async def create_user(self, username: str, password: str) -> User:
-        """Create an active user (audited: ``user_created``).
+    async def create_user(self, username: str, password: str, *, email: str | None = None) -> User:
+        """Create an active user (audited: ``user_created``), with the e-mail address
+        ``email`` if given — counted as verified: the caller vouches for it.
 
         Raises ``InvalidUsername`` (letters, digits and ``. _ - @ +`` only, at most 64),
         ``InvalidPassword`` (outside the policy: 8 to 1024 characters, no control
-        characters), ``UsernameTaken`` (case-insensitively)."""
+        characters), ``UsernameTaken`` (case-insensitively), ``InvalidEmail``,
+        ``EmailTaken`` (another account has the address; nothing was created)."""
+        if email is not None:
+            return await self._service.create_user_with_email(username, password, email)
         return await self._service.create_user(username, password)
+
+    async def set_email(self, username: str, email: str | None) -> User:
+        """Give the user this e-mail address (counted as verified), or none (``None``);
+        a change of address the user had started is void (audited: ``email_changed``).
+        Returns the user as changed.
+
+        Raises ``UnknownUser``, ``InvalidEmail``, ``EmailTaken`` (nothing changed)."""
+        return await self._service.set_email(username, email)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with this address (any case), or None. Raises ``InvalidEmail``."""
+        return await self._service.find_user_by_email(email)
 
     async def get_user(self, username: str) -> User:
         """The user named ``username``. Raises ``UnknownUser``."""

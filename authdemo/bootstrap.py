@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,10 +18,14 @@ from .db.schema import check_schema
 from .db.uow import SqlUnitOfWorkFactory
 from .domain import Clock, SessionPolicy, SystemClock, ThrottlePolicy
 from .events import InProcessEventBus
+from .mail import EmailPolicy
 from .mfa import SecretBox
 from .permissions import PermissionRegistry
 from .security import Argon2Hasher, PasswordHasher, TokenCodec
 from .service import AuthService, ensure_token_key
+
+if TYPE_CHECKING:
+    from .service.outbox import MailSender
 
 HasherFactory = Callable[[Settings], PasswordHasher]
 
@@ -36,6 +40,10 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
         address_threshold=settings.throttle_address_failures,
         cap=settings.throttle_max_block,
     )
+
+
+def email_policy(settings: Settings) -> EmailPolicy:
+    return EmailPolicy(signup_open=settings.signup, mail_available=settings.mail_available)
 
 
 def session_policy(settings: Settings) -> SessionPolicy:
@@ -118,9 +126,52 @@ async def start_runtime(
         audit_retention=settings.audit_retention,
         mfa_box=SecretBox(settings.mfa_keys) if settings.mfa_keys else None,
         permissions=permissions,
+        email=email_policy(settings),
     )
     listen = settings.listener_url if engine.dialect.name == "postgresql" else None
     return Runtime(engine, uow, events, hasher, service, listen)
+
+
+def mail_sender(
+    settings: Settings, rt: Runtime, *, clock: Clock | None = None
+) -> MailSender | None:
+    """This worker's outbox sender: to ``AUTHDEMO_SMTP_URL``, or the console on the demo
+    path; None when mail cannot go anywhere (sign-up and reset are then unavailable).
+    Mails the service writes in this process wake it at once."""
+    from .service.outbox import MailSender
+    from .smtp import ConsoleTransport, SmtpTransport
+
+    target = settings.smtp_target()
+    if target is not None:
+        transport: ConsoleTransport | SmtpTransport = SmtpTransport(target)
+    elif settings.mail_console:
+        transport = ConsoleTransport()
+    else:
+        return None
+    sender = MailSender(rt.uow, transport, mail_from(settings), clock or SystemClock())
+    rt.service.mail_hook = sender.wake
+    return sender
+
+
+def mail_from(settings: Settings) -> str:
+    """``AUTHDEMO_MAIL_FROM``, else ``authdemo@`` the SMTP host (``authdemo@localhost``)."""
+    if settings.mail_from:
+        return settings.mail_from
+    target = settings.smtp_target()
+    return f"authdemo@{target.host if target is not None else 'localhost'}"
+
+
+def describe_mail(settings: Settings) -> str:
+    """The start-up line about mail: where it goes, or what is unavailable without it."""
+    target = settings.smtp_target()
+    if target is not None:
+        return f"mail: sending through {target.shown} as {mail_from(settings)}"
+    if settings.mail_console:
+        return "mail: AUTHDEMO_SMTP_URL is not set, so mails are printed here (demo only)"
+    return (
+        "mail: AUTHDEMO_SMTP_URL is not set, so sign-up and password reset by e-mail "
+        "are unavailable"
+    )
 
 
 async def check_database(settings: Settings) -> None:

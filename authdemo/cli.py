@@ -43,6 +43,7 @@ from .domain import (
     printable,
 )
 from .logs import LOG_FORMAT, EscapingFormatter
+from .mail import normalize_email
 from .mfa import SecretBox, WeakMfaKey, parse_mfa_key
 from .permissions import Permission, Role
 from .service import PurgeReport, ResealReport, UserSummary
@@ -165,6 +166,10 @@ def run(host: str, port: int, workers: int, debug: bool, ui: UiName | None) -> N
     settings = load_settings()
     if ui is not None:
         settings = replace(settings, ui=ui)
+    if settings.smtp_url is None:
+        # The demo path: without SMTP, sign-up and reset can still be tried, their mails
+        # printed to this console (an app of its own has no such fallback).
+        settings = replace(settings, mail_console=True)
     check_ui_installed(settings.ui)
     # Refuse to start on a missing or unmigrated database; say so if the connections
     # this host will open do not fit what PostgreSQL has left.
@@ -349,21 +354,48 @@ def one_log_format(*, debug: bool) -> None:
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
 )
-def create_user(username: str, password_stdin: bool) -> None:
+@click.option(
+    "--email",
+    metavar="ADDRESS",
+    help="The user's e-mail address (counted as verified: you vouch for it).",
+)
+def create_user(username: str, password_stdin: bool, email: str | None) -> None:
     """Create a user; the password is prompted for twice (hidden)."""
     settings = load_settings()
     try:
         display, _ = normalize_username(username)
+        address = normalize_email(email)[0] if email is not None else None
     except AuthError as error:
         raise Refused(str(error)) from None
     password = read_new_password(password_stdin)
     check_or_refuse(password)
 
     async def create(accounts: Accounts) -> None:
-        await accounts.create_user(display, password)
+        await accounts.create_user(display, password, email=address)
 
     with_accounts(settings, create)
-    click.echo(f"Created user {display!r}.")
+    click.echo(f"Created user {display!r}" + (f" with the address {address}." if address else "."))
+
+
+@main.command("set-email")
+@click.argument("username")
+@click.argument("address", required=False)
+@click.option("--remove", is_flag=True, help="Remove the user's address instead.")
+def set_email(username: str, address: str | None, remove: bool) -> None:
+    """Set a user's e-mail address (counted as verified), or remove it with --remove."""
+    if (address is None) != remove:
+        raise Refused("Give either an ADDRESS or --remove.")
+    settings = load_settings()
+    try:
+        shown = normalize_email(address)[0] if address is not None else None
+    except AuthError as error:
+        raise Refused(str(error)) from None
+
+    async def act(accounts: Accounts) -> str:
+        return (await accounts.set_email(username, shown)).username
+
+    name = with_accounts(settings, act)
+    click.echo(f"Address of {name!r} set to {shown}." if shown else f"Address of {name!r} removed.")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -461,10 +493,20 @@ def list_users() -> None:
             ",".join(u.roles) or "-",
             when(u.user.created_at),
             when(u.user.password_changed_at),
+            (u.user.email or "-") + (" (unverified)" if u.user.awaiting_verification else ""),
         ]
         for u in users
     ]
-    headers = ["USER", "STATUS", "SESSIONS", "2FA", "ROLES", "CREATED (UTC)", "PASSWORD SET (UTC)"]
+    headers = [
+        "USER",
+        "STATUS",
+        "SESSIONS",
+        "2FA",
+        "ROLES",
+        "CREATED (UTC)",
+        "PASSWORD SET (UTC)",
+        "EMAIL",
+    ]
     click.echo(table(headers, rows))
 
 
@@ -723,7 +765,8 @@ def revoke_sessions(username: str) -> None:
 @main.command("purge-expired")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def purge_expired(batch: int) -> None:
-    """Delete expired sessions, tickets, stale throttle rows and old audit rows, in batches.
+    """Delete expired sessions, tickets, stale throttle rows, old audit rows, expired codes,
+    unverified sign-ups and old mails, in batches.
 
     Safe while the server runs: each batch is its own short transaction.
     """
@@ -744,6 +787,12 @@ def purge_expired(batch: int) -> None:
             if report.mfa_pending
             else ""
         )
+        + (
+            f" {ended(report.unverified_accounts, 'unverified sign-up')} purged."
+            if report.unverified_accounts
+            else ""
+        )
+        + (f" {ended(report.mails, 'old mail')} purged." if report.mails else "")
     )
 
 

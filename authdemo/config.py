@@ -10,7 +10,10 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+if TYPE_CHECKING:
+    from .smtp import SmtpTarget
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///authdemo.db"
 DEFAULT_POOL = -1
@@ -362,6 +365,14 @@ UiName = Literal["idom", "reactpy"]
 UI_NAMES: tuple[UiName, ...] = ("idom", "reactpy")
 
 
+def signup_mode(name: str, raw: str) -> bool:
+    """``open`` (anyone may sign up) or ``closed`` (only operators make accounts)."""
+    value = raw.strip().lower()
+    if value in ("open", "closed"):
+        return value == "open"
+    raise ConfigError(f"{name}={raw!r}: use open or closed")
+
+
 def ui_name(name: str, raw: str) -> UiName:
     """``idom`` or ``reactpy`` (any case, spaces ignored)."""
     value = raw.strip().lower()
@@ -447,6 +458,15 @@ class Settings:
     mfa_keys: tuple[bytes, ...] = ()
     """``AUTHDEMO_MFA_KEY``: the key that seals two-factor secrets first, then older ones
     that still open them (a rotation). Empty: two-factor sign-in cannot be turned on."""
+    signup: bool = False
+    """``AUTHDEMO_SIGNUP=open``: visitors may make accounts (with a verified address)."""
+    smtp_url: str | None = None
+    """``AUTHDEMO_SMTP_URL``: where mail goes (``authdemo.smtp``); None: no SMTP."""
+    mail_from: str = ""
+    """``AUTHDEMO_MAIL_FROM``: the From of every mail (default ``authdemo@`` the SMTP host)."""
+    mail_console: bool = False
+    """Without SMTP, write mails to the console (the demo's ``authdemo run`` sets it):
+    never on a real deployment."""
 
     def __post_init__(self) -> None:
         # Built in code, a field of the wrong type would fail later, far from its cause
@@ -569,6 +589,9 @@ class Settings:
             ),
             ui=ui_name("AUTHDEMO_UI", get("AUTHDEMO_UI") or defaults.ui),
             mfa_keys=mfa_keys,
+            signup=signup_mode("AUTHDEMO_SIGNUP", get("AUTHDEMO_SIGNUP") or "closed"),
+            smtp_url=get("AUTHDEMO_SMTP_URL"),
+            mail_from=get("AUTHDEMO_MAIL_FROM") or "",
         )
         settings.validate()
         return settings
@@ -622,6 +645,27 @@ class Settings:
         check_page_title("AUTHDEMO_PAGE_TITLE", self.page_title)
         check_cookie_name("AUTHDEMO_COOKIE_NAME", self.cookie_name)
         ui_name("AUTHDEMO_UI", self.ui)
+        self.smtp_target()
+        if self.mail_from:
+            from .mail import InvalidEmail, sender_address
+
+            try:
+                sender_address(self.mail_from)
+            except InvalidEmail as error:
+                raise ConfigError(f"AUTHDEMO_MAIL_FROM: {error}") from None
+
+    def smtp_target(self) -> SmtpTarget | None:
+        """``smtp_url`` parsed (raises ConfigError), None when no SMTP is set."""
+        if self.smtp_url is None:
+            return None
+        from .smtp import parse_smtp_url
+
+        return parse_smtp_url("AUTHDEMO_SMTP_URL", self.smtp_url)
+
+    @property
+    def mail_available(self) -> bool:
+        """Mail can go out: by SMTP, or to the console (the demo)."""
+        return self.smtp_url is not None or self.mail_console
 
     def csp_sources(self) -> dict[str, tuple[str, ...]]:
         """``csp_extra``, parsed and validated (raises ConfigError)."""

@@ -317,6 +317,15 @@ class User:
     password_changed_at: datetime
     credential_epoch: int = 0
     """Bumped by every password change, disable and "end all sessions"."""
+    email: str | None = None
+    """The account's (verified) address, if it has one."""
+    email_verified_at: datetime | None = None
+    signup_expires_at: datetime | None = None
+    """Made by sign-up and not verified yet: it cannot sign in, and goes at this time."""
+
+    @property
+    def awaiting_verification(self) -> bool:
+        return self.signup_expires_at is not None
 
 
 @dataclass(frozen=True)
@@ -567,6 +576,13 @@ class AuditKind(StrEnum):
     ROLE_DELETED = "role_deleted"
     ROLE_GRANTED = "role_granted"
     ROLE_REVOKED = "role_revoked"
+    SIGNUP = "signup"
+    EMAIL_VERIFIED = "email_verified"
+    EMAIL_CODE_SENT = "email_code_sent"
+    EMAIL_CODE_FAILED = "email_code_failed"
+    EMAIL_CHANGED = "email_changed"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
+    MAIL_THROTTLED = "mail_throttled"
 
 
 @dataclass(frozen=True)

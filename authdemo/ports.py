@@ -4,12 +4,13 @@ tests implement it with fakes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
+from .mail import CodePurpose, EmailCode, OutgoingMail, QueuedMail
 from .mfa import Challenge, MfaRecord
 from .permissions import Role
 
@@ -357,6 +358,107 @@ class RoleRepository(Protocol):
         ...
 
 
+class EmailRepository(Protocol):
+    """Addresses on users (unique by their key), and the codes mailed to prove them.
+
+    A code is spent by one conditional ``DELETE`` (right digest, not expired, tries
+    left): of two workers redeeming it at once, exactly one deletes the row."""
+
+    async def find_user(self, email_key: str) -> User | None: ...
+
+    async def set_email(
+        self,
+        user_id: int,
+        email: str | None,
+        email_key: str | None,
+        verified_at: datetime | None,
+        *,
+        signup_expires_at: datetime | None = None,
+    ) -> None:
+        """Store the user's address (None: remove it); ``EmailTaken`` when another
+        account has the key."""
+        ...
+
+    async def mark_verified(self, user_id: int, now: datetime) -> bool:
+        """The address of an account made by sign-up is verified: it may sign in from now
+        on. False when the account is not awaiting verification (any more)."""
+        ...
+
+    async def purge_unverified(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` accounts made by sign-up and never verified in time."""
+        ...
+
+    async def drop_unverified(self, user_id: int) -> bool:
+        """Delete the account if it is one made by sign-up and not verified (a new
+        sign-up with its address replaces it); False otherwise."""
+        ...
+
+    async def put_code(
+        self,
+        user_id: int,
+        purpose: CodePurpose,
+        email: str,
+        email_key: str,
+        code_digest: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Store a new code, replacing the user's previous one for ``purpose``."""
+        ...
+
+    async def get_code(self, user_id: int, purpose: CodePurpose) -> EmailCode | None: ...
+
+    async def spend_code(self, code_id: int, code_digest: str, now: datetime, tries: int) -> bool:
+        """``DELETE … WHERE id AND digest AND expires_at > now AND tries < :tries``:
+        True for the one caller that did."""
+        ...
+
+    async def count_wrong(self, code_id: int, tries: int) -> int | None:
+        """One more wrong try on the code (while below ``tries``); the count after it,
+        or None when the code is gone or void already."""
+        ...
+
+    async def drop_codes(self, user_id: int, purpose: CodePurpose | None = None) -> None: ...
+
+    async def purge_codes(self, now: datetime, limit: int) -> int: ...
+
+
+class RateLimitRepository(Protocol):
+    async def hit(self, key: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        """Count one event for ``key`` in its fixed window (a new window starts when the
+        last one ended), in one statement; the count so far and when the window ends."""
+        ...
+
+    async def purge(self, now: datetime, limit: int) -> int: ...
+
+
+class MailOutbox(Protocol):
+    """Mails waiting to be sent. A sender claims due rows for a lease (no other sender
+    takes them meanwhile), then marks each sent or failed — only under its own claim."""
+
+    async def add(self, mail: OutgoingMail, now: datetime) -> int: ...
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, claim: str, limit: int
+    ) -> list[QueuedMail]: ...
+
+    async def mark_sent(self, mail_id: int, claim: str, now: datetime) -> bool: ...
+
+    async def mark_failed(
+        self, mail_id: int, claim: str, error: str, next_attempt_at: datetime
+    ) -> bool: ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest unsent mail is due (or its lease ends), None when none waits."""
+        ...
+
+    async def pending(self) -> int: ...
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` rows created before ``before`` (sent, or given up)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     sessions: SessionRepository
@@ -367,6 +469,9 @@ class UnitOfWork(Protocol):
     broadcasts: BroadcastRepository
     mfa: MfaRepository
     roles: RoleRepository
+    emails: EmailRepository
+    limits: RateLimitRepository
+    outbox: MailOutbox
 
     async def __aenter__(self) -> Self: ...
 

@@ -54,6 +54,16 @@ from .domain import (
 from .http import app as _app
 from .http.app import AuthdemoApp
 from .http.current import current_user, has_permission
+from .mail import (
+    EmailCodeLocked,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidEmail,
+    MailThrottled,
+    MailUnavailable,
+    SignupClosed,
+    WrongEmailCode,
+)
 from .permissions import (
     BuiltInRole,
     InvalidPermission,
@@ -71,6 +81,7 @@ from .ui.bridge import RootConstructor
 from .ui.connection import SecondStep
 from .ui.hooks import (
     Auth,
+    EmailControls,
     SessionControls,
     SessionData,
     TwoFactorControls,
@@ -117,6 +128,10 @@ AdminPage = _made_by_reactpy(_components.AdminPage)
 ChangePassword = _made_by_reactpy(_components.ChangePassword)
 SessionList = _made_by_reactpy(_components.SessionList)
 TwoFactorSettings = _made_by_reactpy(_components.TwoFactorSettings)
+EmailSettings = _made_by_reactpy(_components.EmailSettings)
+SignUpForm = _made_by_reactpy(_components.SignUpForm)
+VerifyEmailForm = _made_by_reactpy(_components.VerifyEmailForm)
+ResetPasswordForms = _made_by_reactpy(_components.ResetPasswordForms)
 
 
 def require_auth(function: Callable[P, Any]) -> Callable[P, Component]:
@@ -140,15 +155,23 @@ __all__ = [
     "CodeThrottled",
     "ConfigError",
     "CookieRequired",
+    "EmailCodeLocked",
+    "EmailControls",
+    "EmailNotVerified",
+    "EmailSettings",
+    "EmailTaken",
     "Enrolment",
     "InvalidCode",
     "InvalidCredentials",
+    "InvalidEmail",
     "InvalidPassword",
     "InvalidPermission",
     "InvalidRoleName",
     "InvalidSessionData",
     "InvalidUsername",
     "LoginForm",
+    "MailThrottled",
+    "MailUnavailable",
     "MfaStateConflict",
     "MfaStatus",
     "MfaUnavailable",
@@ -157,6 +180,7 @@ __all__ = [
     "PermissionDenied",
     "RequireAuth",
     "RequirePermission",
+    "ResetPasswordForms",
     "Role",
     "RoleExists",
     "SchemaNotReady",
@@ -168,7 +192,9 @@ __all__ = [
     "SessionDataTooLarge",
     "SessionList",
     "Settings",
+    "SignUpForm",
     "SignedIn",
+    "SignupClosed",
     "StorageRefused",
     "StorageUnavailable",
     "Throttled",
@@ -181,6 +207,8 @@ __all__ = [
     "User",
     "UserSummary",
     "UsernameTaken",
+    "VerifyEmailForm",
+    "WrongEmailCode",
     "create_app",
     "current_user",
     "has_permission",

@@ -31,6 +31,7 @@ _TOKEN_RE = re.compile(rf"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$")
 _MAC_CONTEXT = b"authdemo session token v1\0"
 _NAME_CONTEXT = b"authdemo typed name v1\0"
 _RECOVERY_CONTEXT = b"authdemo recovery code\x00"
+_EMAIL_CODE_CONTEXT = b"authdemo e-mail code v1\0"
 _PADDING = "=" * (-TOKEN_LENGTH % 4)
 _CANONICAL_LAST = frozenset("AQgw")  # base64url digits whose low 4 bits are zero
 _CLOCK_SKEW = 300.0
@@ -153,6 +154,13 @@ class TokenCodec:
         """HMAC-SHA-256 (hex) of a normalised recovery code of ``user_id``: what is stored
         instead of the code. Bound to the user, and its own context."""
         message = _RECOVERY_CONTEXT + f"{user_id}:{code}".encode("ascii")
+        return self._hmac.digest(message).hex()
+
+    def email_code_digest(self, user_id: int, purpose: str, code: str) -> str:
+        """HMAC-SHA-256 (hex) of a mailed code: what is stored instead of it. Bound to
+        the user and the purpose (a reset code never verifies an address), its own
+        context."""
+        message = _EMAIL_CODE_CONTEXT + f"{user_id}:{purpose}:{code}".encode("ascii")
         return self._hmac.digest(message).hex()
 
 

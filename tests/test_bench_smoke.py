@@ -59,3 +59,12 @@ def test_the_permission_cost_bench_measures_every_row() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("µs per check") == 3, result.stdout
     assert "session re-read" in result.stdout
+
+
+def test_the_reset_timing_bench_compares_known_and_unknown_addresses() -> None:
+    argv = [sys.executable, "-m", "bench.reset_timing", "--rounds", "3"]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("floor")]
+    assert len(lines) == 2, result.stdout
+    assert all("known" in line and "unknown" in line and "difference" in line for line in lines)

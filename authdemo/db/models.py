@@ -66,6 +66,11 @@ class Base(DeclarativeBase):
 
 class UserRow(Base):
     __tablename__ = "authdemo_users"
+    __table_args__ = (
+        # An index, not a constraint: SQLite adds it without rebuilding the table.
+        Index("ix_authdemo_users_email_key", "email_key", unique=True),
+        Index("ix_authdemo_users_signup_expires_at", "signup_expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -79,6 +84,14 @@ class UserRow(Base):
     credential_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Bumped by every password change, disable and "end all sessions": a session may act
     only while it carries the current value."""
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    """The address as given (domain lower-cased); None: the account has none."""
+    email_key: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    """The address case-folded whole: what uniqueness and look-ups use."""
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    signup_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Set on an account made by sign-up until its address is verified: it cannot sign
+    in meanwhile, and ``purge-expired`` deletes it once this time has passed."""
 
 
 class SessionRow(Base):
@@ -293,3 +306,68 @@ class UserRoleRow(Base):
         Id, ForeignKey("authdemo_roles.id", ondelete="CASCADE"), primary_key=True
     )
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmailCodeRow(Base):
+    """A code mailed to prove an address (sign-up, reset, change of address): a keyed
+    digest only, short-lived, a few tries; one per user and purpose, so a new code
+    replaces the old one. Spent by one conditional ``DELETE``."""
+
+    __tablename__ = "authdemo_email_codes"
+    __table_args__ = (
+        UniqueConstraint("user_id", "purpose"),
+        Index("ix_authdemo_email_codes_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("authdemo_users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    """``verify`` (sign-up), ``reset`` (password), ``change`` (a new address)."""
+    email_key: Mapped[str] = mapped_column(String(254))
+    """The address the code was sent to (for a change: the new one, set once redeemed)."""
+    email: Mapped[str] = mapped_column(String(254))
+    code_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Wrong codes entered so far; the code is void at the limit."""
+
+
+class RateLimitRow(Base):
+    """Fixed-window counters shared by every worker and host (mails per address and per
+    network, sign-ups per network): a row per key, counted by one conditional statement."""
+
+    __tablename__ = "authdemo_rate_limits"
+    __table_args__ = (Index("ix_authdemo_rate_limits_window_ends_at", "window_ends_at"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MailRow(Base):
+    """The mail outbox: a row written in the transaction that causes the mail; a sender
+    claims it (``claimed_until``), delivers it and marks it sent, retrying with back-off."""
+
+    __tablename__ = "authdemo_mail_outbox"
+    __table_args__ = (
+        Index("ix_authdemo_mail_outbox_due", "sent_at", "next_attempt_at"),
+        Index("ix_authdemo_mail_outbox_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    """What the mail is for (``signup``, ``reset``, …): for logs; never its content."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """A sender holds the row until then; another may take it over afterwards."""
+    claim: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The holder's random claim id: only it may mark the row sent or failed."""
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(255), default="", server_default="")

@@ -64,6 +64,9 @@ def _user(row: UserRow) -> User:
         created_at=row.created_at,
         password_changed_at=row.password_changed_at,
         credential_epoch=row.credential_epoch,
+        email=row.email,
+        email_verified_at=row.email_verified_at,
+        signup_expires_at=row.signup_expires_at,
     )
 
 

@@ -16,7 +16,10 @@ from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
     AuditRepository,
     BroadcastRepository,
+    EmailRepository,
+    MailOutbox,
     MfaRepository,
+    RateLimitRepository,
     RoleRepository,
     SecretRepository,
     SessionRepository,
@@ -25,6 +28,7 @@ from ..ports import (
     UserRepository,
 )
 from .engine import WRITE_OPTION
+from .mail_repositories import SqlEmailRepository, SqlMailOutbox, SqlRateLimitRepository
 from .repositories import (
     SqlAuditRepository,
     SqlBroadcastRepository,
@@ -54,6 +58,9 @@ class SqlUnitOfWork:
     broadcasts: BroadcastRepository
     mfa: MfaRepository
     roles: RoleRepository
+    emails: EmailRepository
+    limits: RateLimitRepository
+    outbox: MailOutbox
 
     def __init__(
         self,
@@ -81,6 +88,9 @@ class SqlUnitOfWork:
         self.broadcasts = SqlBroadcastRepository(session)
         self.mfa = SqlMfaRepository(session)
         self.roles = SqlRoleRepository(session)
+        self.emails = SqlEmailRepository(session)
+        self.limits = SqlRateLimitRepository(session)
+        self.outbox = SqlMailOutbox(session)
         return self
 
     async def __aexit__(

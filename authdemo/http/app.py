@@ -20,6 +20,8 @@ from ..bootstrap import (
     Runtime,
     check_database,
     describe_database,
+    describe_mail,
+    mail_sender,
     start_runtime,
 )
 from ..broadcast import BroadcastFollower
@@ -179,6 +181,10 @@ def create_app(
             app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
         elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
+        # The mail outbox: this worker's sender, and one line on where mail goes.
+        log.info("%s", describe_mail(settings))
+        if (sender := mail_sender(settings, rt, clock=clock)) is not None:
+            app.ctx.background.append(loop.create_task(sender.run()))
 
     @app.exception(StorageUnavailable)
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:

@@ -10,6 +10,7 @@ at its top the invariants it keeps:
 - ``accounts``: users, and every change that ends access (epoch bumps, re-keying).
 - ``mfa``: two-factor sign-in's second step (codes, recovery codes, the code throttle).
 - ``mfa_settings``: turning two-factor sign-in on and off, operator reset, re-encryption.
+- ``email_accounts``: sign-up with a verified address, reset by mail, change of address.
 - ``data``: ``use_session()`` rows and writes.
 - ``follow``: the other tabs of a browser follow its sign-in, proven by its cookie.
 - ``maintenance``: the token key, the audit trail, purging.
@@ -32,10 +33,11 @@ from .core import (
     UserSummary,
 )
 from .data import SessionData
+from .email_accounts import EmailAccounts
 from .follow import Following
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
-from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport, TwoFactor
+from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport
 from .roles import Rights
 
 __all__ = [
@@ -57,5 +59,5 @@ __all__ = [
 ]
 
 
-class AuthService(TwoFactor, SessionData, Following, Maintenance, Rights):
+class AuthService(EmailAccounts, SessionData, Following, Maintenance, Rights):
     """Every use case of authentication, over one unit-of-work factory."""

@@ -39,6 +39,7 @@ from ..domain import (
     username_key,
 )
 from ..events import EventBus, EventKind, SessionEvent, publish_quietly
+from ..mail import EmailPolicy
 from ..mfa import SecondFactorPolicy, SecretBox
 from ..permissions import PermissionRegistry
 from ..ports import UnitOfWork, UnitOfWorkFactory
@@ -49,6 +50,8 @@ log = logging.getLogger("authdemo.auth")
 OPERATOR = ClientInfo("cli", "authdemo command line")
 BROADCAST_RETENTION = timedelta(hours=1)
 AUDIT_RETENTION = timedelta(days=90)
+MAIL_RETENTION = timedelta(days=1)
+"""How long outbox rows stay (sent, or still failing: every code in them expired long ago)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,14 @@ class PurgeReport:
     """Audit rows deleted for being older than the retention (``AUTHDEMO_AUDIT_RETENTION``)."""
     mfa_pending: int = 0
     """Expired second steps and two-factor setups that were never confirmed."""
+    unverified_accounts: int = 0
+    """Accounts made by sign-up whose address was not confirmed in time."""
+    email_codes: int = 0
+    """Mailed codes past their expiry."""
+    rate_limits: int = 0
+    """Limit counters whose window ended."""
+    mails: int = 0
+    """Outbox rows older than the mail retention (delivered, or given up)."""
 
 
 class ServiceCore:
@@ -136,6 +147,7 @@ class ServiceCore:
         second_factor: SecondFactorPolicy | None = None,
         issuer: str = "authdemo",
         permissions: PermissionRegistry | None = None,
+        email: EmailPolicy | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -159,6 +171,7 @@ class ServiceCore:
         """The name authenticator apps show next to the account."""
         self.permissions = permissions or PermissionRegistry()
         """The permissions the app declared (``authdemo:admin`` always among them)."""
+        self.email = email or EmailPolicy()
 
     def now(self) -> datetime:
         return self._clock.now()

@@ -4,7 +4,9 @@ Invariants:
 - The token key is generated once per deployment, by whichever process gets there
   first; every other one reads that same key (an insert that loses the race is ignored).
 - Purging deletes only rows that no request can use again (expired sessions and
-  tickets, delivered broadcasts, throttle rows whose deletion changes no decision —
+  tickets, delivered broadcasts, expired codes and limit windows, accounts made by
+  sign-up and never verified in time, mails older than ``MAIL_RETENTION`` — whose codes
+  expired long before —, throttle rows whose deletion changes no decision —
   ``ThrottlePolicy.forgotten``) and audit rows past their retention, in small
   transactions, so it is safe while the server runs and every table stays bounded.
 """
@@ -17,7 +19,7 @@ import logging
 from ..domain import AuditEvent
 from ..ports import UnitOfWork, UnitOfWorkFactory
 from ..security import new_secret_key
-from .core import BROADCAST_RETENTION, PurgeReport, ServiceCore
+from .core import BROADCAST_RETENTION, MAIL_RETENTION, PurgeReport, ServiceCore
 
 log = logging.getLogger("authdemo.auth")
 
@@ -47,8 +49,9 @@ class Maintenance(ServiceCore):
 
     async def purge_expired(self, batch: int = 1000, pause: float = 0.0) -> PurgeReport:
         """Delete what can never be used again, in small transactions (safe while serving):
-        dead sessions, old tickets, forgotten throttle rows, delivered broadcasts, and
-        audit rows older than the retention."""
+        dead sessions, old tickets, forgotten throttle rows, delivered broadcasts, audit
+        rows older than the retention, unverified sign-ups past their time, expired codes
+        and limit windows, and old mails."""
         now = self.now
 
         async def tickets(tx: UnitOfWork) -> int:
@@ -69,8 +72,31 @@ class Maintenance(ServiceCore):
         async def mfa_pending(tx: UnitOfWork) -> int:
             return await tx.mfa.purge(now(), batch)
 
+        async def unverified_accounts(tx: UnitOfWork) -> int:
+            return await tx.emails.purge_unverified(now(), batch)
+
+        async def email_codes(tx: UnitOfWork) -> int:
+            return await tx.emails.purge_codes(now(), batch)
+
+        async def rate_limits(tx: UnitOfWork) -> int:
+            return await tx.limits.purge(now(), batch)
+
+        async def mails(tx: UnitOfWork) -> int:
+            return await tx.outbox.purge(now() - MAIL_RETENTION, batch)
+
         totals: dict[str, int] = {}
-        for step in (tickets, sessions, throttle_rows, broadcasts, audit_events, mfa_pending):
+        for step in (
+            tickets,
+            sessions,
+            throttle_rows,
+            broadcasts,
+            audit_events,
+            mfa_pending,
+            unverified_accounts,
+            email_codes,
+            rate_limits,
+            mails,
+        ):
             totals[step.__name__] = 0
             while True:
                 async with self._uow(write=True) as tx:

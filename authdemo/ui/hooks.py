@@ -132,6 +132,73 @@ class TwoFactorControls:
 _NO_TWO_FACTOR = TwoFactorControls(None)
 
 
+class EmailControls:
+    """``auth.email``: accounts by e-mail — sign-up, its code, "forgot password", and a
+    new address for the signed-in user. ``str(error)`` is fit to show.
+
+    Sign-up, ``resend_code`` and ``request_password_reset`` answer the same whatever the
+    address (the mail says what differs): show the same words after each. Every call may
+    raise ``MailUnavailable`` (the server cannot send mail), ``InvalidEmail``,
+    ``MailThrottled`` (a limit; ``retry_after``) and ``StorageUnavailable``."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: LiveSession | None) -> None:
+        self._live = live
+
+    @property
+    def signup_open(self) -> bool:
+        """Sign-up is offered (``AUTHDEMO_SIGNUP=open``, and mail can be sent)."""
+        return self._live is not None and self._live.signup_open
+
+    @property
+    def available(self) -> bool:
+        """Mail can be sent, so "forgot password" and a change of address work."""
+        return self._live is not None and self._live.mail_available
+
+    async def sign_up(self, email: str, username: str, password: str) -> str:
+        """Start a sign-up: a code goes to ``email``; returns the address as stored.
+        Raises ``SignupClosed``, ``InvalidUsername``, ``InvalidPassword``."""
+        return await _live_or_outside(self._live).sign_up(email, username, password)
+
+    async def verify(self, email: str, code: str) -> User:
+        """The code of a sign-up: verifies the address and signs this view in. Raises
+        ``WrongEmailCode``, ``EmailCodeLocked`` (ask for a new code), ``AlreadySignedIn``."""
+        return await _live_or_outside(self._live).verify_email(email, code)
+
+    async def resend_code(self, email: str) -> None:
+        """A new sign-up code (the previous one stops working)."""
+        await _live_or_outside(self._live).resend_code(email)
+
+    async def request_password_reset(self, email: str) -> None:
+        """ "Forgot password?": a code goes to the address if it is a verified account's."""
+        await _live_or_outside(self._live).request_password_reset(email)
+
+    async def reset_password(
+        self, email: str, code: str, password: str, second_factor: str | None = None
+    ) -> User:
+        """A new password with the mailed code: every session of the account ends, live,
+        and this view signs in. An account with two-factor sign-in gives a current code
+        or a recovery code as ``second_factor`` (``SecondFactorRequired`` without one).
+        Raises ``WrongEmailCode``, ``EmailCodeLocked``, ``InvalidPassword``,
+        ``InvalidCode``, ``CodeThrottled``, ``AlreadySignedIn``."""
+        return await _live_or_outside(self._live).reset_password(
+            email, code, password, second_factor
+        )
+
+    async def change(self, email: str) -> str:
+        """Signed in: a code goes to the new address; returns it as stored."""
+        return await _live_or_outside(self._live).request_email_change(email)
+
+    async def confirm_change(self, code: str) -> User:
+        """The code from the new address makes it the account's; the old one is told.
+        Raises ``WrongEmailCode``, ``EmailCodeLocked``, ``EmailTaken``, ``NotSignedIn``."""
+        return await _live_or_outside(self._live).confirm_email_change(code)
+
+
+_NO_EMAIL = EmailControls(None)
+
+
 @dataclass(frozen=True)
 class Auth:
     """What ``use_auth()`` returns; a new value on every change, so components re-render."""
@@ -189,6 +256,12 @@ class Auth:
     ``signed_out_elsewhere``, ``ended``, ``revoked``, ``user_disabled``, ``mfa_reset``,
     ``mfa_enabled``, ``mfa_disabled`` or ``expired``. None while signed in, after a
     sign-out of its own, and once signed in again. ``signed_out_message`` says it."""
+    email: EmailControls = _NO_EMAIL
+    """Accounts by e-mail: ``signup_open``, ``available``, ``sign_up(email, username,
+    password)``, ``verify(email, code)``, ``resend_code(email)``,
+    ``request_password_reset(email)``, ``reset_password(email, code, password,
+    second_factor=None)``, ``change(email)``, ``confirm_change(code)``. ``login`` raises
+    ``EmailNotVerified`` (``.email``) for an account whose address awaits its code."""
 
     refusal: str | None = None
     """Set when the server refused this view's last ``@requires`` action for want of the
@@ -371,6 +444,7 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         state.recovery_codes_left if signed_in else None,
         TwoFactorControls(live),
         None if signed_in else state.signed_out_reason,
+        EmailControls(live),
         state.refusal if signed_in else None,
     )
     # Always the same shape (child first), so that the ticket image coming and going

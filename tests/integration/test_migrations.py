@@ -22,7 +22,16 @@ from authdemo.domain import SchemaNotReady
 from tests.support.db import ROOT, alembic_config, in_thread, migrate, revisions
 from tests.support.release import TABLES_0_1, migrate_as_0_1
 
-ADDED_SINCE_0_1 = frozenset({"authdemo_roles", "authdemo_role_permissions", "authdemo_user_roles"})
+ADDED_SINCE_0_1 = frozenset(
+    {
+        "authdemo_roles",
+        "authdemo_role_permissions",
+        "authdemo_user_roles",
+        "authdemo_email_codes",
+        "authdemo_rate_limits",
+        "authdemo_mail_outbox",
+    }
+)
 """Tables of the revisions after 0.1.0's last (0006)."""
 TABLES = {f"authdemo_{name}" for name in TABLES_0_1} | ADDED_SINCE_0_1
 

@@ -80,13 +80,15 @@ def _copy(conn: object) -> None:
     for name in ORDER:
         source = Table(f"authdemo_{name}", meta, autoload_with=conn)
         target = Table(name, meta, autoload_with=conn)
-        found = [dict(row._mapping) for row in conn.execute(select(source))]
+        # Only 0.1.0's columns: the ones later revisions added (users' e-mail) stay behind.
+        columns = [source.c[column.name] for column in target.c]
+        found = [dict(row._mapping) for row in conn.execute(select(*columns))]
         if found:
             conn.execute(insert(target), found)
         if conn.dialect.name == "postgresql" and "id" in target.c:
             # As 0.1.0 would have left it: the sequence past the highest id.
             conn.execute(text(f"SELECT setval('{name}_id_seq', (SELECT max(id) FROM {name}))"))
-    for name in ("authdemo_user_roles", "authdemo_role_permissions", "authdemo_roles"):
+    for name in sorted(ADDED_SINCE_0_1, key=lambda t: t == "authdemo_roles"):
         conn.execute(text(f"DROP TABLE {name}"))  # 0.1.0 had none of these
     for name in reversed(ORDER):
         conn.execute(text(f"DROP TABLE authdemo_{name}"))

@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from authdemo.domain import (
     AuditEvent,
@@ -22,6 +22,7 @@ from authdemo.domain import (
     may_act,
 )
 from authdemo.events import InProcessEventBus, SessionEvent
+from authdemo.mail import CodePurpose, EmailCode, EmailTaken, OutgoingMail, QueuedMail
 from authdemo.mfa import Challenge, MfaRecord
 from authdemo.permissions import Role, RoleExists
 from authdemo.ports import BroadcastCursor, ClaimedTicket
@@ -82,6 +83,10 @@ class _Tables:
     challenges: dict[str, Challenge] = field(default_factory=dict)
     roles: dict[int, Role] = field(default_factory=dict)
     holdings: set[tuple[int, int]] = field(default_factory=set)  # (user id, role id)
+    email_keys: dict[int, str] = field(default_factory=dict)  # user id → address key
+    codes: dict[tuple[int, str], EmailCode] = field(default_factory=dict)
+    limits: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    outbox: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -585,6 +590,207 @@ class FakeRoles:
         return {u: sorted(names) for u, names in found.items()}
 
 
+class FakeEmails:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def find_user(self, email_key: str) -> User | None:
+        found = [uid for uid, key in self.t.email_keys.items() if key == email_key]
+        return self.t.users[found[0]][0] if found else None
+
+    async def set_email(
+        self,
+        user_id: int,
+        email: str | None,
+        email_key: str | None,
+        verified_at: datetime | None,
+        *,
+        signup_expires_at: datetime | None = None,
+    ) -> None:
+        if email_key is not None and any(
+            key == email_key and uid != user_id for uid, key in self.t.email_keys.items()
+        ):
+            raise EmailTaken()
+        user, key, h = self.t.users[user_id]
+        user = replace(
+            user, email=email, email_verified_at=verified_at, signup_expires_at=signup_expires_at
+        )
+        self.t.users[user_id] = (user, key, h)
+        if email_key is None:
+            self.t.email_keys.pop(user_id, None)
+        else:
+            self.t.email_keys[user_id] = email_key
+
+    async def mark_verified(self, user_id: int, now: datetime) -> bool:
+        user, key, h = self.t.users[user_id]
+        if user.signup_expires_at is None:
+            return False
+        user = replace(user, email_verified_at=now, signup_expires_at=None)
+        self.t.users[user_id] = (user, key, h)
+        return True
+
+    async def purge_unverified(self, now: datetime, limit: int) -> int:
+        doomed = [
+            uid
+            for uid, (u, _, _) in self.t.users.items()
+            if u.signup_expires_at is not None and u.signup_expires_at <= now
+        ][:limit]
+        for uid in doomed:
+            del self.t.users[uid]
+            self.t.email_keys.pop(uid, None)
+            for code_key in [k for k in self.t.codes if k[0] == uid]:
+                del self.t.codes[code_key]
+        return len(doomed)
+
+    async def drop_unverified(self, user_id: int) -> bool:
+        found = self.t.users.get(user_id)
+        if found is None or found[0].signup_expires_at is None:
+            return False
+        del self.t.users[user_id]
+        self.t.email_keys.pop(user_id, None)
+        for code_key in [k for k in self.t.codes if k[0] == user_id]:
+            del self.t.codes[code_key]
+        return True
+
+    async def put_code(
+        self,
+        user_id: int,
+        purpose: CodePurpose,
+        email: str,
+        email_key: str,
+        code_digest: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self.t.codes[(user_id, str(purpose))] = EmailCode(
+            self.t.new_id(), user_id, purpose, email, email_key, code_digest, expires_at, 0
+        )
+
+    async def get_code(self, user_id: int, purpose: CodePurpose) -> EmailCode | None:
+        return self.t.codes.get((user_id, str(purpose)))
+
+    def _by_id(self, code_id: int) -> tuple[tuple[int, str], EmailCode] | None:
+        return next(((k, c) for k, c in self.t.codes.items() if c.id == code_id), None)
+
+    async def spend_code(self, code_id: int, code_digest: str, now: datetime, tries: int) -> bool:
+        found = self._by_id(code_id)
+        if found is None:
+            return False
+        key, code = found
+        if code.code_digest != code_digest or code.expires_at <= now or code.tries >= tries:
+            return False
+        del self.t.codes[key]
+        return True
+
+    async def count_wrong(self, code_id: int, tries: int) -> int | None:
+        found = self._by_id(code_id)
+        if found is None or found[1].tries >= tries:
+            return None
+        key, code = found
+        self.t.codes[key] = replace(code, tries=code.tries + 1)
+        return code.tries + 1
+
+    async def drop_codes(self, user_id: int, purpose: CodePurpose | None = None) -> None:
+        for key in [k for k in self.t.codes if k[0] == user_id]:
+            if purpose is None or key[1] == str(purpose):
+                del self.t.codes[key]
+
+    async def purge_codes(self, now: datetime, limit: int) -> int:
+        doomed = [k for k, c in self.t.codes.items() if c.expires_at <= now][:limit]
+        for key in doomed:
+            del self.t.codes[key]
+        return len(doomed)
+
+
+class FakeLimits:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def hit(self, key: str, now: datetime, window: timedelta) -> tuple[int, datetime]:
+        count, ends = self.t.limits.get(key, (0, now))
+        if ends <= now:
+            count, ends = 0, now + window
+        self.t.limits[key] = (count + 1, ends)
+        return count + 1, ends
+
+    async def purge(self, now: datetime, limit: int) -> int:
+        doomed = [k for k, (_, ends) in self.t.limits.items() if ends <= now][:limit]
+        for key in doomed:
+            del self.t.limits[key]
+        return len(doomed)
+
+
+class FakeOutbox:
+    def __init__(self, t: _Tables) -> None:
+        self.t = t
+
+    async def add(self, mail: OutgoingMail, now: datetime) -> int:
+        mail_id = self.t.new_id()
+        self.t.outbox[mail_id] = {
+            "mail": mail,
+            "created_at": now,
+            "attempts": 0,
+            "next": now,
+            "until": None,
+            "claim": None,
+            "sent": None,
+        }
+        return mail_id
+
+    def _due(self, row: dict[str, Any], now: datetime) -> bool:
+        return (
+            row["sent"] is None
+            and row["next"] <= now
+            and (row["until"] is None or row["until"] <= now)
+        )
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, claim: str, limit: int
+    ) -> list[QueuedMail]:
+        claimed = []
+        for mail_id in sorted(self.t.outbox):
+            row = self.t.outbox[mail_id]
+            if len(claimed) < limit and self._due(row, now):
+                row.update(until=now + lease, claim=claim)
+                claimed.append(
+                    QueuedMail(mail_id, row["mail"], row["attempts"], row["created_at"], claim)
+                )
+        return claimed
+
+    async def mark_sent(self, mail_id: int, claim: str, now: datetime) -> bool:
+        row = self.t.outbox.get(mail_id)
+        if row is None or row["claim"] != claim or row["sent"] is not None:
+            return False
+        row.update(sent=now, attempts=row["attempts"] + 1, until=None)
+        return True
+
+    async def mark_failed(
+        self, mail_id: int, claim: str, error: str, next_attempt_at: datetime
+    ) -> bool:
+        row = self.t.outbox.get(mail_id)
+        if row is None or row["claim"] != claim or row["sent"] is not None:
+            return False
+        row.update(attempts=row["attempts"] + 1, next=next_attempt_at, until=None, claim=None)
+        return True
+
+    async def next_due(self) -> datetime | None:
+        times = [
+            (r["until"] if r["claim"] is not None else r["next"])
+            for r in self.t.outbox.values()
+            if r["sent"] is None
+        ]
+        return min(times) if times else None
+
+    async def pending(self) -> int:
+        return sum(r["sent"] is None for r in self.t.outbox.values())
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        doomed = [i for i, r in self.t.outbox.items() if r["created_at"] < before][:limit]
+        for mail_id in doomed:
+            del self.t.outbox[mail_id]
+        return len(doomed)
+
+
 class FakeUnitOfWork:
     """Works on a copy of the tables; ``commit()`` publishes the copy. Rolled back otherwise.
 
@@ -609,6 +815,9 @@ class FakeUnitOfWork:
         self.broadcasts = FakeBroadcasts(self._tables)
         self.mfa = FakeMfa(self._tables)
         self.roles = FakeRoles(self._tables)
+        self.emails = FakeEmails(self._tables)
+        self.limits = FakeLimits(self._tables)
+        self.outbox = FakeOutbox(self._tables)
         return self
 
     async def __aexit__(

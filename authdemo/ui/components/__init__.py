@@ -2,6 +2,8 @@
 
 - ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``,
   ``RequirePermission``.
+- ``login``: ``LoginForm`` and its second step; ``guard``: ``RequireAuth``/``require_auth``.
+- ``email``: sign-up, its code, "forgot password", and the address card.
 - ``sessions``, ``password``, ``two_factor``: the account cards (``SessionList``,
   ``ChangePassword``, ``TwoFactorSettings``); ``account``: ``AccountPage`` of all three.
 - ``admin``: ``AdminPage`` (users, roles, sessions, the audit trail).
@@ -16,6 +18,7 @@ from __future__ import annotations
 from .account import AccountPage
 from .admin import AdminPage
 from .demo import DemoApp, SignedInView
+from .email import EmailSettings, ResetPasswordForms, SignUpForm, VerifyEmailForm
 from .forms import account_field, code_field, field, form_values
 from .guard import RequireAuth, RequirePermission, require_auth
 from .login import LoginForm, SecondStepForm, use_insecure_origin
@@ -29,14 +32,18 @@ __all__ = [
     "AdminPage",
     "ChangePassword",
     "DemoApp",
+    "EmailSettings",
     "LoginForm",
     "Notepad",
     "RequireAuth",
     "RequirePermission",
+    "ResetPasswordForms",
     "SecondStepForm",
     "SessionList",
+    "SignUpForm",
     "SignedInView",
     "TwoFactorSettings",
+    "VerifyEmailForm",
     "account_field",
     "code_field",
     "describe_agent",

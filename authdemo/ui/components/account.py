@@ -13,6 +13,7 @@ from typing import Any
 from ...domain import AuthError
 from ..hooks import use_auth
 from ..library import component, html, use_state
+from .email import EmailSettings
 from .password import ChangePassword
 from .sessions import SessionList
 from .two_factor import TwoFactorSettings
@@ -40,7 +41,8 @@ def AccountPage(children: Any = None, title: str = "Your account", class_name: s
     "Sign out" button (``button#logout``), after a sign-in with a recovery code how many
     are left (``#mfa-recovery-used``), a warning when the browser refused the session
     cookie (``#cookie-warning``), then ``SessionList``, ``children`` (the app's
-    own cards, if any), ``ChangePassword`` and ``TwoFactorSettings``. Renders nothing
+    own cards, if any), ``ChangePassword``, ``EmailSettings`` (when the server can send
+    mail) and ``TwoFactorSettings``. Renders nothing
     while signed out (put it inside ``RequireAuth``). ``class_name`` is added to the
     page's classes (``authdemo-account``)."""
     auth = use_auth()
@@ -94,5 +96,6 @@ def AccountPage(children: Any = None, title: str = "Your account", class_name: s
         SessionList(),
         *([children] if children is not None else []),
         ChangePassword(),
+        EmailSettings(),
         TwoFactorSettings(),
     )

@@ -15,8 +15,10 @@ from ...domain import (
     SecondStepExpired,
 )
 from ...http.insecure import insecure_origin
+from ...mail import EmailNotVerified
 from ..hooks import use_auth
 from ..library import ConnectionContext, component, event, html, use_context, use_state
+from .email import ResetPasswordForms, SignUpForm, VerifyEmailForm
 from .forms import code_field, field, form_values
 
 
@@ -38,6 +40,17 @@ def LoginForm() -> Any:
     busy, set_busy = use_state(False)
     attempt, set_attempt = use_state(0)
     typed, set_typed = use_state("")
+    # Accounts by e-mail: "signin", "signup", "verify" (the address in ``verifying``), "reset".
+    mode, set_mode = use_state("signin")
+    verifying, set_verifying = use_state("")
+
+    def back_to_sign_in() -> None:
+        set_mode("signin")
+        set_busy(False)
+
+    def code_sent(address: str) -> None:
+        set_verifying(address)
+        set_mode("verify")
 
     async def submit(data: Any) -> None:
         values = form_values(data)
@@ -45,6 +58,10 @@ def LoginForm() -> Any:
         set_error("")
         try:
             await auth.login(values.get("username", ""), values.get("password", ""))
+        except EmailNotVerified as unverified:  # a right password: the code step again
+            code_sent(unverified.email or "")
+            set_typed(values.get("username", ""))
+            set_busy(False)
         except SecondFactorRequired:
             set_typed(values.get("username", ""))
             set_busy(False)  # the view now asks for the code (auth.pending_second_factor)
@@ -59,6 +76,12 @@ def LoginForm() -> Any:
 
     if auth.pending_second_factor is not None:
         return SecondStepForm(set_error)
+    if mode == "signup":
+        return SignUpForm(code_sent, back_to_sign_in)
+    if mode == "verify":
+        return VerifyEmailForm(verifying, back_to_sign_in)
+    if mode == "reset":
+        return ResetPasswordForms(back_to_sign_in)
 
     return html.form(
         {
@@ -139,6 +162,43 @@ def LoginForm() -> Any:
                 "disabled": busy or bool(auth.pending) or bool(insecure_host),
             },
             "Signing in…" if busy or auth.pending else "Sign in",
+        ),
+        *(
+            [
+                html.div(
+                    {"class_name": "actions"},
+                    *(
+                        [
+                            html.button(
+                                {
+                                    "id": "forgot-password",
+                                    "type": "button",
+                                    "on_click": lambda _: set_mode("reset"),
+                                },
+                                "Forgot password?",
+                            )
+                        ]
+                        if auth.email.available
+                        else []
+                    ),
+                    *(
+                        [
+                            html.button(
+                                {
+                                    "id": "show-signup",
+                                    "type": "button",
+                                    "on_click": lambda _: set_mode("signup"),
+                                },
+                                "Sign up",
+                            )
+                        ]
+                        if auth.email.signup_open
+                        else []
+                    ),
+                )
+            ]
+            if auth.email.available
+            else []
         ),
     )
 

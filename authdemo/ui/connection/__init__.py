@@ -8,6 +8,7 @@ invariants it keeps:
   the check before each UI event.
 - ``signin``: the password, the second step, signing out.
 - ``follow``: following another tab's sign-in, proven by the browser's current cookie.
+- ``email``: sign-up and its code, "forgot password", a new address.
 - ``account``: password change, two-factor settings, the session list.
 - ``data``: writes of ``use_session()``.
 - ``rights``: the user's permissions, shown live and checked at action time.
@@ -19,13 +20,14 @@ from __future__ import annotations
 from .account import AccountActions
 from .admin import AdminActions
 from .data import DataWrites
+from .email import EmailFlow
 from .follow import TabFollowing
 from .state import AuthState, SecondStep
 
 __all__ = ["AuthState", "LiveSession", "SecondStep"]
 
 
-class LiveSession(TabFollowing, AccountActions, DataWrites, AdminActions):
+class LiveSession(TabFollowing, EmailFlow, AccountActions, DataWrites, AdminActions):
     """One open view's connection to its server-side session."""
 
     def close(self) -> None:
