@@ -102,8 +102,11 @@ def test_a_server_given_a_taken_port_says_it_could_not_start(tmp_path: Path) -> 
         server = ServerProcess(
             sqlite_url(tmp_path / "db.sqlite"), tmp_path / "server.log", port=taken
         )
-        with pytest.raises(RuntimeError, match="server exited early"):
-            server.start(timeout=20)
+        try:
+            with pytest.raises(RuntimeError, match="server exited early"):
+                server.start(timeout=20)
+        finally:
+            server.stop()  # had it passed for ready, it would be serving by now
 
 
 def test_a_pgbouncer_whose_port_was_taken_meanwhile_starts_on_another() -> None:
