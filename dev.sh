@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # authdemo's quickstart helper.
 #   ./dev.sh demo   set everything up, then serve the demo on http://127.0.0.1:8000
-#   ./dev.sh test   run the whole test suite (pytest arguments may follow)
+#   ./dev.sh test   run the whole test suite on every core (pytest arguments may follow;
+#                   -n 0 runs it in one process)
 #   ./dev.sh mutate mutation testing of the security-critical modules (mutation/run.py;
 #                   a module name, --score or --fail-under may follow); slow, not in CI
 #   ./dev.sh bench  install wrk when missing, then run the benchmarks (bench/run.py options may follow)

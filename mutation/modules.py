@@ -47,7 +47,8 @@ class Module:
             "only_mutate": [self.path],
             "also_copy": ["alembic.ini", "migrations"],
             "pytest_add_cli_args_test_selection": list(self.tests),
-            "pytest_add_cli_args": ["-p", "no:cacheprovider"],
+            # One process: mutmut reads which tests call what from its in-process plugin.
+            "pytest_add_cli_args": ["-p", "no:cacheprovider", "-n", "0"],
             # A mutant that hangs (a lock never released) counts as caught after 5x the
             # time its tests took in the clean run.
             "timeout_multiplier": 5.0,

@@ -77,6 +77,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: "/browser/" in str(item.path))
 
 
+# pytest-xdist (``-n auto`` in pyproject.toml's addopts) hands out single tests, except
+# the modules below, each run whole by one worker: a browser module launches Chromium once
+# (its module fixture) and keeps Playwright's event loop away from async tests of other
+# modules; the others build something costly once per module (the wheel and a virtualenv,
+# a server fed Hypothesis examples, a mypy cache).
+ONE_WORKER_PER_MODULE = (
+    "tests/browser/",
+    "tests/packaging/test_wheel.py",
+    "tests/scale/test_hostile_input.py",
+    "tests/test_public_api.py",
+)
+
+
+def work_unit(nodeid: str) -> str:
+    """What one xdist worker runs as a whole: the module of ``nodeid`` when it is one of
+    ``ONE_WORKER_PER_MODULE``, else the test alone."""
+    module = nodeid.split("::", 1)[0]
+    return module if module.startswith(ONE_WORKER_PER_MODULE) else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """xdist's ``loadscope`` with our units (its own ``xdist_group`` markers with
+    ``--dist loadgroup`` did not keep a group together under pytest 9). Modules first,
+    the largest first (loadscope's reordering), then single tests in collection order.
+    An explicit ``--dist`` other than the default ``load`` is left to xdist."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)  # type: ignore[arg-type]
+
+
 CHEAP_ARGON2 = Argon2Params(memory_kib=64, time_cost=1, parallelism=1)
 
 

@@ -3,9 +3,10 @@
 Each ``authdemo run`` host opens one listener (``authdemo-listen``) straight to
 PostgreSQL, and per worker a query pool (``authdemo``): straight to PostgreSQL too, or to
 PgBouncer, whose server pool is then what PostgreSQL sees. ``authdemo run`` reads the
-server's limits and who is connected, counts the hosts by their listeners, and says in
-one line when all of them at full pools would not fit, rather than failing later with
-"too many clients". An estimate, for the operator: nothing is refused on it.
+server's limits and who is connected, counts the hosts by their listeners to its own
+database, and says in one line when all of them at full pools would not fit, rather than
+failing later with "too many clients". An estimate, for the operator: nothing is refused
+on it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ _COUNTS = text(
     SELECT current_setting('max_connections')::int,
            current_setting('superuser_reserved_connections')::int
              + coalesce(current_setting('reserved_connections', true), '0')::int,
-           count(*) FILTER (WHERE application_name = :listen),
-           count(*) FILTER (WHERE application_name = :query),
-           count(*) FILTER (WHERE application_name NOT IN (:listen, :query))
-    FROM pg_stat_activity WHERE backend_type = 'client backend'
+           count(*) FILTER (WHERE ours AND application_name = :listen),
+           count(*) FILTER (WHERE ours AND application_name = :query),
+           count(*) FILTER (WHERE NOT (ours AND application_name IN (:listen, :query)))
+    FROM (
+        SELECT application_name, (datname = current_database()) IS TRUE AS ours
+        FROM pg_stat_activity WHERE backend_type = 'client backend'
+    ) AS clients
     """
 )
+"""Hosts and pools are counted in this database only: the listeners and pools of another
+database on the same server (another app, another test run) are not this app's hosts,
+but they do take connections, so they count among the others, one for one."""
 
 
 def pool_limit(pool: int | None) -> int | None:
@@ -52,9 +59,9 @@ class ConnectionBudget:
     hosts: int
     """authdemo hosts, this one included."""
     pooled: int
-    """``authdemo`` query connections open on the server now."""
+    """``authdemo`` query connections to this database open now."""
     others: int
-    """Connections of anything else, now."""
+    """Connections of anything else on the server (other databases included), now."""
     max_connections: int
     reserved: int
 

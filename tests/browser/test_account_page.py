@@ -23,8 +23,8 @@ import pytest
 
 from tests.browser.conftest import PASSWORD, create_users
 from tests.support.db import ROOT
-from tests.support.live import free_port
 from tests.support.mfa import MFA_KEY_TEXT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -19,10 +19,10 @@ from authdemo.db.engine import create_engine
 from authdemo.db.migrations import VERSION_TABLE
 from authdemo.db.schema import HEAD_REVISION
 from tests.support.db import ROOT, migrate, revisions, sqlite_url
-from tests.support.live import free_port
 from tests.support.pg import SKIP_REASON as POSTGRES_SKIP_REASON
 from tests.support.pg import PostgresDatabases
 from tests.support.pg import app_url as pg_app_url
+from tests.support.ports import free_port
 
 PENDING = ", ".join(revisions())
 

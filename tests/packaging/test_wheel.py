@@ -33,7 +33,7 @@ from authdemo.db.schema import HEAD_REVISION
 from tests.support.db import ROOT
 from tests.support.docs import example
 from tests.support.idom_client import IdomClient
-from tests.support.live import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

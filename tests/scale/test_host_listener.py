@@ -23,8 +23,8 @@ import pytest
 from tests.packaging.test_wheel import readme_app
 from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient
-from tests.support.live import free_port
 from tests.support.pg import connections, database_of, terminate
+from tests.support.ports import free_port
 from tests.support.server import ServerProcess
 from tests.support.workers import LISTEN, listeners, operator_revokes, views_on_every_worker
 

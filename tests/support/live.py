@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,12 +11,7 @@ import httpx
 
 from authdemo.http.app import AuthdemoApp
 from tests.support.idom_client import serving, stream_url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import listening_socket
 
 
 @dataclass
@@ -46,10 +40,9 @@ class Live:
 
 @asynccontextmanager
 async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
-    port = free_port()
-    server = await app.create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-    )
+    sock = listening_socket()  # bound before Sanic is handed it: no port to race for
+    port = int(sock.getsockname()[1])
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     assert server is not None
     await server.startup()
     await server.before_start()

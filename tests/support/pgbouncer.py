@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.support.live import free_port
+from tests.support.ports import address_in_use, free_port, listens
 
 SKIP_REASON = "PgBouncer variant: needs the pgbouncer binary (apt-get install pgbouncer)"
 
@@ -39,6 +39,8 @@ class PgBouncer:
         self.user = server.username or "postgres"
         self.pool_size = pool_size
         self.port = port or free_port()
+        self._port_chosen = port is None
+        """Ours to change until it has served: a first start that finds it taken moves."""
         self.dir = Path(tempfile.mkdtemp(prefix="authdemo-pgbouncer-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -73,6 +75,16 @@ class PgBouncer:
         return config
 
     def start(self, timeout: float = 10.0) -> PgBouncer:
+        for _ in range(5):
+            if self._start(timeout):
+                self._port_chosen = False  # restarts come back to this port
+                return self
+            # Someone outside this run bound the port since free_port() saw it free.
+            self.port = free_port()
+        raise RuntimeError(f"pgbouncer found its port taken five times:\n{self.log()}")
+
+    def _start(self, timeout: float) -> bool:
+        """Started (True), or its port was taken and it may move (False)."""
         path = binary()
         assert path is not None, SKIP_REASON
         config = self._write_config()
@@ -83,18 +95,25 @@ class PgBouncer:
             os.chmod(self.dir, 0o777)
             for each in self.dir.iterdir():
                 os.chmod(each, 0o644)
+        refused_before = self._bind_refusals()
         log = (self.dir / "stdout.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if self._port_chosen and self._bind_refusals() > refused_before:
+                    return False
                 raise RuntimeError(f"pgbouncer exited:\n{self.log()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
             except OSError:
                 time.sleep(0.05)
+                continue
+            if listens(self.process.pid, self.port):
+                return True
+            # Another process answers on our port: this PgBouncer is failing to bind it.
+            time.sleep(0.05)
         raise RuntimeError(f"pgbouncer did not start:\n{self.log()}")
 
     def stop(self) -> None:
@@ -115,6 +134,9 @@ class PgBouncer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _bind_refusals(self) -> int:
+        return sum(address_in_use(line) for line in self.log().splitlines())
 
     def log(self) -> str:
         return "".join(

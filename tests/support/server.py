@@ -13,7 +13,11 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.idom_client import SERVED_UI
-from tests.support.live import free_port
+from tests.support.ports import address_in_use, free_port, listens
+
+
+class PortTaken(Exception):
+    """The server could not bind the port it was given."""
 
 
 class ServerProcess:
@@ -30,6 +34,8 @@ class ServerProcess:
         self.db_url = db_url
         self.log_path = log_path
         self.port = port or free_port()
+        self._port_chosen = port is None
+        """Ours to change while it has never served: a start that finds it taken moves."""
         self.workers = workers
         self.env = env or {}
         self.ui = ui or self.env.get("AUTHDEMO_UI") or "idom"
@@ -41,6 +47,19 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        for _ in range(5):
+            try:
+                self._start(timeout)
+            except PortTaken:
+                # Someone outside this run bound the port since free_port() saw it free.
+                self.port = free_port()
+                continue
+            self._port_chosen = False  # it served here: restarts come back to this port
+            return self
+        raise RuntimeError(f"server found its port taken five times:\n{self.log()}")
+
+    def _start(self, timeout: float) -> None:
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {
             **os.environ,
             "AUTHDEMO_DATABASE_URL": self.db_url,
@@ -66,21 +85,31 @@ class ServerProcess:
         )
         log.close()
         SERVED_UI[self.base_url] = self.ui
-        self._wait_ready(timeout)
-        return self
+        self._wait_ready(timeout, start)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, log_start: int) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
+                if self._port_chosen and address_in_use(self.log_since(log_start)):
+                    raise PortTaken
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 with urllib.request.urlopen(self.base_url + "/_authdemo/static/app.css", timeout=1):
-                    return
+                    pass
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
+                continue
+            if listens(self.process.pid, self.port):
+                return
+            # Someone else answers on our port: ours is failing to bind it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(max(1.0, deadline - time.monotonic()))
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log_since(self, offset: int) -> str:
+        return self.log_path.read_bytes()[offset:].decode(errors="replace")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

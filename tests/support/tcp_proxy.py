@@ -8,12 +8,13 @@ import contextlib
 import threading
 from typing import Any
 
-from tests.support.live import free_port
+from tests.support.ports import listening_socket
 
 
 class TcpProxy:
     def __init__(self, target: tuple[str, int]) -> None:
-        self.port = free_port()
+        self._sock = listening_socket()  # bound now: the port is ours until stop()
+        self.port = int(self._sock.getsockname()[1])
         self.target = target
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -48,11 +49,13 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._handle, sock=self._sock)
 
     async def _stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        else:
+            self._sock.close()
         await self._close_all()
 
     async def _close_all(self) -> None:
