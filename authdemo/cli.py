@@ -8,11 +8,13 @@ Exit codes: 0 done; 1 refused (invalid input, taken name, unknown user…);
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import ipaddress
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -297,10 +299,31 @@ def check_ui_installed(ui: UiName) -> None:
         raise click.ClickException(str(missing)) from None
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on (a port another
+    server holds, a host name that is not this machine's), before any worker starts:
+    Sanic would otherwise fail with a traceback from inside its manager."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Sanic binds
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        hint = " (is another server running there? choose another --port)"
+        busy = error.errno == errno.EADDRINUSE
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port}: {reason.lower()}{hint if busy else ''}"
+        ) from None
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, debug: bool) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    check_port(host, port)
     loader = AppLoader(factory=partial(worker_app, settings, debug=debug))
     app = loader.load()
     single = workers == 1

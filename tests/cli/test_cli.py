@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,23 @@ def test_run_refuses_an_unknown_ui_library(db_url: str) -> None:
     result = invoke(db_url, "run", "--ui", "vue")
     assert result.exit_code == 2
     assert "'vue' is not one of 'idom', 'reactpy'" in result.output
+
+
+def test_run_on_a_port_another_server_holds_says_so_in_one_line(db_url: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = invoke(db_url, "run", "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (
+        f"Error: Cannot listen on 127.0.0.1:{port}: address already in use"
+        " (is another server running there? choose another --port)"
+    )
+
+
+def test_run_on_a_host_name_that_does_not_resolve_says_so_in_one_line(db_url: str) -> None:
+    result = invoke(db_url, "run", "--host", "no-such-host.invalid", "--port", "8000")
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: Cannot listen on no-such-host.invalid:8000: ")
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
