@@ -129,7 +129,7 @@ class TwoFactor(SecondFactor):
             _, user = await self._acting(
                 tx, session_id, now, signed_in.session.user_epoch, lock_user=True
             )
-            if user is None or await self._settle(tx, verified, now) is None:
+            if user is None or await self._settle(tx, verified) is None:
                 raise NotSignedIn()
             before = await tx.mfa.get(user.id)
             if before is not None and before.confirmed_at is None:
@@ -346,7 +346,7 @@ class TwoFactor(SecondFactor):
         acting, user = await self._acting(
             tx, signed_in.session.id, now, signed_in.session.user_epoch, lock_user=True
         )
-        if user is None or await self._settle(tx, verified, now) is None:
+        if user is None or await self._settle(tx, verified) is None:
             raise NotSignedIn()
         record = await tx.mfa.get(user.id)
         if record is None or record.confirmed_at is None:
