@@ -174,14 +174,6 @@ class TwoFactor(SecondFactor):
             if record is None or not record.is_pending(now):
                 raise MfaStateConflict("The setup expired. Start again.")
             sealed = record.sealed_secret
-            accepted: list[int] = []
-
-            async def confirm(step: int) -> bool:
-                if await tx.mfa.confirm(user.id, sealed, step, now):
-                    accepted.append(step)
-                    return True
-                return False
-
             outcome = await self._check_code(
                 tx,
                 user,
@@ -189,7 +181,7 @@ class TwoFactor(SecondFactor):
                 code,
                 now,
                 open_secret(box, user.id, sealed),
-                confirm,
+                lambda step: tx.mfa.confirm(user.id, sealed, step, now),
                 recovery=False,
             )
             if not outcome.ok:
