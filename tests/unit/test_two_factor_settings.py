@@ -487,6 +487,33 @@ async def test_turning_2fa_on_and_off_is_logged_naming_the_user(
     assert messages[-1] == "two-factor sign-in off user=alice"
 
 
+@pytest.mark.usefixtures("alice")
+async def test_renewing_recovery_codes_is_audited_and_logged_with_who_where_and_how(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret, _ = await enrolled(service, clock)
+    _, session_id = await sign_in_with_code(service, clock, secret)
+    clock.advance(STEP)
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    await service.regenerate_recovery_codes(
+        session_id, PASSWORD, code_at(secret, clock.now()), CLIENT
+    )
+    row = store.tables.audit[-1]
+    alice = session_owner(store, session_id)
+    assert (row.kind, row.username, row.user_id, row.session) == (
+        AuditKind.MFA_RECOVERY_RENEWED,
+        "alice",
+        alice,
+        store.tables.sessions[session_id].short_id,
+    )
+    assert (row.client_addr, row.user_agent, row.detail) == (
+        "203.0.113.7",
+        "pytest",
+        "10 new; with a code",
+    )
+    assert [r.getMessage() for r in caplog.records] == ["recovery codes renewed user=alice"]
+
+
 # --- re-encryption ------------------------------------------------------------------------------
 
 
