@@ -13,9 +13,11 @@ from authdemo.domain import (
     AuditKind,
     AuthSession,
     ClientInfo,
+    InvalidCredentials,
     NotSignedIn,
     SessionPolicy,
     SignedIn,
+    UnknownUser,
     User,
     UserCredentials,
 )
@@ -200,6 +202,8 @@ async def test_operator_changes_are_audited_as_the_command_line_naming_the_user(
         for e in store.tables.audit
         if e.kind in operator_kinds
     ]
+    # An operator's change is no session's doing: the row names none.
+    assert {e.session for e in store.tables.audit if e.kind in operator_kinds} == {""}
     cli = ("cli", "authdemo command line")
     assert rows == [
         (AuditKind.USER_CREATED, "alice", alice, *cli, ""),
@@ -276,6 +280,41 @@ async def sign_in_as(service: AuthService, password: str) -> tuple[str, int]:
     return (
         await service.redeem_ticket(result.ticket, anonymous)
     ).token, result.signed_in.session.id
+
+
+async def test_a_failed_sign_in_to_a_real_account_is_audited_and_logged_under_its_name(
+    service: AuthService, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only names that are no user's are kept as a digest: a wrong password for a real
+    account shows whose account it was (that is what an operator looks for)."""
+    alice = (await service.create_user("Alice", PASSWORD)).id
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "ALICE", "wrong pw!", CLIENT)
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.detail) == (
+        AuditKind.LOGIN_FAILED,
+        "Alice",
+        alice,
+        "wrong password",
+    )
+    assert "login failed (wrong password) user=Alice client=203.0.113.7" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_an_operation_on_an_unknown_user_names_the_user_asked_for(
+    service: AuthService,
+) -> None:
+    for operation in (
+        service.set_password("bob", NEW_PASSWORD),
+        service.set_active("bob", False),
+        service.revoke_user_sessions("bob"),
+        service.live_sessions("bob"),
+    ):
+        with pytest.raises(UnknownUser) as unknown:
+            await operation
+        assert str(unknown.value) == "There is no user named 'bob'."
 
 
 # --- the operator's lists -----------------------------------------------------------------

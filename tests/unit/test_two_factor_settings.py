@@ -546,6 +546,7 @@ async def test_re_encryption_goes_through_every_secret_skipping_and_counting_wha
         f"two-factor secret of user id {user_id} does not open; skipped" for user_id in ids[:2]
     ]
     row = store.tables.audit[-1]
+    assert (row.username, row.user_id, row.session) == ("", None, "")  # nobody's in particular
     assert (row.kind, row.client_addr, row.user_agent, row.detail) == (
         AuditKind.MFA_REKEYED,
         *CLI,
