@@ -5,6 +5,7 @@ variable (the operator's only clue)."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 from datetime import timedelta
 
 import pytest
@@ -298,8 +299,8 @@ def test_trusted_proxies_that_are_not_networks_are_refused_naming_the_variable()
     assert str(refused.value).startswith("AUTHDEMO_TRUSTED_PROXIES: ")
     assert "proxy.example" in str(refused.value)
     assert ipaddress_networks(" 10.0.0.1 ,, 2001:db8::/32 ") == [
-        __import__("ipaddress").ip_network("10.0.0.1"),
-        __import__("ipaddress").ip_network("2001:db8::/32"),
+        ipaddress.ip_network("10.0.0.1"),
+        ipaddress.ip_network("2001:db8::/32"),
     ]
 
 
