@@ -90,11 +90,11 @@ from authdemo.domain import (
         ),
         (
             partial(SessionDataTooLarge, 1_024, 1_023),
-            (
-                partial(SessionDataTooLarge, 2_049, 2_048),
-                "Session data is limited to 2 KiB; this change would make it 3 KiB.",
-            ),
             "Session data is limited to 1023 bytes; this change would make it 1 KiB.",
+        ),
+        (
+            partial(SessionDataTooLarge, 2_049, 2_048),
+            "Session data is limited to 2 KiB; this change would make it 3 KiB.",
         ),
     ],
 )
