@@ -75,11 +75,15 @@ class MutantSources:
     def __init__(self, generated: Path) -> None:
         self.source = generated.read_text()
         self.functions: dict[str, str] = {}
+        # Sliced by line numbers: ast.get_source_segment re-splits the whole (large,
+        # generated) file for every function, which made scoring take minutes.
+        lines = self.source.splitlines(keepends=True)
         for node in ast.walk(ast.parse(self.source)):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             if "__mutmut_" in node.name:
-                segment = ast.get_source_segment(self.source, node) or ""
+                end = node.end_lineno or node.lineno
+                segment = "".join(lines[node.lineno - 1 : end])
                 # Nameless, so that only what the mutant changed differs.
                 self.functions[node.name] = segment.replace(node.name, "", 1)
 

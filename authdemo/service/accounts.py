@@ -127,7 +127,7 @@ class Accounts(SignIn):
         now = self.now()
         async with self._uow(write=True) as tx:
             await self._acting(tx, session_id, now, signed_in.session.user_epoch, lock_user=True)
-            if await self._settle(tx, verified, now) is None:
+            if await self._settle(tx, verified) is None:
                 raise NotSignedIn()
             await tx.commit()
         return now
@@ -165,7 +165,7 @@ class Accounts(SignIn):
             acting, _ = await self._acting(
                 tx, session_id, now, signed_in.session.user_epoch, lock_user=True
             )
-            user = await self._settle(tx, verified, now)
+            user = await self._settle(tx, verified)
             if user is None:  # changed or disabled meanwhile: that change wins
                 raise NotSignedIn()
             new_epoch = await tx.users.set_password_hash(user.id, hashed, changed_at=now)

@@ -129,7 +129,7 @@ class TwoFactor(SecondFactor):
             _, user = await self._acting(
                 tx, session_id, now, signed_in.session.user_epoch, lock_user=True
             )
-            if user is None or await self._settle(tx, verified, now) is None:
+            if user is None or await self._settle(tx, verified) is None:
                 raise NotSignedIn()
             before = await tx.mfa.get(user.id)
             if before is not None and before.confirmed_at is None:
@@ -174,14 +174,6 @@ class TwoFactor(SecondFactor):
             if record is None or not record.is_pending(now):
                 raise MfaStateConflict("The setup expired. Start again.")
             sealed = record.sealed_secret
-            accepted: list[int] = []
-
-            async def confirm(step: int) -> bool:
-                if await tx.mfa.confirm(user.id, sealed, step, now):
-                    accepted.append(step)
-                    return True
-                return False
-
             outcome = await self._check_code(
                 tx,
                 user,
@@ -189,7 +181,7 @@ class TwoFactor(SecondFactor):
                 code,
                 now,
                 open_secret(box, user.id, sealed),
-                confirm,
+                lambda step: tx.mfa.confirm(user.id, sealed, step, now),
                 recovery=False,
             )
             if not outcome.ok:
@@ -346,7 +338,7 @@ class TwoFactor(SecondFactor):
         acting, user = await self._acting(
             tx, signed_in.session.id, now, signed_in.session.user_epoch, lock_user=True
         )
-        if user is None or await self._settle(tx, verified, now) is None:
+        if user is None or await self._settle(tx, verified) is None:
             raise NotSignedIn()
         record = await tx.mfa.get(user.id)
         if record is None or record.confirmed_at is None:

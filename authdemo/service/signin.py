@@ -122,7 +122,7 @@ class SignIn(Sessions):
         verified = await self._verify(username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            user = await self._settle(tx, verified, now)
+            user = await self._settle(tx, verified)
             if user is None:
                 await self._audit(
                     tx,
@@ -263,7 +263,7 @@ class SignIn(Sessions):
             log.debug("login refused (throttled)")
             raise Throttled(max(blocked) - now)
 
-    async def _settle(self, tx: UnitOfWork, verified: Verified, now: datetime) -> User | None:
+    async def _settle(self, tx: UnitOfWork, verified: Verified) -> User | None:
         """Inside the write that acts on a verified password: the user (locked) if still
         active and on the epoch the password was verified for, else None. On success
         the attempt's reservation is given back and an outdated hash upgraded."""

@@ -248,6 +248,29 @@ async def test_re_encrypting_under_a_new_key_keeps_codes_working(mfa_settings: S
         SecretBox((MFA_KEY,)).open(user_id, sealed)
 
 
+async def test_new_recovery_codes_are_stored_dated_and_replace_the_old_ones(
+    mfa_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        secret, old = await setup_alice(rt.service, clock)
+        _, session_id = await sign_in_with_code(rt.service, clock, secret)
+        clock.advance(STEP)
+        new = await rt.service.regenerate_recovery_codes(
+            session_id, PASSWORD, code_at(secret, clock.now()), CLIENT
+        )
+        async with rt.engine.connect() as conn:
+            dated = (
+                await conn.execute(text("SELECT created_at FROM authdemo_mfa_recovery_codes"))
+            ).all()
+        assert len(dated) == len(new) == 10 and all(row[0] is not None for row in dated)
+        cookie, challenge = await password_step(rt.service)
+        with pytest.raises(InvalidCode):
+            await rt.service.verify_second_factor(challenge, cookie, old[0], CLIENT)
+        cookie, challenge = await password_step(rt.service)
+        await rt.service.verify_second_factor(challenge, cookie, new[0], CLIENT)
+
+
 async def test_turning_2fa_off_on_one_worker_ends_the_users_sessions_on_the_other(
     mfa_settings: Settings,
 ) -> None:

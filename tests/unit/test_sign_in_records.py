@@ -1,0 +1,166 @@
+"""Sign-in and the cookie ticket, on fakes: a ticket hands out nothing for a session that
+ended, a dead pre-login token stays dead, and what the audit trail, the logs and the open
+views are told of failures, refusals and redemptions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from authdemo.domain import AuditKind, ClientInfo, InvalidCredentials, Throttled, TicketRejected
+from authdemo.events import EventKind
+from authdemo.security import hash_token
+from authdemo.service import AuthService
+from tests.support.fakes import FakeClock, FakeStore, RecordingBus
+
+CLIENT = ClientInfo("203.0.113.7", "pytest")
+PASSWORD = "correct horse"
+
+
+@pytest.fixture
+async def alice(service: AuthService) -> int:
+    return (await service.create_user("alice", PASSWORD)).id
+
+
+@pytest.mark.usefixtures("alice")
+@pytest.mark.parametrize("ending", ["logout", "disable", "password"])
+async def test_a_ticket_whose_session_ended_before_redemption_hands_out_nothing(
+    service: AuthService, store: FakeStore, ending: str
+) -> None:
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    if ending == "logout":
+        await service.logout(result.signed_in.session.id)
+    elif ending == "disable":
+        await service.set_active("alice", False)
+    else:
+        await service.set_password("alice", "brand new pw")
+    token_hash = store.tables.sessions[result.signed_in.session.id].token_hash
+    with pytest.raises(TicketRejected) as refused:
+        await service.redeem_ticket(result.ticket, anonymous)
+    assert str(refused.value) == "session ended"
+    assert store.tables.sessions[result.signed_in.session.id].token_hash == token_hash
+    assert not (await service.resolve(anonymous)).needs_new_token  # still the visitor's
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_refused_ticket_says_why_in_the_operators_log(
+    service: AuthService, clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="authdemo.auth")
+    reasons = []
+
+    async def refused(ticket: str, presented: str | None) -> None:
+        with pytest.raises(TicketRejected) as rejected:
+            await service.redeem_ticket(ticket, presented)
+        reasons.append(str(rejected.value))
+
+    anonymous = service.new_token()
+    first = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    await refused(first.ticket, service.new_token())
+    await refused(first.ticket, anonymous)
+    second = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    clock.advance(timedelta(seconds=30))
+    await refused(second.ticket, anonymous)
+    third = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    store.tables.tickets[hash_token(third.ticket)]["bound"] = None
+    await refused(third.ticket, anonymous)
+    await refused("made-up", anonymous)
+    assert reasons == [
+        "presented with another cookie",
+        "already used",
+        "expired",
+        "bound to no cookie",
+        "unknown ticket",
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ticket rejected: {reason}" for reason in reasons[:-1]
+    ]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_redemption_is_audited_linking_the_new_cookie_to_the_sign_in(
+    service: AuthService,
+    store: FakeStore,
+    bus: RecordingBus,
+    caplog: pytest.LogCaptureFixture,
+    alice: int,
+) -> None:
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    was = result.signed_in.session.short_id
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    redeemed = await service.redeem_ticket(result.ticket, anonymous, CLIENT)
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.session) == (
+        AuditKind.ROTATED,
+        "alice",
+        alice,
+        hash_token(redeemed.token)[:8],
+    )
+    assert (row.client_addr, row.user_agent, row.detail) == ("203.0.113.7", "pytest", f"was {was}")
+    assert redeemed.session.token_hash == hash_token(redeemed.token)
+    assert f"session rotated session={hash_token(redeemed.token)[:8]}" in [
+        r.getMessage() for r in caplog.records
+    ]
+    # Views holding the pre-login cookie hear that it is dead.
+    (retired,) = [e for e in bus.published if e.kind is EventKind.TOKEN_RETIRED]
+    assert retired.token_hash == hash_token(anonymous)
+    # Redeemed without a client (the ticket route always has one): no address recorded.
+    again = await service.login(hash_token(redeemed.token), "alice", PASSWORD, CLIENT)
+    await service.redeem_ticket(again.ticket, redeemed.token)
+    assert (store.tables.audit[-1].client_addr, store.tables.audit[-1].user_agent) == ("", "")
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_pre_login_token_stays_dead_after_a_purge(
+    service: AuthService, clock: FakeClock
+) -> None:
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    await service.redeem_ticket(result.ticket, anonymous)
+    clock.advance(timedelta(hours=1))
+    await service.purge_expired()
+    assert (await service.resolve(anonymous)).needs_new_token
+
+
+async def test_failed_sign_ins_and_the_block_they_start_are_audited_with_who_and_where(
+    service: AuthService, store: FakeStore, alice: int
+) -> None:
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            await service.login(hash_token(service.new_token()), "alice", "wrong pw!", CLIENT)
+    with pytest.raises(Throttled):
+        await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    rows = [
+        (e.kind, e.username, e.user_id, e.client_addr, e.user_agent, e.detail)
+        for e in store.tables.audit
+        if e.kind in (AuditKind.LOGIN_FAILED, AuditKind.THROTTLED)
+    ]
+    where = ("203.0.113.7", "pytest")
+    assert rows == [
+        *[(AuditKind.LOGIN_FAILED, "alice", alice, *where, "wrong password")] * 5,
+        (AuditKind.THROTTLED, "alice", alice, *where, "blocked for 1 s"),
+    ]
+
+
+async def test_a_failed_sign_in_to_no_account_is_audited_under_a_digest_with_where_from(
+    service: AuthService, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "nobody", "whatever pw", CLIENT)
+    row = store.tables.audit[-1]
+    assert (row.kind, row.user_id, row.client_addr, row.user_agent, row.detail) == (
+        AuditKind.LOGIN_FAILED,
+        None,
+        "203.0.113.7",
+        "pytest",
+        "no such user",
+    )
+    assert row.username.startswith("unknown:")
+    assert f"login failed (no such user) user={row.username} client=203.0.113.7" in [
+        r.getMessage() for r in caplog.records
+    ]
