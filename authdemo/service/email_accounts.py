@@ -259,6 +259,20 @@ class EmailAccounts(TwoFactor):
         if bound_token_hash is None:
             raise CookieRequired()
         _, key = normalize_email(email)
+        # As slow for an address with no sign-up waiting as for one with: the time of a
+        # wrong code's answer does not tell whether someone signed up with the address.
+        return await self._evenly(
+            self._verify_email(key, code, bound_token_hash, client, carry_from)
+        )
+
+    async def _verify_email(
+        self,
+        key: str,
+        code: str,
+        bound_token_hash: str,
+        client: ClientInfo,
+        carry_from: int | None,
+    ) -> LoginResult:
         await self._limit(
             [(f"code:{client_network(client.addr)}", self.email.codes_per_network)], client
         )

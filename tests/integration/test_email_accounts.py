@@ -424,3 +424,23 @@ async def test_known_and_unknown_addresses_take_the_same_time(rt: Runtime) -> No
     )
     assert min(known + unknown) >= 0.2
     assert abs(difference) < 0.05, (known, unknown)
+
+
+async def test_a_wrong_sign_up_code_answers_as_slowly_for_an_unknown_address(rt: Runtime) -> None:
+    """The code step does not tell whether a sign-up waits for an address: a wrong code
+    for it and a code for an address nobody signed up with get the same refusal, no
+    sooner than the answer floor."""
+    await sign_up(rt)  # ann@example.org waits for her code
+    rt.service.email = replace(rt.service.email, answer_floor=timedelta(milliseconds=200))
+    cookie = hash_token(rt.service.new_token())
+
+    async def timed(address: str) -> tuple[float, str]:
+        started = time.perf_counter()
+        with pytest.raises(WrongEmailCode) as refused:
+            await rt.service.verify_email(address, "00000000", cookie, CLIENT)
+        return time.perf_counter() - started, str(refused.value)
+
+    pending = [await timed("ann@example.org") for _ in range(2)]
+    unknown = [await timed(f"nobody{i}@example.org") for i in range(2)]
+    assert min(t for t, _ in pending + unknown) >= 0.2
+    assert {words for _, words in pending} == {words for _, words in unknown}
