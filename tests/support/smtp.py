@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.live import free_port
+from tests.support.ports import free_port
 
 USER = "mailer"
 PASSWORD = "smtp secret"
