@@ -100,6 +100,7 @@ class SessionRow(Base):
         Index("ix_authdemo_sessions_user_id", "user_id"),
         Index("ix_authdemo_sessions_absolute_expires_at", "absolute_expires_at"),
         Index("ix_authdemo_sessions_idle_expires_at", "idle_expires_at"),  # purge-expired
+        Index("ix_authdemo_sessions_signed_in_from", "signed_in_from"),  # ticket redemption
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -258,6 +258,14 @@ class SqlSessionRepository:
             )
         )
 
+    async def replaced_elsewhere(self, token_hash: str, session_id: int) -> bool:
+        found = await self._s.scalar(
+            select(SessionRow.id)
+            .where(SessionRow.signed_in_from == token_hash, SessionRow.id != session_id)
+            .limit(1)
+        )
+        return found is not None
+
     async def get(self, session_id: int) -> AuthSession | None:
         row = await self._s.get(SessionRow, session_id)
         return _session(row) if row else None

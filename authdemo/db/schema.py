@@ -20,7 +20,7 @@ from .migrations import (
 from .models import Base
 
 # The newest alembic revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "authdemo_0010"
+HEAD_REVISION = "authdemo_0011"
 
 UPGRADE_HINT = MIGRATE_HINT
 

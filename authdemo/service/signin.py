@@ -337,15 +337,35 @@ class SignIn(Sessions):
                 await tx.commit()  # the claim sticks: a rejected ticket is used up too
                 log.warning("ticket rejected: %s", problem)
                 raise TicketRejected(problem or "session ended")
+            bound = claimed.bound_token_hash
+            assert bound is not None  # _ticket_problem refuses unbound
+            # Retired first: that writes the old cookie's row, so a second redemption of
+            # a ticket bound to the same cookie waits here until this one commits, and
+            # then sees it.
+            await self._retire_token(tx, bound, now)
+            if owner is not None and await tx.sessions.replaced_elsewhere(bound, session.id):
+                # Two tabs of one browser signed in at once and both tickets went out
+                # with the same cookie: the first redemption won, and this session's
+                # cookie could only ever reach a copy of the old one. It ends unused
+                # (the tab follows the browser into the first session instead).
+                ended = await self._revoke(tx, [session.id], "logout", session.user_id)
+                await self._audit(
+                    tx,
+                    AuditKind.LOGOUT,
+                    user=owner,
+                    session=session,
+                    client=client or ClientInfo(),
+                    detail="unused: another sign-in of this browser took its cookie first",
+                )
+                await tx.commit()
+                await self._published(ended)
+                log.warning("ticket rejected: its cookie was replaced by another sign-in")
+                raise TicketRejected("cookie replaced by another sign-in")
             token = self._tokens.mint(now)
             new_hash = hash_token(token)
-            assert claimed.bound_token_hash is not None  # _ticket_problem refuses unbound
             # The first redemption records whose cookie this one replaced: the browser's
             # other tabs knew it by that cookie, and may follow it in (``service.follow``).
-            await tx.sessions.set_token_hash(
-                session.id, new_hash, replaced=claimed.bound_token_hash
-            )
-            await self._retire_token(tx, claimed.bound_token_hash, now)
+            await tx.sessions.set_token_hash(session.id, new_hash, replaced=bound)
             rotated = replace(session, token_hash=new_hash)
             await self._audit(
                 tx,
@@ -357,7 +377,7 @@ class SignIn(Sessions):
             )
             event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
             event = await self._broadcast(tx, event, now)
-            retired = SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=claimed.bound_token_hash)
+            retired = SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=bound)
             retired = await self._broadcast(tx, retired, now)
             await tx.commit()
         log.info("session rotated session=%s", rotated.short_id)

@@ -20,6 +20,7 @@ from authdemo.domain import (
     InvalidCredentials,
     NotSignedIn,
     Throttled,
+    TicketRejected,
 )
 from authdemo.events import EventKind, SessionEvent
 from authdemo.security import Argon2Hasher, hash_token
@@ -299,3 +300,37 @@ async def test_concurrent_rekeys_and_resets_of_one_user_never_deadlock(
             password = new
             unexpected = [o for o in outcomes if isinstance(o, BaseException)]
             assert all(isinstance(o, NotSignedIn) for o in unexpected), outcomes
+
+
+# --- 7. two tabs of one browser sign in at once ----------------------------------------------
+
+
+async def test_of_two_tickets_bound_to_one_cookie_redeemed_at_once_on_two_workers_one_wins(
+    settings: Settings,
+) -> None:
+    # Two tabs of one browser sign in together: both tickets are bound to the cookie the
+    # browser holds, and both images may carry it, each to another worker. Exactly one
+    # redemption hands out a cookie; the other session ends unused (none is left open
+    # that no browser can reach).
+    async with (
+        runtime(settings, hasher_factory=cheap_hasher) as one,
+        runtime(settings, hasher_factory=cheap_hasher) as two,
+    ):
+        await one.service.create_user("alice", OLD)
+        for _ in range(6):
+            cookie = one.service.new_token()
+            tickets = [
+                (await rt.service.login(hash_token(cookie), "alice", OLD, CLIENT)).ticket
+                for rt in (one, two)
+            ]
+            outcomes = await asyncio.gather(
+                one.service.redeem_ticket(tickets[0], cookie),
+                two.service.redeem_ticket(tickets[1], cookie),
+                return_exceptions=True,
+            )
+            won = [o for o in outcomes if not isinstance(o, BaseException)]
+            lost = [o for o in outcomes if isinstance(o, BaseException)]
+            assert len(won) == 1, outcomes
+            assert [type(o) for o in lost] == [TicketRejected]
+            assert await live_sessions_of(one.service, "alice") == [won[0].session.id]
+            await one.service.logout(won[0].session.id, CLIENT)

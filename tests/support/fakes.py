@@ -272,6 +272,12 @@ class FakeSessions:
                 return
         await self.add(token_hash, None, now, expires_at, expires_at, ClientInfo(), revoked=True)
 
+    async def replaced_elsewhere(self, token_hash: str, session_id: int) -> bool:
+        return any(
+            s.signed_in_from == token_hash and sid != session_id
+            for sid, s in self.t.sessions.items()
+        )
+
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return [s.id for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from authdemo.domain import ClientInfo
+from authdemo.domain import ClientInfo, TicketRejected
 from authdemo.events import EventKind, follow_key
 from authdemo.security import hash_token
 from authdemo.service import AuthService
@@ -102,3 +102,21 @@ async def test_an_ended_session_is_not_joined(service: AuthService, alice: None)
     before, after, session_id = await sign_in(service)
     await service.logout(session_id, CLIENT)
     assert await service.followed_session(session_id, hash_token(after), hash_token(before)) is None
+
+
+async def test_of_two_sign_ins_bound_to_one_cookie_only_the_first_redeemed_opens_a_session(
+    service: AuthService, alice: None, bus: RecordingBus
+) -> None:
+    """Two tabs of one browser sign in at once: both tickets go out bound to the same
+    cookie, and both images may carry it. The second redemption must not open a session
+    whose cookie replaces the first one's (the first would be left open, unused)."""
+    before = service.new_token()
+    first = await service.login(hash_token(before), "alice", "correct horse", CLIENT)
+    second = await service.login(hash_token(before), "alice", "correct horse", CLIENT)
+    await service.redeem_ticket(first.ticket, before)
+    with pytest.raises(TicketRejected, match="another sign-in"):
+        await service.redeem_ticket(second.ticket, before)
+    live = await service.live_sessions("alice")
+    assert [s.id for s, _ in live] == [first.signed_in.session.id]
+    revoked = [e for e in bus.published if e.kind is EventKind.REVOKED]
+    assert [e.session_ids for e in revoked] == [(second.signed_in.session.id,)]
