@@ -23,9 +23,9 @@ from ...domain import AuthError, InvalidCredentials, NotSignedIn, StorageUnavail
 from ...permissions import ADMIN, PermissionDenied
 from ..connection.admin import AdminOverview, AdminUser, RecentSignInRequired
 from ..hooks import AuthContext, Provided, use_auth
-from ..library import component, event, html, use_context, use_effect, use_state
+from ..library import component, html, use_context, use_effect, use_state
 from ..rights import use_permission
-from .forms import account_field, field, form_values
+from .forms import account_field, field, form_values, posted_form
 from .login import LoginForm
 from .sessions import when
 
@@ -118,12 +118,7 @@ def AdminPage(reauth_after: timedelta = RECENT_SIGN_IN, events_limit: int = 50) 
 
 def reauth_form(user: Any, submit: Callable[[Any], Any]) -> Any:
     return html.form(
-        {
-            "id": "reauth-form",
-            "method": "post",
-            "action": "#",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form("reauth-form", submit),
         html.p("It has been a while since you entered your password: enter it again."),
         account_field(user),
         field(

@@ -17,8 +17,8 @@ from typing import Any
 
 from ...domain import AuthError, SecondFactorRequired
 from ..hooks import use_auth
-from ..library import component, event, html, use_state
-from .forms import field, form_values
+from ..library import component, html, use_state
+from .forms import field, form_values, posted_form
 
 SENT = "If an account has this address, we have sent it a code. Check your mail."
 """What "forgot password" answers, whatever the address."""
@@ -69,14 +69,9 @@ def SignUpForm(on_sent: Callable[[str], None], on_back: Callable[[], None]) -> A
         on_sent(address)
 
     return html.form(
-        {
-            "id": "signup-form",
-            "class_name": "card",
-            "method": "post",
-            "action": "#",
-            "aria_describedby": "signup-error" if error else "",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form(
+            "signup-form", submit, class_name="card", described_by="signup-error" if error else None
+        ),
         html.h1("Sign up"),
         field(
             "E-mail",
@@ -147,15 +142,13 @@ def VerifyEmailForm(address: str, on_back: Callable[[], None]) -> Any:
         set_notice("We sent a new code; the earlier one no longer works.")
 
     return html.form(
-        {
-            "key": f"verify-{attempt}",
-            "id": "verify-email-form",
-            "class_name": "card",
-            "method": "post",
-            "action": "#",
-            "aria_describedby": "verify-error" if error else "verify-hint",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form(
+            "verify-email-form",
+            submit,
+            key=f"verify-{attempt}",
+            class_name="card",
+            described_by="verify-error" if error else "verify-hint",
+        ),
         html.h1("Confirm your e-mail address"),
         html.p(
             {"id": "verify-hint", "class_name": "muted"},
@@ -225,14 +218,12 @@ def ResetPasswordForms(on_back: Callable[[], None]) -> Any:
 
     if not address:
         return html.form(
-            {
-                "id": "reset-request-form",
-                "class_name": "card",
-                "method": "post",
-                "action": "#",
-                "aria_describedby": "reset-error" if error else "",
-                "on_submit": event(request, prevent_default=True),
-            },
+            posted_form(
+                "reset-request-form",
+                request,
+                class_name="card",
+                described_by="reset-error" if error else None,
+            ),
             html.h1("Forgot password"),
             field(
                 "E-mail",
@@ -257,14 +248,12 @@ def ResetPasswordForms(on_back: Callable[[], None]) -> Any:
         {"class_name": "card"},
         html.p({"id": "reset-sent", "role": "status"}, SENT),
         html.form(
-            {
-                "key": f"reset-{attempt}",
-                "id": "reset-form",
-                "method": "post",
-                "action": "#",
-                "aria_describedby": "reset-error" if error else "reset-sent",
-                "on_submit": event(reset, prevent_default=True),
-            },
+            posted_form(
+                "reset-form",
+                reset,
+                key=f"reset-{attempt}",
+                described_by="reset-error" if error else "reset-sent",
+            ),
             html.input(
                 {
                     "type": "email",
@@ -366,13 +355,7 @@ def EmailSettings() -> Any:
         *([html.p({"id": "email-notice", "role": "status"}, notice)] if notice else []),
         (
             html.form(
-                {
-                    "key": f"email-code-{attempt}",
-                    "id": "email-code-form",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(confirm, prevent_default=True),
-                },
+                posted_form("email-code-form", confirm, key=f"email-code-{attempt}"),
                 html.p({"id": "email-sent", "role": "status"}, f"We sent a code to {pending}."),
                 _code_input(),
                 html.div(
@@ -386,12 +369,7 @@ def EmailSettings() -> Any:
             )
             if pending
             else html.form(
-                {
-                    "id": "email-form",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(change, prevent_default=True),
-                },
+                posted_form("email-form", change),
                 field(
                     "New address",
                     id="email-new",

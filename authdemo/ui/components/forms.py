@@ -3,12 +3,13 @@ fields, the hidden username of a password form, a code field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ...domain import (
     User,
 )
-from ..library import html
+from ..library import event, html
 
 
 def form_values(data: Any) -> dict[str, str]:
@@ -22,6 +23,31 @@ def form_values(data: Any) -> dict[str, str]:
             if isinstance(name, str) and name and isinstance(value, str):
                 values.setdefault(name, value)
     return values
+
+
+def posted_form(
+    form_id: str,
+    on_submit: Callable[[Any], Any],
+    *,
+    key: str | None = None,
+    class_name: str | None = None,
+    described_by: str | None = None,
+) -> dict[str, Any]:
+    """The attributes of a form that is handled over the websocket: ``method="post"``
+    (a browser that submits it before the page's script runs never puts a password in
+    the address), no navigation, and the submit handled on the server. ``described_by``:
+    the id of the element that describes it now (its error while it shows one)."""
+    attributes: dict[str, Any] = {"id": form_id}
+    if key is not None:
+        attributes["key"] = key
+    if class_name is not None:
+        attributes["class_name"] = class_name
+    attributes["method"] = "post"
+    attributes["action"] = "#"
+    if described_by is not None:
+        attributes["aria_describedby"] = described_by
+    attributes["on_submit"] = event(on_submit, prevent_default=True)
+    return attributes
 
 
 def field(label: str, **attributes: Any) -> Any:

@@ -17,9 +17,9 @@ from ...domain import (
 from ...http.insecure import insecure_origin
 from ...mail import EmailNotVerified
 from ..hooks import use_auth
-from ..library import ConnectionContext, component, event, html, use_context, use_state
+from ..library import ConnectionContext, component, html, use_context, use_state
 from .email import ResetPasswordForms, SignUpForm, VerifyEmailForm
-from .forms import code_field, field, form_values
+from .forms import code_field, field, form_values, posted_form
 
 
 def use_insecure_origin() -> str | None:
@@ -84,15 +84,13 @@ def LoginForm() -> Any:
         return ResetPasswordForms(back_to_sign_in)
 
     return html.form(
-        {
-            "key": f"login-form-{attempt}",
-            "id": "login-form",
-            "class_name": "card",
-            "method": "post",
-            "action": "#",
-            "aria_describedby": "login-error" if error else "",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form(
+            "login-form",
+            submit,
+            key=f"login-form-{attempt}",
+            class_name="card",
+            described_by="login-error" if error else None,
+        ),
         html.h1("Sign in"),
         *(
             [
@@ -228,15 +226,13 @@ def SecondStepForm(on_back_error: Callable[[str], None]) -> Any:
         await auth.cancel_second_factor()
 
     return html.form(
-        {
-            "key": f"mfa-form-{attempt}",
-            "id": "mfa-form",
-            "class_name": "card",
-            "method": "post",
-            "action": "#",
-            "aria_describedby": "mfa-error" if error else "mfa-hint",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form(
+            "mfa-form",
+            submit,
+            key=f"mfa-form-{attempt}",
+            class_name="card",
+            described_by="mfa-error" if error else "mfa-hint",
+        ),
         html.h1("Two-factor sign-in"),
         html.p(
             {"id": "mfa-hint", "class_name": "muted"},

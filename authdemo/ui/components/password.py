@@ -17,8 +17,8 @@ from ...domain import (
     Throttled,
 )
 from ..hooks import use_auth
-from ..library import component, event, html, use_state
-from .forms import account_field, field, form_values
+from ..library import component, html, use_state
+from .forms import account_field, field, form_values, posted_form
 
 WRONG_CURRENT = "The current password is not right."
 
@@ -60,14 +60,12 @@ def ChangePassword(on_changed: Callable[[], None] | None = None, class_name: str
     if auth.user is None:
         return html._()
     return html.form(
-        {
-            "id": "change-password",
-            "key": f"change-password-{attempt}",
-            "class_name": f"card wide authdemo-change-password {class_name}".strip(),
-            "method": "post",
-            "action": "#",
-            "on_submit": event(submit, prevent_default=True),
-        },
+        posted_form(
+            "change-password",
+            submit,
+            key=f"change-password-{attempt}",
+            class_name=f"card wide authdemo-change-password {class_name}".strip(),
+        ),
         html.h2("Change password"),
         account_field(auth.user),
         field(

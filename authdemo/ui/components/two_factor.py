@@ -21,9 +21,9 @@ from ...domain import (
 )
 from ...service import Enrolment, MfaStatus
 from ..hooks import use_auth
-from ..library import component, event, html, use_effect, use_state
+from ..library import component, html, use_effect, use_state
 from ..qr import qr_data_uri
-from .forms import account_field, code_field, field, form_values
+from .forms import account_field, code_field, field, form_values, posted_form
 
 TURNED_ON = "Two-factor sign-in is on. Your other sessions have been signed out."
 RENEWED = "New recovery codes made. The old ones no longer work."
@@ -172,13 +172,7 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
             ),
             html.p(html.code({"id": "mfa-secret"}, enrolment.grouped_secret)),
             html.form(
-                {
-                    "key": f"mfa-confirm-{attempt}",
-                    "id": "mfa-confirm",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(confirm, prevent_default=True),
-                },
+                posted_form("mfa-confirm", confirm, key=f"mfa-confirm-{attempt}"),
                 code_field("Code from the app", "mfa-confirm-code"),
                 *problem("settings", "mfa-settings-error"),
                 html.div(
@@ -202,13 +196,9 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
                 f"{left} recovery code{'s' if left != 1 else ''} left.",
             ),
             html.form(
-                {
-                    "key": f"mfa-recovery-renew-form-{attempt}",
-                    "id": "mfa-recovery-renew-form",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(renew, prevent_default=True),
-                },
+                posted_form(
+                    "mfa-recovery-renew-form", renew, key=f"mfa-recovery-renew-form-{attempt}"
+                ),
                 html.h3("New recovery codes"),
                 account_field(auth.user),
                 field(
@@ -227,13 +217,7 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
                 ),
             ),
             html.form(
-                {
-                    "key": f"mfa-disable-form-{attempt}",
-                    "id": "mfa-disable-form",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(disable, prevent_default=True),
-                },
+                posted_form("mfa-disable-form", disable, key=f"mfa-disable-form-{attempt}"),
                 account_field(auth.user),
                 field(
                     "Password",
@@ -276,13 +260,7 @@ def TwoFactorSettings(on_changed: Callable[[], None] | None = None, class_name: 
                 "from an authenticator app on your phone.",
             ),
             html.form(
-                {
-                    "key": f"mfa-start-{attempt}",
-                    "id": "mfa-start",
-                    "method": "post",
-                    "action": "#",
-                    "on_submit": event(start, prevent_default=True),
-                },
+                posted_form("mfa-start", start, key=f"mfa-start-{attempt}"),
                 account_field(auth.user),
                 field(
                     "Password",
