@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from authdemo.config import Argon2Params, Settings
 from authdemo.domain import SessionPolicy
+from authdemo.mfa import SecretBox
 from authdemo.security import Argon2Hasher, TokenCodec
 from authdemo.service import AuthService
 from tests.support.db import copy_database, migrate, sqlite_url
@@ -153,6 +154,13 @@ def tokens() -> TokenCodec:
 
 
 @pytest.fixture
+def mfa_box() -> SecretBox | None:
+    """No two-factor key. A module that needs one imports ``tests.support.mfa.mfa_box``,
+    which overrides this for its tests."""
+    return None
+
+
+@pytest.fixture
 def service(
     store: FakeStore,
     hasher: FakeHasher,
@@ -160,8 +168,9 @@ def service(
     clock: FakeClock,
     policy: SessionPolicy,
     bus: RecordingBus,
+    mfa_box: SecretBox | None,
 ) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus)
+    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=mfa_box)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyotp
+import pytest
 
 from authdemo.domain import ClientInfo, SecondFactorRequired
 from authdemo.mfa import SecretBox, SecretUnreadable, parse_mfa_key
@@ -23,8 +24,29 @@ CLIENT = ClientInfo("203.0.113.7", "pytest")
 PASSWORD = "correct horse 1"
 
 
+STEP = timedelta(seconds=30)
+
+
 def box(*keys: bytes) -> SecretBox:
     return SecretBox(keys or (MFA_KEY,))
+
+
+@pytest.fixture
+def mfa_box() -> SecretBox:
+    """The fake service (``tests/conftest.py``) with a two-factor key, for the tests of a
+    module that imports this fixture::
+
+        from tests.support.mfa import mfa_box  # noqa: F401 (a fixture)
+    """
+    return box()
+
+
+async def enrolled(service: AuthService, clock: FakeClock) -> tuple[str, list[str]]:
+    """Two-factor on for alice: (its secret, its recovery codes), with the step that
+    confirmed the secret used up."""
+    secret, done = await enrol(service)
+    clock.advance(STEP)
+    return secret, done.recovery_codes
 
 
 class OpensNothing(SecretBox):

@@ -13,35 +13,21 @@ from authdemo.domain import (
     InvalidCredentials,
     MfaStateConflict,
     NotSignedIn,
-    SessionPolicy,
     UnknownSession,
 )
 from authdemo.events import EventKind
-from authdemo.security import TokenCodec
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import FakeClock, FakeStore, RecordingBus
 from tests.support.mfa import (
     CLIENT,
     PASSWORD,
-    box,
     code_at,
     enrol,
+    mfa_box,  # noqa: F401 (a fixture: the service has a key)
     password_step,
     sign_in,
     sign_in_with_code,
 )
-
-
-@pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
 
 
 @pytest.fixture

@@ -15,40 +15,31 @@ from authdemo.domain import (
     ClientInfo,
     InvalidCredentials,
     NotSignedIn,
-    SessionPolicy,
     SignedIn,
     UnknownUser,
     User,
     UserCredentials,
 )
 from authdemo.events import EventKind, SessionEvent
-from authdemo.security import TokenCodec, hash_token
+from authdemo.security import hash_token
 from authdemo.service import AuthService
 from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.support.fakes import (
     FakeClock,
-    FakeHasher,
     FakeSessions,
     FakeStore,
     FakeUsers,
     RecordingBus,
 )
-from tests.support.mfa import PASSWORD, box, enrol, sign_in
+from tests.support.mfa import (
+    PASSWORD,
+    enrol,
+    mfa_box,  # noqa: F401 (a fixture: the service has a key)
+    sign_in,
+)
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 NEW_PASSWORD = "brand new pw"
-
-
-@pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
 
 
 @pytest.fixture

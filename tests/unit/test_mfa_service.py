@@ -36,39 +36,22 @@ from tests.support.mfa import (
     CLIENT,
     OTHER_KEY,
     PASSWORD,
+    STEP,
     OpensNothing,
     box,
     code_at,
     enrol,
+    enrolled,
+    mfa_box,  # noqa: F401 (a fixture: the service has a key)
     password_step,
     sign_in,
     sign_in_with_code,
 )
 
-STEP = timedelta(seconds=30)
-
-
-@pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
-
 
 @pytest.fixture
 async def alice(service: AuthService) -> None:
     await service.create_user("alice", PASSWORD)
-
-
-async def enrolled(service: AuthService, clock: FakeClock) -> tuple[str, list[str]]:
-    secret, done = await enrol(service)
-    clock.advance(STEP)  # the step that confirmed the secret is used up
-    return secret, done.recovery_codes
 
 
 # --- enrolment ---------------------------------------------------------------------------

@@ -41,39 +41,23 @@ from tests.support.mfa import (
     MFA_KEY,
     OTHER_KEY,
     PASSWORD,
+    STEP,
     box,
     code_at,
     enrol,
+    enrolled,
+    mfa_box,  # noqa: F401 (a fixture: the service has a key)
     password_step,
     sign_in,
     sign_in_with_code,
 )
 
-STEP = timedelta(seconds=30)
 CLI = ("cli", "authdemo command line")
-
-
-@pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
 
 
 @pytest.fixture
 async def alice(service: AuthService) -> int:
     return (await service.create_user("alice", PASSWORD)).id
-
-
-async def enrolled(service: AuthService, clock: FakeClock) -> tuple[str, list[str]]:
-    secret, done = await enrol(service)
-    clock.advance(STEP)  # the step that confirmed the secret is used up
-    return secret, done.recovery_codes
 
 
 async def re_keyed_elsewhere(service: AuthService, token: str, session_id: int) -> int:
