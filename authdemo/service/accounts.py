@@ -32,7 +32,7 @@ from ..domain import (
 from ..events import EventKind, SessionEvent, publish_quietly
 from ..ports import UnitOfWork
 from ..security import hash_token, new_ticket, unreachable_token_hash
-from .core import OPERATOR, Rekeyed, UserSummary
+from .core import BY_OPERATOR, OPERATOR, Rekeyed, UserSummary
 from .signin import SignIn
 
 log = logging.getLogger("authdemo.auth")
@@ -82,21 +82,29 @@ class Accounts(SignIn):
         return await self._published(event)
 
     async def set_active(
-        self, username: str, active: bool, *, client: ClientInfo = OPERATOR
+        self,
+        username: str,
+        active: bool,
+        *,
+        client: ClientInfo = OPERATOR,
+        by: str = BY_OPERATOR,
     ) -> int:
         """Enable or disable an account; disabling ends all its sessions (live).
-        ``client``: who asked (the admin page's browser; the CLI by default)."""
+        ``client``, ``by``: who asked (the admin page's browser and admin; the CLI by
+        default), as the audit trail keeps it."""
         user = await self.get_user(username)
         async with self._uow(write=True) as tx:
             await tx.users.set_active(user.id, active)
             event = None if active else await self._revoke_all(tx, user.id, "user_disabled")
             kind = AuditKind.USER_ENABLED if active else AuditKind.USER_DISABLED
-            await self._audit(tx, kind, user=user, client=client)
+            await self._audit(tx, kind, user=user, client=client, detail=f"by {by}")
             await tx.commit()
         log.info("%s user=%s", kind, user.username)
         return await self._published(event)
 
-    async def revoke_user_sessions(self, username: str, *, client: ClientInfo = OPERATOR) -> int:
+    async def revoke_user_sessions(
+        self, username: str, *, client: ClientInfo = OPERATOR, by: str = BY_OPERATOR
+    ) -> int:
         user = await self.get_user(username)
         async with self._uow(write=True) as tx:
             await tx.users.bump_epoch(user.id)  # sign-ins in flight end too
@@ -107,7 +115,7 @@ class Accounts(SignIn):
                     AuditKind.REVOKED,
                     user=user,
                     client=client,
-                    detail=f"{len(event.session_ids)} session(s) by operator",
+                    detail=f"{len(event.session_ids)} session(s) by {by}",
                 )
             await tx.commit()
         return await self._published(event)

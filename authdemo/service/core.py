@@ -48,6 +48,8 @@ from ..security import PasswordHasher, TokenCodec
 log = logging.getLogger("authdemo.auth")
 
 OPERATOR = ClientInfo("cli", "authdemo command line")
+BY_OPERATOR = "operator"
+"""Who an operator's change is audited as (``by``): the admin page passes the admin."""
 BROADCAST_RETENTION = timedelta(hours=1)
 AUDIT_RETENTION = timedelta(days=90)
 MAIL_RETENTION = timedelta(days=1)

@@ -47,7 +47,7 @@ from ..mfa import (
     otpauth_uri,
 )
 from ..ports import UnitOfWork
-from .core import OPERATOR, Rekeyed
+from .core import BY_OPERATOR, OPERATOR, Rekeyed
 from .mfa import SecondFactor, _Outcome, open_secret
 from .signin import Verified
 
@@ -359,9 +359,12 @@ class TwoFactor(SecondFactor):
 
     # --- operators -------------------------------------------------------------------------
 
-    async def reset_mfa(self, username: str) -> int:
+    async def reset_mfa(
+        self, username: str, *, client: ClientInfo = OPERATOR, by: str = BY_OPERATOR
+    ) -> int:
         """``authdemo mfa-reset``: remove the user's two-factor sign-in (a lost phone) and
-        end every session of the user, live. Returns how many sessions ended."""
+        end every session of the user, live. Returns how many sessions ended. ``client``,
+        ``by``: who asked (the CLI by default; the admin page passes its own)."""
         user = await self.get_user(username)
         async with self._uow(write=True) as tx:
             await tx.users.lock(user.id)
@@ -374,8 +377,8 @@ class TwoFactor(SecondFactor):
                 tx,
                 AuditKind.MFA_RESET,
                 user=user,
-                client=OPERATOR,
-                detail=f"by operator; {ended} session(s) ended",
+                client=client,
+                detail=f"by {by}; {ended} session(s) ended",
             )
             await tx.commit()
         log.info("two-factor sign-in reset user=%s", user.username)

@@ -36,11 +36,9 @@ from ..permissions import (
     check_role_name,
 )
 from ..ports import UnitOfWork
-from .core import OPERATOR, ServiceCore
+from .core import BY_OPERATOR, OPERATOR, ServiceCore
 
 log = logging.getLogger("authdemo.auth")
-
-BY_OPERATOR = "operator"
 
 
 class Rights(ServiceCore):

@@ -199,8 +199,8 @@ async def test_operator_changes_are_audited_as_the_command_line_naming_the_user(
     assert rows == [
         (AuditKind.USER_CREATED, "alice", alice, *cli, ""),
         (AuditKind.PASSWORD_CHANGED, "alice", alice, *cli, "by operator"),
-        (AuditKind.USER_DISABLED, "alice", alice, *cli, ""),
-        (AuditKind.USER_ENABLED, "alice", alice, *cli, ""),
+        (AuditKind.USER_DISABLED, "alice", alice, *cli, "by operator"),
+        (AuditKind.USER_ENABLED, "alice", alice, *cli, "by operator"),
         (AuditKind.REVOKED, "alice", alice, *cli, "1 session(s) by operator"),
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,15 +15,24 @@ import pytest
 
 from authdemo import Accounts
 from authdemo.config import Settings
+from authdemo.domain import AuditKind
 from authdemo.events import EventKind, SessionEvent
 from authdemo.http.app import AuthdemoApp
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient, Model, text_of, walk
 from tests.support.live import Live, serve
+from tests.support.mfa import MFA_KEY, enrol
+from tests.support.mfa import PASSWORD as DAVES_PASSWORD
 from tests.web.test_login_flow import cookie, first_visit, sign_in
 
 PASSWORD = "correct horse"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The variant's settings, with a two-factor key (an admin resets two-factor)."""
+    return replace(settings, mfa_keys=(MFA_KEY,))
 
 
 @pytest.fixture
@@ -203,6 +213,37 @@ async def test_a_change_after_the_recent_sign_in_window_asks_for_the_password_fi
     await press(alice, "carol", "disable-user")  # within the window again: no prompt
     await alice.wait_for(lambda c: "Disabled carol" in (c.text("admin-message") or ""))
     await alice.close()
+
+
+async def test_what_an_admin_changes_is_audited_as_that_admin_from_their_browser(
+    demo: Live,
+) -> None:
+    service = demo.app.ctx.service
+    await service.create_user("dave", DAVES_PASSWORD)
+    await enrol(service, "dave")  # two-factor on, one session open
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "dave") is not None)
+    for css, done in [
+        ("end-sessions", "Ended 1 session(s) of dave"),
+        ("reset-two-factor", "Reset two-factor sign-in of dave"),
+        ("disable-user", "Disabled dave"),
+    ]:
+        await alice.wait_for(lambda c, css=css: user_row(c, "dave") is not None)
+        await press(alice, "dave", css)
+        await alice.wait_for(lambda c, done=done: done in (c.text("admin-message") or ""))
+    await alice.close()
+    rows = [
+        (e.kind, e.detail, e.client_addr)
+        for e in await service.audit_events("dave", 10)
+        if e.kind in {AuditKind.REVOKED, AuditKind.MFA_RESET, AuditKind.USER_DISABLED}
+    ]
+    assert sorted(rows) == sorted(
+        [
+            (AuditKind.REVOKED, "1 session(s) by alice", "127.0.0.1"),
+            (AuditKind.MFA_RESET, "by alice; 0 session(s) ended", "127.0.0.1"),
+            (AuditKind.USER_DISABLED, "by alice", "127.0.0.1"),
+        ]
+    )
 
 
 async def test_the_audit_trail_filters_by_user(demo: Live) -> None:

@@ -96,16 +96,16 @@ class AdminActions(RightsChecks):
         service, client = self._service, self.client
         by = self.state.user.username if self.state.user else "?"
         if action == "disable":
-            ended = await self._finish(service.set_active(username, False, client=client))
+            ended = await self._finish(service.set_active(username, False, client=client, by=by))
             return f"Disabled {username}; {ended} session(s) ended."
         if action == "enable":
-            await self._finish(service.set_active(username, True, client=client))
+            await self._finish(service.set_active(username, True, client=client, by=by))
             return f"Enabled {username}."
         if action == "end_sessions":
-            ended = await self._finish(service.revoke_user_sessions(username, client=client))
+            ended = await self._finish(service.revoke_user_sessions(username, client=client, by=by))
             return f"Ended {ended} session(s) of {username}."
         if action == "reset_two_factor":
-            ended = await self._finish(service.reset_mfa(username))
+            ended = await self._finish(service.reset_mfa(username, client=client, by=by))
             return f"Reset two-factor sign-in of {username}; {ended} session(s) ended."
         name = role or ""
         if action == "grant":
