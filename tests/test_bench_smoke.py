@@ -68,3 +68,32 @@ def test_the_reset_timing_bench_compares_known_and_unknown_addresses() -> None:
     lines = [line for line in result.stdout.splitlines() if line.startswith("floor")]
     assert len(lines) == 2, result.stdout
     assert all("known" in line and "unknown" in line and "difference" in line for line in lines)
+
+
+def test_the_statement_count_bench_counts_every_step_of_a_cycle() -> None:
+    argv = [sys.executable, "-m", "bench.statements"]
+    postgres = os.environ.get("AUTHDEMO_TEST_POSTGRES_URL")
+    result = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {
+        line.rsplit(None, 2)[0]: int(line.rsplit(None, 2)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith(("page", "connect", "sign-"))
+    }
+    assert counts["page (first visit)"] == 0, result.stdout  # no database on a first visit
+    assert counts["page (returning)"] >= 1  # the cookie is looked up
+    assert counts["sign-in + ticket + held + signed-in render"] > 0
+    assert counts["sign-out"] > 0
+    assert "one sign-in cycle" in result.stdout
+    if postgres:
+        on_pg = subprocess.run(
+            [*argv, "--postgres", postgres],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert on_pg.returncode == 0, on_pg.stderr[-3000:]
+        assert "one sign-in cycle" in on_pg.stdout
