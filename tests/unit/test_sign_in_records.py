@@ -114,6 +114,53 @@ async def test_a_redemption_is_audited_linking_the_new_cookie_to_the_sign_in(
     assert (store.tables.audit[-1].client_addr, store.tables.audit[-1].user_agent) == ("", "")
 
 
+async def test_a_sign_in_whose_cookie_another_took_first_ends_unused_audited_and_logged(
+    service: AuthService,
+    store: FakeStore,
+    bus: RecordingBus,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    alice: int,
+) -> None:
+    # Two tabs signed in at once with one cookie; the first redemption won. The second
+    # session ends unused: revoked (committed, announced to the user's views), its
+    # ending audited against the tab's request and told to the operator.
+    before = service.new_token()
+    first = await service.login(hash_token(before), "alice", PASSWORD, CLIENT)
+    second = await service.login(hash_token(before), "alice", PASSWORD, CLIENT)
+    await service.redeem_ticket(first.ticket, before, CLIENT)
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    published = len(bus.published)
+    clock.advance(timedelta(milliseconds=20))
+    with pytest.raises(TicketRejected) as refused:
+        await service.redeem_ticket(second.ticket, before, CLIENT)
+    assert str(refused.value) == "cookie replaced by another sign-in"
+    lost = second.signed_in.session
+    ended = store.tables.sessions[lost.id]
+    assert ended.revoked_at == clock.now()
+    assert ended.token_hash == lost.token_hash  # no cookie of it was handed out
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.session, row.detail) == (
+        AuditKind.LOGOUT,
+        "alice",
+        alice,
+        lost.short_id,
+        "unused: another sign-in of this browser took its cookie first",
+    )
+    assert (row.client_addr, row.user_agent) == ("203.0.113.7", "pytest")
+    assert [(e.kind, e.session_ids, e.reason, e.user_id) for e in bus.published[published:]] == [
+        (EventKind.REVOKED, (lost.id,), "logout", alice)
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        "ticket rejected: its cookie was replaced by another sign-in"
+    ]
+    # Redeemed without a client (the ticket route always has one): no address recorded.
+    third = await service.login(hash_token(before), "alice", PASSWORD, CLIENT)
+    with pytest.raises(TicketRejected, match="another sign-in"):
+        await service.redeem_ticket(third.ticket, before)
+    assert (store.tables.audit[-1].client_addr, store.tables.audit[-1].user_agent) == ("", "")
+
+
 @pytest.mark.usefixtures("alice")
 async def test_a_pre_login_token_stays_dead_after_a_purge(
     service: AuthService, clock: FakeClock
