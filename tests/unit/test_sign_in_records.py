@@ -211,3 +211,29 @@ async def test_a_failed_sign_in_to_no_account_is_audited_under_a_digest_with_whe
     assert f"login failed (no such user) user={row.username} client=203.0.113.7" in [
         r.getMessage() for r in caplog.records
     ]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_only_a_cookie_a_ticket_just_handed_out_is_held_and_only_once(
+    service: AuthService, clock: FakeClock, bus: RecordingBus
+) -> None:
+    def held() -> list[tuple[tuple[int, ...], str | None]]:
+        return [
+            (e.session_ids, e.token_hash) for e in bus.published if e.kind is EventKind.COOKIE_HELD
+        ]
+
+    assert await service.cookie_held(None) is False
+    assert await service.cookie_held("not-a-token") is False
+    assert await service.cookie_held(service.new_token()) is False  # genuine, but no session's
+    anonymous = service.new_token()
+    result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+    redeemed = await service.redeem_ticket(result.ticket, anonymous)
+    clock.advance(service.policy.ticket_ttl)  # exactly the ticket's lifetime: still in time
+    assert await service.cookie_held(redeemed.token) is True
+    assert await service.cookie_held(redeemed.token) is False  # a replay costs nothing
+    assert held() == [((result.signed_in.session.id,), hash_token(redeemed.token))]
+    again = await service.login(hash_token(redeemed.token), "alice", PASSWORD, CLIENT)
+    late = await service.redeem_ticket(again.ticket, redeemed.token)
+    clock.advance(service.policy.ticket_ttl + timedelta(seconds=1))
+    assert await service.cookie_held(late.token) is False  # minted too long ago to count
+    assert len(held()) == 1
