@@ -215,7 +215,7 @@ async def test_a_failed_sign_in_to_no_account_is_audited_under_a_digest_with_whe
 
 @pytest.mark.usefixtures("alice")
 async def test_only_a_cookie_a_ticket_just_handed_out_is_held_and_only_once(
-    service: AuthService, clock: FakeClock, bus: RecordingBus
+    service: AuthService, store: FakeStore, clock: FakeClock, bus: RecordingBus
 ) -> None:
     def held() -> list[tuple[tuple[int, ...], str | None]]:
         return [
@@ -232,8 +232,50 @@ async def test_only_a_cookie_a_ticket_just_handed_out_is_held_and_only_once(
     assert await service.cookie_held(redeemed.token) is True
     assert await service.cookie_held(redeemed.token) is False  # a replay costs nothing
     assert held() == [((result.signed_in.session.id,), hash_token(redeemed.token))]
+    (_, queued, at) = store.tables.broadcasts[-1]  # in the outbox, at this moment
+    assert (queued.kind, at) == (EventKind.COOKIE_HELD, clock.now())
     again = await service.login(hash_token(redeemed.token), "alice", PASSWORD, CLIENT)
     late = await service.redeem_ticket(again.ticket, redeemed.token)
     clock.advance(service.policy.ticket_ttl + timedelta(seconds=1))
     assert await service.cookie_held(late.token) is False  # minted too long ago to count
     assert len(held()) == 1
+
+
+@pytest.mark.usefixtures("alice")
+async def test_the_cookies_held_are_remembered_up_to_ten_thousand_oldest_forgotten_first(
+    service: AuthService,
+) -> None:
+    async def fresh_cookie() -> str:
+        anonymous = service.new_token()
+        result = await service.login(hash_token(anonymous), "alice", PASSWORD, CLIENT)
+        return (await service.redeem_ticket(result.ticket, anonymous)).token
+
+    remembered = service._held
+    remembered.update((f"earlier-{n}", None) for n in range(9_999))
+    first = await fresh_cookie()
+    assert await service.cookie_held(first) is True
+    assert len(remembered) == 10_000 and "earlier-0" in remembered  # the limit, kept whole
+    second = await fresh_cookie()
+    assert await service.cookie_held(second) is True
+    assert len(remembered) == 10_000 and "earlier-0" not in remembered  # the oldest went
+    assert await service.cookie_held(second) is False  # the newest stays remembered
+    assert await service.cookie_held(first) is False
+
+
+async def test_a_block_started_on_a_name_that_is_no_account_is_audited_under_its_digest(
+    service: AuthService, store: FakeStore
+) -> None:
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            await service.login(hash_token(service.new_token()), "mallory", "wrong pw!", CLIENT)
+    rows = [
+        (e.kind, e.username, e.user_id)
+        for e in store.tables.audit
+        if e.kind in (AuditKind.LOGIN_FAILED, AuditKind.THROTTLED)
+    ]
+    shown = rows[0][1]
+    assert shown and "mallory" not in shown
+    assert rows == [
+        *[(AuditKind.LOGIN_FAILED, shown, None)] * 5,
+        (AuditKind.THROTTLED, shown, None),
+    ]
