@@ -279,3 +279,20 @@ async def test_a_block_started_on_a_name_that_is_no_account_is_audited_under_its
         *[(AuditKind.LOGIN_FAILED, shown, None)] * 5,
         (AuditKind.THROTTLED, shown, None),
     ]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_rekey_ticket_bound_to_the_cookie_its_own_sign_in_replaced_is_redeemed(
+    service: AuthService,
+) -> None:
+    # The browser never kept the signed-in cookie (it still presents the pre-sign-in
+    # one) and signs the other sessions out from this tab: the new ticket is bound to
+    # the cookie this very session's sign-in replaced. That is no other sign-in.
+    before = service.new_token()
+    result = await service.login(hash_token(before), "alice", PASSWORD, CLIENT)
+    await service.redeem_ticket(result.ticket, before)
+    session_id = result.signed_in.session.id
+    rekeyed = await service.revoke_other_sessions(session_id, CLIENT, hash_token(before))
+    redeemed = await service.redeem_ticket(rekeyed.ticket, before)
+    assert redeemed.session.id == session_id
+    assert (await service.resolve(redeemed.token)).signed_in is not None
