@@ -4,16 +4,29 @@ views are told of failures, refusals and redemptions."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
 import pytest
 
-from authdemo.domain import AuditKind, ClientInfo, InvalidCredentials, Throttled, TicketRejected
+from authdemo.domain import (
+    AuditKind,
+    ClientInfo,
+    InvalidCredentials,
+    SecondFactorRequired,
+    SessionPolicy,
+    Throttled,
+    TicketRejected,
+)
 from authdemo.events import EventKind
-from authdemo.security import hash_token
+from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeStore, RecordingBus
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.gates import Gate, GatedHasher
+from tests.support.mfa import PASSWORD as MFA_PASSWORD
+from tests.support.mfa import box, enrol
+from tests.unit.test_session_data_service import anonymous_row
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 PASSWORD = "correct horse"
@@ -296,3 +309,155 @@ async def test_a_rekey_ticket_bound_to_the_cookie_its_own_sign_in_replaced_is_re
     redeemed = await service.redeem_ticket(rekeyed.ticket, before)
     assert redeemed.session.id == session_id
     assert (await service.resolve(redeemed.token)).signed_in is not None
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def gated_service(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+    gate: Gate,
+) -> AuthService:
+    """Every password check waits at ``gate`` (once armed) after hashing."""
+    return AuthService(store, GatedHasher(hasher, gate), tokens, clock, policy, bus)  # type: ignore[arg-type]
+
+
+async def held_at_the_gate(service: AuthService, gate: Gate) -> asyncio.Task[object]:
+    gate.arm()
+    login = asyncio.create_task(
+        service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    )
+    await gate.arrived.wait()
+    return login
+
+
+async def test_a_password_changed_while_it_was_checked_opens_nothing_audited_and_logged(
+    gated_service: AuthService, gate: Gate, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = gated_service
+    alice = (await service.create_user("alice", PASSWORD)).id
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    login = await held_at_the_gate(service, gate)
+    await service.set_password("alice", "brand new pw")  # verify -> [here] -> open
+    gate.release()
+    with pytest.raises(InvalidCredentials):
+        await login
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.client_addr, row.user_agent, row.detail) == (
+        AuditKind.LOGIN_FAILED,
+        "alice",
+        alice,
+        "203.0.113.7",
+        "pytest",
+        "credentials changed during sign-in",
+    )
+    assert "login refused: credentials changed user=alice" in [
+        r.getMessage() for r in caplog.records
+    ]
+    assert [s for s in store.tables.sessions.values() if s.user_id is not None] == []
+
+
+async def test_a_user_gone_while_their_password_was_checked_gets_no_session(
+    gated_service: AuthService, gate: Gate, store: FakeStore
+) -> None:
+    service = gated_service
+    alice = (await service.create_user("alice", PASSWORD)).id
+    login = await held_at_the_gate(service, gate)
+    del store.tables.users[alice]  # an unverified sign-up purged, say
+    gate.release()
+    with pytest.raises(InvalidCredentials):
+        await login
+    assert [s for s in store.tables.sessions.values() if s.user_id is not None] == []
+
+
+async def test_an_outdated_hash_is_upgraded_on_sign_in_and_logged(
+    service: AuthService, store: FakeStore, caplog: pytest.LogCaptureFixture, alice: int
+) -> None:
+    user, key, _ = store.tables.users[alice]
+    store.tables.users[alice] = (user, key, f"old${PASSWORD}")
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert store.tables.users[alice][2] == f"fake${PASSWORD}"
+    assert "password hash upgraded user=alice" in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_success_forgets_the_accounts_failures_and_gives_the_address_its_attempt_back(
+    service: AuthService, store: FakeStore
+) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidCredentials):
+            await service.login(hash_token(service.new_token()), "alice", "wrong pw!", CLIENT)
+    await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    account = service.account_key("alice")
+    address = [k for k in store.tables.throttle if k != account]
+    assert account not in store.tables.throttle or store.tables.throttle[account].failures == 0
+    assert [store.tables.throttle[k].failures for k in address] == [2]
+
+
+async def test_a_password_that_needs_a_code_is_audited_and_logged_and_opens_nothing(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=box())
+    carol = (await service.create_user("carol", MFA_PASSWORD)).id
+    await enrol(service, "carol")
+    token, anonymous_id = await anonymous_row(service)
+    await service.change_session_data(anonymous_id, {"cart": ["apple"]})
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    sessions = len(store.tables.sessions)
+    with pytest.raises(SecondFactorRequired) as required:
+        await service.login(
+            hash_token(token), "carol", MFA_PASSWORD, CLIENT, carry_from=anonymous_id
+        )
+    assert len(store.tables.sessions) == sessions
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.client_addr, row.user_agent) == (
+        AuditKind.MFA_REQUIRED,
+        "carol",
+        carol,
+        "203.0.113.7",
+        "pytest",
+    )
+    assert "password ok, code required user=carol" in [r.getMessage() for r in caplog.records]
+    assert required.value.challenge is not None
+    challenge = store.tables.challenges[hash_token(required.value.challenge)]
+    assert (challenge.user_id, challenge.bound_token_hash, challenge.carry_from) == (
+        carol,
+        hash_token(token),
+        anonymous_id,
+    )
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_sign_in_carries_only_a_live_anonymous_sessions_data(
+    service: AuthService, store: FakeStore, bus: RecordingBus, alice: int
+) -> None:
+    async def signed_in(carry_from: int | None) -> int:
+        result = await service.login(
+            hash_token(service.new_token()), "alice", PASSWORD, CLIENT, carry_from=carry_from
+        )
+        return result.signed_in.session.id
+
+    plain = await signed_in(None)
+    assert store.tables.sessions[plain].data is None  # nothing to carry: no data at all
+    (opened,) = [e for e in bus.published if e.kind is EventKind.SIGNED_IN]
+    assert (opened.session_ids, opened.user_id) == ((plain,), alice)
+    await service.change_session_data(plain, {"secret": "of a signed-in session"})
+    from_signed_in = await signed_in(plain)
+    assert store.tables.sessions[from_signed_in].data is None
+    from_nothing = await signed_in(987_654)  # no such session
+    assert store.tables.sessions[from_nothing].data is None
