@@ -461,3 +461,49 @@ async def test_a_sign_in_carries_only_a_live_anonymous_sessions_data(
     assert store.tables.sessions[from_signed_in].data is None
     from_nothing = await signed_in(987_654)  # no such session
     assert store.tables.sessions[from_nothing].data is None
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_password_refused_unhashed_or_a_disabled_account_is_audited_with_its_reason(
+    service: AuthService, store: FakeStore, alice: int
+) -> None:
+    def failed() -> tuple[str, int | None, str]:
+        row = store.tables.audit[-1]
+        assert row.kind == AuditKind.LOGIN_FAILED
+        return row.username, row.user_id, row.detail
+
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "alice", "", CLIENT)
+    # Nothing is looked up for a password that is not even hashed: the name is shown as
+    # for any attempt that names no account it read.
+    shown, user_id, detail = failed()
+    assert (user_id, detail) == (None, "password refused unhashed")
+    assert shown != "alice" and "alice" not in shown
+    await service.set_active("alice", False)
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert failed() == ("alice", alice, "account disabled")
+
+
+class RecordingHasher(FakeHasher):
+    """Keeps the passwords the dummy verify was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy_passwords: list[str] = []
+
+    async def dummy_verify(self, password: str) -> None:
+        self.dummy_passwords.append(password)
+        await super().dummy_verify(password)
+
+
+async def test_a_sign_in_to_no_account_verifies_the_typed_password_against_a_dummy(
+    store: FakeStore, tokens: TokenCodec, clock: FakeClock, policy: SessionPolicy, bus: RecordingBus
+) -> None:
+    # Argon2 refuses anything but text before hashing (and the refusal is caught): a
+    # dummy verify of anything else would answer at once, telling the name is no one's.
+    hasher = RecordingHasher()
+    service = AuthService(store, hasher, tokens, clock, policy, bus)
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "nobody", "a password", CLIENT)
+    assert hasher.dummy_passwords == ["a password"]
