@@ -433,6 +433,7 @@ async def test_a_password_that_needs_a_code_is_audited_and_logged_and_opens_noth
         "pytest",
     )
     assert "password ok, code required user=carol" in [r.getMessage() for r in caplog.records]
+    assert required.value.expires_at == clock.now() + service.second_factor.challenge_ttl
     assert required.value.challenge is not None
     challenge = store.tables.challenges[hash_token(required.value.challenge)]
     assert (challenge.user_id, challenge.bound_token_hash, challenge.carry_from) == (
@@ -507,3 +508,24 @@ async def test_a_sign_in_to_no_account_verifies_the_typed_password_against_a_dum
     with pytest.raises(InvalidCredentials):
         await service.login(hash_token(service.new_token()), "nobody", "a password", CLIENT)
     assert hasher.dummy_passwords == ["a password"]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_sign_in_is_logged_with_the_session_and_address_and_a_blocked_one_at_debug(
+    service: AuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="authdemo.auth")
+    result = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    short = result.signed_in.session.short_id
+    assert f"login ok user=alice session={short} client=203.0.113.7" in [
+        r.getMessage() for r in caplog.records
+    ]
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            await service.login(hash_token(service.new_token()), "alice", "wrong pw!", CLIENT)
+    caplog.clear()
+    with pytest.raises(Throttled):
+        await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "login refused (throttled)")
+    ]
