@@ -437,3 +437,92 @@ def test_an_allowed_host_with_a_line_break_before_its_dot_is_refused() -> None:
     # Stripped, then its trailing dot dropped: "app.example\n" is left.
     with pytest.raises(ConfigError, match="not a host name"):
         Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "app.example\n."})
+
+
+# --- every spelling and bound of the small parsers; errors that name their variable ---------
+
+
+def test_booleans_take_each_spelling_in_any_case() -> None:
+    from authdemo.config import boolean
+
+    for raw in ("1", "true", "yes", "on", " TRUE ", "On"):
+        assert boolean("X", raw) is True, raw
+    for raw in ("0", "false", "no", "off", "FALSE", " No "):
+        assert boolean("X", raw) is False, raw
+
+
+def test_signup_mode_is_open_or_closed_in_any_case() -> None:
+    from authdemo.config import signup_mode
+
+    assert signup_mode("X", " OPEN ") is True
+    assert signup_mode("X", "open") is True
+    assert signup_mode("X", "Closed") is False
+    with pytest.raises(ConfigError) as refused:
+        signup_mode("X", "maybe")
+    assert str(refused.value) == "X='maybe': use open or closed"
+
+
+def test_a_cookie_name_is_at_most_128_characters_and_needs_a_name_after_its_prefix() -> None:
+    from authdemo.config import check_cookie_name, cookie_name
+
+    longest = "__Host-" + "a" * 121
+    check_cookie_name("X", longest)
+    with pytest.raises(ConfigError) as too_long:
+        check_cookie_name("X", longest + "a")
+    assert str(too_long.value) == (
+        f"X: {longest + 'a'!r} is not a cookie name (letters, digits and "
+        "!#$%&'*+-.^_`|~ only, at most 128 characters)"
+    )
+    with pytest.raises(ConfigError, match="followed by a name"):
+        check_cookie_name("X", "__Host-")
+    with pytest.raises(ConfigError) as bad:
+        cookie_name("AUTHDEMO_COOKIE_NAME", "my session")
+    assert str(bad.value).startswith("AUTHDEMO_COOKIE_NAME: '__Host-my session' is not a cookie")
+    with pytest.raises(ConfigError) as case:
+        cookie_name("X", "__host-mine")
+    assert str(case.value) == "X: write the prefix as '__Host-', not '__host-'"
+
+
+def test_settings_errors_name_their_variable() -> None:
+    def refused(**values: object) -> str:
+        with pytest.raises(ConfigError) as error:
+            Settings(**values).validate()  # type: ignore[arg-type]
+        return str(error.value)
+
+    assert refused(cookie_name="__Host-my session").startswith("AUTHDEMO_COOKIE_NAME: ")
+    assert refused(mail_from="not an address").startswith("AUTHDEMO_MAIL_FROM: ")
+    assert refused(smtp_url="ftp://mail.example.com").startswith("AUTHDEMO_SMTP_URL")
+    Settings(mail_from="App <app@example.com>").validate()
+    target = Settings(smtp_url="smtp://mail.example.com:2525").smtp_target()
+    assert target is not None and target.port == 2525
+
+
+def test_a_pool_of_one_connection_is_allowed() -> None:
+    from authdemo.config import db_pool
+
+    assert db_pool("1") == 1
+    with pytest.raises(ConfigError, match="at least 1"):
+        db_pool("0")
+
+
+def test_host_patterns_refuse_paths_and_half_brackets_and_bound_names_at_253() -> None:
+    from authdemo.config import host_pattern
+
+    with pytest.raises(ConfigError) as path:
+        host_pattern("H", "app.example.com/x")
+    assert str(path.value) == (
+        "H: 'app.example.com/x' is a URL or a path; list host names "
+        "(examples: app.example.com, .example.com, 192.0.2.10, [2001:db8::1])"
+    )
+    with pytest.raises(ConfigError, match="not an address"):
+        host_pattern("H", "[2001:db8::1")
+    assert host_pattern("H", "App.Example.com.") == "app.example.com"
+    assert host_pattern("H", ".example.com.") == ".example.com"
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters
+    assert host_pattern("H", longest) == longest
+    for too_long in (longest + "b", longest + ".c"):
+        with pytest.raises(ConfigError, match="is not a host name"):
+            host_pattern("H", too_long)
+    with pytest.raises(ConfigError) as idna:
+        host_pattern("H", "ü" * 70 + ".example")  # a label IDNA cannot encode
+    assert str(idna.value).startswith(f"H: {'ü' * 70 + '.example'!r} is not a host name")
