@@ -526,3 +526,55 @@ def test_host_patterns_refuse_paths_and_half_brackets_and_bound_names_at_253() -
     with pytest.raises(ConfigError) as idna:
         host_pattern("H", "ü" * 70 + ".example")  # a label IDNA cannot encode
     assert str(idna.value).startswith(f"H: {'ü' * 70 + '.example'!r} is not a host name")
+
+
+def test_csp_refusals_are_told_in_full() -> None:
+    from authdemo.config import csp_extra
+
+    def refused(raw: str) -> str:
+        with pytest.raises(ConfigError) as error:
+            csp_extra("X", raw)
+        return str(error.value)
+
+    assert refused("object-src https://a.example https://b.example") == (
+        "X: object-src cannot be extended (authdemo keeps it at 'none'); "
+        "refused: https://a.example https://b.example"
+    )
+    assert refused("base-uri") == "X: base-uri cannot be extended (authdemo keeps it at 'none')"
+    assert refused("sandbox allow-forms") == (
+        "X: unknown directive 'sandbox' (extendable: default-src, script-src, style-src, "
+        "img-src, connect-src, font-src, media-src, frame-src, worker-src, manifest-src, "
+        "form-action)"
+    )
+    assert refused("script-src 'unsafe-eval'") == (
+        "X: 'unsafe-eval' in script-src would let scripts turn strings into code; authdemo's "
+        "page needs none of that (serve scripts from a host you list instead)"
+    )
+    assert refused("img-src 'none'") == (
+        "X: 'none' is not allowed in img-src (quoted keywords: 'self', 'sha256-…' hashes, "
+        "and 'unsafe-inline' in style-src only)"
+    )
+    assert refused("img-src a,b") == (
+        "X: 'a,b' in img-src is not a CSP source (examples: https://cdn.example.com, "
+        "*.example.com, https:, data:)"
+    )
+    assert refused("script-src https://*") == (
+        "X: https://* in script-src allows any host; name the hosts instead "
+        "(https://cdn.example.com, https://*.example.com)"
+    )
+
+
+def test_an_empty_part_between_csp_directives_is_skipped_not_the_end() -> None:
+    from authdemo.config import csp_extra
+
+    assert csp_extra("X", "img-src https://a.example;; font-src https://b.example") == {
+        "img-src": ("https://a.example",),
+        "font-src": ("https://b.example",),
+    }
+
+
+def test_the_database_urls_source_is_read_from_the_environment_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AUTHDEMO_DATABASE_URL", raising=False)
+    assert Settings().database_url_source() == "the default: AUTHDEMO_DATABASE_URL is not set"
