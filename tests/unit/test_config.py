@@ -578,3 +578,24 @@ def test_the_database_urls_source_is_read_from_the_environment_by_default(
 ) -> None:
     monkeypatch.delenv("AUTHDEMO_DATABASE_URL", raising=False)
     assert Settings().database_url_source() == "the default: AUTHDEMO_DATABASE_URL is not set"
+
+
+def test_from_env_reads_the_process_environment_by_default_and_passes_every_value_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTHDEMO_SIGNUP", "open")
+    monkeypatch.setenv("AUTHDEMO_SMTP_URL", "smtp://mail.example.com:2525")
+    settings = Settings.from_env()
+    assert settings.signup is True
+    assert settings.smtp_url == "smtp://mail.example.com:2525"
+    with pytest.raises(ConfigError, match=r"^AUTHDEMO_ALLOWED_HOSTS: 'https://app\.example'"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "https://app.example"})
+
+
+def test_trusted_networks_may_be_written_with_host_bits() -> None:
+    from authdemo.config import ipaddress_networks
+
+    assert [str(n) for n in ipaddress_networks("10.1.2.3/8, 2001:db8::1/64")] == [
+        "10.0.0.0/8",
+        "2001:db8::/64",
+    ]
