@@ -599,3 +599,8 @@ def test_trusted_networks_may_be_written_with_host_bits() -> None:
         "10.0.0.0/8",
         "2001:db8::/64",
     ]
+
+
+def test_an_allowed_origin_loses_its_trailing_slash_and_case_only() -> None:
+    settings = Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "https://APP.EXAMPLE.BOX/"})
+    assert list(settings.allowed_origins) == ["https://app.example.box"]
