@@ -604,3 +604,19 @@ def test_trusted_networks_may_be_written_with_host_bits() -> None:
 def test_an_allowed_origin_loses_its_trailing_slash_and_case_only() -> None:
     settings = Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "https://APP.EXAMPLE.BOX/"})
     assert list(settings.allowed_origins) == ["https://app.example.box"]
+
+
+def test_from_env_errors_name_their_variable_and_mail_from_is_passed_on() -> None:
+    with pytest.raises(ConfigError, match=r"^AUTHDEMO_COOKIE_NAME: '__Host-my session'"):
+        Settings.from_env({"AUTHDEMO_COOKIE_NAME": "my session"})
+    with pytest.raises(ConfigError) as signup:
+        Settings.from_env({"AUTHDEMO_SIGNUP": "maybe"})
+    assert str(signup.value) == "AUTHDEMO_SIGNUP='maybe': use open or closed"
+    mail_from = "App <app@example.com>"
+    assert Settings.from_env({"AUTHDEMO_MAIL_FROM": mail_from}).mail_from == mail_from
+
+
+def test_a_wrong_type_without_an_example_is_told_without_one() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings(ui="vue")  # type: ignore[arg-type]
+    assert str(refused.value) == "Settings(ui='vue'): ui must be one of 'idom', 'reactpy', not str"
