@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
-from authdemo.db.models import UserRow
+from authdemo.bootstrap import runtime
+from authdemo.config import Settings
+from authdemo.db.models import RoleRow, UserRoleRow, UserRow
 from authdemo.db.uow import SqlUnitOfWorkFactory
 from authdemo.permissions import RoleExists
+from tests.conftest import cheap_hasher
 from tests.integration.test_repositories import NOW, add_user
+from tests.support.fakes import FakeClock
 
 
 async def test_the_migration_creates_the_admin_role_granting_the_admin_permission(
@@ -157,3 +162,23 @@ async def test_a_grant_racing_a_role_delete_leaves_no_holding_behind(
     assert granted is False and holders == []
     async with sql_uow() as tx:
         assert await tx.roles.names_by_user() == {}
+
+
+async def test_the_service_records_when_a_role_was_made_and_granted(settings: Settings) -> None:
+    """Through the service, on a real database: each row carries the moment of its change
+    (the columns are NOT NULL; the fakes keep no times)."""
+    clock = FakeClock()
+    async with runtime(settings, hasher_factory=cheap_hasher, clock=clock) as rt:
+        await rt.service.create_user("alice", "correct horse")
+        made = clock.now()
+        await rt.service.create_role("auditor", ["authdemo:admin"])
+        clock.advance(timedelta(minutes=3))
+        granted = clock.now()
+        assert await rt.service.grant_role("alice", "auditor") is True
+        async with rt.uow() as tx:
+            session = tx.roles._s  # type: ignore[attr-defined]
+            created_at = await session.scalar(
+                select(RoleRow.created_at).where(RoleRow.name == "auditor")
+            )
+            granted_at = await session.scalar(select(UserRoleRow.granted_at))
+    assert (created_at, granted_at) == (made, granted)

@@ -437,3 +437,186 @@ def test_an_allowed_host_with_a_line_break_before_its_dot_is_refused() -> None:
     # Stripped, then its trailing dot dropped: "app.example\n" is left.
     with pytest.raises(ConfigError, match="not a host name"):
         Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "app.example\n."})
+
+
+# --- every spelling and bound of the small parsers; errors that name their variable ---------
+
+
+def test_booleans_take_each_spelling_in_any_case() -> None:
+    from authdemo.config import boolean
+
+    for raw in ("1", "true", "yes", "on", " TRUE ", "On"):
+        assert boolean("X", raw) is True, raw
+    for raw in ("0", "false", "no", "off", "FALSE", " No "):
+        assert boolean("X", raw) is False, raw
+
+
+def test_signup_mode_is_open_or_closed_in_any_case() -> None:
+    from authdemo.config import signup_mode
+
+    assert signup_mode("X", " OPEN ") is True
+    assert signup_mode("X", "open") is True
+    assert signup_mode("X", "Closed") is False
+    with pytest.raises(ConfigError) as refused:
+        signup_mode("X", "maybe")
+    assert str(refused.value) == "X='maybe': use open or closed"
+
+
+def test_a_cookie_name_is_at_most_128_characters_and_needs_a_name_after_its_prefix() -> None:
+    from authdemo.config import check_cookie_name, cookie_name
+
+    longest = "__Host-" + "a" * 121
+    check_cookie_name("X", longest)
+    with pytest.raises(ConfigError) as too_long:
+        check_cookie_name("X", longest + "a")
+    assert str(too_long.value) == (
+        f"X: {longest + 'a'!r} is not a cookie name (letters, digits and "
+        "!#$%&'*+-.^_`|~ only, at most 128 characters)"
+    )
+    with pytest.raises(ConfigError, match="followed by a name"):
+        check_cookie_name("X", "__Host-")
+    with pytest.raises(ConfigError) as bad:
+        cookie_name("AUTHDEMO_COOKIE_NAME", "my session")
+    assert str(bad.value).startswith("AUTHDEMO_COOKIE_NAME: '__Host-my session' is not a cookie")
+    with pytest.raises(ConfigError) as case:
+        cookie_name("X", "__host-mine")
+    assert str(case.value) == "X: write the prefix as '__Host-', not '__host-'"
+
+
+def test_settings_errors_name_their_variable() -> None:
+    def refused(**values: object) -> str:
+        with pytest.raises(ConfigError) as error:
+            Settings(**values).validate()  # type: ignore[arg-type]
+        return str(error.value)
+
+    assert refused(cookie_name="__Host-my session").startswith("AUTHDEMO_COOKIE_NAME: ")
+    assert refused(mail_from="not an address").startswith("AUTHDEMO_MAIL_FROM: ")
+    assert refused(smtp_url="ftp://mail.example.com").startswith("AUTHDEMO_SMTP_URL")
+    Settings(mail_from="App <app@example.com>").validate()
+    target = Settings(smtp_url="smtp://mail.example.com:2525").smtp_target()
+    assert target is not None and target.port == 2525
+
+
+def test_a_pool_of_one_connection_is_allowed() -> None:
+    from authdemo.config import db_pool
+
+    assert db_pool("1") == 1
+    with pytest.raises(ConfigError, match="at least 1"):
+        db_pool("0")
+
+
+def test_host_patterns_refuse_paths_and_half_brackets_and_bound_names_at_253() -> None:
+    from authdemo.config import host_pattern
+
+    with pytest.raises(ConfigError) as path:
+        host_pattern("H", "app.example.com/x")
+    assert str(path.value) == (
+        "H: 'app.example.com/x' is a URL or a path; list host names "
+        "(examples: app.example.com, .example.com, 192.0.2.10, [2001:db8::1])"
+    )
+    with pytest.raises(ConfigError, match="not an address"):
+        host_pattern("H", "[2001:db8::1")
+    assert host_pattern("H", "App.Example.com.") == "app.example.com"
+    assert host_pattern("H", ".example.com.") == ".example.com"
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters
+    assert host_pattern("H", longest) == longest
+    for too_long in (longest + "b", longest + ".c"):
+        with pytest.raises(ConfigError, match="is not a host name"):
+            host_pattern("H", too_long)
+    with pytest.raises(ConfigError) as idna:
+        host_pattern("H", "ü" * 70 + ".example")  # a label IDNA cannot encode
+    assert str(idna.value).startswith(f"H: {'ü' * 70 + '.example'!r} is not a host name")
+
+
+def test_csp_refusals_are_told_in_full() -> None:
+    from authdemo.config import csp_extra
+
+    def refused(raw: str) -> str:
+        with pytest.raises(ConfigError) as error:
+            csp_extra("X", raw)
+        return str(error.value)
+
+    assert refused("object-src https://a.example https://b.example") == (
+        "X: object-src cannot be extended (authdemo keeps it at 'none'); "
+        "refused: https://a.example https://b.example"
+    )
+    assert refused("base-uri") == "X: base-uri cannot be extended (authdemo keeps it at 'none')"
+    assert refused("sandbox allow-forms") == (
+        "X: unknown directive 'sandbox' (extendable: default-src, script-src, style-src, "
+        "img-src, connect-src, font-src, media-src, frame-src, worker-src, manifest-src, "
+        "form-action)"
+    )
+    assert refused("script-src 'unsafe-eval'") == (
+        "X: 'unsafe-eval' in script-src would let scripts turn strings into code; authdemo's "
+        "page needs none of that (serve scripts from a host you list instead)"
+    )
+    assert refused("img-src 'none'") == (
+        "X: 'none' is not allowed in img-src (quoted keywords: 'self', 'sha256-…' hashes, "
+        "and 'unsafe-inline' in style-src only)"
+    )
+    assert refused("img-src a,b") == (
+        "X: 'a,b' in img-src is not a CSP source (examples: https://cdn.example.com, "
+        "*.example.com, https:, data:)"
+    )
+    assert refused("script-src https://*") == (
+        "X: https://* in script-src allows any host; name the hosts instead "
+        "(https://cdn.example.com, https://*.example.com)"
+    )
+
+
+def test_an_empty_part_between_csp_directives_is_skipped_not_the_end() -> None:
+    from authdemo.config import csp_extra
+
+    assert csp_extra("X", "img-src https://a.example;; font-src https://b.example") == {
+        "img-src": ("https://a.example",),
+        "font-src": ("https://b.example",),
+    }
+
+
+def test_the_database_urls_source_is_read_from_the_environment_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AUTHDEMO_DATABASE_URL", raising=False)
+    assert Settings().database_url_source() == "the default: AUTHDEMO_DATABASE_URL is not set"
+
+
+def test_from_env_reads_the_process_environment_by_default_and_passes_every_value_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTHDEMO_SIGNUP", "open")
+    monkeypatch.setenv("AUTHDEMO_SMTP_URL", "smtp://mail.example.com:2525")
+    settings = Settings.from_env()
+    assert settings.signup is True
+    assert settings.smtp_url == "smtp://mail.example.com:2525"
+    with pytest.raises(ConfigError, match=r"^AUTHDEMO_ALLOWED_HOSTS: 'https://app\.example'"):
+        Settings.from_env({"AUTHDEMO_ALLOWED_HOSTS": "https://app.example"})
+
+
+def test_trusted_networks_may_be_written_with_host_bits() -> None:
+    from authdemo.config import ipaddress_networks
+
+    assert [str(n) for n in ipaddress_networks("10.1.2.3/8, 2001:db8::1/64")] == [
+        "10.0.0.0/8",
+        "2001:db8::/64",
+    ]
+
+
+def test_an_allowed_origin_loses_its_trailing_slash_and_case_only() -> None:
+    settings = Settings.from_env({"AUTHDEMO_ALLOWED_ORIGINS": "https://APP.EXAMPLE.BOX/"})
+    assert list(settings.allowed_origins) == ["https://app.example.box"]
+
+
+def test_from_env_errors_name_their_variable_and_mail_from_is_passed_on() -> None:
+    with pytest.raises(ConfigError, match=r"^AUTHDEMO_COOKIE_NAME: '__Host-my session'"):
+        Settings.from_env({"AUTHDEMO_COOKIE_NAME": "my session"})
+    with pytest.raises(ConfigError) as signup:
+        Settings.from_env({"AUTHDEMO_SIGNUP": "maybe"})
+    assert str(signup.value) == "AUTHDEMO_SIGNUP='maybe': use open or closed"
+    mail_from = "App <app@example.com>"
+    assert Settings.from_env({"AUTHDEMO_MAIL_FROM": mail_from}).mail_from == mail_from
+
+
+def test_a_wrong_type_without_an_example_is_told_without_one() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings(ui="vue")  # type: ignore[arg-type]
+    assert str(refused.value) == "Settings(ui='vue'): ui must be one of 'idom', 'reactpy', not str"

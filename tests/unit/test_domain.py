@@ -10,12 +10,14 @@ from authdemo.domain import (
     InvalidPassword,
     InvalidUsername,
     SessionPolicy,
+    SystemClock,
     ThrottlePolicy,
     ThrottleState,
     User,
     address_key,
     check_password_policy,
     client_network,
+    fold_name,
     may_act,
     normalize_username,
     password_for_verify,
@@ -211,3 +213,73 @@ def test_a_throttle_row_is_forgotten_only_when_it_would_change_no_decision(
     assert policy.forgotten(state, T0) is forgotten
     if forgotten:  # what a reservation would do with the row is what it does without it
         assert policy.reserve(state, 5, T0) == policy.reserve(None, 5, T0)
+
+
+# --- bounds, each on both sides -------------------------------------------------------------
+
+
+def test_the_cheap_length_bound_on_a_username_is_four_times_the_limit_in_code_points() -> None:
+    # Up to 4 x 64 code points the name is normalised and its real fault told ...
+    with pytest.raises(InvalidUsername, match="cannot start or end with whitespace"):
+        normalize_username(" " + "a" * 255)
+    # ... beyond, it is refused unread.
+    with pytest.raises(InvalidUsername, match=r"at most 64 characters long\.$"):
+        normalize_username(" " + "a" * 256)
+
+
+def test_a_name_folds_to_its_lookup_key_and_an_invalid_one_is_bounded_first() -> None:
+    # U+0390 case-folds to three code points that NFKC composes back into one.
+    assert fold_name("\u0390") == username_key("\u0390") == "\u0390"
+    assert fold_name("A" * 300) == "a" * 256
+
+
+def test_a_password_of_exactly_the_longest_length_is_verified() -> None:
+    assert password_for_verify("x" * 1024) == "x" * 1024
+    assert password_for_verify("x" * 1025) is None
+
+
+def test_a_client_that_is_no_address_counts_by_its_first_64_characters() -> None:
+    assert client_network("h" * 100) == "h" * 64
+
+
+def test_a_renewal_is_due_only_inside_the_margin_and_records_when() -> None:
+    policy = SessionPolicy()
+    s = session(idle_expires_at=T0 + policy.renew_margin)
+    assert not s.needs_renewal(T0, policy)  # exactly the margin away: not yet
+    assert s.needs_renewal(T0 + timedelta(seconds=1), policy)
+    later = T0 + timedelta(minutes=3)
+    assert s.renewed(later, policy).last_seen_at == later
+
+
+def test_the_system_clock_tells_aware_utc_time() -> None:
+    now = SystemClock().now()
+    assert now.utcoffset() == timedelta(0)
+
+
+def test_a_failure_exactly_forget_after_old_still_counts() -> None:
+    policy = ThrottlePolicy()
+    state = ThrottleState(3, None, T0)
+    at_the_edge = T0 + policy.forget_after
+    reserved = policy.reserve(state, 5, at_the_edge)
+    assert reserved is not None and reserved.failures == 4
+    assert not policy.forgotten(state, at_the_edge)
+    assert policy.forgotten(state, at_the_edge + timedelta(seconds=1))
+
+
+def test_a_block_that_ends_now_is_no_longer_in_force() -> None:
+    policy = ThrottlePolicy()
+    assert policy.forgotten(ThrottleState(0, T0, T0 - timedelta(minutes=1)), T0)
+
+
+def test_a_refund_gives_back_one_attempt_down_to_none_keeping_a_block_still_earned() -> None:
+    policy = ThrottlePolicy()
+    block = T0 + timedelta(seconds=2)
+    assert policy.refund(ThrottleState(1, None, T0), 5) == ThrottleState(0, None, T0)
+    assert policy.refund(ThrottleState(0, None, T0), 5) == ThrottleState(0, None, T0)
+    assert policy.refund(ThrottleState(6, block, T0), 5) == ThrottleState(5, block, T0)
+    assert policy.refund(ThrottleState(5, block, T0), 5) == ThrottleState(4, None, T0)
+
+
+def test_the_back_off_exponent_stops_at_32() -> None:
+    policy = ThrottlePolicy(base=timedelta(microseconds=1), cap=timedelta(days=1))
+    assert policy.block_for(5 + 40, 5) == timedelta(microseconds=2**32)

@@ -3,13 +3,15 @@ signed-in view (``end_session``, ``end_own_session``), as views' unit tests meet
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from authdemo.domain import ClientInfo, NotSignedIn, UnknownSession
+from authdemo.domain import AuditKind, ClientInfo, NotSignedIn, UnknownSession
 from authdemo.events import EventKind
 from authdemo.security import hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import RecordingBus
+from tests.support.fakes import FakeClock, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 
@@ -72,3 +74,55 @@ async def test_end_session_checks_the_owner_when_given_one(
     assert event.session_ids == (bobs,)
     with pytest.raises(UnknownSession):  # ended already
         await service.end_session(bobs, None)
+
+
+@pytest.mark.usefixtures("users")
+async def test_an_ended_session_is_announced_queued_and_audited_with_who_ended_it(
+    service: AuthService, bus: RecordingBus, store: FakeStore, clock: FakeClock
+) -> None:
+    alice = (await service.get_user("alice")).id
+    acting, target = await session_of(service, "alice"), await session_of(service, "alice")
+    clock.advance(timedelta(minutes=1))
+    ended = await service.end_own_session(acting, target, CLIENT)
+    acting_short = store.tables.sessions[acting].short_id
+    (event,) = [e for e in bus.published if e.kind is EventKind.REVOKED]
+    assert (event.session_ids, event.reason, event.user_id) == ((target,), "ended", alice)
+    assert store.tables.broadcasts[-1][2] == clock.now()
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id, row.session, row.detail) == (
+        AuditKind.REVOKED,
+        "alice",
+        alice,
+        ended.short_id,
+        f"1 session, from session {acting_short}",
+    )
+    assert (row.client_addr, row.user_agent) == ("203.0.113.7", "pytest")
+    other = await session_of(service, "alice")
+    clock.advance(timedelta(minutes=1))
+    by_operator = await service.end_session(other, None, CLIENT)
+    row = store.tables.audit[-1]
+    assert (row.session, row.detail, row.client_addr) == (
+        by_operator.short_id,
+        "1 session by operator",
+        "203.0.113.7",
+    )
+    assert store.tables.broadcasts[-1][2] == clock.now()
+
+
+@pytest.mark.usefixtures("users")
+async def test_a_session_that_is_not_there_to_end_is_named(service: AuthService) -> None:
+    acting = await session_of(service, "alice")
+    with pytest.raises(UnknownSession) as own:
+        await service.end_own_session(acting, 987_654, CLIENT)
+    assert str(own.value) == "There is no live session 987654 to end (ended already?)."
+    with pytest.raises(UnknownSession) as operator:
+        await service.end_session(987_654, None, CLIENT)
+    assert operator.value.session_id == 987_654
+
+
+@pytest.mark.usefixtures("users")
+async def test_a_view_on_another_epoch_ends_nothing(service: AuthService) -> None:
+    acting, target = await session_of(service, "alice"), await session_of(service, "alice")
+    with pytest.raises(NotSignedIn):
+        await service.end_own_session(acting, target, CLIENT, epoch=987_654)
+    assert await service.current(target) is not None

@@ -124,3 +124,47 @@ def test_the_errors_name_what_they_refuse() -> None:
 def test_no_grants_allow_nothing_exactly() -> None:
     assert Grants.of([]).allows("notes:read") is False
     assert Grants.of(["notes:read"]).everything is False
+
+
+def test_each_refusal_says_what_is_wrong_in_full() -> None:
+    # The whole sentence, as the admin page and the CLI show it.
+    from authdemo.permissions import PermissionDenied, RoleExists, check_description
+
+    with pytest.raises(InvalidPermission) as bad_name:
+        Permission("Notes:write")
+    assert str(bad_name.value) == (
+        "'Notes:write' is not a permission name: use resource:action, lower-case letters, "
+        "digits and _ . - (for example notes:write)."
+    )
+    with pytest.raises(InvalidPermission) as twice:
+        PermissionRegistry([Permission("notes:read", "Read"), Permission("notes:read", "Other")])
+    assert str(twice.value) == (
+        "The permission 'notes:read' is declared twice, with different descriptions."
+    )
+    with pytest.raises(InvalidPermission) as bad_pattern:
+        PermissionRegistry(NOTES).check_pattern("notes*")
+    assert str(bad_pattern.value) == (
+        "'notes*' is not a permission pattern: use a permission's name (notes:write), "
+        "a prefix and * (notes:*), or * alone."
+    )
+    with pytest.raises(InvalidPermission) as control:
+        check_description("two\nlines")
+    assert str(control.value) == "Descriptions cannot contain control characters."
+    assert str(PermissionDenied("notes:write")) == (
+        "You do not have permission to do that; nothing was changed."
+    )
+    assert str(RoleExists("editor")) == "A role named 'editor' exists already."
+
+
+def test_a_refused_role_name_is_the_one_given() -> None:
+    with pytest.raises(InvalidRoleName) as refused:
+        check_role_name("Editor")
+    assert refused.value.name == "Editor"
+    assert str(refused.value).startswith("'Editor' is not a valid role name")
+
+
+def test_a_pattern_of_exactly_the_longest_length_is_accepted() -> None:
+    from authdemo.permissions import PATTERN_MAX
+
+    longest = "a:" + "b" * (PATTERN_MAX - 2)
+    assert PermissionRegistry([Permission(longest)]).check_pattern(longest) == longest

@@ -3,6 +3,9 @@ the user's views through the outbox, refused clearly — and the check at action
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 import pytest
 
 from authdemo.domain import AuditKind, NotSignedIn, SessionPolicy, UnknownUser
@@ -245,3 +248,49 @@ async def test_role_changes_are_audited_with_who_asked_and_from_where(
     assert len(rows) == 6
     assert {(e.client_addr, e.user_agent) for e in rows} == {("198.51.100.9", "admin's browser")}
     assert all(e.detail.endswith("by alice") for e in rows), [e.detail for e in rows]
+
+
+async def test_role_changes_are_logged_naming_the_role_and_the_user(
+    service: AuthService, users: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    await service.create_role("editor", ["notes:write"])
+    await service.grant_role("bob", "editor")
+    await service.revoke_role("bob", "editor")
+    await service.grant_role("BOB", "editor")
+    await service.delete_role("editor")
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("role")] == [
+        "role created role=editor",
+        "role_granted user=bob role=editor",
+        "role_revoked user=bob role=editor",
+        "role_granted user=bob role=editor",
+        "role deleted role=editor holders=1",
+    ]
+
+
+async def test_a_role_made_without_a_description_has_none(service: AuthService) -> None:
+    role = await service.create_role("editor", ["notes:read"])
+    assert role.description == ""
+    assert [r.description for r in await service.list_roles() if r.name == "editor"] == [""]
+
+
+async def test_refusals_name_the_role_and_say_why_in_full(service: AuthService) -> None:
+    with pytest.raises(InvalidPermission) as empty:
+        await service.create_role("editor", [])
+    assert str(empty.value) == "A role grants at least one permission."
+    with pytest.raises(BuiltInRole) as built_in:
+        await service.delete_role("admin")
+    assert built_in.value.name == "admin"
+    assert str(built_in.value) == "The role 'admin' is built in and cannot be deleted."
+
+
+async def test_a_rights_change_is_queued_at_the_moment_it_is_made(
+    service: AuthService, store: FakeStore, clock: FakeClock, users: None
+) -> None:
+    clock.advance(timedelta(minutes=7))
+    await service.grant_role("bob", "admin")
+    (_, queued, at) = store.tables.broadcasts[-1]
+    assert queued.kind is EventKind.RIGHTS_CHANGED and at == clock.now()
+    clock.advance(timedelta(minutes=1))
+    await service.revoke_role("bob", "admin")
+    assert store.tables.broadcasts[-1][2] == clock.now()

@@ -404,3 +404,15 @@ async def test_a_failed_sign_in_logs_no_typed_name_and_no_control_character(
     (line,) = [r.getMessage() for r in caplog.records if "login failed" in r.getMessage()]
     assert "alice" not in line and "\x1b" not in line and "\r" not in line
     assert "user=unknown:" in line
+
+
+async def test_a_service_given_no_permissions_or_email_policy_has_the_defaults(
+    service: AuthService,
+) -> None:
+    from authdemo.mail import EmailPolicy
+    from authdemo.permissions import ADMIN
+
+    assert [p.name for p in service.permissions] == [ADMIN.name]
+    assert service.email == EmailPolicy()
+    user = await service.create_user("alice", "correct horse")
+    assert await service.user_has_permission(user.id, ADMIN.name) is False

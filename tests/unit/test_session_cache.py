@@ -203,3 +203,19 @@ async def test_a_lookup_that_raced_a_revocation_is_read_again(
     monkeypatch.undo()
     assert raced
     assert (await cached.resolve(token)).signed_in is None
+
+
+async def test_a_renewal_here_keeps_the_cached_row_current_without_a_read(
+    cached: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, _ = await signed_in(cached)
+    await cached.resolve(token)  # cached now
+    clock.advance(cached.policy.idle_timeout - cached.policy.renew_margin / 2)
+    visited = await cached.visit(token)  # renews, and updates the cached row
+    assert visited.signed_in is not None
+    before = reads(store)
+    again = await cached.resolve(token)
+    assert reads(store) == before
+    assert again.signed_in is not None
+    assert again.signed_in.session.idle_expires_at == visited.signed_in.session.idle_expires_at

@@ -9,9 +9,10 @@ import logging
 import pytest
 
 from authdemo.domain import AuditKind, ClientInfo
+from authdemo.events import EventKind
 from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from tests.support.fakes import FakeStore
+from tests.support.fakes import FakeClock, FakeStore, RecordingBus
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
 
@@ -81,3 +82,48 @@ async def test_a_visit_resolves_a_fresh_anonymous_cookie_with_its_hash_and_mint_
     assert resolution.signed_in is None and resolution.anonymous is None
     assert resolution.token_hash == hash_token(token)
     assert resolution.issued_at == tokens.issued_at(token)
+
+
+async def test_an_anonymous_cookie_resolves_to_its_row_and_a_visit_slides_it(
+    service: AuthService, store: FakeStore, clock: FakeClock
+) -> None:
+    token = service.new_token()
+    issued = (await service.resolve(token)).issued_at
+    resolved = await service.resolve(token)
+    session, _ = await service.open_anonymous_session(resolved.token_hash, issued, CLIENT)
+    found = await service.resolve(token)
+    assert (found.token_hash, found.issued_at) == (hash_token(token), issued)
+    assert found.anonymous is not None and found.anonymous.id == session.id
+    clock.advance(service.policy.idle_timeout - service.policy.renew_margin / 2)
+    visited = await service.visit(token)
+    assert (visited.token_hash, visited.issued_at) == (hash_token(token), issued)
+    assert visited.anonymous is not None and visited.anonymous.id == session.id
+    assert visited.anonymous.idle_expires_at == clock.now() + service.policy.idle_timeout
+    assert store.tables.sessions[session.id].last_seen_at == clock.now()
+
+
+async def test_a_renewal_refused_ends_the_session_for_every_view_and_says_so(
+    service: AuthService, bus: RecordingBus, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, session_id = await _signed_in(service)
+    resolved = await service.resolve(token)
+    assert resolved.signed_in is not None
+    stale = resolved.signed_in.session
+    await service.set_active("alice", False)
+    clock.advance(service.policy.idle_timeout - service.policy.renew_margin / 2)
+    caplog.set_level(logging.INFO, logger="authdemo.auth")
+    assert await service.renew(stale) is None
+    refused = [e for e in bus.published if e.reason == "renewal refused"]
+    assert [(e.kind, e.session_ids, e.user_id) for e in refused] == [
+        (EventKind.REVOKED, (session_id,), stale.user_id)
+    ]
+    assert f"renewal refused: session={stale.short_id} may not act" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_a_logout_is_announced_as_one(service: AuthService, bus: RecordingBus) -> None:
+    _, session_id = await _signed_in(service)
+    await service.logout(session_id)
+    ended = [e for e in bus.published if e.kind is EventKind.REVOKED]
+    assert [(e.session_ids, e.reason) for e in ended] == [((session_id,), "logout")]

@@ -41,3 +41,15 @@ async def test_a_failure_whose_audit_row_is_refused_is_still_the_generic_refusal
     assert any("refused to record" in r.getMessage() for r in caplog.records)
     # The attempt was counted before it was hashed, whatever happened to its audit row.
     assert sum(s.failures for s in store.tables.throttle.values()) == 2  # account + address
+
+
+async def test_a_sign_in_the_database_refuses_to_record_is_logged_as_such(
+    service: AuthService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(FakeThrottle, "lock", refuse)
+    caplog.set_level(logging.WARNING, logger="authdemo.auth")
+    with pytest.raises(InvalidCredentials):
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    assert [r.getMessage() for r in caplog.records] == [
+        "login refused: the database refused to record it"
+    ]

@@ -40,6 +40,9 @@ class FakeService:
     async def cookie_held(self, cookie: str | None) -> None:
         self.calls.append(("held", cookie))
 
+    async def follow(self, nonce: str, cookie: str | None) -> None:
+        self.calls.append(("follow", nonce, cookie))
+
 
 def _app(service: FakeService) -> Any:
     routes: dict[str, tuple[Any, str]] = {}
@@ -139,4 +142,59 @@ async def test_the_held_path_answers_a_pixel_and_only_same_origin_says_the_cooki
     assert (response.status, response.body) == (200, tickets.PIXEL)
     assert response.content_type == "image/gif"
     assert response.headers["cache-control"] == "no-store"
+    assert origins == [(("https://other.test",), ("10.0.0.0/8",))]
+
+
+NONCE = "n0nce_-" + "x" * 9  # 16 characters, as secrets.token_urlsafe spells them
+
+
+def test_each_route_has_its_handler() -> None:
+    app = _app(FakeService())
+    handlers = {name: handler.__name__ for name, (handler, _) in app.routes.items()}
+    assert handlers == {
+        "auth_ticket": "redeem",
+        "auth_cookie_held": "held",
+        "auth_follow": "follow",
+    }
+
+
+async def test_a_follow_from_another_origin_is_refused_before_the_service_sees_it(
+    origins: list[tuple[Any, ...]], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = FakeService()
+    app = _app(service)
+    follow, _ = app.routes["auth_follow"]
+    response = await follow(_request(app, "cross-site"), NONCE)
+    assert (response.status, response.body) == (403, b"Forbidden")
+    assert response.headers["cache-control"] == "no-store"
+    assert service.calls == []
+    assert origins == [(("https://other.test",), ("10.0.0.0/8",))]
+    assert [r.getMessage() for r in caplog.records] == ["follow refused: not a same-origin request"]
+
+
+@pytest.mark.parametrize("nonce", ["short", "x" * 65, "has space in it!"])
+async def test_a_follow_with_no_nonce_of_ours_is_not_found(
+    origins: list[tuple[Any, ...]], nonce: str
+) -> None:
+    service = FakeService()
+    app = _app(service)
+    follow, _ = app.routes["auth_follow"]
+    response = await follow(_request(app, "same-origin"), nonce)
+    assert (response.status, response.body) == (404, b"Not Found")
+    assert response.headers["cache-control"] == "no-store"
+    assert service.calls == []
+
+
+async def test_a_same_origin_follow_hands_the_nonce_and_the_browsers_cookie_to_the_service(
+    origins: list[tuple[Any, ...]],
+) -> None:
+    service = FakeService()
+    app = _app(service)
+    follow, _ = app.routes["auth_follow"]
+    response = await follow(_request(app, "same-origin"), NONCE)
+    assert service.calls == [("follow", NONCE, OLD)]
+    assert (response.status, response.body) == (200, tickets.PIXEL)
+    assert response.content_type == "image/gif"
+    assert response.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in response.headers
     assert origins == [(("https://other.test",), ("10.0.0.0/8",))]
