@@ -180,7 +180,12 @@ async def test_disable_user_ends_the_users_sessions_live_refuses_sign_ins_and_is
         session = await srv.sign_in()
         bobs = await srv.sign_in("bob")
         assert await acc.disable_user("alice") == 1
-        assert await last_event(acc, "alice") == (AuditKind.USER_DISABLED, "alice", "cli", "by operator")
+        assert await last_event(acc, "alice") == (
+            AuditKind.USER_DISABLED,
+            "alice",
+            "cli",
+            "by operator",
+        )
         assert await srv.revoked_live() == {session}
         assert not await srv.may_act(session) and await srv.may_act(bobs)
         assert not (await acc.get_user("alice")).is_active
@@ -196,7 +201,12 @@ async def test_enable_user_lets_the_user_sign_in_again_and_is_audited(
         ended = await srv.sign_in()
         await acc.disable_user("alice")
         assert await acc.enable_user("alice") is None
-        assert await last_event(acc, "alice") == (AuditKind.USER_ENABLED, "alice", "cli", "by operator")
+        assert await last_event(acc, "alice") == (
+            AuditKind.USER_ENABLED,
+            "alice",
+            "cli",
+            "by operator",
+        )
         assert (await acc.get_user("alice")).is_active
         assert not await srv.may_act(ended)  # what disabling ended stays ended
         assert await srv.may_act(await srv.sign_in())
