@@ -3,6 +3,7 @@ why, what the audit trail and the logs keep, and the order their locks are taken
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -426,3 +427,61 @@ async def test_a_self_service_change_locks_the_user_before_the_session(
     await change(service, session_id, token)
     assert "session" in locks
     assert locks.index("user") < locks.index("session")
+
+
+# --- confirming the password again ("recent sign-in") ---------------------------------------
+
+
+async def test_confirming_the_password_again_answers_when_and_forgets_the_failures(
+    service: AuthService, store: FakeStore, clock: FakeClock, alice: int
+) -> None:
+    _, session_id = await sign_in(service)
+    with pytest.raises(InvalidCredentials):
+        await service.confirm_password(session_id, "not it", CLIENT)
+    clock.advance(timedelta(seconds=5))
+    assert await service.confirm_password(session_id, PASSWORD, CLIENT) == clock.now()
+    account = service.account_key("alice")
+    assert account not in store.tables.throttle or store.tables.throttle[account].failures == 0
+
+
+async def test_confirming_the_password_needs_a_session_that_may_act_on_its_epoch(
+    service: AuthService, alice: int
+) -> None:
+    _, session_id = await sign_in(service)
+    epoch = (await service.current(session_id)).session.user_epoch  # type: ignore[union-attr]
+    with pytest.raises(NotSignedIn):
+        await service.confirm_password(session_id, PASSWORD, CLIENT, epoch=epoch + 1)
+    assert await service.confirm_password(session_id, PASSWORD, CLIENT, epoch=epoch)
+    await service.logout(session_id)
+    with pytest.raises(NotSignedIn):
+        await service.confirm_password(session_id, PASSWORD, CLIENT)
+
+
+async def test_a_password_changed_while_it_was_confirmed_confirms_nothing(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+) -> None:
+    from tests.support.gates import Gate, GatedHasher
+
+    gate = Gate()
+    service = AuthService(store, GatedHasher(hasher, gate), tokens, clock, policy, bus)  # type: ignore[arg-type]
+    await service.create_user("alice", PASSWORD)
+    _, session_id = await sign_in(service)
+    gate.arm()
+    confirming = asyncio.create_task(service.confirm_password(session_id, PASSWORD, CLIENT))
+    await gate.arrived.wait()
+    await service.set_password("alice", NEW_PASSWORD)  # verify -> [here] -> settle
+    gate.release()
+    with pytest.raises(NotSignedIn):
+        await confirming
+
+
+async def test_the_user_list_shows_each_users_roles(service: AuthService, alice: int) -> None:
+    await service.create_user("bob", PASSWORD)
+    await service.grant_role("bob", "admin")
+    roles = {s.user.username: s.roles for s in await service.list_users()}
+    assert roles == {"alice": (), "bob": ("admin",)}

@@ -382,3 +382,16 @@ def test_an_unreachable_token_hash_is_a_fresh_sha256_hex_each_time() -> None:
     first = unreachable_token_hash()
     assert re.fullmatch("[0-9a-f]{64}", first)
     assert unreachable_token_hash() != first
+
+
+def test_email_code_digests_are_keyed_bound_to_user_and_purpose_and_in_their_own_context() -> None:
+    import hmac
+
+    codec = TokenCodec(b"k" * 32)
+    message = b"authdemo e-mail code v1\x001:reset:123456"
+    expected = hmac.digest(b"k" * 32, message, "sha256").hex()
+    assert codec.email_code_digest(1, "reset", "123456") == expected
+    assert codec.email_code_digest(2, "reset", "123456") != expected
+    assert codec.email_code_digest(1, "verify", "123456") != expected
+    assert TokenCodec(b"o" * 32).email_code_digest(1, "reset", "123456") != expected
+    assert codec.recovery_digest(1, "reset:123456") != expected
