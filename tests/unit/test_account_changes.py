@@ -16,17 +16,19 @@ from authdemo.domain import (
     ClientInfo,
     InvalidCredentials,
     NotSignedIn,
+    SessionPolicy,
     SignedIn,
     UnknownUser,
     User,
     UserCredentials,
 )
 from authdemo.events import EventKind, SessionEvent
-from authdemo.security import hash_token
+from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
 from authdemo.ui.connection.state import SIGNED_OUT_REASONS
 from tests.support.fakes import (
     FakeClock,
+    FakeHasher,
     FakeSessions,
     FakeStore,
     FakeUsers,
