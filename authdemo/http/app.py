@@ -51,6 +51,9 @@ from .tickets import install_ticket_route
 log = logging.getLogger(__name__)
 
 WEBSOCKET_MAX_MESSAGE = 64 * 1024
+BACKGROUND_STOP_WAIT = 10.0
+"""Seconds the stop waits for the background tasks (follower, listener, mail sender) to
+end once cancelled."""
 
 
 class AppContext:
@@ -194,9 +197,13 @@ def create_app(
 
     @app.before_server_stop
     async def stop_background(app: AuthdemoApp) -> None:
-        for task in getattr(app.ctx, "background", []):
+        background: list[asyncio.Task[None]] = getattr(app.ctx, "background", [])
+        for task in background:
             task.cancel()
-        await asyncio.gather(*getattr(app.ctx, "background", []), return_exceptions=True)
+        if background:  # a task that ignores its cancellation never holds up the stop
+            _, running = await asyncio.wait(background, timeout=BACKGROUND_STOP_WAIT)
+            for task in running:
+                log.warning("background task %s did not stop; left behind", task.get_name())
         if getattr(app.ctx, "health", None) is not None:
             await app.ctx.health.close()
 

@@ -51,6 +51,14 @@ class MailTransport(Protocol):
         ...
 
 
+def _stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when this task was asked to stop and something on the
+    way swallowed the request (``Task.cancelling()`` still counts it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class MailSender:
     def __init__(
         self,
@@ -75,9 +83,14 @@ class MailSender:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled; the database away is waited out."""
+        """Deliver until cancelled; the database away is waited out.
+
+        A cancellation always ends it, even one that a library on the way answered as a
+        failure (a database or SMTP error): the loop looks at the task's pending
+        cancellation each time round, so a server's shutdown never waits on it."""
         pause = self._poll
         while True:
+            _stop_if_cancelled()
             try:
                 while await self.deliver_one():
                     pass
@@ -112,6 +125,9 @@ class MailSender:
         try:
             await self._transport.send(message)
         except DeliveryFailed as failure:
+            # Stopping: the failure may be how the transport answered the cancellation.
+            # The mail stays claimed until its lease ends, then is tried again.
+            _stop_if_cancelled()
             await self._failed(queued, failure)
             return True
         async with self._uow(write=True) as tx:

@@ -17,8 +17,8 @@ import pytest
 
 from authdemo.bootstrap import Runtime, describe_mail, mail_sender, runtime
 from authdemo.config import ConfigError, Settings
-from authdemo.domain import ClientInfo
-from authdemo.service.outbox import MailSender
+from authdemo.domain import ClientInfo, StorageUnavailable
+from authdemo.service.outbox import DeliveryFailed, MailSender
 from authdemo.smtp import ConsoleTransport, SmtpTransport, parse_smtp_url
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
@@ -164,6 +164,75 @@ async def test_a_sender_that_stopped_mid_delivery_leaves_the_mail_to_another(
     assert await other.deliver_one()
     assert not await other.deliver_one()
     assert len(smtp.inbox) == 1
+
+
+class AnswersCancelAsFailure:
+    """A transport that, cancelled mid-send, says the delivery failed (as a library may
+    turn a cancellation into its own error) instead of letting the cancellation go on."""
+
+    description = "a transport that swallows cancellation"
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    async def send(self, message: object) -> None:
+        self.sending.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise DeliveryFailed("connection closed") from None
+
+
+async def test_a_sender_stopped_mid_delivery_stops_even_if_its_transport_swallows_that(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    await ann(rt)
+    await rt.service.request_password_reset("ann@example.org", CLIENT)
+    transport = AnswersCancelAsFailure()
+    sender = MailSender(rt.uow, transport, "noreply@example.org", clock, poll=0.05)
+    task = asyncio.create_task(sender.run())
+    await asyncio.wait_for(transport.sending.wait(), 10)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done == {task} and task.cancelled()  # stopped, not looping on
+    async with rt.uow() as tx:  # not counted as a failed attempt: left to its lease
+        (claimed,) = await tx.outbox.claim_due(
+            clock.now() + timedelta(minutes=3), timedelta(minutes=2), "next", 1
+        )
+    assert claimed.attempts == 0
+
+
+async def test_a_sender_stopped_while_its_database_read_answers_that_as_an_outage_stops(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    reading = asyncio.Event()
+
+    class SlowToRead:
+        """A unit of work whose read, cancelled, reports the database as unavailable."""
+
+        async def __aenter__(self) -> object:
+            reading.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                raise StorageUnavailable() from None
+            raise AssertionError("unreachable")
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    sender = MailSender(
+        lambda **_: SlowToRead(),  # type: ignore[arg-type, return-value]
+        AnswersCancelAsFailure(),
+        "noreply@example.org",
+        clock,
+        poll=0.05,
+    )
+    task = asyncio.create_task(sender.run())
+    await asyncio.wait_for(reading.wait(), 10)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done == {task} and task.cancelled()
 
 
 async def test_two_workers_deliver_every_mail_once(
