@@ -5,7 +5,10 @@ When a tab's ticket is redeemed, the cookie the browser held before is retired
 the browser which cookie it holds now: it renders a hidden image to
 ``/_auth/follow/<nonce>``, the nonce held in this view's memory and its page only. The
 request carries the browser's current cookie; the answer comes back through the
-broadcast (``FOLLOWED``), from whichever worker or host served it.
+broadcast (``FOLLOWED``), from whichever worker or host served it. The first image can
+leave before the browser has stored the other tab's new cookie; it then carries the
+retired one and goes unanswered, so an unanswered follow asks again with a new nonce
+(``FOLLOW_ASK_AGAIN``, doubling) while ``policy.cookie_wait`` lasts.
 
 Invariants:
 - A view joins a signed-in session only through its own follow: a request that carried
@@ -44,6 +47,12 @@ log = logging.getLogger("authdemo.auth")
 FOLLOW_LOGIN_WAIT = 3.0
 """Seconds a sign-in submitted while this view's follow is on its way waits for it."""
 
+FOLLOW_ASK_AGAIN = 0.3
+"""Seconds before an unanswered follow asks again (a new nonce, a new image), doubling
+each time while ``policy.cookie_wait`` lasts. The first image can leave the browser
+before it has stored the cookie of the other tab's ticket: it then carries the retired
+cookie, which the follow route does not answer."""
+
 
 class _CookieMoved(Exception):
     """The sign-in's ticket is bound to a cookie the browser no longer holds."""
@@ -51,18 +60,20 @@ class _CookieMoved(Exception):
 
 @dataclass
 class _Follow:
-    key: str
-    """``follow_key`` of the nonce (what the answer names)."""
+    keys: set[str]
+    """``follow_key`` of each nonce this follow asked with (what an answer names)."""
     known: str
     """The retired cookie's hash: the one this view knew the browser by."""
     done: asyncio.Event
     answered: bool = False
+    again_in: float = FOLLOW_ASK_AGAIN
 
 
 class TabFollowing(SignInFlow):
     _follow: _Follow | None = None
-    _follow_unsubscribe: Callable[[], None] | None = None
+    _follow_unsubscribe: list[Callable[[], None]] | None = None
     _follow_timer: asyncio.TimerHandle | None = None
+    _follow_again: asyncio.TimerHandle | None = None
     _login_bound: str | None = None
     """The cookie hash the sign-in in progress bound its ticket to."""
 
@@ -80,14 +91,31 @@ class TabFollowing(SignInFlow):
         if self._follow is not None and self._follow.known == known:
             return  # asked already
         self._stop_follow()
-        nonce = secrets.token_urlsafe(24)
-        follow = _Follow(follow_key(nonce), known, asyncio.Event())
+        follow = _Follow(set(), known, asyncio.Event())
         self._follow = follow
-        self._follow_unsubscribe = self._events.subscribe_follow(follow.key, self._on_followed)
+        self._follow_unsubscribe = []
         wait = self._service.policy.cookie_wait.total_seconds()
         self._follow_timer = asyncio.get_running_loop().call_later(wait, self._follow_lapsed)
+        self._ask(follow)
+
+    def _ask(self, follow: _Follow) -> None:
+        """Render an image with a new nonce; an answer to any of this follow's nonces
+        counts. Asks again later until answered or lapsed."""
+        nonce = secrets.token_urlsafe(24)
+        key = follow_key(nonce)
+        follow.keys.add(key)
+        if self._follow_unsubscribe is not None:
+            self._follow_unsubscribe.append(self._events.subscribe_follow(key, self._on_followed))
+        loop = asyncio.get_running_loop()
+        self._follow_again = loop.call_later(follow.again_in, self._ask_again, follow)
+        follow.again_in *= 2
         self.state = replace(self.state, follow=nonce)
         self._notify()
+
+    def _ask_again(self, follow: _Follow) -> None:
+        self._follow_again = None
+        if self._follow is follow and not follow.answered and not self._closed:
+            self._ask(follow)
 
     def _follow_lapsed(self) -> None:
         """Nobody loaded the image with a cookie in time (a copy of the cookie outside
@@ -102,18 +130,22 @@ class TabFollowing(SignInFlow):
     def _stop_follow(self) -> None:
         follow, self._follow = self._follow, None
         self._unsubscribe_follow()
-        if self._follow_timer is not None:
-            self._follow_timer.cancel()
-            self._follow_timer = None
+        for timer in (self._follow_timer, self._follow_again):
+            if timer is not None:
+                timer.cancel()
+        self._follow_timer = self._follow_again = None
         if self.state.follow is not None:
             self.state = replace(self.state, follow=None)
         if follow is not None:
             follow.done.set()
 
     def _unsubscribe_follow(self) -> None:
-        unsubscribe, self._follow_unsubscribe = self._follow_unsubscribe, None
-        if unsubscribe is not None:
+        unsubscribes, self._follow_unsubscribe = self._follow_unsubscribe, None
+        for unsubscribe in unsubscribes or ():
             unsubscribe()
+        if self._follow_again is not None:
+            self._follow_again.cancel()
+            self._follow_again = None
 
     # --- the answer -------------------------------------------------------------------
 
@@ -123,7 +155,7 @@ class TabFollowing(SignInFlow):
             follow is None
             or follow.answered
             or event.kind is not EventKind.FOLLOWED
-            or event.origin != follow.key
+            or event.origin not in follow.keys
             or event.token_hash is None
         ):
             return
