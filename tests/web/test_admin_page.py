@@ -253,3 +253,42 @@ async def test_the_audit_trail_filters_by_user(demo: Live) -> None:
     await alice.fire(alice.find("events-user") or {}, "on_change", {"target": {"value": "bob"}})
     await alice.wait_for(lambda c: all(" bob " in e for e in events(c)) and events(c) != [])
     await alice.close()
+
+
+def open_sessions(client: IdomClient, username: str) -> str:
+    row = user_row(client, username)
+    return text_of(row) if row is not None else ""
+
+
+async def test_an_open_admin_page_follows_sessions_opened_and_ended_elsewhere_within_a_second(
+    demo: Live, operator: Accounts
+) -> None:
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: "0 open session(s)" in open_sessions(c, "carol"))
+
+    started = time.monotonic()
+    carol, _ = await sign_in(demo, ("carol", PASSWORD))  # carol signs in, elsewhere
+    await alice.wait_for(lambda c: "1 open session(s)" in open_sessions(c, "carol"), timeout=2)
+    # Measured from the sign-in's start (it includes carol's own sign-in round trips).
+    assert time.monotonic() - started < 2.0
+
+    started = time.monotonic()
+    assert await operator.revoke_sessions("carol") == 1  # `authdemo revoke-sessions carol`
+    await alice.wait_for(lambda c: "0 open session(s)" in open_sessions(c, "carol"), timeout=1)
+    assert time.monotonic() - started < 1.0
+    await carol.close()
+    await alice.close()
+
+
+async def test_what_no_event_announces_is_read_again_every_refresh_interval(
+    demo: Live, operator: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("authdemo.ui.components.admin.REFRESH_EVERY", timedelta(seconds=0.5))
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "carol") is not None)
+    assert user_row(alice, "dave") is None
+
+    await operator.create_user("dave", PASSWORD)  # `authdemo create-user dave`: no event
+    await alice.wait_for(lambda c: user_row(c, "dave") is not None, timeout=3)
+    await alice.wait_for(lambda c: any("user_created dave" in e for e in events(c)), timeout=3)
+    await alice.close()

@@ -32,16 +32,25 @@ from .sessions import when
 log = logging.getLogger(__name__)
 
 RECENT_SIGN_IN = timedelta(minutes=10)
+REFRESH_EVERY = timedelta(seconds=10)
+"""How often an open admin page reads again what no event announces (accounts created
+or enabled elsewhere, e-mail changes, new audit rows, last activity)."""
 FORBIDDEN = "You do not have permission to see this page. Ask an administrator for access."
 
 Pending = tuple[str, str, str | None]  # action, username, role
 
 
 @component
-def AdminPage(reauth_after: timedelta = RECENT_SIGN_IN, events_limit: int = 50) -> Any:
+def AdminPage(
+    reauth_after: timedelta = RECENT_SIGN_IN,
+    events_limit: int = 50,
+    refresh_every: timedelta | None = None,
+) -> Any:
     """The admin page: the sign-in form while signed out, ``#forbidden`` without
     ``authdemo:admin``, else ``#admin-page``. Changes ask for the password again when it
-    was last entered more than ``reauth_after`` ago."""
+    was last entered more than ``reauth_after`` ago. What it shows follows changes made
+    elsewhere: sessions and roles within a second (they are broadcast), the rest every
+    ``refresh_every`` (default ``REFRESH_EVERY``, 10 s)."""
     auth = use_auth()
     provided: Provided = use_context(AuthContext)
     allowed = use_permission(ADMIN.name)
@@ -53,6 +62,13 @@ def AdminPage(reauth_after: timedelta = RECENT_SIGN_IN, events_limit: int = 50) 
     error, set_error = use_state("")
     pending, set_pending = use_state(cast("Pending | None", None))
     live = provided.live
+    every = refresh_every or REFRESH_EVERY
+
+    @use_effect(dependencies=[allowed, live, every])
+    def watch() -> Callable[[], None] | None:
+        if not allowed or live is None:
+            return None
+        return live.watch_accounts(lambda: set_reloads(lambda n: n + 1), every)
 
     @use_effect(dependencies=[allowed, reloads, events_of, provided.state.rights_version])
     async def load() -> None:

@@ -10,19 +10,37 @@ Invariants:
   ``RecentSignInRequired`` and nothing changes. When the password was entered is kept
   on the server, per view — nothing the browser sends can claim it.
 - Changes go through the same service calls as the CLI (audited, live).
+- What the page shows follows changes made anywhere (``watch_accounts``): a session
+  opened, ended or re-keyed and a role granted or revoked, on any worker or host, are
+  broadcast, and the page reads again within ``ADMIN_SETTLE`` of hearing one; what is not
+  broadcast (an account created or enabled from the CLI, an e-mail change, new audit
+  rows, last activity) is read again every ``refresh_every``. A refresh is a read: it is
+  checked for admin rights like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ...domain import AuditEvent, AuthError
+from ...events import EventKind, SessionEvent
 from ...permissions import ADMIN, Role
 from ...service import UserSummary
 from .rights import RightsChecks
 
 ADMIN_ACTIONS = ("disable", "enable", "end_sessions", "reset_two_factor", "grant", "revoke")
+
+ADMIN_SETTLE = 0.25
+"""Seconds the admin page waits after hearing of a change before reading again, so that
+a burst (an operator ending a hundred sessions) costs one read, not a hundred."""
+
+_SHOWN_CHANGES = frozenset(
+    {EventKind.REVOKED, EventKind.SIGNED_IN, EventKind.REKEYED, EventKind.RIGHTS_CHANGED}
+)
+"""The broadcast changes to what the admin page shows (sessions, roles)."""
 
 
 class RecentSignInRequired(AuthError):
@@ -66,6 +84,42 @@ class AdminActions(RightsChecks):
                 session.id, password, self.client, epoch=session.user_epoch
             ),
         )
+
+    def watch_accounts(
+        self, changed: Callable[[], None], refresh_every: timedelta
+    ) -> Callable[[], None]:
+        """Call ``changed`` when what the admin page shows may have changed: within
+        ``ADMIN_SETTLE`` of a broadcast change to sessions or roles (from any worker,
+        host or the CLI), and every ``refresh_every`` for the rest. Returns the stop."""
+        loop = asyncio.get_running_loop()
+        settling: asyncio.TimerHandle | None = None
+        ticking: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            nonlocal settling
+            settling = None
+            changed()
+
+        def heard(event: SessionEvent) -> None:
+            nonlocal settling
+            if event.kind in _SHOWN_CHANGES and settling is None and not self._closed:
+                settling = loop.call_later(ADMIN_SETTLE, fire)
+
+        def tick() -> None:
+            nonlocal ticking
+            ticking = loop.call_later(refresh_every.total_seconds(), tick)
+            changed()
+
+        unsubscribe = self._events.subscribe_all(heard)
+        ticking = loop.call_later(refresh_every.total_seconds(), tick)
+
+        def stop() -> None:
+            unsubscribe()
+            for timer in (settling, ticking):
+                if timer is not None:
+                    timer.cancel()
+
+        return stop
 
     async def admin_overview(self, events_of: str | None, limit: int) -> AdminOverview:
         """Users (roles, two-factor, sessions, last activity), roles and the audit trail
