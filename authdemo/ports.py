@@ -226,7 +226,18 @@ class ThrottleRepository(Protocol):
         """Insert or update the row for ``key``."""
         ...
 
+    async def save_all(self, states: dict[str, ThrottleState]) -> None:
+        """``save`` each key's state (``updated_at`` as given), in one statement when the
+        rows are there (locked by ``lock``)."""
+        ...
+
     async def clear(self, key: str) -> None: ...
+
+    async def settle(self, forget: str, refund: str, threshold: int) -> None:
+        """A success: ``forget``'s failures and block are forgotten and one reserved
+        attempt is given back to ``refund`` (``ThrottlePolicy.refund``), in place, rows
+        locked in key order. A row left with no failures is the purge's to delete."""
+        ...
 
     async def refund(self, key: str, threshold: int) -> None:
         """Give back one reserved attempt (``ThrottlePolicy.refund``), in place: the row
@@ -242,6 +253,10 @@ class ThrottleRepository(Protocol):
 
 class BroadcastRepository(Protocol):
     async def add(self, event: SessionEvent, now: datetime) -> int: ...
+
+    async def add_all(self, events: list[SessionEvent], now: datetime) -> list[int]:
+        """``add`` each event, in one statement; their row ids, in the events' order."""
+        ...
 
     async def position(self) -> BroadcastCursor:
         """A cursor past everything committed so far (where a new follower starts)."""
@@ -307,6 +322,13 @@ class MfaRepository(Protocol):
         ...
 
     async def recovery_codes_left(self, user_id: int) -> int: ...
+
+    async def session_status(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, bool, int] | None:
+        """In one read: the session, its user, whether the user's two-factor sign-in is
+        on (confirmed) and how many unused recovery codes they hold. None: no session."""
+        ...
 
     async def add_challenge(
         self, challenge_hash: str, challenge: Challenge, now: datetime

@@ -5,10 +5,23 @@ from __future__ import annotations
 import builtins
 import json
 import re
+import weakref
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -565,17 +578,21 @@ class SqlThrottleRepository:
 
     async def lock(self, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
         keys = sorted(set(keys))  # one lock order everywhere: no deadlock between two
-        await self._s.execute(
-            _dialect_insert(self._s)(ThrottleRow)
-            .values([{"key": k, "failures": 0, "updated_at": now} for k in keys])
-            .on_conflict_do_nothing(index_elements=[ThrottleRow.key])
+        # One statement: a missing row is inserted, an existing one "updated" to itself,
+        # which takes its row lock (PostgreSQL processes the rows in the order given and
+        # re-checks a row a concurrent transaction deleted) and returns it as it is.
+        upsert = _dialect_insert(self._s)(ThrottleRow).values(
+            [{"key": k, "failures": 0, "updated_at": now} for k in keys]
         )
-        rows = await self._s.scalars(
-            select(ThrottleRow)
-            .where(ThrottleRow.key.in_(keys))
-            .order_by(ThrottleRow.key)
-            .with_for_update(),
-            execution_options={"populate_existing": True},
+        rows = await self._s.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[ThrottleRow.key], set_={"failures": ThrottleRow.failures}
+            ).returning(
+                ThrottleRow.key,
+                ThrottleRow.failures,
+                ThrottleRow.blocked_until,
+                ThrottleRow.updated_at,
+            )
         )
         return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
 
@@ -596,8 +613,59 @@ class SqlThrottleRepository:
                 update(ThrottleRow).where(ThrottleRow.key == key).values(**values)
             )
 
+    async def save_all(self, states: dict[str, ThrottleState]) -> None:
+        if len(states) < 2:
+            for key, state in states.items():
+                await self.save(key, state.failures, state.blocked_until, state.updated_at)
+            return
+        keys = sorted(states)
+        row = ThrottleRow
+
+        def per_key(column: Any, values: dict[str, Any]) -> Any:
+            whens = [(row.key == k, literal(values[k], column.type)) for k in keys]
+            return case(*whens, else_=column)
+
+        updated = await self._s.execute(
+            update(row)
+            .where(row.key.in_(keys))
+            .values(
+                failures=per_key(row.failures, {k: states[k].failures for k in keys}),
+                blocked_until=per_key(
+                    row.blocked_until, {k: states[k].blocked_until for k in keys}
+                ),
+                updated_at=per_key(row.updated_at, {k: states[k].updated_at for k in keys}),
+            )
+        )
+        if updated.rowcount != len(keys):  # type: ignore[attr-defined]
+            # A row not there (a caller that did not lock them first): one by one.
+            for key in keys:
+                state = states[key]
+                await self.save(key, state.failures, state.blocked_until, state.updated_at)
+
     async def clear(self, key: str) -> None:
         await self._s.execute(delete(ThrottleRow).where(ThrottleRow.key == key))
+
+    async def settle(self, forget: str, refund: str, threshold: int) -> None:
+        # ``clear(forget)`` and ``refund(refund, threshold)`` in one statement, leaving
+        # rows with no failures to the purge (``ThrottlePolicy.forgotten``) instead of
+        # deleting them. The sub-select takes the two row locks in key order (PostgreSQL;
+        # SQLite has one writer), as ``lock`` does: no deadlock with a reservation.
+        row = ThrottleRow
+        keys = sorted({forget, refund})
+        locked = select(row.key).where(row.key.in_(keys)).order_by(row.key).with_for_update()
+        left = row.failures - 1
+        forgetting = row.key == forget
+        await self._s.execute(
+            update(row)
+            .where(row.key.in_(locked.scalar_subquery()), or_(forgetting, row.failures > 0))
+            .values(
+                failures=case((forgetting, 0), else_=left),
+                blocked_until=case(
+                    (forgetting, None), (left >= threshold, row.blocked_until), else_=None
+                ),
+            ),
+            execution_options={"synchronize_session": False},
+        )
 
     async def refund(self, key: str, threshold: int) -> None:
         # ThrottlePolicy.refund, in SQL: without reading the row first, and with the row
@@ -655,25 +723,49 @@ class SqlBroadcastRepository:
         return self._s.get_bind().dialect.name == "postgresql"
 
     async def add(self, event: SessionEvent, now: datetime) -> int:
-        values: dict[str, object] = {
-            "created_at": now,
-            "kind": str(event.kind),
-            "session_ids": json.dumps(list(event.session_ids)),
-            "reason": event.reason[:32],
-            "token_hash": event.token_hash,
-            "origin": event.origin[:32],
-            "user_id": event.user_id,
-        }
+        (row_id,) = await self.add_all([event], now)
+        return row_id
+
+    async def add_all(self, events: list[SessionEvent], now: datetime) -> list[int]:
+        if not events:
+            return []
         postgres = self._postgres()
-        if postgres:
-            values["txid"] = _CURRENT_XACT
-        row_id = await self._s.scalar(
-            insert(BroadcastRow).values(**values).returning(BroadcastRow.id)
+        rows: list[dict[str, object]] = []
+        for event in events:
+            values: dict[str, object] = {
+                "created_at": now,
+                "kind": str(event.kind),
+                "session_ids": json.dumps(list(event.session_ids)),
+                "reason": event.reason[:32],
+                "token_hash": event.token_hash,
+                "origin": event.origin[:32],
+                "user_id": event.user_id,
+            }
+            if postgres:
+                values["txid"] = _CURRENT_XACT
+            rows.append(values)
+        # One statement. Both backends number the rows of one INSERT in the order of its
+        # VALUES (SQLite's rowid, PostgreSQL's nextval per row), whatever order RETURNING
+        # gives them back in: sorted, they pair with the events.
+        ids = sorted(
+            await self._s.scalars(insert(BroadcastRow).values(rows).returning(BroadcastRow.id))
         )
-        if postgres:
-            # Delivered at commit (and only if it commits): wakes every other host.
-            await self._s.execute(text(notify_statement()), {"row_id": str(row_id or 0)})
-        return int(row_id or 0)
+        if postgres and self._first_notify():
+            # Delivered at commit (and only if it commits): wakes every other host, which
+            # then reads every new row, so one per transaction is enough.
+            await self._s.execute(text(notify_statement()), {"row_id": str(ids[-1])})
+        return [int(i) for i in ids]
+
+    def _first_notify(self) -> bool:
+        """True once per transaction of this session: the first broadcast in it."""
+        current = self._s.sync_session.get_transaction()
+        if current is None:
+            return True
+        notified: weakref.WeakSet[Any] = self._s.info.setdefault("notified", weakref.WeakSet())
+        if current in notified:
+            return False
+        notified.add(current)
+        return True
 
     async def position(self) -> BroadcastCursor:
         if not self._postgres():
@@ -853,6 +945,29 @@ class SqlMfaRepository:
             .values(used_at=now)
         )
         return _rows(result) == 1
+
+    async def session_status(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, bool, int] | None:
+        codes_left = (
+            select(func.count())
+            .select_from(RecoveryCodeRow)
+            .where(RecoveryCodeRow.user_id == SessionRow.user_id, RecoveryCodeRow.used_at.is_(None))
+            .scalar_subquery()
+        )
+        result = await self._s.execute(
+            select(SessionRow, UserRow, MfaRow.confirmed_at, codes_left)
+            .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
+            .outerjoin(MfaRow, MfaRow.user_id == SessionRow.user_id)
+            .where(SessionRow.id == session_id),
+            execution_options={"populate_existing": True},
+        )
+        found = result.first()
+        if found is None:
+            return None
+        session_row, user_row, confirmed_at, left = found
+        user = _user(user_row) if user_row is not None else None
+        return _session(session_row), user, confirmed_at is not None, int(left or 0)
 
     async def recovery_codes_left(self, user_id: int) -> int:
         count = await self._s.scalar(

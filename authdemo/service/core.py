@@ -240,6 +240,13 @@ class ServiceCore:
         stamped with its row, which is what to publish here after commit."""
         return replace(event, serial=await tx.broadcasts.add(event, now))
 
+    async def _broadcast_all(
+        self, tx: UnitOfWork, events: list[SessionEvent], now: datetime
+    ) -> list[SessionEvent]:
+        """``_broadcast`` several events in one statement."""
+        serials = await tx.broadcasts.add_all(events, now)
+        return [replace(e, serial=s) for e, s in zip(events, serials, strict=True)]
+
     async def _revoke_all(self, tx: UnitOfWork, user_id: int, reason: str) -> SessionEvent | None:
         return await self._revoke(
             tx, await tx.sessions.live_ids_for_user(user_id, self.now()), reason, user_id

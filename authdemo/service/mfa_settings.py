@@ -103,14 +103,13 @@ class TwoFactor(SecondFactor):
         session may not act). One read: every signed-in view asks on connect."""
         now = self.now()
         async with self._uow() as tx:
-            found = await tx.sessions.get_with_user(session_id)
-            if found is None or found[1] is None or not may_act(found[0], found[1], now):
-                raise NotSignedIn()
-            user_id = found[1].id
-            record = await tx.mfa.get(user_id)
-            if record is None or record.confirmed_at is None:
-                return MfaStatus(False, available=self._mfa_box is not None)
-            return MfaStatus(True, await tx.mfa.recovery_codes_left(user_id))
+            found = await tx.mfa.session_status(session_id)
+        if found is None or found[1] is None or not may_act(found[0], found[1], now):
+            raise NotSignedIn()
+        _, _, enabled, codes_left = found
+        if not enabled:
+            return MfaStatus(False, available=self._mfa_box is not None)
+        return MfaStatus(True, codes_left)
 
     async def start_enrolment(
         self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None

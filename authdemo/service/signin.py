@@ -245,12 +245,14 @@ class SignIn(Sessions):
             states = await tx.throttle.lock(list(keys), now)
             self._refuse_if_blocked(states, now)
             blocks: list[timedelta] = []
+            counted: dict[str, ThrottleState] = {}
             for key, threshold in zip(keys, thresholds, strict=True):
                 reserved = policy.reserve(states.get(key), threshold, now)
                 assert reserved is not None  # not blocked: checked above, under the lock
-                await tx.throttle.save(key, reserved.failures, reserved.blocked_until, now)
+                counted[key] = reserved  # updated_at: now
                 if reserved.blocked_until is not None:
                     blocks.append(reserved.blocked_until - now)
+            await tx.throttle.save_all(counted)
             await tx.commit()
         return _Reservation(keys, max(blocks) if blocks else None)
 
@@ -275,11 +277,8 @@ class SignIn(Sessions):
         ):
             return None
         account, address = verified.keys
-        for key in sorted(verified.keys):  # the order ``throttle.lock`` takes rows in
-            if key == account:
-                await tx.throttle.clear(account)  # a success forgets the account's failures
-            else:
-                await tx.throttle.refund(address, self.throttle.address_threshold)
+        # A success forgets the account's failures and gives the address its attempt back.
+        await tx.throttle.settle(account, address, self.throttle.address_threshold)
         if verified.new_hash is not None and await tx.users.upgrade_hash(
             locked.user.id, verified.password_hash, verified.new_hash
         ):
@@ -375,10 +374,14 @@ class SignIn(Sessions):
                 client=client or ClientInfo(),
                 detail=f"was {session.short_id}",  # links the login_ok row to this session
             )
-            event = SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash)
-            event = await self._broadcast(tx, event, now)
-            retired = SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=bound)
-            retired = await self._broadcast(tx, retired, now)
+            event, retired = await self._broadcast_all(
+                tx,
+                [
+                    SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash),
+                    SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=bound),
+                ],
+                now,
+            )
             await tx.commit()
         log.info("session rotated session=%s", rotated.short_id)
         await publish_quietly(self._events, event)

@@ -78,6 +78,29 @@ async def test_broadcasts_round_trip_in_order(sql_uow: SqlUnitOfWorkFactory) -> 
         assert (await tx.broadcasts.changes(await tx.broadcasts.position()))[1] == []
 
 
+async def test_broadcasts_added_together_pair_each_event_with_its_own_row(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    """``add_all``: one INSERT for several events; the ids it answers are each event's
+    own row, in the events' order, and delivered as one add each would be."""
+    events = [
+        SessionEvent(EventKind.COOKIE_ATTACHED, (3,), token_hash="a" * 64),
+        SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash="b" * 64),
+        SessionEvent(EventKind.REVOKED, (4, 5), "logout", user_id=9),
+    ]
+    async with sql_uow() as tx:
+        start = await tx.broadcasts.position()
+    async with sql_uow(write=True) as tx:
+        first = await tx.broadcasts.add(events[0], NOW)
+        ids = await tx.broadcasts.add_all(events[1:], NOW)  # after another in one transaction
+        assert await tx.broadcasts.add_all([], NOW) == []
+        await tx.commit()
+    assert first < ids[0] < ids[1]
+    async with sql_uow() as tx:
+        _, delivered = await tx.broadcasts.changes(start)
+    assert delivered == list(zip([first, *ids], events, strict=True))
+
+
 async def test_the_follower_delivers_what_another_process_commits(settings: Settings) -> None:
     async with runtime(settings, hasher_factory=cheap_hasher) as here:
         bus = InProcessEventBus()

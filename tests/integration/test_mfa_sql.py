@@ -28,6 +28,7 @@ from tests.support.mfa import (
     code_at,
     enrol,
     password_step,
+    sign_in,
     sign_in_with_code,
 )
 
@@ -338,3 +339,35 @@ async def test_re_encrypting_never_overwrites_a_secret_set_up_again_since_it_was
         await rt.service.verify_second_factor(
             challenge, cookie, code_at(again[0], clock.now()), CLIENT
         )
+
+
+async def test_the_two_factor_status_is_one_read_of_session_user_secret_and_codes(
+    mfa_settings: Settings,
+) -> None:
+    """``session_status`` on a real database: off (no secret, or one still pending), on
+    with the unused recovery codes counted (another user's not), and None for no
+    session; ``mfa_status`` refuses a session that may not act."""
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        await service.create_user("bob", PASSWORD)
+        _, bobs = await sign_in(service, "bob")
+        async with rt.uow() as tx:
+            session, user, on, left = await tx.mfa.session_status(bobs) or (None, None, 1, 1)
+        assert session is not None and session.id == bobs
+        assert user is not None and user.username == "bob" and (on, left) == (False, 0)
+        await service.start_enrolment(bobs, PASSWORD, CLIENT)  # pending: still off
+        assert (await service.mfa_status(bobs)).enabled is False
+
+        secret, codes = await setup_alice(service, clock)
+        await enrol(service, "bob")  # bob's codes do not count for alice
+        _, session_id = await sign_in_with_code(service, clock, secret)
+        first = await password_step(service)
+        await service.verify_second_factor(first[1], first[0], codes[0], CLIENT)
+        status = await service.mfa_status(session_id)
+        assert (status.enabled, status.recovery_codes_left) == (True, len(codes) - 1)
+        async with rt.uow() as tx:
+            assert await tx.mfa.session_status(10_000) is None
+        await service.logout(session_id)
+        with pytest.raises(NotSignedIn):
+            await service.mfa_status(session_id)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from authdemo.db.uow import SqlUnitOfWorkFactory
-from authdemo.domain import ClientInfo, UsernameTaken
+from authdemo.domain import ClientInfo, ThrottleState, UsernameTaken
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -193,6 +193,73 @@ async def test_a_refund_gives_back_exactly_one_attempt(
         assert states["ip:1"].failures == left
         assert states["ip:1"].updated_at == NOW
         assert states["ip:1"].blocked_until == (until if still_blocked else None)
+
+
+@pytest.mark.parametrize(
+    ("failures", "blocked", "left", "still_blocked"),
+    [
+        (1, False, 0, False),  # the attempt was the only one: a row of none, the purge's
+        (3, True, 2, True),  # still at the threshold (2): the block stays
+        (2, True, 1, False),  # below it again: the block goes
+        (0, False, 0, False),  # nothing reserved: never below none
+    ],
+)
+async def test_a_settled_success_forgets_the_account_and_refunds_the_address_in_one_go(
+    sql_uow: SqlUnitOfWorkFactory,
+    failures: int,
+    blocked: bool,
+    left: int,
+    still_blocked: bool,
+) -> None:
+    """``ThrottleRepository.settle``: ``clear`` and ``ThrottlePolicy.refund`` in SQL, one
+    statement; a row it leaves with no failures stays for the purge."""
+    until = NOW + H if blocked else None
+    async with sql_uow(write=True) as tx:
+        await tx.throttle.save("account:a", 4, NOW + H, NOW)
+        await tx.throttle.save("ip:1", failures, until, NOW)
+        await tx.throttle.save("ip:2", 7, NOW + H, NOW)  # another key: untouched
+        await tx.commit()
+    async with sql_uow(write=True) as tx:
+        await tx.throttle.settle("account:a", "ip:1", threshold=2)
+        await tx.throttle.settle("account:b", "ip:3", threshold=2)  # no rows: nothing
+        await tx.commit()
+    async with sql_uow() as tx:
+        states = await tx.throttle.get(["account:a", "account:b", "ip:1", "ip:2", "ip:3"])
+    assert set(states) == {"account:a", "ip:1", "ip:2"}
+    assert (states["account:a"].failures, states["account:a"].blocked_until) == (0, None)
+    assert (states["ip:2"].failures, states["ip:2"].blocked_until) == (7, NOW + H)
+    assert states["ip:1"].failures == left
+    assert states["ip:1"].updated_at == NOW
+    assert states["ip:1"].blocked_until == (until if still_blocked else None)
+
+
+async def test_locked_rows_are_saved_together_each_with_its_own_state(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    """``lock`` creates missing rows and returns existing ones as they are; ``save_all``
+    writes each key's own state (a block on one, none on the other) and no other row."""
+    async with sql_uow(write=True) as tx:
+        await tx.throttle.save("ip:1", 3, NOW + H, NOW)
+        await tx.throttle.save("ip:9", 7, None, NOW)
+        await tx.commit()
+    later = NOW + 2 * H
+    async with sql_uow(write=True) as tx:
+        locked = await tx.throttle.lock(["ip:2", "ip:1", "ip:1"], later)
+        assert locked == {
+            "ip:1": ThrottleState(3, NOW + H, NOW),
+            "ip:2": ThrottleState(0, None, later),
+        }
+        await tx.throttle.save_all(
+            {"ip:1": ThrottleState(4, later + H, later), "ip:2": ThrottleState(1, None, later)}
+        )
+        await tx.commit()
+    async with sql_uow() as tx:
+        states = await tx.throttle.get(["ip:1", "ip:2", "ip:9"])
+    assert states == {
+        "ip:1": ThrottleState(4, later + H, later),
+        "ip:2": ThrottleState(1, None, later),
+        "ip:9": ThrottleState(7, None, NOW),
+    }
 
 
 async def test_retiring_a_token_revokes_its_row_or_records_it_revoked(

@@ -393,8 +393,20 @@ class FakeThrottle:
     ) -> None:
         self.t.throttle[key] = ThrottleState(failures, blocked_until, now)
 
+    async def save_all(self, states: dict[str, ThrottleState]) -> None:
+        self.t.throttle.update(states)
+
     async def clear(self, key: str) -> None:
         self.t.throttle.pop(key, None)
+
+    async def settle(self, forget: str, refund: str, threshold: int) -> None:
+        if forget in self.t.throttle:
+            self.t.throttle[forget] = replace(
+                self.t.throttle[forget], failures=0, blocked_until=None
+            )
+        state = self.t.throttle.get(refund)
+        if state is not None and state.failures > 0:
+            self.t.throttle[refund] = ThrottlePolicy().refund(state, threshold)
 
     async def refund(self, key: str, threshold: int) -> None:
         state = self.t.throttle.get(key)
@@ -425,6 +437,9 @@ class FakeBroadcasts:
         event_id = self.t.new_id()
         self.t.broadcasts.append((event_id, event, now))
         return event_id
+
+    async def add_all(self, events: list[SessionEvent], now: datetime) -> list[int]:
+        return [await self.add(event, now) for event in events]
 
     async def position(self) -> BroadcastCursor:
         return BroadcastCursor(last_id=max((i for i, _, _ in self.t.broadcasts), default=0))
@@ -514,6 +529,19 @@ class FakeMfa:
 
     async def recovery_codes_left(self, user_id: int) -> int:
         return sum(1 for used in self.t.recovery.get(user_id, {}).values() if used is None)
+
+    async def session_status(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, bool, int] | None:
+        session = self.t.sessions.get(session_id)
+        if session is None:
+            return None
+        found = self.t.users.get(session.user_id) if session.user_id is not None else None
+        if found is None:
+            return session, None, False, 0
+        record = self.t.mfa.get(session.user_id) if session.user_id is not None else None
+        on = record is not None and record.confirmed_at is not None
+        return session, found[0], on, await self.recovery_codes_left(found[0].id)
 
     async def add_challenge(self, challenge_hash: str, challenge: Challenge, now: datetime) -> None:
         self.t.challenges[challenge_hash] = challenge
