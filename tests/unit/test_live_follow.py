@@ -119,12 +119,11 @@ async def test_a_sign_in_waits_for_a_follow_on_its_way_and_ends_in_the_browsers_
     two.close()
 
 
-async def test_a_follow_image_that_left_with_the_retired_cookie_is_asked_again(
-    service: AuthService, store: FakeStore
-) -> None:
-    """The first follow image can leave the browser before it stored the other tab's
-    cookie: the route does not answer the retired cookie, and the view asks again with a
-    new nonce, which the browser then loads with its new cookie."""
+async def signed_in_in_tab_one(
+    service: AuthService,
+) -> tuple[LiveSession, LiveSession, str, str, str]:
+    """Two tabs of one browser; tab one signs in and the browser takes its cookie. Returns
+    (tab one, tab two, the browser's old cookie, its new one, tab two's first follow)."""
     await service.create_user("alice", "correct horse")
     browser = service.new_token()
     one: LiveSession = await open_view(service, browser, follow_tickets=False)
@@ -139,17 +138,31 @@ async def test_a_follow_image_that_left_with_the_retired_cookie_is_asked_again(
     await until(lambda: two.state.follow is not None)
     first = two.state.follow
     assert first is not None
+    return one, two, browser, cookie, first
+
+
+async def joined(one: LiveSession, two: LiveSession) -> None:
+    await until(lambda: two.state.user is not None)
+    assert two.state.session is not None and one.state.session is not None
+    assert two.state.session.id == one.state.session.id
+    one.close()
+    two.close()
+
+
+async def test_a_follow_image_that_left_with_the_retired_cookie_is_asked_again(
+    service: AuthService, store: FakeStore
+) -> None:
+    """The first follow image can leave the browser before it stored the other tab's
+    cookie: the route does not answer the retired cookie, and the view asks again with a
+    new nonce, which the browser then loads with its new cookie."""
+    one, two, browser, cookie, first = await signed_in_in_tab_one(service)
     assert not await service.follow(first, browser)  # the old cookie: no answer
     await until(lambda: two.state.follow not in (None, first))
     again = two.state.follow
     assert again is not None and await service.follow(again, cookie)
-    await until(lambda: two.state.user is not None)
-    assert two.state.session is not None and one.state.session is not None
-    assert two.state.session.id == one.state.session.id
+    await joined(one, two)
     assert two.state.follow is None  # answered: no more images
     assert len(live_ids(store, service)) == 1
-    one.close()
-    two.close()
 
 
 async def test_a_late_answer_to_an_earlier_nonce_of_the_follow_still_counts(
@@ -157,24 +170,7 @@ async def test_a_late_answer_to_an_earlier_nonce_of_the_follow_still_counts(
 ) -> None:
     """Asking again must not orphan the image already on its way: whichever of the
     follow's nonces the browser answers first is followed."""
-    await service.create_user("alice", "correct horse")
-    browser = service.new_token()
-    one: LiveSession = await open_view(service, browser, follow_tickets=False)
-    two: LiveSession = await open_view(service, browser, follow_tickets=False)
-    first_login = asyncio.ensure_future(one.login("alice", "correct horse"))
-    await until(lambda: one.state.ticket is not None)
-    ticket = one.state.ticket
-    assert ticket is not None
-    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
-    await service.cookie_held(cookie)
-    await first_login
-    await until(lambda: two.state.follow is not None)
-    first = two.state.follow
-    assert first is not None
+    one, two, _, cookie, first = await signed_in_in_tab_one(service)
     await until(lambda: two.state.follow not in (None, first))  # asked again
     assert await service.follow(first, cookie)  # the first image answers late
-    await until(lambda: two.state.user is not None)
-    assert two.state.session is not None and one.state.session is not None
-    assert two.state.session.id == one.state.session.id
-    one.close()
-    two.close()
+    await joined(one, two)
