@@ -661,8 +661,8 @@ def large_table(
                 f"per request: 1,000 rows {small_cpu * 1000:.3f} ms, {rows:,} rows "
                 f"{big_cpu * 1000:.3f} ms"
             ),
-            "target": "within 10%; purge < 60 s; no request stalled > 100 ms",
-            "met": ratio >= 0.9 and purge_seconds < 60 and worst <= 0.1,
+            "target": "within 10%; purge < 45 s; no request stalled > 100 ms",
+            "met": ratio >= 0.9 and purge_seconds < 45 and worst <= 0.1,
         }
     ]
 

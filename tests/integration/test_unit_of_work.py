@@ -74,11 +74,16 @@ async def test_only_bulk_engines_get_a_big_page_cache_and_memory_mapped_reads(
             cache = (await conn.execute(text("PRAGMA cache_size"))).scalar()
             mmap = (await conn.execute(text("PRAGMA mmap_size"))).scalar()
             sync = (await conn.execute(text("PRAGMA synchronous"))).scalar()
+            checkpoint = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
+            wal_limit = (await conn.execute(text("PRAGMA journal_size_limit"))).scalar()
         assert sync == 2  # durability is the same either way
         if bulk:
             assert (cache, mmap) == (-64 * 1024, 256 * 1024 * 1024)
+            # Checkpoints every 64 MiB of WAL, not every 4 MiB; the file cut back to that.
+            assert (checkpoint, wal_limit) == (16384, 64 * 1024 * 1024)
         else:  # servers keep SQLite's defaults: no SIGBUS from a mapped page
             assert cache == -2000 and mmap == 0
+            assert (checkpoint, wal_limit) == (1000, -1)
     finally:
         await engine.dispose()
 
