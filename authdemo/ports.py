@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
@@ -78,6 +78,15 @@ class UserRepository(Protocol):
         ...
 
     async def list(self) -> list[User]: ...
+
+
+class AccountRows(NamedTuple):
+    session: AuthSession
+    user: User
+    sessions: list[AuthSession]
+    """The user's live sessions, newest activity first (``session`` only if live)."""
+    mfa_enabled: bool
+    recovery_codes_left: int
 
 
 class SessionRepository(Protocol):
@@ -163,6 +172,13 @@ class SessionRepository(Protocol):
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]: ...
 
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]: ...
+
+    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
+        """In one read, everything a signed-in account view shows: the session, its user,
+        the user's live sessions (newest activity first), whether two-factor sign-in is
+        on and how many unused recovery codes the user holds. None: no signed-in session
+        of that id (or its user is gone)."""
+        ...
 
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         """Live signed-in sessions, of one user or of everyone, newest activity first."""
@@ -322,13 +338,6 @@ class MfaRepository(Protocol):
         ...
 
     async def recovery_codes_left(self, user_id: int) -> int: ...
-
-    async def session_status(
-        self, session_id: int
-    ) -> tuple[AuthSession, User | None, bool, int] | None:
-        """In one read: the session, its user, whether the user's two-factor sign-in is
-        on (confirmed) and how many unused recovery codes they hold. None: no session."""
-        ...
 
     async def add_challenge(
         self, challenge_hash: str, challenge: Challenge, now: datetime

@@ -41,7 +41,7 @@ from ..domain import (
 from ..events import EventKind, SessionEvent
 from ..mfa import Challenge, MfaRecord
 from ..permissions import Role, RoleExists
-from ..ports import BROADCAST_BATCH, BroadcastCursor, ClaimedTicket
+from ..ports import BROADCAST_BATCH, AccountRows, BroadcastCursor, ClaimedTicket
 from .models import (
     AuditRow,
     BroadcastRow,
@@ -402,6 +402,33 @@ class SqlSessionRepository:
             .order_by(SessionRow.last_seen_at.desc())
         )
         return [_session(r) for r in rows]
+
+    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
+        owner = select(SessionRow.user_id).where(SessionRow.id == session_id).scalar_subquery()
+        codes_left = (
+            select(func.count())
+            .select_from(RecoveryCodeRow)
+            .where(RecoveryCodeRow.user_id == UserRow.id, RecoveryCodeRow.used_at.is_(None))
+            .scalar_subquery()
+        )
+        result = await self._s.execute(
+            select(SessionRow, UserRow, MfaRow.confirmed_at, codes_left)
+            .join(UserRow, SessionRow.user_id == UserRow.id)
+            .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
+            .where(
+                SessionRow.user_id == owner,
+                or_(SessionRow.id == session_id, and_(*_live(now))),
+            )
+            .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc()),
+            execution_options={"populate_existing": True},
+        )
+        rows = [(_session(s), u, confirmed, left) for s, u, confirmed, left in result.all()]
+        acting = next((row for row in rows if row[0].id == session_id), None)
+        if acting is None:
+            return None
+        session, user_row, confirmed_at, left = acting
+        live = [s for s, *_ in rows if s.id != session_id or s.is_live(now)]
+        return AccountRows(session, _user(user_row), live, confirmed_at is not None, int(left or 0))
 
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         query = (
@@ -945,29 +972,6 @@ class SqlMfaRepository:
             .values(used_at=now)
         )
         return _rows(result) == 1
-
-    async def session_status(
-        self, session_id: int
-    ) -> tuple[AuthSession, User | None, bool, int] | None:
-        codes_left = (
-            select(func.count())
-            .select_from(RecoveryCodeRow)
-            .where(RecoveryCodeRow.user_id == SessionRow.user_id, RecoveryCodeRow.used_at.is_(None))
-            .scalar_subquery()
-        )
-        result = await self._s.execute(
-            select(SessionRow, UserRow, MfaRow.confirmed_at, codes_left)
-            .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
-            .outerjoin(MfaRow, MfaRow.user_id == SessionRow.user_id)
-            .where(SessionRow.id == session_id),
-            execution_options={"populate_existing": True},
-        )
-        found = result.first()
-        if found is None:
-            return None
-        session_row, user_row, confirmed_at, left = found
-        user = _user(user_row) if user_row is not None else None
-        return _session(session_row), user, confirmed_at is not None, int(left or 0)
 
     async def recovery_codes_left(self, user_id: int) -> int:
         count = await self._s.scalar(

@@ -37,12 +37,13 @@ from .email_accounts import EmailAccounts
 from .follow import Following
 from .maintenance import TOKEN_KEY_NAME, Maintenance, ensure_token_key
 from .mfa import SecondStepResult
-from .mfa_settings import Enrolled, Enrolment, MfaStatus, ResealReport
+from .mfa_settings import AccountSnapshot, Enrolled, Enrolment, MfaStatus, ResealReport
 from .roles import Rights
 
 __all__ = [
     "OPERATOR",
     "TOKEN_KEY_NAME",
+    "AccountSnapshot",
     "AuthService",
     "Enrolled",
     "Enrolment",

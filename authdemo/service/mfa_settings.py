@@ -95,21 +95,36 @@ class MfaStatus:
     says so up front instead of asking for the password first."""
 
 
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """What a signed-in account view shows, read at one moment in one statement."""
+
+    sessions: list[AuthSession]
+    """The user's live sessions, most recently active first."""
+    mfa: MfaStatus
+
+
 class TwoFactor(SecondFactor):
     # --- enrolment ---------------------------------------------------------------------------
 
     async def mfa_status(self, session_id: int) -> MfaStatus:
         """Whether the session's user has two-factor sign-in on (``NotSignedIn`` once the
-        session may not act). One read: every signed-in view asks on connect."""
+        session may not act). One read."""
+        return (await self.account_snapshot(session_id)).mfa
+
+    async def account_snapshot(self, session_id: int) -> AccountSnapshot:
+        """The session's user's live sessions and two-factor status, in one statement
+        (``NotSignedIn`` once the session may not act): what an account page shows."""
         now = self.now()
         async with self._uow() as tx:
-            found = await tx.mfa.session_status(session_id)
-        if found is None or found[1] is None or not may_act(found[0], found[1], now):
+            found = await tx.sessions.account_of(session_id, now)
+        if found is None or not may_act(found.session, found.user, now):
             raise NotSignedIn()
-        _, _, enabled, codes_left = found
-        if not enabled:
-            return MfaStatus(False, available=self._mfa_box is not None)
-        return MfaStatus(True, codes_left)
+        if not found.mfa_enabled:
+            mfa = MfaStatus(False, available=self._mfa_box is not None)
+        else:
+            mfa = MfaStatus(True, found.recovery_codes_left)
+        return AccountSnapshot(found.sessions, mfa)
 
     async def start_enrolment(
         self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None

@@ -341,33 +341,43 @@ async def test_re_encrypting_never_overwrites_a_secret_set_up_again_since_it_was
         )
 
 
-async def test_the_two_factor_status_is_one_read_of_session_user_secret_and_codes(
+async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_statement(
     mfa_settings: Settings,
 ) -> None:
-    """``session_status`` on a real database: off (no secret, or one still pending), on
-    with the unused recovery codes counted (another user's not), and None for no
-    session; ``mfa_status`` refuses a session that may not act."""
+    """``account_of`` on a real database: the session, its user, the user's live sessions
+    only (another user's and ended ones not), two-factor off (no secret, or one still
+    pending) or on with the unused recovery codes counted (another user's not); None for
+    no session. The service refuses a session that may not act."""
     clock = FakeClock()
     async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
         service = rt.service
         await service.create_user("bob", PASSWORD)
         _, bobs = await sign_in(service, "bob")
         async with rt.uow() as tx:
-            session, user, on, left = await tx.mfa.session_status(bobs) or (None, None, 1, 1)
-        assert session is not None and session.id == bobs
-        assert user is not None and user.username == "bob" and (on, left) == (False, 0)
+            found = await tx.sessions.account_of(bobs, service.now())
+        assert found is not None and found.session.id == bobs and found.user.username == "bob"
+        assert [s.id for s in found.sessions] == [bobs]
+        assert (found.mfa_enabled, found.recovery_codes_left) == (False, 0)
         await service.start_enrolment(bobs, PASSWORD, CLIENT)  # pending: still off
         assert (await service.mfa_status(bobs)).enabled is False
 
         secret, codes = await setup_alice(service, clock)
-        await enrol(service, "bob")  # bob's codes do not count for alice
-        _, session_id = await sign_in_with_code(service, clock, secret)
-        first = await password_step(service)
-        await service.verify_second_factor(first[1], first[0], codes[0], CLIENT)
-        status = await service.mfa_status(session_id)
-        assert (status.enabled, status.recovery_codes_left) == (True, len(codes) - 1)
+        await enrol(service, "bob")  # bob's codes and sessions do not count for alice
+        _, first_id = await sign_in_with_code(service, clock, secret)
+        cookie, challenge = await password_step(service)
+        second = await service.verify_second_factor(challenge, cookie, codes[0], CLIENT)
+        second_id = second.signed_in.session.id
+        snapshot = await service.account_snapshot(first_id)
+        assert (snapshot.mfa.enabled, snapshot.mfa.recovery_codes_left) == (True, len(codes) - 1)
+        alices = {s.id for s in snapshot.sessions}
+        assert {first_id, second_id} <= alices and bobs not in alices
+        assert all(s.user_id == snapshot.sessions[0].user_id for s in snapshot.sessions)
+        await service.logout(second_id)
+        assert second_id not in {s.id for s in (await service.account_snapshot(first_id)).sessions}
         async with rt.uow() as tx:
-            assert await tx.mfa.session_status(10_000) is None
-        await service.logout(session_id)
+            ended = await tx.sessions.account_of(second_id, service.now())
+            assert await tx.sessions.account_of(10_000, service.now()) is None
+        assert ended is not None and ended.session.id == second_id
+        assert second_id not in {s.id for s in ended.sessions}
         with pytest.raises(NotSignedIn):
-            await service.mfa_status(session_id)
+            await service.account_snapshot(second_id)

@@ -25,7 +25,7 @@ from authdemo.events import InProcessEventBus, SessionEvent
 from authdemo.mail import CodePurpose, EmailCode, EmailTaken, OutgoingMail, QueuedMail
 from authdemo.mfa import Challenge, MfaRecord
 from authdemo.permissions import Role, RoleExists
-from authdemo.ports import BroadcastCursor, ClaimedTicket
+from authdemo.ports import AccountRows, BroadcastCursor, ClaimedTicket
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 BROWSER = "b" * 64
@@ -284,6 +284,22 @@ class FakeSessions:
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
         return [s for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
 
+    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
+        session = self.t.sessions.get(session_id)
+        found = self.t.users.get(session.user_id) if session and session.user_id else None
+        if session is None or found is None:
+            return None
+        user = found[0]
+        live = sorted(
+            (s for s in self.t.sessions.values() if s.user_id == user.id and s.is_live(now)),
+            key=lambda s: (s.last_seen_at, s.id),
+            reverse=True,
+        )
+        record = self.t.mfa.get(user.id)
+        left = sum(1 for used in self.t.recovery.get(user.id, {}).values() if used is None)
+        on = record is not None and record.confirmed_at is not None
+        return AccountRows(session, user, live, on, left)
+
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         return [
             (s, self.t.users[s.user_id][0])
@@ -529,19 +545,6 @@ class FakeMfa:
 
     async def recovery_codes_left(self, user_id: int) -> int:
         return sum(1 for used in self.t.recovery.get(user_id, {}).values() if used is None)
-
-    async def session_status(
-        self, session_id: int
-    ) -> tuple[AuthSession, User | None, bool, int] | None:
-        session = self.t.sessions.get(session_id)
-        if session is None:
-            return None
-        found = self.t.users.get(session.user_id) if session.user_id is not None else None
-        if found is None:
-            return session, None, False, 0
-        record = self.t.mfa.get(session.user_id) if session.user_id is not None else None
-        on = record is not None and record.confirmed_at is not None
-        return session, found[0], on, await self.recovery_codes_left(found[0].id)
 
     async def add_challenge(self, challenge_hash: str, challenge: Challenge, now: datetime) -> None:
         self.t.challenges[challenge_hash] = challenge

@@ -219,7 +219,7 @@ async def test_a_sign_out_the_database_cannot_take_says_so_and_stays_signed_in(
 async def test_a_session_list_the_database_cannot_read_leaves_the_view_working(
     live: Live, alice: Creds, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(live.app.ctx.service, "sessions_of", database_away)
+    monkeypatch.setattr(live.app.ctx.service, "account_snapshot", database_away)
     with caplog.at_level(logging.WARNING):
         tab, _ = await sign_in(live, alice)
         await until(lambda: "session list not refreshed" in caplog.text)

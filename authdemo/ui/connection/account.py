@@ -13,6 +13,11 @@ Invariants:
   the statement that ends it matches only a live session of that user.
 - A two-factor setup this view began and did not finish is dropped when the view
   closes (only that one: not one another tab began since).
+- What the account components show (the session list, the two-factor status) is one
+  read, shared by every component of the view (``account``), for one state of the view:
+  its session and epoch, ``sessions_version`` (a session of the user opened or ended
+  anywhere) and this view's own account changes. A read started before any of those
+  moved on is never served to a render after it: the next asker reads again.
 """
 
 from __future__ import annotations
@@ -20,17 +25,51 @@ from __future__ import annotations
 import asyncio
 
 from ...domain import AuthSession, UnknownSession
-from ...service import Enrolment, MfaStatus
+from ...service import AccountSnapshot, Enrolment, MfaStatus
 from .lifecycle import Connection, _retrieve
+
+_AccountKey = tuple[int, int, int, int, int]
+"""session id, its epoch, generation, sessions_version, this view's own changes"""
 
 
 class AccountActions(Connection):
     _enrolment: Enrolment | None = None
     """A two-factor setup this view started and has not finished: dropped on close."""
+    _account: tuple[_AccountKey, asyncio.Future[AccountSnapshot]] | None = None
+    _account_changes: int = 0
+
+    async def account(self) -> AccountSnapshot:
+        """The user's live sessions and two-factor status: one read per state of this
+        view, whichever component asks (``NotSignedIn`` signs the view out)."""
+        session = self._require_signed_in()
+        state = self.state
+        key = (
+            session.id,
+            session.user_epoch,
+            state.generation,
+            state.sessions_version,
+            self._account_changes,
+        )
+        memo = self._account
+        if memo is None or memo[0] != key or memo[1].cancelled():
+            reading = asyncio.ensure_future(
+                self._acting(session, self._service.account_snapshot(session.id))
+            )
+            reading.add_done_callback(_retrieve)
+            memo = self._account = (key, reading)
+        try:
+            return await asyncio.shield(memo[1])
+        except Exception:
+            if self._account is memo:
+                self._account = None  # read again next time, not a failure remembered
+            raise
+
+    def _account_changed(self) -> None:
+        """This view changed what the account components show: the next ask reads."""
+        self._account_changes += 1
 
     async def mfa_status(self) -> MfaStatus:
-        session = self._require_signed_in()
-        return await self._acting(session, self._service.mfa_status(session.id))
+        return (await self.account()).mfa
 
     async def start_mfa_enrolment(self, password: str) -> Enrolment:
         session = self._require_signed_in()
@@ -60,6 +99,7 @@ class AccountActions(Connection):
             ),
         )
         self._enrolment = None
+        self._account_changed()
         await self._adopt(session, done.rekeyed)
         return done.recovery_codes
 
@@ -90,6 +130,7 @@ class AccountActions(Connection):
                 epoch=session.user_epoch,
             ),
         )
+        self._account_changed()
         await self._adopt(session, result)
         return result.ended
 
@@ -128,9 +169,9 @@ class AccountActions(Connection):
 
     async def sessions(self) -> list[AuthSession]:
         """The signed-in user's live sessions, most recently active first."""
-        session = self._require_signed_in()
-        assert session.user_id is not None
-        return await self._finish(self._service.sessions_of(session.user_id))
+        snapshot = await self.account()
+        now = self.now()
+        return [s for s in snapshot.sessions if s.is_live(now)]  # none expired since
 
     async def end_session(self, session_id: int) -> bool:
         """End one session of the signed-in user, chosen by id; its views sign out at once.
@@ -149,17 +190,21 @@ class AccountActions(Connection):
             )
         except UnknownSession:
             return False
+        finally:
+            self._account_changed()  # the list is read again at once, not on the event
         return True
 
     async def regenerate_recovery_codes(self, password: str, code: str) -> list[str]:
         """New recovery codes (returned once, to show once); the old ones stop working."""
         session = self._require_signed_in()
-        return await self._acting(
+        codes = await self._acting(
             session,
             self._service.regenerate_recovery_codes(
                 session.id, password, code, self.client, epoch=session.user_epoch
             ),
         )
+        self._account_changed()
+        return codes
 
     async def logout_others(self) -> int:
         """End every other session of this user and every other view of this one (live, in
@@ -175,5 +220,6 @@ class AccountActions(Connection):
                 epoch=session.user_epoch,
             ),
         )
+        self._account_changed()
         await self._adopt(session, result)
         return result.ended
