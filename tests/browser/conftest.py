@@ -82,11 +82,16 @@ def server(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]
     process = ServerProcess(db_url, tmp_path / "server.log", ui=ui_name).start()
     yield process
     process.stop()
+    print(f"--- server log, last lines:\n{process.log()[-3000:]}")  # shown on failure
 
 
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     context = browser.new_context()
-    context.set_default_timeout(10_000)
+    # Playwright's own default. Only waits that set up a scene use it (a page loading, a
+    # sign-in completing): the first minutes of a parallel run, with wheels building
+    # and browsers starting beside it, once took more than 10 s to sign in. Every
+    # latency the tests assert ("within a second") names its own timeout.
+    context.set_default_timeout(30_000)
     yield context
     context.close()

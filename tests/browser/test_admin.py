@@ -54,6 +54,7 @@ def two_hosts(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[list[Server
     yield hosts
     for host in hosts:
         host.stop()
+        print(f"--- {host.base_url} log, last lines:\n{host.log()[-3000:]}")  # shown on failure
 
 
 def open_admin(context: Any, host: ServerProcess, username: str) -> Any:
