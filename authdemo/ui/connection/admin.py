@@ -113,7 +113,15 @@ class AdminActions(RightsChecks):
         unsubscribe = self._events.subscribe_all(heard)
         ticking = loop.call_later(refresh_every.total_seconds(), tick)
 
+        stopped = False
+
         def stop() -> None:
+            # Idempotent: ReactPy 1.1 calls an effect's clean-up again at unmount when
+            # the effect already re-ran (and was cleaned up then).
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
             unsubscribe()
             for timer in (settling, ticking):
                 if timer is not None:
