@@ -61,7 +61,11 @@ def open_admin(context: Any, host: ServerProcess, username: str) -> Any:
     page = context.new_page()
     page.goto(host.base_url + "/admin")
     sign_in(page, username)
-    page.wait_for_selector("#admin-page, #forbidden")
+    try:
+        page.wait_for_selector("#admin-page, #forbidden")
+    except Exception:
+        print(f"--- {username}'s page, never signed in:\n{page.content()[-4000:]}")
+        raise
     return page
 
 
