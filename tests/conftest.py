@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -97,15 +96,6 @@ def work_unit(nodeid: str) -> str:
     ``ONE_WORKER_PER_MODULE``, else the test alone."""
     module = nodeid.split("::", 1)[0]
     return module if module.startswith(ONE_WORKER_PER_MODULE) else nodeid
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: half again as many workers as cores. Much of the suite waits rather
-    than computes (servers starting, browsers rendering, timers running out): with one
-    worker per core, two cores stayed about 40 % idle through a run."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) * 3 // 2)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -7,11 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import cast
 
-import pytest
-
-from tests.conftest import pytest_xdist_auto_num_workers, work_unit
+from tests.conftest import work_unit
 from tests.support.db import ROOT
 
 
@@ -65,13 +62,3 @@ def test_under_xdist_a_browser_module_runs_whole_on_one_worker(tmp_path: Path) -
         workers.setdefault(module, set()).add(worker)
     assert {module: len(seen) for module, seen in workers.items()} == {"test_b1": 1, "test_b2": 1}
     assert len((tmp_path / "tests/web/ran.txt").read_text().splitlines()) == 8
-
-
-def test_auto_runs_half_again_as_many_workers_as_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = cast(pytest.Config, None)  # the hook does not look at it
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
-    assert pytest_xdist_auto_num_workers(config) == 3
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0}, raising=False)
-    assert pytest_xdist_auto_num_workers(config) == 1
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
-    assert pytest_xdist_auto_num_workers(config) == 12
