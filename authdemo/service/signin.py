@@ -122,7 +122,7 @@ class SignIn(Sessions):
         verified = await self._verify(username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            user = await self._settle(tx, verified)
+            user = await self._settle(tx, verified, give_back=False)
             if user is None:
                 await self._audit(
                     tx,
@@ -147,12 +147,14 @@ class SignIn(Sessions):
                     now,
                 )
                 await self._audit(tx, AuditKind.MFA_REQUIRED, user=user, client=client)
+                await self._give_back(tx, verified)
                 await tx.commit()
                 log.info("password ok, code required user=%s", user.username)
                 raise SecondFactorRequired(challenge, expires_at)
             result, opened = await self._open_session(
                 tx, user, bound_token_hash, carry_from, client, now
             )
+            await self._give_back(tx, verified)
             await tx.commit()
         await publish_quietly(self._events, opened)
         log.info(
@@ -265,10 +267,14 @@ class SignIn(Sessions):
             log.debug("login refused (throttled)")
             raise Throttled(max(blocked) - now)
 
-    async def _settle(self, tx: UnitOfWork, verified: Verified) -> User | None:
+    async def _settle(
+        self, tx: UnitOfWork, verified: Verified, *, give_back: bool = True
+    ) -> User | None:
         """Inside the write that acts on a verified password: the user (locked) if still
         active and on the epoch the password was verified for, else None. On success
-        the attempt's reservation is given back and an outdated hash upgraded."""
+        an outdated hash is upgraded and, unless ``give_back`` is False (the caller then
+        calls ``_give_back`` itself, last before its commit), the attempt's reservation
+        given back."""
         locked = await tx.users.lock(verified.user.id)
         if (
             locked is None
@@ -276,14 +282,23 @@ class SignIn(Sessions):
             or locked.user.credential_epoch != verified.user.credential_epoch
         ):
             return None
-        account, address = verified.keys
-        # A success forgets the account's failures and gives the address its attempt back.
-        await tx.throttle.settle(account, address, self.throttle.address_threshold)
+        if give_back:
+            await self._give_back(tx, verified)
         if verified.new_hash is not None and await tx.users.upgrade_hash(
             locked.user.id, verified.password_hash, verified.new_hash
         ):
             log.info("password hash upgraded user=%s", locked.user.username)
         return locked.user
+
+    async def _give_back(self, tx: UnitOfWork, verified: Verified) -> None:
+        """A success forgets the account's failures and gives the address its attempt
+        back. Everyone behind one address (an office's NAT) shares that row, and this
+        statement holds its lock until the commit: a sign-in calls it last, so the lock
+        lasts one round trip instead of the whole write (forty tabs on one address timed
+        out queueing for it while each holder's later statements waited on a busy
+        worker)."""
+        account, address = verified.keys
+        await tx.throttle.settle(account, address, self.throttle.address_threshold)
 
     async def _login_failed(
         self,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
@@ -50,6 +51,31 @@ async def test_successful_sign_ins_give_their_reservations_back(settings: Settin
         async with rt.uow() as tx:
             left = await tx.throttle.get([address_key(client.addr)])
         assert left[address_key(client.addr)].failures == 1  # the one failure, no more
+
+
+async def test_a_sign_in_locks_the_shared_address_row_only_for_its_last_statement(
+    settings: Settings,
+) -> None:
+    """Everyone behind one address shares its throttle row, and the statement that gives
+    the attempt back holds the row's lock until the commit. It is the sign-in's last
+    statement, so the lock lasts one round trip, not the whole write (forty tabs behind
+    one address once queued past the database timeout for it)."""
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        await service.create_user("alice", "correct horse")
+        seen: list[str] = []
+
+        def statement(*args: object) -> None:
+            seen.append(" ".join(str(args[2]).split()))
+
+        engine = rt.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", lambda _conn: seen.append("COMMIT"))
+        await service.login(BROWSER, "alice", "correct horse", ClientInfo("198.51.100.9", "ua"))
+        opened = next(i for i, sql in enumerate(seen) if "INSERT INTO authdemo_sessions" in sql)
+        committed = seen.index("COMMIT", opened)
+        last = seen[committed - 1]
+        assert last.startswith("UPDATE authdemo_login_throttle"), seen[opened:committed]
 
 
 async def test_the_token_key_survives_restarts(settings: Settings) -> None:
