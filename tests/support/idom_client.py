@@ -221,6 +221,21 @@ class IdomClient:
         """The session token this browser holds now (its cookie's value)."""
         return self.cookie.split("=", 1)[1] if self.cookie else None
 
+    async def catch_up(self, quiet: float = 0.05, timeout: float = 10.0) -> None:
+        """Apply every update the server sent, until none came for ``quiet`` seconds:
+        what a browser has on screen, before it acts on the page (a click on a handler
+        of an earlier render is ignored by the UI library). ``TimeoutError`` when the
+        page never went quiet within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await self.receive(quiet)
+            except TimeoutError:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"the page kept changing for {timeout} s")
+
     async def wait_for(
         self, predicate: Callable[[IdomClient], bool], timeout: float = 10.0
     ) -> None:

@@ -18,6 +18,7 @@ from authdemo.config import Settings
 from authdemo.domain import AuditKind
 from authdemo.events import EventKind, SessionEvent
 from authdemo.http.app import AuthdemoApp
+from authdemo.ui.connection.admin import AdminActions
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.idom_client import IdomClient, Model, text_of, walk
@@ -93,6 +94,7 @@ def control(
 
 
 async def press(client: IdomClient, username: str, css: str, role: str | None = None) -> None:
+    await client.catch_up()  # the buttons' handlers as last rendered, as a browser has them
     await client.fire(control(client, username, css, role), "on_click", {"target": {}})
 
 
@@ -125,14 +127,15 @@ async def test_an_action_from_a_stale_page_that_missed_the_revoke_is_refused(
     await operator.grant_role("bob", "admin")
     bob = await admin_page(demo, "bob")
     await bob.wait_for(lambda c: user_row(c, "carol") is not None)
+    await bob.catch_up(quiet=0.5)  # the page's own sign-in, read again once
     bus = demo.app.ctx.events
-    deliver, dropped = bus.deliver, []
+    dropped: list[SessionEvent] = []
 
     def suppressing(event: SessionEvent) -> None:
+        # The page hears nothing from here on: neither the revoke, nor anything that
+        # would make it read the page again (and so learn of the revoke that way).
         if event.kind is EventKind.RIGHTS_CHANGED:
             dropped.append(event)
-        else:
-            deliver(event)
 
     bus.deliver = suppressing  # type: ignore[method-assign]
     await operator.revoke_role("bob", "admin")
@@ -277,6 +280,55 @@ async def test_an_open_admin_page_follows_sessions_opened_and_ended_elsewhere_wi
     await alice.wait_for(lambda c: "0 open session(s)" in open_sessions(c, "carol"), timeout=1)
     assert time.monotonic() - started < 1.0
     await carol.close()
+    await alice.close()
+
+
+async def test_a_refresh_that_finds_nothing_new_does_not_render_the_page_again(
+    demo: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render gives every button a new handler, and a click that left the browser
+    before the new ones arrived is ignored: a refresh that changed nothing must not
+    cost the admin a click."""
+    monkeypatch.setattr("authdemo.ui.components.admin.REFRESH_EVERY", timedelta(seconds=0.2))
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "carol") is not None)
+    await alice.catch_up(quiet=0.5)  # the page's own sign-in, read again once
+    updates = alice.updates
+    await alice.catch_up(quiet=1.5)  # seven refreshes, none finding anything new
+    assert alice.updates == updates
+    await alice.close()
+
+
+async def test_a_read_that_started_earlier_never_replaces_a_later_one_on_the_page(
+    demo: Live, operator: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reads in flight (two broadcasts a little apart): the one that started first
+    may finish last, and its older picture must not replace the newer one."""
+    original = AdminActions.admin_overview
+    hold, holding, release = [False], asyncio.Event(), asyncio.Event()
+
+    async def held_back(self: AdminActions, events_of: str | None, limit: int) -> Any:
+        read = await original(self, events_of, limit)
+        if hold[0]:
+            hold[0] = False
+            holding.set()
+            await release.wait()  # read before "dave" existed, answered after
+        return read
+
+    monkeypatch.setattr(AdminActions, "admin_overview", held_back)
+    alice = await admin_page(demo, "alice")
+    await alice.wait_for(lambda c: user_row(c, "carol") is not None)
+    await alice.catch_up(quiet=0.5)
+
+    hold[0] = True
+    await operator.grant_role("bob", "admin")  # a broadcast: the page reads again
+    await asyncio.wait_for(holding.wait(), 5)
+    await operator.create_user("dave", PASSWORD)
+    await operator.grant_role("carol", "admin")  # another broadcast, another read
+    await alice.wait_for(lambda c: user_row(c, "dave") is not None, timeout=5)
+    release.set()
+    await alice.catch_up(quiet=0.5)
+    assert user_row(alice, "dave") is not None
     await alice.close()
 
 

@@ -14,8 +14,11 @@ prompt ``form#reauth-form input[name=password]``; ``#admin-events li``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -38,6 +41,33 @@ or enabled elsewhere, e-mail changes, new audit rows, last activity)."""
 FORBIDDEN = "You do not have permission to see this page. Ask an administrator for access."
 
 Pending = tuple[str, str, str | None]  # action, username, role
+
+
+@dataclass(eq=False)
+class _Reads:
+    """An admin page's reads: the latest way to read (this render's), which read was
+    shown last, and the reads the watch started (cancelled with it)."""
+
+    read: Callable[[], Awaitable[None]] | None = None
+    started: int = 0
+    shown: int = 0
+    tasks: set[asyncio.Task[None]] = dataclass_field(default_factory=set)
+
+    def start(self) -> None:
+        if self.read is None:
+            return
+        task = asyncio.ensure_future(self.read())
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("admin page read failed", exc_info=task.exception())
+
+    def cancel(self) -> None:
+        for task in tuple(self.tasks):
+            task.cancel()
 
 
 @component
@@ -64,23 +94,48 @@ def AdminPage(
     live = provided.live
     every = refresh_every or REFRESH_EVERY
 
+    reads, _ = use_state(_Reads())  # this page's box, never replaced
+
+    async def read_again() -> None:
+        if not allowed or live is None:
+            set_overview(None)
+            return
+        reads.started += 1
+        mine = reads.started
+        read: AdminOverview | None
+        try:
+            read = await live.admin_overview(events_of or None, events_limit)
+        except (PermissionDenied, NotSignedIn):
+            read = None
+        except StorageUnavailable:
+            log.warning("admin page not refreshed: the database is unavailable")
+            return
+        if mine < reads.shown:
+            return  # a read that started later is on the page already
+        reads.shown = mine
+        # Rendered again only when something changed: a render gives every button a new
+        # handler, and a click sent just before the new ones arrive is ignored by the UI
+        # library. A refresh that found nothing new (most of them) must not cost a click.
+        set_overview(lambda shown: shown if shown == read else read)
+
+    reads.read = read_again  # as of this render (its ``allowed``, ``events_of``)
+
     @use_effect(dependencies=[allowed, live, every])
     def watch() -> Callable[[], None] | None:
         if not allowed or live is None:
             return None
-        return live.watch_accounts(lambda: set_reloads(lambda n: n + 1), every)
+        # Straight to a read, not through state: a state change renders the page.
+        stop = live.watch_accounts(reads.start, every)
+
+        def stop_all() -> None:
+            stop()
+            reads.cancel()
+
+        return stop_all
 
     @use_effect(dependencies=[allowed, reloads, events_of, provided.state.rights_version])
     async def load() -> None:
-        if not allowed or live is None:
-            set_overview(None)
-            return
-        try:
-            set_overview(await live.admin_overview(events_of or None, events_limit))
-        except (PermissionDenied, NotSignedIn):
-            set_overview(None)
-        except StorageUnavailable:
-            log.warning("admin page not refreshed: the database is unavailable")
+        await read_again()
 
     async def act(action: str, username: str, role: str | None) -> None:
         if live is None:
