@@ -171,9 +171,11 @@ def install_bridge(
                     await ws.close(code=1008, reason="too many events")
                     raise PeerGone()
                 if verdict is Verdict.DROP:
+                    log.info("event dropped: over the connection's event budget")
                     continue
                 if await view.before_event():
                     return message
+                log.info("event dropped: sent from a view of an earlier sign-in state")
 
         try:
             await ui.serve_layout(layout, send, recv)
