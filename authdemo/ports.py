@@ -58,6 +58,12 @@ class UserRepository(Protocol):
         revocation of the same user waits, or is waited for)."""
         ...
 
+    async def lock_signing_in(self, user_id: int) -> tuple[UserCredentials, bool] | None:
+        """``lock``, and whether the user has two-factor sign-in on (a confirmed secret),
+        in one statement. (Turning two-factor on bumps the credential epoch under this
+        lock, so a sign-in that read it off compares epochs and never opens a session.)"""
+        ...
+
     async def set_password_hash(
         self, user_id: int, password_hash: str, changed_at: datetime
     ) -> int:

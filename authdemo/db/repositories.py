@@ -170,6 +170,23 @@ class SqlUserRepository:
         )
         return UserCredentials(_user(row), row.password_hash) if row else None
 
+    async def lock_signing_in(self, user_id: int) -> tuple[UserCredentials, bool] | None:
+        found = (
+            await self._s.execute(
+                select(UserRow, MfaRow.confirmed_at)
+                .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
+                .where(UserRow.id == user_id)
+                # As ``lock``: FOR NO KEY UPDATE, of the user's row only (the outer join's
+                # nullable side cannot be locked, and need not be).
+                .with_for_update(key_share=True, of=UserRow),
+                execution_options={"populate_existing": True},
+            )
+        ).first()
+        if found is None:
+            return None
+        row, confirmed_at = found
+        return UserCredentials(_user(row), row.password_hash), confirmed_at is not None
+
     async def set_password_hash(
         self, user_id: int, password_hash: str, changed_at: datetime
     ) -> int:

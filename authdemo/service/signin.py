@@ -46,6 +46,7 @@ from ..domain import (
     ThrottleState,
     TicketRejected,
     User,
+    UserCredentials,
     address_key,
     may_act,
     password_for_verify,
@@ -122,7 +123,8 @@ class SignIn(Sessions):
         verified = await self._verify(username, password, client)
         now = self.now()
         async with self._uow(write=True) as tx:
-            user = await self._settle(tx, verified, give_back=False)
+            locked = await tx.users.lock_signing_in(verified.user.id)
+            user = await self._settled(tx, verified, locked[0] if locked else None)
             if user is None:
                 await self._audit(
                     tx,
@@ -134,8 +136,7 @@ class SignIn(Sessions):
                 await tx.commit()
                 log.info("login refused: credentials changed user=%s", verified.user.username)
                 raise InvalidCredentials()
-            mfa = await tx.mfa.get(user.id)
-            if mfa is not None and mfa.confirmed_at is not None:
+            if locked is not None and locked[1]:  # two-factor sign-in is on
                 # Nothing opens yet: the code settles a challenge bound to this cookie.
                 challenge = new_ticket()
                 expires_at = now + self.second_factor.challenge_ttl
@@ -267,23 +268,26 @@ class SignIn(Sessions):
             log.debug("login refused (throttled)")
             raise Throttled(max(blocked) - now)
 
-    async def _settle(
-        self, tx: UnitOfWork, verified: Verified, *, give_back: bool = True
-    ) -> User | None:
+    async def _settle(self, tx: UnitOfWork, verified: Verified) -> User | None:
         """Inside the write that acts on a verified password: the user (locked) if still
         active and on the epoch the password was verified for, else None. On success
-        an outdated hash is upgraded and, unless ``give_back`` is False (the caller then
-        calls ``_give_back`` itself, last before its commit), the attempt's reservation
-        given back."""
-        locked = await tx.users.lock(verified.user.id)
+        an outdated hash is upgraded and the attempt's reservation given back."""
+        user = await self._settled(tx, verified, await tx.users.lock(verified.user.id))
+        if user is not None:
+            await self._give_back(tx, verified)
+        return user
+
+    async def _settled(
+        self, tx: UnitOfWork, verified: Verified, locked: UserCredentials | None
+    ) -> User | None:
+        """``_settle`` for a user the caller locked, without the give-back: a sign-in
+        calls ``_give_back`` last, just before its commit."""
         if (
             locked is None
             or not locked.user.is_active
             or locked.user.credential_epoch != verified.user.credential_epoch
         ):
             return None
-        if give_back:
-            await self._give_back(tx, verified)
         if verified.new_hash is not None and await tx.users.upgrade_hash(
             locked.user.id, verified.password_hash, verified.new_hash
         ):

@@ -381,3 +381,40 @@ async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_s
         assert second_id not in {s.id for s in ended.sessions}
         with pytest.raises(NotSignedIn):
             await service.account_snapshot(second_id)
+
+
+async def test_a_sign_in_locks_its_user_and_reads_two_factor_in_one_statement(
+    mfa_settings: Settings,
+) -> None:
+    """``lock_signing_in`` on a real database: the user's credentials and whether
+    two-factor sign-in is on (off without a secret or with one still pending, on once
+    confirmed; another user's secret does not count); None for no such user. On
+    PostgreSQL the user's row is locked: a second lock waits for the first to end."""
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        bob = await service.create_user("bob", PASSWORD)
+
+        async def signing_in(user_id: int) -> tuple[str, bool] | None:
+            async with rt.uow(write=True) as tx:
+                found = await tx.users.lock_signing_in(user_id)
+            return (found[0].user.username, found[1]) if found else None
+
+        assert await signing_in(bob.id) == ("bob", False)
+        _, bobs = await sign_in(service, "bob")
+        await service.start_enrolment(bobs, PASSWORD, CLIENT)  # pending: still off
+        assert await signing_in(bob.id) == ("bob", False)
+        await setup_alice(service, clock)  # alice's secret is not bob's
+        assert await signing_in(bob.id) == ("bob", False)
+        alice = await service.get_user("alice")
+        assert alice is not None and await signing_in(alice.id) == ("alice", True)
+        assert await signing_in(10_000) is None
+
+        if rt.engine.dialect.name != "postgresql":
+            return
+        async with rt.uow(write=True) as first:
+            assert await first.users.lock_signing_in(bob.id) is not None
+            second = asyncio.ensure_future(signing_in(bob.id))
+            await asyncio.sleep(0.3)
+            assert not second.done()  # waiting for the first's lock
+        assert await asyncio.wait_for(second, 5) == ("bob", False)

@@ -119,6 +119,13 @@ class FakeUsers:
         found = self.t.users.get(user_id)
         return UserCredentials(found[0], found[2]) if found else None
 
+    async def lock_signing_in(self, user_id: int) -> tuple[UserCredentials, bool] | None:
+        locked = await self.lock(user_id)
+        if locked is None:
+            return None
+        record = self.t.mfa.get(user_id)
+        return locked, record is not None and record.confirmed_at is not None
+
     async def set_password_hash(
         self, user_id: int, password_hash: str, changed_at: datetime
     ) -> int:
