@@ -45,23 +45,29 @@ def use_permission(permission: str) -> bool:
     user_id = state.user.id if state.user is not None and not state.pending else None
     who = (user_id, state.generation)
     version = state.rights_version
-    answer, set_answer = use_state((who, -1, False))
+    answer, set_answer = use_state((who, False))
+
+    def settle(allowed: bool) -> None:
+        # Rendered again only when the answer changed: a render gives every handler
+        # below a new id, and an event sent just before the new ones arrived (a sign-in
+        # form submitted right after the page connected) is ignored by the UI library.
+        set_answer(lambda last: last if last == (who, allowed) else (who, allowed))
 
     @use_effect(dependencies=[permission, user_id, state.generation, version])
     async def read() -> None:
         if user_id is None:
-            set_answer((who, version, False))
+            settle(False)
             return
         try:
             grants = await live.grants()
         except StorageUnavailable:
             log.warning("permissions not re-read: the database is unavailable")
             return
-        set_answer((who, version, grants.allows(permission)))
+        settle(grants.allows(permission))
 
     # Another user (or a new sign-in) never sees the last one's answer; the same user
     # keeps theirs while a new version is read (the server decides actions anyway).
-    read_for, _, allowed = answer
+    read_for, allowed = answer
     return read_for == who and allowed
 
 

@@ -283,6 +283,25 @@ async def test_an_open_admin_page_follows_sessions_opened_and_ended_elsewhere_wi
     await alice.close()
 
 
+async def test_a_signed_out_admin_page_is_rendered_once_so_its_form_keeps_its_handler(
+    demo: Live,
+) -> None:
+    """A render gives the form a new submit handler, and a submit sent before the new one
+    arrived is ignored by the UI library: a page rendered twice just after it connects
+    lost the sign-in of whoever typed fast (or a slow network). Signed out, nothing
+    changes after the first render."""
+    for path in ("/admin", "/"):
+        client = await IdomClient.connect(
+            demo.base_url,
+            cookie=cookie(await first_visit(demo)),
+            path=f"/_{demo.ui}/stream{path}",
+        )
+        await client.wait_for_id("login-form")
+        await client.catch_up(quiet=0.5)
+        assert client.updates == 1, path
+        await client.close()
+
+
 async def test_a_refresh_that_finds_nothing_new_does_not_render_the_page_again(
     demo: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
