@@ -156,8 +156,10 @@ def install_bridge(
             await ws.send(json.dumps(message, separators=(",", ":")))
 
         budget = EventBudget(events_per_second, burst=2 * events_per_second)
+        over_budget_logged = False  # once per connection: a flood must not flood the log
 
         async def recv() -> Any:
+            nonlocal over_budget_logged
             while True:
                 data = await ws.recv()
                 if data is None:
@@ -171,7 +173,9 @@ def install_bridge(
                     await ws.close(code=1008, reason="too many events")
                     raise PeerGone()
                 if verdict is Verdict.DROP:
-                    log.info("event dropped: over the connection's event budget")
+                    if not over_budget_logged:
+                        over_budget_logged = True
+                        log.info("events dropped: over the connection's event budget")
                     continue
                 if await view.before_event():
                     return message
