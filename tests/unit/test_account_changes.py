@@ -487,3 +487,18 @@ async def test_the_user_list_shows_each_users_roles(service: AuthService, alice:
     await service.grant_role("bob", "admin")
     roles = {s.user.username: s.roles for s in await service.list_users()}
     assert roles == {"alice": (), "bob": ("admin",)}
+
+
+async def test_a_password_change_over_an_outdated_hash_succeeds_and_the_new_password_works(
+    service: AuthService, store: FakeStore
+) -> None:
+    """The current password checks out against an outdated hash, which the change's
+    write upgrades on its way (``_settle``) before it stores the new password's hash."""
+    alice = (await service.create_user("alice", PASSWORD)).id
+    token, acting = await sign_in(service)
+    user, key, _ = store.tables.users[alice]
+    store.tables.users[alice] = (user, key, f"old${PASSWORD}")
+    await service.change_password(acting, PASSWORD, NEW_PASSWORD, hash_token(token), CLIENT)
+    assert store.tables.users[alice][2] == f"fake${NEW_PASSWORD}"
+    with pytest.raises(InvalidCredentials):
+        await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
