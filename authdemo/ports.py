@@ -142,9 +142,12 @@ class SessionRepository(Protocol):
         user_epoch: int | None = None,
         *,
         replaced: str | None = None,
-    ) -> None:
+        unless_taken: bool = False,
+    ) -> bool:
         """``replaced``: the cookie the browser presented to get this one (a ticket's
-        bound cookie); the first one recorded stays as ``signed_in_from``."""
+        bound cookie); the first one recorded stays as ``signed_in_from``.
+        ``unless_taken``: change nothing when another session was signed in from
+        ``replaced`` already (checked in the same statement). False when nothing changed."""
         ...
 
     async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
@@ -155,6 +158,14 @@ class SessionRepository(Protocol):
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         """Revoke the live ones among ``session_ids``; return those actually revoked."""
+        ...
+
+    async def sign_out(
+        self, session_id: int, now: datetime, *, epoch: int | None
+    ) -> tuple[AuthSession, str] | None:
+        """Revoke one live session — only while it is on ``epoch``, when given — in one
+        conditional statement that also names its user: the row as revoked and the user's
+        name ("" for an anonymous session), or None when that matched nothing."""
         ...
 
     async def revoke_one(
@@ -168,11 +179,6 @@ class SessionRepository(Protocol):
     async def retire_token(self, token_hash: str, now: datetime, expires_at: datetime) -> None:
         """Make ``token_hash`` lead nowhere for good: revoke the row that has it, or record
         it as a revoked anonymous row (kept until ``expires_at``), in one statement."""
-        ...
-
-    async def replaced_elsewhere(self, token_hash: str, session_id: int) -> bool:
-        """Whether a session other than ``session_id`` was signed in from the cookie
-        ``token_hash`` (its first cookie replaced that one)."""
         ...
 
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]: ...

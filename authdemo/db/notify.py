@@ -110,8 +110,3 @@ class PostgresNotifications:
             finally:
                 if connection is not None and not connection.is_closed():
                     connection.terminate()
-
-
-def notify_statement() -> str:
-    """Sent in the transaction that writes the row (``:row_id``): delivered at commit."""
-    return f"SELECT pg_notify('{CHANNEL}', :row_id)"

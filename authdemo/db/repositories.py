@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Text,
     and_,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -20,12 +22,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from ..domain import (
     AuditEvent,
@@ -57,7 +61,7 @@ from .models import (
     UserRoleRow,
     UserRow,
 )
-from .notify import notify_statement
+from .notify import CHANNEL
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -288,14 +292,6 @@ class SqlSessionRepository:
             )
         )
 
-    async def replaced_elsewhere(self, token_hash: str, session_id: int) -> bool:
-        found = await self._s.scalar(
-            select(SessionRow.id)
-            .where(SessionRow.signed_in_from == token_hash, SessionRow.id != session_id)
-            .limit(1)
-        )
-        return found is not None
-
     async def get(self, session_id: int) -> AuthSession | None:
         row = await self._s.get(SessionRow, session_id)
         return _session(row) if row else None
@@ -368,15 +364,25 @@ class SqlSessionRepository:
         user_epoch: int | None = None,
         *,
         replaced: str | None = None,
-    ) -> None:
+        unless_taken: bool = False,
+    ) -> bool:
         values: dict[str, object] = {"token_hash": token_hash}
         if user_epoch is not None:
             values["user_epoch"] = user_epoch
+        where = [SessionRow.id == session_id]
         if replaced is not None:  # kept from the first cookie on: later rotations keep it
             values["signed_in_from"] = func.coalesce(SessionRow.signed_in_from, replaced)
-        await self._s.execute(
-            update(SessionRow).where(SessionRow.id == session_id).values(**values)
+            if unless_taken:
+                other = aliased(SessionRow)
+                taken = select(other.id).where(
+                    other.signed_in_from == replaced, other.id != session_id
+                )
+                where.append(~taken.exists())
+        result = await self._s.execute(
+            update(SessionRow).where(*where).values(**values),
+            execution_options={"synchronize_session": False},
         )
+        return _rows(result) > 0
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         if not session_ids:
@@ -389,6 +395,26 @@ class SqlSessionRepository:
             execution_options={"synchronize_session": False},
         )
         return sorted(revoked)
+
+    async def sign_out(
+        self, session_id: int, now: datetime, *, epoch: int | None
+    ) -> tuple[AuthSession, str] | None:
+        where = [SessionRow.id == session_id, *_live(now)]
+        if epoch is not None:
+            where.append(SessionRow.user_epoch == epoch)
+        username = select(UserRow.username).where(UserRow.id == SessionRow.user_id)
+        result = await self._s.execute(
+            update(SessionRow)
+            .where(*where)
+            .values(revoked_at=now)
+            .returning(SessionRow, username.scalar_subquery()),
+            execution_options={"synchronize_session": False, "populate_existing": True},
+        )
+        found = result.one_or_none()
+        if found is None:
+            return None
+        row, name = found
+        return _session(row), name or ""
 
     async def revoke_one(
         self, session_id: int, now: datetime, *, user_id: int | None
@@ -791,20 +817,22 @@ class SqlBroadcastRepository:
         # One statement. Both backends number the rows of one INSERT in the order of its
         # VALUES (SQLite's rowid, PostgreSQL's nextval per row), whatever order RETURNING
         # gives them back in: sorted, they pair with the events.
-        ids = sorted(
-            await self._s.scalars(insert(BroadcastRow).values(rows).returning(BroadcastRow.id))
-        )
+        added = insert(BroadcastRow).values(rows).returning(BroadcastRow.id)
         if postgres and self._first_notify():
-            # Delivered at commit (and only if it commits): wakes every other host, which
-            # then reads every new row, so one per transaction is enough.
-            await self._s.execute(text(notify_statement()), {"row_id": str(ids[-1])})
+            # The NOTIFY rides in the same statement (a data-modifying CTE): delivered at
+            # commit, and only if it commits; it wakes every other host, which then reads
+            # every new row, so one per transaction is enough.
+            ids = sorted(await self._s.scalars(_notifying(added)))
+        else:
+            ids = sorted(await self._s.scalars(added))
         return [int(i) for i in ids]
 
     def _first_notify(self) -> bool:
         """True once per transaction of this session: the first broadcast in it."""
-        current = self._s.sync_session.get_transaction()
-        if current is None:
-            return True
+        session = self._s.sync_session
+        # Begun here when this is the transaction's first statement (no I/O yet): the
+        # transaction must exist to be remembered.
+        current = session.get_transaction() or session.begin()
         notified: weakref.WeakSet[Any] = self._s.info.setdefault("notified", weakref.WeakSet())
         if current in notified:
             return False
@@ -865,6 +893,19 @@ class SqlBroadcastRepository:
         if ids:
             await self._s.execute(delete(BroadcastRow).where(BroadcastRow.id.in_(ids)))
         return len(ids)
+
+
+def _notifying(added: Any) -> Any:
+    """``added`` (an ``INSERT … RETURNING id`` into the outbox) that also sends the
+    NOTIFY for its last row, in one round trip: ``WITH added AS (INSERT …),
+    notified AS (SELECT pg_notify(…, max(id)) FROM added) SELECT id FROM added, notified``."""
+    rows = added.cte("added")
+    notified = (
+        select(func.pg_notify(CHANNEL, cast(func.max(rows.c.id), Text)).label("sent"))
+        .select_from(rows)
+        .cte("notified")
+    )
+    return select(rows.c.id).select_from(rows.join(notified, true()))
 
 
 def _rows(result: object) -> int:

@@ -266,6 +266,7 @@ class ServiceCore:
         *,
         user: User | None = None,
         username: str = "",
+        user_id: int | None = None,
         session: AuthSession | None = None,
         client: ClientInfo | None = None,
         detail: str = "",
@@ -280,6 +281,6 @@ class ServiceCore:
                 client_addr=client.addr,
                 user_agent=client.user_agent,
                 detail=detail,
-                user_id=user.id if user else None,
+                user_id=user.id if user else user_id,
             )
         )

@@ -162,20 +162,32 @@ class Sessions(ServiceCore):
         sign the session out (it only leaves). Returns the session as it was stored (its
         ``token_hash`` is the cookie the browser was given for it, if a ticket was
         redeemed)."""
+        now = self.now()
         event = None
+        stored: AuthSession | None
         async with self._uow(write=True) as tx:
-            found = await tx.sessions.get_with_user(session_id, lock=True)
-            if found is not None and (epoch is None or found[0].user_epoch == epoch):
-                event = await self._revoke(tx, [session_id], "logout", found[0].user_id)
-                if event is not None:
-                    await self._audit(
-                        tx, AuditKind.LOGOUT, user=found[1], session=found[0], client=client
-                    )
-            await tx.commit()
-        if found is not None:
-            log.info("logout session=%s", found[0].short_id)
+            # The check (live, on ``epoch``) and the revocation are one statement.
+            ended = await tx.sessions.sign_out(session_id, now, epoch=epoch)
+            if ended is not None:
+                stored, username = ended
+                event = SessionEvent(
+                    EventKind.REVOKED, (session_id,), "logout", user_id=stored.user_id
+                )
+                event = await self._broadcast(tx, event, now)
+                await self._audit(
+                    tx,
+                    AuditKind.LOGOUT,
+                    username=username,
+                    user_id=stored.user_id,
+                    session=stored,
+                    client=client,
+                )
+                log.info("logout session=%s", stored.short_id)
+                await tx.commit()
+            else:  # ended already, or not on ``epoch``: nothing to do but say what it is
+                stored = await tx.sessions.get(session_id)
         await self._published(event)
-        return found[0] if found is not None else None
+        return stored
 
     async def end_session(
         self, session_id: int, user_id: int | None, client: ClientInfo = OPERATOR

@@ -361,7 +361,13 @@ class SignIn(Sessions):
             # a ticket bound to the same cookie waits here until this one commits, and
             # then sees it.
             await self._retire_token(tx, bound, now)
-            if owner is not None and await tx.sessions.replaced_elsewhere(bound, session.id):
+            token = self._tokens.mint(now)
+            new_hash = hash_token(token)
+            # The first redemption records whose cookie this one replaced: the browser's
+            # other tabs knew it by that cookie, and may follow it in (``service.follow``).
+            if not await tx.sessions.set_token_hash(
+                session.id, new_hash, replaced=bound, unless_taken=owner is not None
+            ):
                 # Two tabs of one browser signed in at once and both tickets went out
                 # with the same cookie: the first redemption won, and this session's
                 # cookie could only ever reach a copy of the old one. It ends unused
@@ -379,11 +385,6 @@ class SignIn(Sessions):
                 await self._published(ended)
                 log.warning("ticket rejected: its cookie was replaced by another sign-in")
                 raise TicketRejected("cookie replaced by another sign-in")
-            token = self._tokens.mint(now)
-            new_hash = hash_token(token)
-            # The first redemption records whose cookie this one replaced: the browser's
-            # other tabs knew it by that cookie, and may follow it in (``service.follow``).
-            await tx.sessions.set_token_hash(session.id, new_hash, replaced=bound)
             rotated = replace(session, token_hash=new_hash)
             await self._audit(
                 tx,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -63,3 +64,50 @@ async def test_a_commit_right_after_listening_is_announced_is_notified(db_url: s
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+
+
+@pytest.mark.postgresql_only
+async def test_a_broadcast_wakes_other_hosts_in_the_statement_that_writes_it(
+    db_url: str,
+) -> None:
+    """The outbox row and the NOTIFY that wakes every other host go in one round trip,
+    once per transaction (its first broadcast); delivered at commit, only if it commits."""
+    from sqlalchemy import event
+
+    from authdemo.db.engine import create_engine
+    from authdemo.db.uow import SqlUnitOfWorkFactory
+    from authdemo.events import EventKind, SessionEvent
+
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener: Any = await asyncpg.connect(asyncpg_dsn(db_url))
+    await listener.add_listener(CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    engine = create_engine(db_url)
+    sent: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    uow = SqlUnitOfWorkFactory(engine)
+    now = datetime.now(UTC)
+    try:
+        async with uow(write=True) as tx:
+            first = await tx.broadcasts.add(SessionEvent(EventKind.REVOKED, (1,)), now)
+            await tx.broadcasts.add_all(
+                [SessionEvent(EventKind.REVOKED, (2,)), SessionEvent(EventKind.REVOKED, (3,))],
+                now,
+            )
+            # left uncommitted: rolled back, announces nothing
+        async with uow(write=True) as tx:
+            first = await tx.broadcasts.add(SessionEvent(EventKind.REVOKED, (1,)), now)
+            later = await tx.broadcasts.add_all(
+                [SessionEvent(EventKind.REVOKED, (2,)), SessionEvent(EventKind.REVOKED, (3,))],
+                now,
+            )
+            await tx.commit()
+        assert later == [first + 1, first + 2]
+        writes = [s for s in sent if "authdemo_session_broadcasts" in s]
+        assert len(writes) == 4  # one statement per call
+        notifying = [s for s in sent if "pg_notify" in s]
+        assert notifying == [writes[0], writes[2]]  # the first write of each transaction
+        async with asyncio.timeout(10):
+            assert await heard.get() == str(first)  # the rolled-back one never came
+    finally:
+        await listener.close()
+        await engine.dispose()

@@ -279,3 +279,55 @@ async def test_retiring_a_token_revokes_its_row_or_records_it_revoked(
     assert recorded is not None and recorded[1] is None
     assert recorded[0].revoked_at == NOW + H  # the first retirement's time stays
     assert not recorded[0].is_live(NOW + H)
+
+
+async def test_signing_out_checks_and_revokes_in_one_statement_and_names_the_user(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await add_user(sql_uow)
+    signed_in = await add_session(sql_uow, user_id, "a" * 64)
+    anonymous = await add_session(sql_uow, None, "b" * 64)
+    async with sql_uow(write=True) as tx:
+        assert await tx.sessions.sign_out(signed_in, NOW, epoch=1) is None  # another epoch
+        assert await tx.sessions.sign_out(signed_in, NOW + 2 * H, epoch=None) is None  # idle
+        ended = await tx.sessions.sign_out(signed_in, NOW, epoch=0)
+        again = await tx.sessions.sign_out(signed_in, NOW, epoch=None)
+        anonymous_ended = await tx.sessions.sign_out(anonymous, NOW, epoch=None)
+        await tx.commit()
+    assert ended is not None and again is None
+    session, name = ended
+    assert (session.id, session.revoked_at, session.token_hash, name) == (
+        signed_in,
+        NOW,
+        "a" * 64,
+        "alice",
+    )
+    assert anonymous_ended is not None and anonymous_ended[1] == ""
+    async with sql_uow() as tx:
+        stored = await tx.sessions.get(signed_in)
+    assert stored is not None and stored.revoked_at == NOW
+
+
+async def test_a_cookie_handed_over_unless_taken_goes_to_the_first_session_only(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await add_user(sql_uow)
+    first = await add_session(sql_uow, user_id, "1" * 64)
+    second = await add_session(sql_uow, user_id, "2" * 64)
+    bound = "b" * 64
+    async with sql_uow(write=True) as tx:
+        assert await tx.sessions.set_token_hash(first, "f" * 64, replaced=bound, unless_taken=True)
+        # Taken by the first: the second session is left exactly as it was.
+        assert not await tx.sessions.set_token_hash(
+            second, "s" * 64, replaced=bound, unless_taken=True
+        )
+        # The first rotates again from the same cookie: its own record does not count.
+        assert await tx.sessions.set_token_hash(first, "g" * 64, replaced=bound, unless_taken=True)
+        # Without ``unless_taken`` the cookie goes over regardless (a re-key, say).
+        assert await tx.sessions.set_token_hash(second, "t" * 64, replaced=bound)
+        await tx.commit()
+    async with sql_uow() as tx:
+        one = await tx.sessions.get(first)
+        two = await tx.sessions.get(second)
+    assert one is not None and (one.token_hash, one.signed_in_from) == ("g" * 64, bound)
+    assert two is not None and (two.token_hash, two.signed_in_from) == ("t" * 64, bound)

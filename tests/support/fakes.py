@@ -245,13 +245,19 @@ class FakeSessions:
         user_epoch: int | None = None,
         *,
         replaced: str | None = None,
-    ) -> None:
+        unless_taken: bool = False,
+    ) -> bool:
+        if unless_taken and any(
+            s.signed_in_from == replaced and sid != session_id for sid, s in self.t.sessions.items()
+        ):
+            return False
         s = self.t.sessions[session_id]
         epoch = s.user_epoch if user_epoch is None else user_epoch
         first = s.signed_in_from if s.signed_in_from is not None else replaced
         self.t.sessions[session_id] = replace(
             s, token_hash=token_hash, user_epoch=epoch, signed_in_from=first
         )
+        return True
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         done = []
@@ -261,6 +267,16 @@ class FakeSessions:
                 self.t.sessions[sid] = replace(s, revoked_at=now)
                 done.append(sid)
         return done
+
+    async def sign_out(
+        self, session_id: int, now: datetime, *, epoch: int | None
+    ) -> tuple[AuthSession, str] | None:
+        s = self.t.sessions.get(session_id)
+        if s is None or not s.is_live(now) or epoch not in (None, s.user_epoch):
+            return None
+        self.t.sessions[session_id] = s = replace(s, revoked_at=now)
+        user = self.t.users.get(s.user_id) if s.user_id is not None else None
+        return s, user[0].username if user is not None else ""
 
     async def revoke_one(
         self, session_id: int, now: datetime, *, user_id: int | None
@@ -278,12 +294,6 @@ class FakeSessions:
                 self.t.sessions[sid] = replace(s, revoked_at=s.revoked_at or now)
                 return
         await self.add(token_hash, None, now, expires_at, expires_at, ClientInfo(), revoked=True)
-
-    async def replaced_elsewhere(self, token_hash: str, session_id: int) -> bool:
-        return any(
-            s.signed_in_from == token_hash and sid != session_id
-            for sid, s in self.t.sessions.items()
-        )
 
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]:
         return [s.id for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
