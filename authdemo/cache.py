@@ -29,6 +29,10 @@ USER_SESSIONS_TTL = 5.0
 at once when one of its sessions ends or changes)."""
 
 
+_UNCHANGED = frozenset({EventKind.FOLLOWED, EventKind.COOKIE_HELD})
+"""Events that say a browser presented a cookie: no session row changed."""
+
+
 class SessionCache:
     def __init__(
         self,
@@ -81,13 +85,15 @@ class SessionCache:
                     self._drop(token_hash)
 
     def invalidate(self, event: SessionEvent) -> None:
-        if event.kind is EventKind.FOLLOWED:
-            return  # a cookie was presented, nothing changed
+        if event.kind in _UNCHANGED:
+            return
         self.generation += 1
+        keep = self._attached(event)
         for session_id in event.session_ids:
             for token_hash in tuple(self._by_session.get(session_id, ())):
-                self._drop(token_hash)
-        if event.token_hash is not None:
+                if token_hash != keep:
+                    self._drop(token_hash)
+        if event.token_hash is not None and event.token_hash != keep:
             self._drop(event.token_hash)
         if event.user_id is not None:
             self._user_sessions.pop(event.user_id, None)
@@ -96,6 +102,19 @@ class SessionCache:
             for user_id, (_, sessions) in list(self._user_sessions.items()):
                 if any(s.id in ids for s in sessions):
                     del self._user_sessions[user_id]
+
+    def _attached(self, event: SessionEvent) -> str | None:
+        """For "session S now has the cookie H" (COOKIE_ATTACHED): H, when the entry under
+        H is already S's row with H. The redemption that attached the cookie put it there
+        (``put`` refuses a row that an event overtook), or a read after it did: it is the
+        state the event describes, so it stays. Anything else under H predates the event."""
+        if event.kind is not EventKind.COOKIE_ATTACHED or event.token_hash is None:
+            return None
+        entry = self._entries.get(event.token_hash)
+        found = entry[1] if entry is not None else None
+        if found is None or found[0].token_hash != event.token_hash:
+            return None
+        return event.token_hash if event.session_ids == (found[0].id,) else None
 
     # A user's list of live sessions ("Your sessions"), for the views that show it.
 

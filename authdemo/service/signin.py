@@ -344,6 +344,8 @@ class SignIn(Sessions):
         """
         now = self.now()
         presented_hash = hash_token(presented_token) if presented_token else None
+        # Any event from here on voids the row this redemption would cache (see below).
+        read_from = self._cache.generation if self._cache is not None else 0
         async with self._uow(write=True) as tx:
             claimed = await tx.tickets.claim(hash_token(ticket), now)
             if claimed is None:
@@ -385,7 +387,9 @@ class SignIn(Sessions):
                 await self._published(ended)
                 log.warning("ticket rejected: its cookie was replaced by another sign-in")
                 raise TicketRejected("cookie replaced by another sign-in")
-            rotated = replace(session, token_hash=new_hash)
+            rotated = replace(
+                session, token_hash=new_hash, signed_in_from=session.signed_in_from or bound
+            )
             await self._audit(
                 tx,
                 AuditKind.ROTATED,
@@ -403,6 +407,12 @@ class SignIn(Sessions):
                 now,
             )
             await tx.commit()
+        if self._cache is not None:
+            # The row as this transaction left it (locked from its read to its commit):
+            # the browser presents the new cookie next ("cookie held", then its pages),
+            # and those find it here instead of reading it back. Not cached if any event
+            # arrived since before the read: the row may predate it.
+            self._cache.put(new_hash, (rotated, owner), read_from)
         log.info("session rotated session=%s", rotated.short_id)
         await publish_quietly(self._events, event)
         await publish_quietly(self._events, retired)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.support.fakes import (
     BROWSER,
     FakeClock,
     FakeHasher,
+    FakeSessions,
     FakeStore,
     FakeUnitOfWork,
     RecordingBus,
@@ -185,10 +187,12 @@ def test_a_row_read_before_an_event_is_not_cached_after_it() -> None:
 
 
 async def test_a_lookup_that_raced_a_revocation_is_read_again(
-    cached: AuthService, monkeypatch: pytest.MonkeyPatch
+    cached: AuthService, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await cached.create_user("alice", "correct horse")
     token, session_id = await signed_in(cached)
+    # Its data changed elsewhere: the row its redemption cached goes, the next lookup reads.
+    bus.deliver(SessionEvent(EventKind.DATA_CHANGED, (session_id,)))
     real_exit = FakeUnitOfWork.__aexit__
     raced: list[bool] = []
 
@@ -219,3 +223,56 @@ async def test_a_renewal_here_keeps_the_cached_row_current_without_a_read(
     assert reads(store) == before
     assert again.signed_in is not None
     assert again.signed_in.session.idle_expires_at == visited.signed_in.session.idle_expires_at
+
+
+async def test_the_new_cookie_is_cached_by_its_redemption_so_held_and_pages_read_nothing(
+    cached: AuthService, store: FakeStore, bus: RecordingBus
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    before = reads(store)
+    assert await cached.cookie_held(token)  # the ticket image's redirect, moments later
+    resolved = await cached.visit(token)
+    assert reads(store) == before
+    assert resolved.signed_in is not None and resolved.signed_in.session.id == session_id
+    assert [e.kind for e in bus.published][-1] is EventKind.COOKIE_HELD
+    await cached.logout(session_id)  # and it goes like any other entry
+    assert (await cached.visit(token)).needs_new_token
+
+
+async def test_a_redemption_that_an_event_overtook_caches_nothing(
+    cached: AuthService, store: FakeStore, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that arrives while the redemption runs may be about its session (the
+    cache cannot tell from another process's rows): the row it wrote is read again."""
+    await cached.create_user("alice", "correct horse")
+    real = FakeSessions.set_token_hash
+
+    async def meanwhile(self: FakeSessions, *args: Any, **kwargs: Any) -> bool:
+        bus.deliver(SessionEvent(EventKind.REVOKED, (999,)))  # the follower delivers
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeSessions, "set_token_hash", meanwhile)
+    token, _ = await signed_in(cached)
+    monkeypatch.undo()
+    before = reads(store)
+    assert (await cached.visit(token)).signed_in is not None
+    assert reads(store) == before + 1
+
+
+def test_the_event_that_attaches_a_cookie_keeps_the_entry_that_already_shows_it() -> None:
+    cache = SessionCache(ttl=10)
+    old, new, other = "a" * 64, "b" * 64, "c" * 64
+    cache.put(old, (session(id=7, token_hash=old), None))
+    cache.put(new, (session(id=7, token_hash=new), None))  # put by the redemption
+    cache.put(other, None)  # "no row", read before the cookie was attached
+    cache.invalidate(SessionEvent(EventKind.COOKIE_ATTACHED, (7,), token_hash=new))
+    cache.invalidate(SessionEvent(EventKind.COOKIE_ATTACHED, (8,), token_hash=other))
+    assert cache.get(old) == (False, None)
+    assert cache.get(new) == (True, (session(id=7, token_hash=new), None))
+    assert cache.get(other) == (False, None)
+    cache.invalidate(SessionEvent(EventKind.DATA_CHANGED, (7,), token_hash=new))
+    assert cache.get(new) == (False, None)  # any other event about it drops it
+    cache.put(new, (session(id=7, token_hash=new), None))
+    cache.invalidate(SessionEvent(EventKind.COOKIE_ATTACHED, (9,), token_hash=new))
+    assert cache.get(new) == (False, None)  # another session's row: not what it describes
