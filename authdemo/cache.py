@@ -89,7 +89,10 @@ class SessionCache:
             return
         self.generation += 1
         keep = self._attached(event)
-        for session_id in event.session_ids:
+        # SIGNED_IN names a session that was just opened and had its cookie attached
+        # (COOKIE_ATTACHED says what changed there): it only adds to the user's list.
+        named = () if event.kind is EventKind.SIGNED_IN else event.session_ids
+        for session_id in named:
             for token_hash in tuple(self._by_session.get(session_id, ())):
                 if token_hash != keep:
                     self._drop(token_hash)

@@ -49,7 +49,6 @@ from ..domain import (
     client_network,
     normalize_username,
 )
-from ..events import publish_quietly
 from ..mail import (
     CodePurpose,
     EmailCode,
@@ -285,11 +284,8 @@ class EmailAccounts(TwoFactor):
             if not await tx.emails.mark_verified(user.id, now):
                 raise WrongEmailCode()  # verified meanwhile: that request won
             await self._audit(tx, AuditKind.EMAIL_VERIFIED, user=user, client=client)
-            result, opened = await self._open_session(
-                tx, user, bound_token_hash, carry_from, client, now
-            )
+            result = await self._open_session(tx, user, bound_token_hash, carry_from, client, now)
             await tx.commit()
-        await publish_quietly(self._events, opened)
         log.info("address verified, signed in user=%s", user.username)
         return result
 
@@ -426,13 +422,12 @@ class EmailAccounts(TwoFactor):
                 )
             moved = await tx.users.lock(user.id)
             assert moved is not None
-            result, opened = await self._open_session(
+            result = await self._open_session(
                 tx, moved.user, bound_token_hash, carry_from, client, now
             )
             await tx.commit()
         self._queued()
         await self._published(revoked)
-        await publish_quietly(self._events, opened)
         log.info("password reset by mailed code user=%s ended=%d", user.username, ended)
         return result
 

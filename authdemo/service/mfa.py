@@ -41,7 +41,6 @@ from ..domain import (
     User,
     address_key,
 )
-from ..events import publish_quietly
 from ..mfa import SecretBox, SecretUnreadable, matching_step, normalize_recovery_code, typed_code
 from ..ports import UnitOfWork
 from ..security import hash_token
@@ -144,11 +143,10 @@ class SecondFactor(Accounts):
             if not await tx.mfa.take_challenge(challenge_hash):
                 raise SecondStepExpired()  # settled elsewhere: this rolls the step back
             await self._code_ok(tx, user, client, outcome)
-            result, opened = await self._open_session(
+            result = await self._open_session(
                 tx, user, pending.bound_token_hash, pending.carry_from, client, now
             )
             await tx.commit()
-        await publish_quietly(self._events, opened)
         log.info(
             "login ok (second factor: %s) user=%s session=%s",
             outcome.detail,

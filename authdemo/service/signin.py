@@ -152,12 +152,9 @@ class SignIn(Sessions):
                 await tx.commit()
                 log.info("password ok, code required user=%s", user.username)
                 raise SecondFactorRequired(challenge, expires_at)
-            result, opened = await self._open_session(
-                tx, user, bound_token_hash, carry_from, client, now
-            )
+            result = await self._open_session(tx, user, bound_token_hash, carry_from, client, now)
             await self._give_back(tx, verified)
             await tx.commit()
-        await publish_quietly(self._events, opened)
         log.info(
             "login ok user=%s session=%s client=%s",
             user.username,
@@ -174,9 +171,11 @@ class SignIn(Sessions):
         carry_from: int | None,
         client: ClientInfo,
         now: datetime,
-    ) -> tuple[LoginResult, SessionEvent]:
+    ) -> LoginResult:
         """Inside the write that settled the sign-in: the new session (its cookie handed
-        over by a ticket bound to ``bound_token_hash``), audited, its broadcast queued."""
+        over by a ticket bound to ``bound_token_hash``), audited. Nothing is broadcast
+        yet: the redemption that gives a browser its cookie announces it (``SIGNED_IN``),
+        in the statement that broadcasts its other news."""
         ticket = new_ticket()
         data = None
         if carry_from is not None:
@@ -197,9 +196,7 @@ class SignIn(Sessions):
             hash_token(ticket), session.id, bound_token_hash, now, now + self.policy.ticket_ttl
         )
         await self._audit(tx, AuditKind.LOGIN_OK, user=user, session=session, client=client)
-        opened = SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=user.id)
-        opened = await self._broadcast(tx, opened, now)  # the user's open session lists add it
-        return LoginResult(SignedIn(session, user), ticket), opened
+        return LoginResult(SignedIn(session, user), ticket)
 
     async def _verify(self, username: str, password: str, client: ClientInfo) -> Verified:
         """The user whose password this is, or ``InvalidCredentials``/``Throttled``.
@@ -398,14 +395,13 @@ class SignIn(Sessions):
                 client=client or ClientInfo(),
                 detail=f"was {session.short_id}",  # links the login_ok row to this session
             )
-            event, retired = await self._broadcast_all(
-                tx,
-                [
-                    SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash),
-                    SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=bound),
-                ],
-                now,
-            )
+            news = [
+                SessionEvent(EventKind.COOKIE_ATTACHED, (session.id,), token_hash=new_hash),
+                SessionEvent(EventKind.TOKEN_RETIRED, (), token_hash=bound),
+            ]
+            if owner is not None:  # the user's open session lists add it
+                news.append(SessionEvent(EventKind.SIGNED_IN, (session.id,), user_id=owner.id))
+            broadcast = await self._broadcast_all(tx, news, now)
             await tx.commit()
         if self._cache is not None:
             # The row as this transaction left it (locked from its read to its commit):
@@ -414,8 +410,8 @@ class SignIn(Sessions):
             # arrived since before the read: the row may predate it.
             self._cache.put(new_hash, (rotated, owner), read_from)
         log.info("session rotated session=%s", rotated.short_id)
-        await publish_quietly(self._events, event)
-        await publish_quietly(self._events, retired)
+        for each in broadcast:
+            await publish_quietly(self._events, each)
         return Redemption(token, rotated)
 
     async def cookie_held(self, token: str | None) -> bool:

@@ -455,8 +455,6 @@ async def test_a_sign_in_carries_only_a_live_anonymous_sessions_data(
 
     plain = await signed_in(None)
     assert store.tables.sessions[plain].data is None  # nothing to carry: no data at all
-    (opened,) = [e for e in bus.published if e.kind is EventKind.SIGNED_IN]
-    assert (opened.session_ids, opened.user_id) == ((plain,), alice)
     await service.change_session_data(plain, {"secret": "of a signed-in session"})
     from_signed_in = await signed_in(plain)
     assert store.tables.sessions[from_signed_in].data is None
@@ -529,3 +527,24 @@ async def test_a_sign_in_is_logged_with_the_session_and_address_and_a_blocked_on
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.DEBUG, "login refused (throttled)")
     ]
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_sign_in_is_announced_when_a_browser_gets_its_cookie(
+    service: AuthService, store: FakeStore, bus: RecordingBus, alice: int
+) -> None:
+    """Open session lists add a session when its ticket is redeemed, in the redemption's
+    one broadcast statement; a session whose cookie no browser ever got is announced to
+    nobody (lists still show it the next time they read)."""
+    cookie = service.new_token()
+    result = await service.login(hash_token(cookie), "alice", PASSWORD, CLIENT)
+    unredeemed = await service.login(hash_token(service.new_token()), "alice", PASSWORD, CLIENT)
+    assert [e for e in bus.published if e.kind is EventKind.SIGNED_IN] == []
+    redeemed = await service.redeem_ticket(result.ticket, cookie)
+    kinds = [e.kind for e in bus.published]
+    assert kinds[-3:] == [EventKind.COOKIE_ATTACHED, EventKind.TOKEN_RETIRED, EventKind.SIGNED_IN]
+    opened = bus.published[-1]
+    assert (opened.session_ids, opened.user_id) == ((redeemed.session.id,), alice)
+    rows = store.tables.broadcasts[-3:]
+    assert [e.kind for _, e, _ in rows] == kinds[-3:]  # queued for the other processes too
+    assert unredeemed.signed_in.session.id not in {i for e in bus.published for i in e.session_ids}
