@@ -165,6 +165,8 @@ class ServiceCore:
         """Follows (``follow_key``) answered by this process: one write each."""
         self._follows_by_cookie: OrderedDict[str, int] = OrderedDict()
         """How many follows each fresh cookie answered in this process."""
+        self._blocks: OrderedDict[str, datetime] = OrderedDict()
+        """Throttle keys this process saw blocked, and until when: refused from memory."""
         self.audit_retention = audit_retention
         self._mfa_box = mfa_box
         """Seals TOTP secrets; None when no ``AUTHDEMO_MFA_KEY`` is configured."""

@@ -61,6 +61,9 @@ from .sessions import Sessions
 
 log = logging.getLogger("authdemo.auth")
 
+_BLOCKS_KEPT = 10_000
+"""How many blocked throttle keys a process remembers (the oldest go first)."""
+
 
 @dataclass(frozen=True)
 class Verified:
@@ -207,17 +210,10 @@ class SignIn(Sessions):
         any hashing: no password is ever checked without its attempt counted first.
         """
         keys = (self.account_key(username), address_key(client.addr))
+        self._refuse_if_known_blocked(keys, self.now())  # a blocked flood costs no query
         candidate = password_for_verify(password)
-        key = username_key(username)
-        credentials = None
-        async with self._uow() as tx:  # a blocked flood costs this read only
-            self._refuse_if_blocked(await tx.throttle.get(list(keys)), self.now())
-            if candidate is not None and key is not None:
-                # Read before the reservation, in the same read: ``_settle`` re-checks it
-                # under the user's lock (epoch and active), so nothing here can go stale
-                # unnoticed.
-                credentials = await tx.users.get_credentials(key)
-        reservation = await self._reserve(keys)
+        key = username_key(username) if candidate is not None else None
+        reservation, credentials = await self._reserve(keys, key)
         if candidate is None:
             reason = "password refused unhashed"  # empty, or absurdly long
         elif credentials is None:
@@ -234,14 +230,21 @@ class SignIn(Sessions):
         await self._login_failed(reservation, username, known, client, reason)
         raise InvalidCredentials()
 
-    async def _reserve(self, keys: tuple[str, str]) -> _Reservation:
+    async def _reserve(
+        self, keys: tuple[str, str], key: str | None
+    ) -> tuple[_Reservation, UserCredentials | None]:
         """Count this attempt for the account and the address, or refuse it (``Throttled``)
-        while a block lasts — before any hashing. (The caller has read the rows already,
-        so that a blocked flood never takes the write lock.)"""
+        while a block lasts — before any hashing; with the credentials of the user whose
+        ``username_key`` is ``key``, read in the same transaction. (A block is remembered
+        by this process once seen, so a blocked flood does not take the write lock.)"""
         now = self.now()
         policy = self.throttle
         thresholds = (policy.account_threshold, policy.address_threshold)
         async with self._uow(write=True) as tx:
+            # Read before the rows are locked (the shared address row is held for two
+            # statements only): ``_settle`` re-checks it under the user's lock (epoch
+            # and active), so nothing here can go stale unnoticed.
+            credentials = await tx.users.get_credentials(key) if key is not None else None
             states = await tx.throttle.lock(list(keys), now)
             self._refuse_if_blocked(states, now)
             blocks: list[timedelta] = []
@@ -254,16 +257,35 @@ class SignIn(Sessions):
                     blocks.append(reserved.blocked_until - now)
             await tx.throttle.save_all(counted)
             await tx.commit()
-        return _Reservation(keys, max(blocks) if blocks else None)
+        self._remember_blocks({k: s.blocked_until for k, s in counted.items()}, now)
+        return _Reservation(keys, max(blocks) if blocks else None), credentials
 
-    @staticmethod
-    def _refuse_if_blocked(states: dict[str, ThrottleState], now: datetime) -> None:
-        blocked = [
-            s.blocked_until for s in states.values() if s.blocked_until and s.blocked_until > now
-        ]
+    def _refuse_if_blocked(self, states: dict[str, ThrottleState], now: datetime) -> None:
+        self._remember_blocks({k: s.blocked_until for k, s in states.items()}, now)
+        self._refuse_if_known_blocked(tuple(states), now)
+
+    def _refuse_if_known_blocked(self, keys: tuple[str, ...], now: datetime) -> None:
+        """``Throttled`` while this process knows of a block on one of ``keys``.
+
+        Blocks only end by themselves, except when a success that was reserved before
+        one began gives its attempt back: this process then forgets its keys
+        (``_give_back``), another one refuses them from memory until the block would
+        have ended. Never the other way round: a block this process has not seen yet
+        is refused under the lock when the attempt is reserved."""
+        blocked = [b for k in keys if (b := self._blocks.get(k)) is not None and b > now]
         if blocked:
             log.debug("login refused (throttled)")
             raise Throttled(max(blocked) - now)
+
+    def _remember_blocks(self, blocks: dict[str, datetime | None], now: datetime) -> None:
+        for key, until in blocks.items():
+            if until is not None and until > now:
+                self._blocks[key] = until
+                self._blocks.move_to_end(key)
+            else:
+                self._blocks.pop(key, None)
+        while len(self._blocks) > _BLOCKS_KEPT:
+            self._blocks.popitem(last=False)
 
     async def _settle(self, tx: UnitOfWork, verified: Verified) -> User | None:
         """Inside the write that acts on a verified password: the user (locked) if still
@@ -300,6 +322,8 @@ class SignIn(Sessions):
         worker)."""
         account, address = verified.keys
         await tx.throttle.settle(account, address, self.throttle.address_threshold)
+        for key in verified.keys:  # a block seen meanwhile may have ended with this
+            self._blocks.pop(key, None)
 
     async def _login_failed(
         self,

@@ -291,15 +291,21 @@ async def test_turning_2fa_off_on_one_worker_ends_the_users_sessions_on_the_othe
             session_id, PASSWORD, code_at(secret, clock.now()), hash_token(token), CLIENT
         )
         assert done.ended == 2  # the other worker's session, and the one that enrolled
-        assert (await two.service.resolve(other_token)).signed_in is None
+        assert await two.service.current(other) is None  # in the database, at once
         assert (await one.service.resolve(token)).signed_in is None  # re-keyed
-        # The other worker reads the revocation and the re-key from the outbox.
+        # The other worker reads the revocation and the re-key from the outbox (its
+        # follower's work: here by hand) ...
         async with two.uow() as tx:
             _, rows = await tx.broadcasts.changes(cursor)
         heard = {(e.kind, e.reason) for _, e in rows}
         assert (EventKind.REVOKED, "mfa_disabled") in heard
         assert (EventKind.REKEYED, "mfa_disabled") in heard
         assert any(other in e.session_ids for _, e in rows if e.kind is EventKind.REVOKED)
+        # ... and once they are delivered there, that worker's cookie is signed out too
+        # (its redemption had cached the row).
+        for _, each in rows:
+            two.events.deliver(each)
+        assert (await two.service.resolve(other_token)).signed_in is None
         # A view still on the old epoch cannot act; the redeemed new cookie can.
         with pytest.raises(NotSignedIn):
             await two.service.revoke_other_sessions(

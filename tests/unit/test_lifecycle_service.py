@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from authdemo.domain import (
     SessionPolicy,
     Throttled,
     ThrottlePolicy,
+    ThrottleState,
     address_key,
 )
 from authdemo.events import EventKind
@@ -106,6 +108,78 @@ async def test_blocked_attempts_do_not_count_as_failures(
         with pytest.raises(Throttled):
             await service.login(BROWSER, "alice", WRONG, CLIENT)
     assert store.tables.throttle[service.account_key("alice")].failures == 5
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_blocked_flood_costs_no_query_once_the_process_has_seen_the_block(
+    service: AuthService, hasher: FakeHasher, store: FakeStore
+) -> None:
+    await fail(service, 5)  # the fifth reservation set the block, and this process saw it
+    units, verifies = len(store.units), hasher.verify_calls + hasher.dummy_calls
+    for password in [WRONG, "correct horse"] * 25:
+        with pytest.raises(Throttled):
+            await service.login(BROWSER, "alice", password, CLIENT)
+    assert (len(store.units), hasher.verify_calls + hasher.dummy_calls) == (units, verifies)
+
+
+@pytest.mark.usefixtures("alice")
+async def test_a_block_set_elsewhere_is_refused_under_the_lock_then_from_memory(
+    service: AuthService, hasher: FakeHasher, store: FakeStore, clock: FakeClock
+) -> None:
+    # Another worker's attempts blocked the address: only the database knows.
+    until = clock.now() + timedelta(seconds=30)
+    store.tables.throttle[address_key(CLIENT.addr)] = ThrottleState(20, until, clock.now())
+    units = len(store.units)
+    with pytest.raises(Throttled) as blocked:
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    assert blocked.value.retry_after == timedelta(seconds=30)
+    assert len(store.units) == units + 1  # the reservation, refused and rolled back
+    assert store.tables.throttle[address_key(CLIENT.addr)].failures == 20
+    with pytest.raises(Throttled):
+        await service.login(BROWSER, "alice", "correct horse", CLIENT)
+    assert len(store.units) == units + 1
+    await service.login(BROWSER, "alice", "correct horse", OTHER)  # another address may
+    clock.advance(timedelta(seconds=30))
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)  # and it ends
+    assert hasher.verify_calls == 2
+
+
+async def test_a_success_reserved_before_a_block_began_lets_the_next_one_through(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One address, threshold 3: alice's sign-in is reserved (1), two failures for
+    another name follow while her password is hashed (3: the address is blocked, and
+    this process saw it), then her success gives its attempt back (2: no block). The
+    next sign-in from that address goes to the database, which lets it through."""
+    throttle = ThrottlePolicy(address_threshold=3)
+    service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, throttle=throttle)
+    await service.create_user("alice", "correct horse")
+    hashing, go_on = asyncio.Event(), asyncio.Event()
+    real_verify = hasher.verify
+
+    async def slow_verify(password: str, password_hash: str) -> tuple[bool, str | None]:
+        if password == "correct horse" and not go_on.is_set():
+            hashing.set()
+            await go_on.wait()
+        return await real_verify(password, password_hash)
+
+    monkeypatch.setattr(hasher, "verify", slow_verify)
+    alices = asyncio.ensure_future(service.login(BROWSER, "alice", "correct horse", CLIENT))
+    await hashing.wait()
+    for _ in range(2):
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, "mallory", WRONG, CLIENT)
+    with pytest.raises(Throttled):  # blocked now, and known here
+        await service.login(BROWSER, "mallory", WRONG, CLIENT)
+    go_on.set()
+    await alices
+    assert store.tables.throttle[address_key(CLIENT.addr)].blocked_until is None
+    await service.login(BROWSER, "alice", "correct horse", CLIENT)
 
 
 @pytest.mark.usefixtures("alice")
@@ -202,12 +276,12 @@ async def test_throttling_survives_a_restart(
 
 @pytest.mark.usefixtures("alice")
 async def test_the_audit_trail_records_the_lifecycle_without_secrets(
-    service: AuthService, store: FakeStore
+    service: AuthService, store: FakeStore, clock: FakeClock
 ) -> None:
     await fail(service, 5)
-    with pytest.raises(Throttled):
+    with pytest.raises(Throttled) as blocked:
         await service.login(BROWSER, "alice", "correct horse", CLIENT)
-    store.tables.throttle.clear()
+    clock.advance(blocked.value.retry_after)  # the block ends
     token, session_id = await signed_in(service)
     await service.logout(session_id, CLIENT)
     await service.set_active("alice", False)
