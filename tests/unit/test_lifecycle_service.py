@@ -144,6 +144,33 @@ async def test_a_block_set_elsewhere_is_refused_under_the_lock_then_from_memory(
     assert hasher.verify_calls == 2
 
 
+async def test_a_process_remembers_a_bounded_number_of_blocks_the_oldest_going_first(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    bus: RecordingBus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("authdemo.service.signin._BLOCKS_KEPT", 2)
+    throttle = ThrottlePolicy(address_threshold=1)  # one failure blocks an address
+    service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, throttle=throttle)
+    clients = [ClientInfo(f"192.0.2.{n}", "pytest") for n in (1, 2, 3)]
+    for client in clients:
+        with pytest.raises(InvalidCredentials):
+            await service.login(BROWSER, "mallory", WRONG, client)
+
+    async def queries(client: ClientInfo) -> int:
+        units = len(store.units)
+        with pytest.raises(Throttled):
+            await service.login(BROWSER, "mallory", WRONG, client)
+        return len(store.units) - units
+
+    assert await queries(clients[2]) == 0  # remembered
+    assert await queries(clients[0]) == 1  # forgotten: refused under the lock, remembered
+    assert await queries(clients[0]) == 0
+
+
 async def test_a_success_reserved_before_a_block_began_lets_the_next_one_through(
     store: FakeStore,
     hasher: FakeHasher,
