@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
-from authdemo.domain import SessionPolicy
-from authdemo.security import TokenCodec
+from authdemo.domain import NotSignedIn, SessionPolicy
+from authdemo.security import TokenCodec, hash_token
 from authdemo.service import AuthService
-from authdemo.ui.connection import LiveSession
+from authdemo.ui.connection import AuthState, LiveSession
 from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
 from tests.support.gates import Gate, GatedHasher
 from tests.unit.test_live_session import CLIENT, open_view
@@ -174,3 +175,57 @@ async def test_a_late_answer_to_an_earlier_nonce_of_the_follow_still_counts(
     await until(lambda: two.state.follow not in (None, first))  # asked again
     assert await service.follow(first, cookie)  # the first image answers late
     await joined(one, two)
+
+
+async def signed_in_then_signed_in_again_in_another_tab(
+    service: AuthService,
+) -> tuple[LiveSession, list[AuthState], str, int]:
+    """Tab one signs in and the browser takes its cookie; then another tab of the browser
+    signs in again, and the browser takes that cookie: tab one's cookie is retired and
+    its session ended in the database, and tab one asks the browser to follow. Returns
+    (tab one, the states it went through, the browser's cookie now, the new session)."""
+    await service.create_user("alice", "correct horse")
+    browser = service.new_token()
+    one: LiveSession = await open_view(service, browser, follow_tickets=False)
+    login = asyncio.ensure_future(one.login("alice", "correct horse"))
+    await until(lambda: one.state.ticket is not None)
+    ticket = one.state.ticket
+    assert ticket is not None
+    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
+    await service.cookie_held(cookie)
+    await login
+    seen: list[AuthState] = []
+    one.listen(seen.append)
+    again = await service.login(hash_token(cookie), "alice", "correct horse", CLIENT)
+    now = (await service.redeem_ticket(again.ticket, cookie, CLIENT)).token
+    await until(lambda: one.state.follow is not None)
+    # The new session's SIGNED_IN makes tab one's account components read again: its
+    # own session may not act any more (its cookie was retired) ...
+    with pytest.raises(NotSignedIn):
+        await one.account()
+    # ... but it is asking the browser which cookie it holds: that decides, not the read.
+    assert one.state.user is not None and one.state.signed_out_reason is None
+    return one, seen, now, again.signed_in.session.id
+
+
+async def test_a_tab_whose_session_a_sign_in_elsewhere_ended_follows_without_saying_ended(
+    service: AuthService,
+) -> None:
+    one, seen, cookie, session_id = await signed_in_then_signed_in_again_in_another_tab(service)
+    nonce = one.state.follow
+    assert nonce is not None and await service.follow(nonce, cookie)
+    await until(lambda: one.state.session is not None and one.state.session.id == session_id)
+    assert one.state.user is not None and one.state.follow is None
+    assert all(state.signed_out_reason is None for state in seen)
+    one.close()
+
+
+async def test_a_tab_whose_session_ended_while_it_followed_ends_when_nobody_answers(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> None:
+    policy = SessionPolicy(ticket_ttl=timedelta(seconds=0.5))  # the follow lapses after it
+    service = AuthService(store, hasher, tokens, clock, policy, bus)
+    one, _, _, _ = await signed_in_then_signed_in_again_in_another_tab(service)
+    await until(lambda: one.state.follow is None)  # nobody loaded the image
+    assert one.state.user is None and one.state.signed_out_reason == "ended"
+    one.close()

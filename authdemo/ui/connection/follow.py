@@ -76,6 +76,17 @@ class TabFollowing(SignInFlow):
     _follow_again: asyncio.TimerHandle | None = None
     _login_bound: str | None = None
     """The cookie hash the sign-in in progress bound its ticket to."""
+    _ended_meanwhile: int | None = None
+    """The session this view was on when a read said it may not act while a follow was
+    on its way: the follow decides (the browser's sign-in in another tab retires this
+    view's cookie and ends its session, and this view joins the new one); the view
+    signs out only if it is still on that session when the follow ends."""
+
+    def _ends_now(self, session: AuthSession) -> bool:
+        if self._follow is None:
+            return True
+        self._ended_meanwhile = session.id
+        return False
 
     # --- asking -----------------------------------------------------------------------
 
@@ -136,6 +147,10 @@ class TabFollowing(SignInFlow):
         self._follow_timer = self._follow_again = None
         if self.state.follow is not None:
             self.state = replace(self.state, follow=None)
+        ended, self._ended_meanwhile = self._ended_meanwhile, None
+        session = self.state.session
+        if ended is not None and session is not None and session.id == ended:
+            self._leave("ended")  # the follow did not move this view on: it ends now
         if follow is not None:
             follow.done.set()
 

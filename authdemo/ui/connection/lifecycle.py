@@ -169,10 +169,15 @@ class Connection:
         try:
             return await self._finish(operation)
         except NotSignedIn:
-            if self._is_current(session):
+            if self._is_current(session) and self._ends_now(session):
                 self._leave("ended")
                 self._notify()
             raise
+
+    def _ends_now(self, session: AuthSession) -> bool:
+        """Whether a "may not act" for ``session`` signs this view out at once (``follow``
+        defers it while the view asks the browser which cookie it holds)."""
+        return True
 
     async def _adopt(self, session: AuthSession, result: Rekeyed) -> None:
         """This view re-keyed its session: the new epoch, and a ticket for the new cookie;
