@@ -125,3 +125,18 @@ def test_a_database_behind_head_is_reported(tmp_path) -> None:  # type: ignore[n
             asyncio.run(check())
     finally:
         schema.HEAD_REVISION = original
+
+
+async def test_a_password_refused_unhashed_reads_no_user(settings: Settings) -> None:
+    """An empty (or absurdly long) password is counted and refused without hashing, and
+    without reading the account it names."""
+    async with runtime(settings, hasher_factory=cheap_hasher) as rt:
+        await rt.service.create_user("alice", "correct horse")
+        seen: list[str] = []
+        event.listen(
+            rt.engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(str(a[2]))
+        )
+        with pytest.raises(InvalidCredentials):
+            await rt.service.login(BROWSER, "alice", "", ClientInfo("198.51.100.9", "ua"))
+        assert any("authdemo_login_throttle" in sql for sql in seen)  # counted
+        assert not any("FROM authdemo_users" in sql for sql in seen), seen

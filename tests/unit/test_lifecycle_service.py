@@ -167,6 +167,7 @@ async def test_a_process_remembers_a_bounded_number_of_blocks_the_oldest_going_f
         return len(store.units) - units
 
     assert await queries(clients[2]) == 0  # remembered
+    assert await queries(clients[1]) == 0
     assert await queries(clients[0]) == 1  # forgotten: refused under the lock, remembered
     assert await queries(clients[0]) == 0
 

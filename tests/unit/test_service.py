@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from authdemo.domain import (
+    AuditKind,
     ClientInfo,
     CookieRequired,
     InvalidCredentials,
@@ -316,6 +317,25 @@ async def test_logout_revokes_the_session_and_tells_open_connections(
     assert (await service.resolve(token)).needs_new_token
     revoked = [e for e in bus.published if e.kind is EventKind.REVOKED]
     assert revoked[-1].session_ids == (result.signed_in.session.id,)
+
+
+async def test_a_logout_is_audited_under_its_user_and_says_what_the_session_was(
+    service: AuthService, store: FakeStore, bus: RecordingBus
+) -> None:
+    token, result = await signed_in(service)
+    session_id, user_id = result.signed_in.session.id, result.signed_in.user.id
+    stored = await service.logout(session_id, CLIENT, epoch=1)  # another epoch's view
+    assert stored is not None and stored.token_hash == hash_token(token)
+    assert (await service.resolve(token)).signed_in is not None  # it only leaves
+    ended = await service.logout(session_id, CLIENT)
+    assert ended is not None and ended.token_hash == hash_token(token)
+    row = store.tables.audit[-1]
+    assert (row.kind, row.username, row.user_id) == (AuditKind.LOGOUT, "alice", user_id)
+    events = len(bus.published)
+    again = await service.logout(session_id, CLIENT)  # ended already: nothing to do
+    assert again is not None and again.token_hash == hash_token(token)
+    assert (len(bus.published), store.tables.audit[-1]) == (events, row)
+    assert await service.logout(987_654, CLIENT) is None
 
 
 async def test_set_password_revokes_every_session_of_the_user(service: AuthService) -> None:

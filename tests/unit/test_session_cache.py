@@ -229,12 +229,14 @@ async def test_the_new_cookie_is_cached_by_its_redemption_so_held_and_pages_read
     cached: AuthService, store: FakeStore, bus: RecordingBus
 ) -> None:
     await cached.create_user("alice", "correct horse")
+    bus.deliver(SessionEvent(EventKind.REVOKED, (999,)))  # before it began: no matter
     token, session_id = await signed_in(cached)
     before = reads(store)
     assert await cached.cookie_held(token)  # the ticket image's redirect, moments later
     resolved = await cached.visit(token)
     assert reads(store) == before
     assert resolved.signed_in is not None and resolved.signed_in.session.id == session_id
+    assert resolved.signed_in.session == store.tables.sessions[session_id]  # as stored
     assert [e.kind for e in bus.published][-1] is EventKind.COOKIE_HELD
     await cached.logout(session_id)  # and it goes like any other entry
     assert (await cached.visit(token)).needs_new_token
@@ -276,3 +278,17 @@ def test_the_event_that_attaches_a_cookie_keeps_the_entry_that_already_shows_it(
     cache.put(new, (session(id=7, token_hash=new), None))
     cache.invalidate(SessionEvent(EventKind.COOKIE_ATTACHED, (9,), token_hash=new))
     assert cache.get(new) == (False, None)  # another session's row: not what it describes
+
+
+async def test_a_cookie_read_from_the_database_is_cached_for_the_next_visits(
+    cached: AuthService, store: FakeStore, bus: RecordingBus
+) -> None:
+    await cached.create_user("alice", "correct horse")
+    token, session_id = await signed_in(cached)
+    bus.deliver(SessionEvent(EventKind.DATA_CHANGED, (session_id,)))  # its entry goes
+    before = reads(store)
+    first = await cached.visit(token)
+    for _ in range(5):
+        assert (await cached.visit(token)).signed_in == first.signed_in
+    assert reads(store) == before + 1
+    assert first.signed_in is not None and first.signed_in.session.id == session_id
