@@ -120,6 +120,19 @@ async def test_a_sign_in_waits_for_a_follow_on_its_way_and_ends_in_the_browsers_
     two.close()
 
 
+async def sign_in_and_take_the_cookie(service: AuthService, view: LiveSession, browser: str) -> str:
+    """``view`` signs in as alice; the browser (holding ``browser``) redeems the ticket and
+    presents the new cookie, which this returns."""
+    login = asyncio.ensure_future(view.login("alice", "correct horse"))
+    await until(lambda: view.state.ticket is not None)
+    ticket = view.state.ticket
+    assert ticket is not None
+    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
+    await service.cookie_held(cookie)
+    await login
+    return cookie
+
+
 async def signed_in_in_tab_one(
     service: AuthService,
 ) -> tuple[LiveSession, LiveSession, str, str, str]:
@@ -129,13 +142,7 @@ async def signed_in_in_tab_one(
     browser = service.new_token()
     one: LiveSession = await open_view(service, browser, follow_tickets=False)
     two: LiveSession = await open_view(service, browser, follow_tickets=False)
-    first_login = asyncio.ensure_future(one.login("alice", "correct horse"))
-    await until(lambda: one.state.ticket is not None)
-    ticket = one.state.ticket
-    assert ticket is not None
-    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
-    await service.cookie_held(cookie)
-    await first_login
+    cookie = await sign_in_and_take_the_cookie(service, one, browser)
     await until(lambda: two.state.follow is not None)
     first = two.state.follow
     assert first is not None
@@ -187,13 +194,7 @@ async def signed_in_then_signed_in_again_in_another_tab(
     await service.create_user("alice", "correct horse")
     browser = service.new_token()
     one: LiveSession = await open_view(service, browser, follow_tickets=False)
-    login = asyncio.ensure_future(one.login("alice", "correct horse"))
-    await until(lambda: one.state.ticket is not None)
-    ticket = one.state.ticket
-    assert ticket is not None
-    cookie = (await service.redeem_ticket(ticket, browser, CLIENT)).token
-    await service.cookie_held(cookie)
-    await login
+    cookie = await sign_in_and_take_the_cookie(service, one, browser)
     seen: list[AuthState] = []
     one.listen(seen.append)
     again = await service.login(hash_token(cookie), "alice", "correct horse", CLIENT)
