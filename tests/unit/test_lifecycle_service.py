@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -144,17 +145,26 @@ async def test_a_block_set_elsewhere_is_refused_under_the_lock_then_from_memory(
     assert hasher.verify_calls == 2
 
 
+@pytest.fixture
+def throttled_at(
+    store: FakeStore, hasher: FakeHasher, tokens: TokenCodec, clock: FakeClock, bus: RecordingBus
+) -> Callable[[int], AuthService]:
+    """A service whose address throttle blocks at the given number of failures."""
+
+    def service(address_threshold: int) -> AuthService:
+        throttle = ThrottlePolicy(address_threshold=address_threshold)
+        return AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, throttle=throttle)
+
+    return service
+
+
 async def test_a_process_remembers_a_bounded_number_of_blocks_the_oldest_going_first(
+    throttled_at: Callable[[int], AuthService],
     store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    bus: RecordingBus,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("authdemo.service.signin._BLOCKS_KEPT", 2)
-    throttle = ThrottlePolicy(address_threshold=1)  # one failure blocks an address
-    service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, throttle=throttle)
+    service = throttled_at(1)  # one failure blocks an address
     clients = [ClientInfo(f"192.0.2.{n}", "pytest") for n in (1, 2, 3)]
     for client in clients:
         with pytest.raises(InvalidCredentials):
@@ -173,19 +183,16 @@ async def test_a_process_remembers_a_bounded_number_of_blocks_the_oldest_going_f
 
 
 async def test_a_success_reserved_before_a_block_began_lets_the_next_one_through(
+    throttled_at: Callable[[int], AuthService],
     store: FakeStore,
     hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    bus: RecordingBus,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One address, threshold 3: alice's sign-in is reserved (1), two failures for
     another name follow while her password is hashed (3: the address is blocked, and
     this process saw it), then her success gives its attempt back (2: no block). The
     next sign-in from that address goes to the database, which lets it through."""
-    throttle = ThrottlePolicy(address_threshold=3)
-    service = AuthService(store, hasher, tokens, clock, SessionPolicy(), bus, throttle=throttle)
+    service = throttled_at(3)
     await service.create_user("alice", "correct horse")
     hashing, go_on = asyncio.Event(), asyncio.Event()
     real_verify = hasher.verify
