@@ -18,7 +18,7 @@ from ..domain import AuthSession, User
 from ..service import Enrolment, MfaStatus
 from .connection import AuthState, LiveSession, SecondStep
 from .connection.state import SIGNED_OUT_REASONS
-from .library import component, create_context, html, use_context, use_effect, use_state
+from .library import component, create_context, html, provide, use_context, use_effect, use_state
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
@@ -282,8 +282,8 @@ class Auth:
 
 @dataclass(frozen=True)
 class Provided:
-    """What the root provides to every component below it, in one context (each context
-    provider is another node held in memory for as long as the websocket is open)."""
+    """What the root provides to every component below it, in one context (``provide``:
+    no provider component, which each connection would hold for as long as it is open)."""
 
     auth: Auth
     state: AuthState
@@ -453,5 +453,5 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
     if state.follow:
         images.append(follow_image(state.follow))
     notices = [refusal_notice(auth.refusal)] if auth.refusal else []
-    content = html._(child, *images, *notices)
-    return AuthContext(content, value=Provided(auth, state, live))
+    provide(AuthContext, Provided(auth, state, live))  # no provider component: see provide
+    return html._(child, *images, *notices)

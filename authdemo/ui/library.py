@@ -44,6 +44,8 @@ class UiLibrary:
     use_effect: Callable[..., Any]
     use_context: Callable[[Any], Any]
     create_context: Callable[[Any], Any]
+    current_hook: Callable[[], Any]
+    """The hook of the component rendering now (``provide`` registers a context on it)."""
     ConnectionContext: Any
     Connection: Callable[..., Any]
     Location: Callable[..., Any]
@@ -117,6 +119,7 @@ def _load(name: UiName) -> UiLibrary:
         use_effect=lib.use_effect,
         use_context=lib.use_context,
         create_context=lib.create_context,
+        current_hook=importlib.import_module(f"{core}.hooks").current_hook,
         ConnectionContext=importlib.import_module(hooks_module).ConnectionContext,
         Connection=types.Connection,
         Location=types.Location,
@@ -357,6 +360,31 @@ def create_context(default: T) -> SharedContext[T]:
 
 
 ConnectionContext: SharedContext[Any] = _ConnectionContext(None)
+
+
+class _Provision:
+    """A context's value as both libraries' ``use_context`` read it off a provider:
+    ``.type`` the context, the value as ``.value`` (ReactPy) and ``._value`` (IDOM)."""
+
+    __slots__ = ("_value", "type", "value")
+
+    def __init__(self, context: Any, value: Any) -> None:
+        self.type = context
+        self.value = self._value = value
+
+
+def provide(context: SharedContext[T], value: T) -> None:
+    """Inside a component's render: ``value`` is ``context``'s for every component below
+    it, as if the component had returned ``context(children, value=value)``.
+
+    It is the one call both libraries' context provider components make when they
+    render (``current_hook().set_context_provider(self)``), made by the rendering
+    component itself: no provider component in between, which a connection would hold
+    in memory (its hook, its model and a fragment) for as long as its websocket is open.
+    Components below read it with ``use_context`` and re-render with the component, as
+    they do below a provider component."""
+    lib = current()
+    lib.current_hook().set_context_provider(_Provision(context.of(lib), value))
 
 
 def use_context(context: SharedContext[T]) -> T:

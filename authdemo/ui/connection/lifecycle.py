@@ -78,7 +78,7 @@ class Connection:
         """One data write of this view at a time (``data``)."""
         self._login_lock = asyncio.Lock()
         """One sign-in step of this view at a time (``signin``)."""
-        self._cookie_held = asyncio.Event()
+        self._cookie_held = Flag()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
         session = resolution.session
@@ -392,6 +392,38 @@ class Connection:
     def _notify(self) -> None:
         for listener in tuple(self._listeners):
             listener(self.state)
+
+
+class Flag:
+    """``asyncio.Event``'s ``set``, ``clear`` and ``wait``, with the event (and the queue
+    of waiters it allocates) made on the first wait only: every open view has one, and
+    most never wait on it (they open signed in, or never sign in)."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: asyncio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def clear(self) -> None:
+        self._set = False
+        if self._event is not None:
+            self._event.clear()
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:
