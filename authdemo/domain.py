@@ -308,7 +308,7 @@ def _escape(char: str) -> str:
 # --- users and sessions ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     id: int
     username: str
@@ -354,7 +354,7 @@ class SessionPolicy:
         return self.idle_timeout / 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuthSession:
     """A server-side session row. ``user_id`` is None for anonymous and tombstone rows."""
 
@@ -403,7 +403,7 @@ class AuthSession:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignedIn:
     session: AuthSession
     user: User
@@ -425,7 +425,7 @@ def may_act(session: AuthSession, user: User | None, now: datetime) -> bool:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientInfo:
     addr: str = ""
     user_agent: str = ""

@@ -56,7 +56,7 @@ MAIL_RETENTION = timedelta(days=1)
 """How long outbox rows stay (sent, or still failing: every code in them expired long ago)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """What a cookie token amounts to.
 

@@ -199,7 +199,7 @@ class EmailControls:
 _NO_EMAIL = EmailControls(None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Auth:
     """What ``use_auth()`` returns; a new value on every change, so components re-render."""
 
@@ -280,7 +280,7 @@ class Auth:
         return SIGNED_OUT_REASONS.get(self.signed_out_reason, SIGNED_OUT_REASONS["ended"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Provided:
     """What the root provides to every component below it, in one context (``provide``:
     no provider component, which each connection would hold for as long as it is open)."""

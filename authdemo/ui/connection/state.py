@@ -40,7 +40,7 @@ session events carry (``password_changed``, …) and ``expired``; anything else 
 ``ended``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecondStep:
     """A correct password waiting for its code in this view: nothing is signed in."""
 
@@ -48,7 +48,7 @@ class SecondStep:
     """After this the view goes back to the password form (the service refuses too)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuthState:
     """An immutable snapshot for rendering."""
 
