@@ -97,3 +97,14 @@ def test_the_statement_count_bench_counts_every_step_of_a_cycle() -> None:
         )
         assert on_pg.returncode == 0, on_pg.stderr[-3000:]
         assert "one sign-in cycle" in on_pg.stdout
+
+
+def test_the_memory_profile_names_authdemos_share_per_connection() -> None:
+    argv = [sys.executable, "-m", "bench.memory_profile", "--connections", "10", "--top", "40"]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("Python objects per connection: authdemo"), result.stdout
+    assert "authdemo's share" in header
+    by_file = result.stdout.split("by file")[1].split("by line")[0]
+    assert "authdemo/ui/connection/lifecycle.py" in by_file, result.stdout  # the view itself
