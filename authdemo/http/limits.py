@@ -40,7 +40,8 @@ class Slot:
         self._slots: SocketSlots | None = slots
         self._network = network
 
-    def release(self) -> None:
+    def release(self, _done: object = None) -> None:
+        """Give the slot back; ``_done`` lets it be a done-callback of a task as is."""
         slots, self._slots = self._slots, None
         if slots is not None:
             slots._give_back(self._network)

@@ -393,3 +393,21 @@ async def test_an_anonymous_views_first_update_creates_its_row(service: AuthServ
     assert await view.update_value("count", lambda n: (n or 0) + 1) == 1
     assert await view.update_value("count", lambda n: (n or 0) + 1) == 2
     assert view.state.session is not None and dict(view.state.data) == {"count": 2}
+
+
+async def test_a_view_tells_each_listener_once_until_it_stops_listening(
+    service: AuthService, alice: str
+) -> None:
+    view = await open_view(service, alice)  # its browser listens too, for tickets
+    heard: dict[str, list[AuthState]] = {"root": [], "other": []}
+    stop_root = view.listen(heard["root"].append)
+    view.listen(heard["root"].append)  # the same listener again: still told once
+    view.listen(heard["other"].append)
+    await view.logout()
+    assert [len(each) for each in heard.values()] == [1, 1]
+    stop_root()
+    stop_root()  # any number of calls
+    await service.create_user("bob", "correct horse")
+    await view.login("bob", "correct horse")
+    assert len(heard["root"]) == 1  # no longer told
+    assert len(heard["other"]) > 1  # the other listener still is

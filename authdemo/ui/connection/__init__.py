@@ -38,4 +38,4 @@ class LiveSession(TabFollowing, EmailFlow, AccountActions, DataWrites, AdminActi
         self._stop_watching_cookie()
         self._stop_follow()
         self._leave()
-        self._listeners.clear()
+        self._listeners = ()
