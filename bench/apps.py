@@ -124,9 +124,11 @@ def UnauthenticatedDemo() -> Any:
     components, the same first render, none of the authentication."""
     from authdemo.ui.components import DemoApp
     from authdemo.ui.hooks import AuthContext, Provided
+    from authdemo.ui.library import provide
 
     auth, state, live = _static_auth()
-    return AuthContext(DemoApp(), value=Provided(auth, state, live))
+    provide(AuthContext, Provided(auth, state, live))  # as AuthProvider does: no provider node
+    return DemoApp()
 
 
 def bridge_app(ui: UiName = "idom") -> Sanic[Any, Any]:

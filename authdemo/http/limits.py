@@ -40,8 +40,7 @@ class Slot:
         self._slots: SocketSlots | None = slots
         self._network = network
 
-    def release(self, _done: object = None) -> None:
-        """Give the slot back; ``_done`` lets it be a done-callback of a task as is."""
+    def release(self) -> None:
         slots, self._slots = self._slots, None
         if slots is not None:
             slots._give_back(self._network)
