@@ -411,9 +411,6 @@ class Flag:
         self._set = False
         self._event: asyncio.Event | None = None
 
-    def is_set(self) -> bool:
-        return self._set
-
     def set(self) -> None:
         self._set = True
         if self._event is not None:
