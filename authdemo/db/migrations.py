@@ -20,12 +20,8 @@ import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import (
     Column,
     MetaData,
@@ -44,6 +40,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from ..domain import SchemaNotReady
 from .engine import create_engine, sqlite_path
 from .models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic itself is imported where a migration, or the history, is read: every other
+# command and the server start without it.
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -147,6 +149,8 @@ def alembic_config(url: str | None = None, *, output: TextIO | None = None) -> C
 
     ``url`` overrides ``AUTHDEMO_DATABASE_URL``; ``output`` receives offline SQL.
     """
+    from alembic.config import Config
+
     config = Config(output_buffer=output)
     config.set_main_option("script_location", str(script_location()))
     config.set_main_option("path_separator", "os")
@@ -163,6 +167,8 @@ def is_authdemo_table(name: str) -> bool:
 
 def known_revisions() -> frozenset[str]:
     """Every revision in authdemo's history (not only those up to the head)."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return frozenset(rev.revision for rev in script.walk_revisions())
 
@@ -315,6 +321,9 @@ def status(url: str) -> Status:
 
     A missing SQLite file is reported as empty and is not created.
     """
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     shown = _shown(url)
     script = ScriptDirectory.from_config(alembic_config())
     known = frozenset(rev.revision for rev in script.walk_revisions())
@@ -367,6 +376,8 @@ def upgrade(url: str) -> Upgraded:
         raise SchemaNotReady(
             f"Cannot open the database {shown}: the folder {path.parent} does not exist."
         )
+    from alembic import command
+
     config = alembic_config(url)
     # Opened first on its own: a failure after this point is the migration's, not the
     # connection's ("Cannot migrate", not "Cannot open").
@@ -379,6 +390,8 @@ def upgrade(url: str) -> Upgraded:
 def upgrade_sql(url: str, output: TextIO | None = None) -> None:
     """Write the SQL that builds the schema from nothing up to the head (offline: the
     database is not opened; its dialect comes from the URL)."""
+    from alembic import command
+
     config = alembic_config(url, output=output or sys.stdout)
     # Not guarded against OSError: nothing is opened but the output (a closed pipe).
     _guarded(_shown(url), lambda: command.upgrade(config, "head", sql=True), opens=False)
@@ -394,6 +407,8 @@ def _shown(url: str) -> str:
 def _guarded(shown: str, action: Callable[[], T], *, opens: bool = True, opened: bool = False) -> T:
     """Run ``action``; a database or alembic failure becomes one line naming the database.
     ``opened``: the database was reached already, so a database error is the migration's."""
+    from alembic.util import CommandError
+
     try:
         return action()
     except SchemaNotReady:

@@ -19,7 +19,6 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,8 @@ class PostgresNotifications:
         while True:
             connection: Any = None
             try:
+                import asyncpg  # PostgreSQL only: SQLite deployments never load it
+
                 connection = await asyncpg.connect(
                     self._dsn,
                     timeout=5,
