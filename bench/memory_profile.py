@@ -64,8 +64,11 @@ def serve(kind: str, port: int, signals: Path) -> None:
     Sanic.serve_single(primary=app)
 
 
-def measure(kind: str, cookies: list[str | None], env: dict[str, str], work: Path) -> Path:
-    """Run ``kind``, open the connections, return the folder of its two snapshots."""
+def measure(
+    kind: str, cookies: list[str | None], env: dict[str, str], work: Path, settle: float = 1.0
+) -> Path:
+    """Run ``kind``, open the connections, return the folder of its two snapshots
+    (``settle`` seconds after the warm-up, twice that after the connections open)."""
     signals = work / kind
     signals.mkdir()
     port = free_port()
@@ -96,7 +99,7 @@ def measure(kind: str, cookies: list[str | None], env: dict[str, str], work: Pat
                 await asyncio.sleep(0.3)
         for cookie in cookies[1:5]:  # warm up: imports, caches, first renders
             await (await IdomClient.connect(base, cookie=cookie)).close()
-        await asyncio.sleep(1)
+        await asyncio.sleep(settle)
         snapshot(0)
         gate = asyncio.Semaphore(50)
         clients: list[IdomClient] = []
@@ -108,7 +111,7 @@ def measure(kind: str, cookies: list[str | None], env: dict[str, str], work: Pat
                 clients.append(client)
 
         await asyncio.gather(*(open_one(cookie) for cookie in cookies[5:]))
-        await asyncio.sleep(2)
+        await asyncio.sleep(2 * settle)
         snapshot(1)
         for client in clients:
             await client.close()
@@ -139,6 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=300)
     parser.add_argument("--top", type=int, default=25, help="lines to show")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds to rest before each snapshot"
+    )
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -149,8 +155,9 @@ def main() -> None:
     migrate(url)
     total = args.connections + 5
     limits = {"AUTHDEMO_WS_PER_ADDRESS": "1000000", "AUTHDEMO_DATABASE_URL": url}
-    auth = measure("authtiny", list(signed_in_cookies(url, total, users=total)), limits, work)
-    bare = measure("tiny", [None] * total, limits, work)
+    cookies = list(signed_in_cookies(url, total, users=total))
+    auth = measure("authtiny", cookies, limits, work, args.settle)
+    bare = measure("tiny", [None] * total, limits, work, args.settle)
     for key, heading in (("filename", "by file"), ("lineno", "by line")):
         mine, theirs = growth(auth, args.connections, key), growth(bare, args.connections, key)
         rows = sorted(((mine.get(k, 0) - theirs.get(k, 0), k) for k in mine | theirs), reverse=True)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if r["row"] in chosen
             ]
         if 4 in chosen:
-            rows += scenarios.memory(workdir, args.connections, args.hold)
+            rows += scenarios.memory(workdir, args.connections, args.hold, args.settle)
         if 5 in chosen:
             rows += scenarios.logins(workdir, args.seconds * 2)
         if 6 in chosen:
@@ -94,6 +94,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="websocket clients")
     parser.add_argument("--connections", type=int, default=1000, help="websockets held (row 4)")
     parser.add_argument("--hold", type=float, default=60.0, help="seconds to hold them")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds a server rests before its memory is read (row 4; twice that after opening)",
+    )
     parser.add_argument("--trials", type=int, default=50, help="revocations timed (row 6)")
     parser.add_argument("--large-rows", type=int, default=1_000_000, help="rows (row 7)")
     parser.add_argument(
@@ -109,6 +115,7 @@ def main() -> None:
     if args.quick:
         args.seconds, args.repeat, args.concurrency = 0.5, 1, 5
         args.connections, args.hold, args.trials, args.large_rows = 20, 0.5, 3, 3000
+        args.settle = 0.2
     report = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str))

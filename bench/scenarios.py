@@ -207,9 +207,11 @@ async def ws_connect_storm_many(
 # --- row 4: memory per signed-in websocket ---------------------------------------------------
 
 
-def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
+def memory(workdir: Path, connections: int, hold: float, settle: float = 1.0) -> list[Row]:
     """RSS per held connection: authdemo with a small app (the README's example), authdemo
-    with its demo UI, and the demo UI without auth (how much of it is the UI itself)."""
+    with its demo UI, and the demo UI without auth (how much of it is the UI itself).
+    ``settle``: seconds each server is left alone before its idle RSS is read (twice that
+    after the connections open, for their first effects to run)."""
     url = sqlite_url(workdir / "memory.db")
     migrate(url)
     cookies = signed_in_cookies(url, connections, users=connections)  # one session each
@@ -221,9 +223,16 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "hello",
         "count",
         "count",
+        settle=settle,
     )
     demo = _measure(
-        authdemo("mem-demo", url, workdir), cookies, hold, "sessions", "note", "note-saved"
+        authdemo("mem-demo", url, workdir),
+        cookies,
+        hold,
+        "sessions",
+        "note",
+        "note-saved",
+        settle=settle,
     )
     tiny = _measure(
         Proc("mem-tiny", ["-m", "bench.serve", "tiny"], workdir),
@@ -232,6 +241,7 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "hello",
         "none",
         "none",
+        settle=settle,
     )
     auth_tiny = _measure(
         Proc("mem-authtiny", ["-m", "bench.serve", "authtiny"], workdir, env),
@@ -240,6 +250,7 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "hello",
         "none",
         "none",
+        settle=settle,
     )
     bare = _measure(
         Proc("mem-bridge", ["-m", "bench.serve", "bridge"], workdir),
@@ -248,6 +259,7 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "sessions",
         "note",
         "note-saved",
+        settle=settle,
     )
     # The ReactPy column: the demo UI on ReactPy 1.1, with authdemo and without auth.
     # (ReactPy's own Sanic backend is left out here: it cannot open them, see row 3.)
@@ -259,6 +271,7 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "note",
         "note-saved",
         ui="reactpy",
+        settle=settle,
     )
     bare_reactpy = _measure(
         Proc("mem-bridge-reactpy", ["-m", "bench.serve", "reactpy-bridge"], workdir),
@@ -268,6 +281,7 @@ def memory(workdir: Path, connections: int, hold: float) -> list[Row]:
         "note",
         "note-saved",
         ui="reactpy",
+        settle=settle,
     )
     per = small["grown_kib"] / connections
     ok = small["alive"] == connections and small["responsive"] == connections
@@ -315,22 +329,29 @@ def _measure(
     poke: str,
     answer: str,
     ui: str = "idom",
+    settle: float = 1.0,
 ) -> dict[str, int]:
     try:
         with serving(proc.url, ui):  # the clients speak the server's UI library's protocol
-            return asyncio.run(_hold(proc, cookies, hold, ready, poke, answer))
+            return asyncio.run(_hold(proc, cookies, hold, ready, poke, answer, settle))
     finally:
         proc.stop()
 
 
 async def _hold(
-    proc: Proc, cookies: list[str | None], hold: float, ready: str, poke_id: str, answer: str
+    proc: Proc,
+    cookies: list[str | None],
+    hold: float,
+    ready: str,
+    poke_id: str,
+    answer: str,
+    settle: float,
 ) -> dict[str, int]:
     # Warm up (imports, caches, first renders), then measure from there.
     warm = [await IdomClient.connect(proc.url, cookie=cookies[0]) for _ in range(5)]
     for client in warm:
         await client.close()
-    await asyncio.sleep(1)
+    await asyncio.sleep(settle)
     idle = proc.rss_kib()
     clients: list[IdomClient] = []
     gate = asyncio.Semaphore(50)
@@ -342,7 +363,7 @@ async def _hold(
             clients.append(client)
 
     await asyncio.gather(*(open_one(c) for c in cookies))
-    await asyncio.sleep(2)
+    await asyncio.sleep(2 * settle)
     grown = proc.rss_kib() - idle
     await asyncio.sleep(hold)
     alive = sum(1 for c in clients if c.ws.state.name == "OPEN")

@@ -101,6 +101,7 @@ def test_the_statement_count_bench_counts_every_step_of_a_cycle() -> None:
 
 def test_the_memory_profile_names_authdemos_share_per_connection() -> None:
     argv = [sys.executable, "-m", "bench.memory_profile", "--connections", "10", "--top", "40"]
+    argv += ["--settle", "0.2"]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     header = result.stdout.splitlines()[0]
