@@ -23,7 +23,10 @@ from passlib.context import CryptContext
 
 from .config import Argon2Params
 
-_NONCE_BYTES = 32  # 256 bits from `secrets`
+_NONCE_BYTES = 32  # 256 bits from the operating system's CSPRNG (os.urandom)
+_SECONDS = struct.Struct(">I")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 → base64url
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _MAC_BYTES = 16
 _TOKEN_BYTES = _NONCE_BYTES + 4 + _MAC_BYTES
 TOKEN_LENGTH = len(base64.urlsafe_b64encode(b"\0" * _TOKEN_BYTES).rstrip(b"="))
@@ -32,13 +35,9 @@ _MAC_CONTEXT = b"authdemo session token v1\0"
 _NAME_CONTEXT = b"authdemo typed name v1\0"
 _RECOVERY_CONTEXT = b"authdemo recovery code\x00"
 _EMAIL_CODE_CONTEXT = b"authdemo e-mail code v1\0"
-_PADDING = "=" * (-TOKEN_LENGTH % 4)
+_PADDING = b"=" * (-TOKEN_LENGTH % 4)
 _CANONICAL_LAST = frozenset("AQgw")  # base64url digits whose low 4 bits are zero
 _CLOCK_SKEW = 300.0
-
-
-def _encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 # SHA-256 runs on every page view (a new token's MAC, a returning cookie's hash). Through
@@ -66,6 +65,15 @@ class _HmacSha256:
         key = key.ljust(64, b"\0")
         self._inner = _sha256(bytes(b ^ 0x36 for b in key))
         self._outer = _sha256(bytes(b ^ 0x5C for b in key))
+
+    def prefixed(self, prefix: bytes) -> _HmacSha256:
+        """The same key with ``prefix`` hashed in once: ``prefixed(p).digest(m)`` equals
+        ``digest(p + m)``, without hashing ``p`` or building ``p + m`` on each call."""
+        twin = object.__new__(_HmacSha256)
+        twin._inner = self._inner.copy()
+        twin._inner.update(prefix)
+        twin._outer = self._outer
+        return twin
 
     def digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()
@@ -97,10 +105,14 @@ class TokenCodec:
         if len(key) < 32:
             raise ValueError("token key must be at least 32 bytes")
         self._hmac = _HmacSha256(key)
+        self._token_mac = self._hmac.prefixed(_MAC_CONTEXT)
 
     def mint(self, now: datetime) -> str:
-        body = secrets.token_bytes(_NONCE_BYTES) + struct.pack(">I", int(now.timestamp()))
-        return _encode(body + self._mac(body))
+        # Every first visit mints one, so no helper calls beyond the MAC's: os.urandom is
+        # what `secrets.token_bytes` calls.
+        body = os.urandom(_NONCE_BYTES) + _SECONDS.pack(int(now.timestamp()))
+        raw = body + self._token_mac.digest(body)[:_MAC_BYTES]
+        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
     def _seconds(self, token: str) -> int | None:
         """The mint time (Unix seconds) of a genuine token; None for anything else."""
@@ -108,8 +120,8 @@ class TokenCodec:
         # so that no variant spelling of a token decodes to the same bytes.
         if not looks_like_token(token) or token[-1] not in _CANONICAL_LAST:
             return None
-        try:
-            raw = base64.urlsafe_b64decode(token + _PADDING)
+        try:  # base64url → base64, then binascii (what base64.urlsafe_b64decode does)
+            raw = binascii.a2b_base64(token.encode("ascii").translate(_FROM_URLSAFE) + _PADDING)
         except (binascii.Error, ValueError):
             return None
         body = raw[:-_MAC_BYTES]
@@ -137,7 +149,7 @@ class TokenCodec:
         return self.valid_since(token, now, lifetime) is not None
 
     def _mac(self, body: bytes) -> bytes:
-        return self._hmac.digest(_MAC_CONTEXT + body)[:_MAC_BYTES]
+        return self._token_mac.digest(body)[:_MAC_BYTES]
 
     def name_digest(self, name: str) -> str:
         """HMAC-SHA-256 (hex) of a name somebody typed, under this deployment's key.

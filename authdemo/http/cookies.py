@@ -38,7 +38,14 @@ def read_session_cookie(request: Request) -> str | None:
 
 def cookie_header(token: str, max_age: int, *, name: str) -> str:
     """The ``Set-Cookie`` value: ``__Host-`` prefix, hence Secure, Path=/ and no Domain."""
-    return f"{name}={token}; Path=/; Max-Age={max(0, max_age)}; SameSite=Lax; Secure; HttpOnly"
+    before, after = cookie_affixes(max_age, name=name)
+    return before + token + after
+
+
+def cookie_affixes(max_age: int, *, name: str) -> tuple[str, str]:
+    """``cookie_header``'s text before and after the token, made once by a route that
+    sets the cookie on every first visit (the page)."""
+    return f"{name}=", f"; Path=/; Max-Age={max(0, max_age)}; SameSite=Lax; Secure; HttpOnly"
 
 
 def set_session_cookie(response: BaseHTTPResponse, token: str, max_age: int, *, name: str) -> None:

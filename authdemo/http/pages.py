@@ -16,7 +16,7 @@ from sanic.response import HTTPResponse, text
 from ..service import AuthService
 from ..ui.bridge import index_html
 from ..ui.library import library
-from .cookies import cookie_header, read_session_cookie
+from .cookies import cookie_affixes, read_session_cookie
 from .headers import PreparedResponse, SecurityHeaders, encode_headers
 from .health import UNAVAILABLE
 from .insecure import InsecureOriginWarning
@@ -40,7 +40,10 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
         False: encode_headers(base, security.for_scheme(False)),
         True: encode_headers(base, security.for_scheme(True)),
     }
-    cookie_name: str = settings.cookie_name
+    # The cookie lives as long as a session may (the service's policy is made from the
+    # same setting when the server starts).
+    lifetime = int(settings.absolute_timeout.total_seconds())
+    before_token, after_token = cookie_affixes(lifetime, name=settings.cookie_name)
     insecure = InsecureOriginWarning()
 
     async def page(request: Request, path: str = "") -> HTTPResponse:
@@ -59,10 +62,7 @@ def install_pages(app: Sanic[Any, Any], security: SecurityHeaders) -> None:
             needs_cookie = (await service.visit(token)).needs_new_token
         response = PreparedResponse(body, prepared[https])
         if needs_cookie:
-            lifetime = int(service.policy.absolute_timeout.total_seconds())
-            response.headers["set-cookie"] = cookie_header(
-                service.new_token(), lifetime, name=cookie_name
-            )
+            response.headers["set-cookie"] = before_token + service.new_token() + after_token
         return response
 
     # HEAD as GET (Sanic sends the headers, not the body): uptime checkers and load

@@ -35,6 +35,26 @@ def test_a_minted_token_is_genuine_within_its_lifetime_only() -> None:
     assert not codec.is_genuine(token, T0 + LIFETIME, LIFETIME)
 
 
+def test_a_token_is_the_documented_nonce_time_and_mac_so_cookies_outlive_upgrades() -> None:
+    """nonce(32) || issued_at(4, big-endian) || HMAC-SHA-256(key, context || both)[:16],
+    base64url without padding, checked with the standard library: a token minted by any
+    version of this format stays genuine after an upgrade, and one we mint reads anywhere."""
+    import base64
+    import hmac
+
+    key = b"k" * 32
+    token = TokenCodec(key).mint(T0)
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    body, mac = raw[:36], raw[36:]
+    assert len(raw) == 52 and int.from_bytes(body[32:], "big") == int(T0.timestamp())
+    assert mac == hmac.digest(key, b"authdemo session token v1\0" + body, "sha256")[:16]
+    nonce = bytes(range(32))
+    body = nonce + int(T0.timestamp()).to_bytes(4, "big")
+    made = body + hmac.digest(key, b"authdemo session token v1\0" + body, "sha256")[:16]
+    elsewhere = base64.urlsafe_b64encode(made).rstrip(b"=").decode()
+    assert TokenCodec(key).is_genuine(elsewhere, T0, LIFETIME)
+
+
 def test_a_token_from_another_key_is_not_genuine() -> None:
     token = TokenCodec(b"a" * 32).mint(T0)
     assert not TokenCodec(b"b" * 32).is_genuine(token, T0, LIFETIME)
@@ -113,6 +133,9 @@ def test_the_fast_hmac_equals_the_standard_one(key: bytes) -> None:
 
     for message in (b"", b"x", b"y" * 100):
         assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
+        for prefix in (b"", b"context\0", b"z" * 70):
+            expected = hmac.digest(key, prefix + message, "sha256")
+            assert _HmacSha256(key).prefixed(prefix).digest(message) == expected
     assert hash_token("abc") == hashlib.sha256(b"abc").hexdigest()
 
 
