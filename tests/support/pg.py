@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import queue
 import secrets
+import threading
 from typing import Any
 
 import asyncpg
@@ -56,11 +58,22 @@ def app_url(database: str) -> str:
 
 
 class PostgresDatabases:
+    """One xdist worker's databases: a migrated template, and a copy of it per test.
+
+    A copy takes PostgreSQL about 0.2 s and a drop about 0.05 s (CREATE DATABASE writes
+    the template's 8 MB of catalogs through the WAL): a helper thread makes the next
+    test's copy while the current test runs, and drops finished ones, on one connection
+    of its own. ``fresh()`` waits only when the copy is not ready yet.
+    """
+
     def __init__(self) -> None:
         self.run_id = f"authdemo_t{secrets.token_hex(4)}"
         self.template = f"{self.run_id}_template"
         self._counter = itertools.count()
         self._ready = False
+        self._orders: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._copies: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
+        self._helper: threading.Thread | None = None
 
     def _ensure_template(self) -> None:
         if not self._ready:
@@ -68,22 +81,70 @@ class PostgresDatabases:
             migrate(app_url(self.template))
             self._ready = True
 
+    def _next_name(self) -> str:
+        return f"{self.run_id}_{next(self._counter)}"
+
     def fresh(self, migrated: bool = True) -> str:
         """A new database: a copy of the migrated template, or empty."""
-        name = f"{self.run_id}_{next(self._counter)}"
-        if migrated:
-            self._ensure_template()
-            _run(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        else:
+        if not migrated:
+            name = self._next_name()
             _run(f'CREATE DATABASE "{name}"')
-        return name
+            return name
+        self._ensure_template()
+        if self._helper is None:
+            self._helper = threading.Thread(target=self._serve, name="pg-copies", daemon=True)
+            self._helper.start()
+            self._orders.put(("copy", self._next_name()))
+        made = self._copies.get(timeout=300)
+        if isinstance(made, BaseException):
+            if not self._helper.is_alive():  # its connection failed: the next call starts anew
+                self._helper = None
+            raise made
+        self._orders.put(("copy", self._next_name()))  # the next test's, made meanwhile
+        return made
 
     def drop(self, name: str) -> None:
-        _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        """Dropped by the helper once it is running (nobody waits for a drop)."""
+        if self._helper is None:
+            _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            self._orders.put(("drop", name))
 
     def close(self) -> None:
+        if self._helper is not None:
+            self._orders.put(None)
+            self._helper.join(timeout=300)
+            while not self._copies.empty():  # the copy ordered for a test that never came
+                made = self._copies.get()
+                if isinstance(made, str):
+                    _run(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
         if self._ready:
-            self.drop(self.template)
+            _run(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
+    def _serve(self) -> None:
+        async def main() -> None:
+            conn: Any = await asyncpg.connect(_admin_dsn())
+            try:
+                while (order := await asyncio.to_thread(self._orders.get)) is not None:
+                    what, name = order
+                    if what == "copy":
+                        try:
+                            await conn.execute(
+                                f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'
+                            )
+                        except Exception as error:  # the waiting test reports it
+                            self._copies.put(error)
+                        else:
+                            self._copies.put(name)
+                    else:
+                        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # a lost connection: the next fresh() says so
+            self._copies.put(error)
 
 
 def database_of(url: str) -> str:
