@@ -78,8 +78,8 @@ def is_connected_message(text: str) -> bool:
 @pytest.fixture
 def server(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]:
     """`authdemo run` serving the demo, on each UI library in turn (``ui_name``)."""
-    create_users(db_url, "alice", "bob")
-    process = ServerProcess(db_url, tmp_path / "server.log", ui=ui_name).start()
+    process = ServerProcess(db_url, tmp_path / "server.log", ui=ui_name)
+    process.start(meanwhile=lambda: create_users(db_url, "alice", "bob"))
     yield process
     process.stop()
     print(f"--- server log, last lines:\n{process.log()[-3000:]}")  # shown on failure

@@ -25,6 +25,7 @@ from tests.browser.conftest import PASSWORD, create_users
 from tests.support.db import ROOT
 from tests.support.mfa import MFA_KEY_TEXT
 from tests.support.ports import free_port
+from tests.support.server import READY_POLL
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +69,7 @@ def public_app(db_url: str, log: Path, ui_name: str, app: str = "account") -> It
                     break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 assert time.monotonic() < deadline, log.read_text(errors="replace")
-                time.sleep(0.1)
+                time.sleep(READY_POLL)
         yield base_url
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -20,7 +20,7 @@ from authdemo.config import Settings
 from tests.browser.conftest import create_users
 from tests.browser.test_sign_in import sign_in
 from tests.support.db import in_thread
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 
 pytestmark = pytest.mark.browser
 
@@ -40,17 +40,18 @@ def authdemo(db_url: str, *args: str) -> str:
 
 @pytest.fixture
 def two_hosts(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[list[ServerProcess]]:
-    create_users(db_url, "alice", "bob", "carol")
-
     async def make_alice_admin() -> None:
         async with runtime(Settings(database_url=db_url)) as rt:
             await rt.service.grant_role("alice", "admin")
 
-    in_thread(lambda: asyncio.run(make_alice_admin()))
+    def accounts() -> None:
+        create_users(db_url, "alice", "bob", "carol")
+        in_thread(lambda: asyncio.run(make_alice_admin()))
+
     hosts = [
-        ServerProcess(db_url, tmp_path / f"host-{name}.log", ui=ui_name).start()
-        for name in ("a", "b")
+        ServerProcess(db_url, tmp_path / f"host-{name}.log", ui=ui_name) for name in ("a", "b")
     ]
+    start_all(hosts, meanwhile=accounts)
     yield hosts
     for host in hosts:
         host.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.conftest import create_users
 from tests.browser.test_sign_in import reconnected, sign_in, ticket_redeemed
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.browser
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.browser
 def balanced(
     db_url: str, tmp_path: Path, ui_name: str
 ) -> Iterator[tuple[TcpProxy, ServerProcess, ServerProcess]]:
-    create_users(db_url, "alice")
-    host_a = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name).start()
-    host_b = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name).start()
+    host_a = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name)
+    host_b = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name)
+    start_all([host_a, host_b], meanwhile=lambda: create_users(db_url, "alice"))
     balancer = TcpProxy(("127.0.0.1", host_a.port)).start()
     yield balancer, host_a, host_b
     balancer.stop()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM_ARGS, create_users, require_chromium
 from tests.browser.test_sign_in import sign_in, ticket_redeemed
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 
 pytestmark = pytest.mark.browser
 
@@ -65,13 +65,13 @@ def test_plain_http_on_another_host_shows_a_notice_and_logs_once(
 def two_apps(
     db_url: str, tmp_path: Path, ui_name: str
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    create_users(db_url, "alice", "bob")
     shop = ServerProcess(
         db_url, tmp_path / "shop.log", env={"AUTHDEMO_COOKIE_NAME": "shop_session"}, ui=ui_name
-    ).start()
+    )
     admin = ServerProcess(
         db_url, tmp_path / "admin.log", env={"AUTHDEMO_COOKIE_NAME": "admin_session"}, ui=ui_name
-    ).start()
+    )
+    start_all([shop, admin], meanwhile=lambda: create_users(db_url, "alice", "bob"))
     yield shop, admin
     shop.stop()
     admin.stop()

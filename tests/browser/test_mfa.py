@@ -20,10 +20,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def mfa_server(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]:
-    create_users(db_url, "alice")
     process = ServerProcess(
         db_url, tmp_path / "server.log", env={"AUTHDEMO_MFA_KEY": MFA_KEY_TEXT}, ui=ui_name
-    ).start()
+    ).start(meanwhile=lambda: create_users(db_url, "alice"))
     yield process
     process.stop()
 

@@ -15,7 +15,7 @@ import pytest
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_lifecycle import new_context, open_page, signed_in_page, wait_for_count
 from tests.browser.test_sign_in import sign_in
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 
 pytestmark = pytest.mark.browser
 
@@ -75,10 +75,9 @@ def test_a_slow_ticket_request_makes_the_greeting_wait_and_loses_nothing(
 def short_tickets(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProcess]:
     from tests.browser.conftest import create_users
 
-    create_users(db_url, "alice")
     process = ServerProcess(
         db_url, tmp_path / "server.log", env={"AUTHDEMO_TICKET_TTL": "3s"}, ui=ui_name
-    ).start()
+    ).start(meanwhile=lambda: create_users(db_url, "alice"))
     yield process
     process.stop()
 
@@ -111,9 +110,9 @@ def two_hosts(
     across the workers of one host too (the same outbox and follower)."""
     from tests.browser.conftest import create_users
 
-    create_users(db_url, "bob")
-    first = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name).start()
-    second = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name).start()
+    first = ServerProcess(db_url, tmp_path / "a.log", ui=ui_name)
+    second = ServerProcess(db_url, tmp_path / "b.log", ui=ui_name)
+    start_all([first, second], meanwhile=lambda: create_users(db_url, "bob"))
     yield first, second
     first.stop()
     second.stop()

@@ -46,8 +46,8 @@ async def signed_out(view: IdomClient) -> None:
 
 @pytest.fixture
 def host(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    create_users(db_url, *USERS)
-    server = ServerProcess(db_url, tmp_path / "host.log", workers=WORKERS, env=QUIET).start()
+    server = ServerProcess(db_url, tmp_path / "host.log", workers=WORKERS, env=QUIET)
+    server.start(meanwhile=lambda: create_users(db_url, *USERS))
     yield server
     server.stop()
 

@@ -33,7 +33,6 @@ NO_BLOCKS = str(10**9)  # every attempt is a counted failure, none refused by a 
 
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    create_users(db_url, "alice")
     process = ServerProcess(
         db_url,
         tmp_path / "server.log",
@@ -42,7 +41,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
             "AUTHDEMO_THROTTLE_ACCOUNT_FAILURES": NO_BLOCKS,
             "AUTHDEMO_THROTTLE_ADDRESS_FAILURES": NO_BLOCKS,
         },
-    ).start()
+    ).start(meanwhile=lambda: create_users(db_url, "alice"))
     yield process
     process.stop()
 

@@ -55,7 +55,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient, Model, text_of, walk
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 
 pytestmark = pytest.mark.slow
 
@@ -1327,17 +1327,17 @@ async def run_and_check(db_url: str, hosts: list[ServerProcess], variant: str) -
 
 @pytest.fixture
 def two_workers(db_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    create_users(db_url, *USERS)
-    server = ServerProcess(db_url, tmp_path / "workers.log", workers=2, env=SERVER_ENV).start()
+    server = ServerProcess(db_url, tmp_path / "workers.log", workers=2, env=SERVER_ENV)
+    server.start(meanwhile=lambda: create_users(db_url, *USERS))
     yield [server]
     server.stop()
 
 
 @pytest.fixture
 def two_hosts(db_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    create_users(db_url, *USERS)
-    first = ServerProcess(db_url, tmp_path / "host-a.log", env=SERVER_ENV).start()
-    second = ServerProcess(db_url, tmp_path / "host-b.log", env=SERVER_ENV).start()
+    first = ServerProcess(db_url, tmp_path / "host-a.log", env=SERVER_ENV)
+    second = ServerProcess(db_url, tmp_path / "host-b.log", env=SERVER_ENV)
+    start_all([first, second], meanwhile=lambda: create_users(db_url, *USERS))
     yield [first, second]
     first.stop()
     second.stop()

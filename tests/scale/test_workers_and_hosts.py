@@ -12,7 +12,7 @@ import pytest
 
 from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient, page_cookie
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, start_all
 from tests.support.sockets import owner_pid
 
 pytestmark = pytest.mark.slow
@@ -31,8 +31,8 @@ def local_port(client: IdomClient) -> int:
 
 @pytest.fixture
 def two_workers(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    create_users(db_url, "alice")
-    server = ServerProcess(db_url, tmp_path / "workers.log", workers=2).start()
+    server = ServerProcess(db_url, tmp_path / "workers.log", workers=2)
+    server.start(meanwhile=lambda: create_users(db_url, "alice"))
     yield server
     server.stop()
 
@@ -60,9 +60,9 @@ async def test_a_revocation_through_one_worker_reaches_a_tab_on_the_other(
 
 @pytest.fixture
 def two_hosts(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    create_users(db_url, "alice")
-    first = ServerProcess(db_url, tmp_path / "host-a.log").start()
-    second = ServerProcess(db_url, tmp_path / "host-b.log").start()
+    first = ServerProcess(db_url, tmp_path / "host-a.log")
+    second = ServerProcess(db_url, tmp_path / "host-b.log")
+    start_all([first, second], meanwhile=lambda: create_users(db_url, "alice"))
     yield first, second
     first.stop()
     second.stop()
