@@ -137,11 +137,20 @@ class ServerProcess:
                 time.sleep(READY_POLL)
                 continue
             if listens(self.process.pid, self.port):
-                return
+                if self._workers_ready(log_start):
+                    return
+                time.sleep(READY_POLL)  # one worker answers; the others still start
+                continue
             # Someone else answers on our port: ours is failing to bind it.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(max(1.0, deadline - time.monotonic()))
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def _workers_ready(self, log_start: int) -> bool:
+        """Every worker serves, not only the first: until then the kernel hands every
+        connection to the ones that do. Sanic's manager logs "Worker ready [pid]" for
+        each (one worker runs in the main process, and the probe that answered is it)."""
+        return self.workers == 1 or self.log_since(log_start).count("Worker ready") >= self.workers
 
     def log_since(self, offset: int) -> str:
         return self.log_path.read_bytes()[offset:].decode(errors="replace")
