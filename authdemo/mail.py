@@ -18,8 +18,6 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from enum import StrEnum
 
-from email_validator import EmailNotValidError, validate_email
-
 from .domain import AuthError, describe_wait
 
 EMAIL_MAX = 254
@@ -102,6 +100,10 @@ def normalize_email(raw: str) -> tuple[str, str]:
         raise InvalidEmail("Enter an e-mail address.")
     if len(text) > EMAIL_MAX:
         raise InvalidEmail(f"An e-mail address has at most {EMAIL_MAX} characters.")
+    # Imported on first use: its tables take 40 ms to build, which every command and
+    # server would pay at start whether or not it ever reads an address.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         valid = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
