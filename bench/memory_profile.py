@@ -39,12 +39,14 @@ _IGNORED = [
 
 def serve(kind: str, port: int, signals: Path) -> None:
     """The server: ``kind`` from bench.apps, a snapshot per ``signals/N`` that appears."""
-    tracemalloc.start(FRAMES)
     from sanic import Sanic
 
     from bench.apps import FACTORIES
 
     app = FACTORIES[kind]()
+    # Traced from here: what connections allocate comes after, and the imports and the
+    # app traced too made each snapshot several times larger and the run 3x slower.
+    tracemalloc.start(FRAMES)
 
     async def snapshots() -> None:
         taken = 0
