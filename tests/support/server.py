@@ -148,8 +148,8 @@ class ServerProcess:
 
     def _workers_ready(self, log_start: int) -> bool:
         """Every worker serves, not only the first: until then the kernel hands every
-        connection to the ones that do. Sanic's manager logs "Worker ready [pid]" for
-        each (one worker runs in the main process, and the probe that answered is it)."""
+        connection to the ones that do. With several workers Sanic's main process only
+        manages them; each worker process logs "Worker ready [pid]" once it serves."""
         return self.workers == 1 or self.log_since(log_start).count("Worker ready") >= self.workers
 
     def log_since(self, offset: int) -> str:
