@@ -57,6 +57,11 @@ def app_url(database: str) -> str:
     )
 
 
+def _drop_statement(name: str) -> str:
+    """Drops ``name`` even while a test's server still holds connections to it."""
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
 class PostgresDatabases:
     """One xdist worker's databases: a migrated template, and a copy of it per test.
 
@@ -106,7 +111,7 @@ class PostgresDatabases:
     def drop(self, name: str) -> None:
         """Dropped by the helper once it is running (nobody waits for a drop)."""
         if self._helper is None:
-            _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _run(_drop_statement(name))
         else:
             self._orders.put(("drop", name))
 
@@ -117,9 +122,9 @@ class PostgresDatabases:
             while not self._copies.empty():  # the copy ordered for a test that never came
                 made = self._copies.get()
                 if isinstance(made, str):
-                    _run(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
+                    _run(_drop_statement(made))
         if self._ready:
-            _run(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+            _run(_drop_statement(self.template))
 
     def _serve(self) -> None:
         async def main() -> None:
@@ -137,7 +142,7 @@ class PostgresDatabases:
                         else:
                             self._copies.put(name)
                     else:
-                        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                        await conn.execute(_drop_statement(name))
             finally:
                 await conn.close()
 
