@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from bench.prep import PASSWORD, signed_in_cookies
 from tests.support.db import in_thread
 from tests.support.idom_client import IdomClient
+from tests.support.priority import lowest
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -33,6 +34,7 @@ def test_fifty_concurrent_create_users_of_one_name_make_exactly_one(db_url: str)
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=lowest,  # racing each other, not the other pytest worker
         )
         for _ in range(50)
     ]
