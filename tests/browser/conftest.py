@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,62 @@ def create_users(db_url: str, *names: str) -> None:
                 await rt.service.create_user(name, PASSWORD)
 
     in_thread(lambda: asyncio.run(create()))
+
+
+SHOWN = """([selector, text, timeout]) => new Promise((resolve) => {
+    const shown = () => [...document.querySelectorAll(selector)].some((element) => {
+        if (text !== null && !element.textContent.includes(text)) return false;
+        const box = element.getBoundingClientRect();
+        const visibility = getComputedStyle(element).visibility;
+        return box.width > 0 && box.height > 0 && visibility === "visible";
+    });
+    if (shown()) return resolve(true);
+    const end = (result) => {
+        observer.disconnect();
+        clearInterval(poll);
+        clearTimeout(limit);
+        resolve(result);
+    };
+    const look = () => { if (shown()) end(true); };
+    const observer = new MutationObserver(look);
+    const all = { subtree: true, childList: true, attributes: true, characterData: true };
+    observer.observe(document, all);
+    const poll = setInterval(look, 100);  // what changes with no mutation: a stylesheet
+    const limit = setTimeout(() => end(false), timeout);
+})"""
+"""Resolves true once an element matching ``selector`` (holding ``text``, if given) is
+visible as Playwright means it (a non-empty box, not hidden); false after ``timeout``
+ms. It looks at every change of the DOM, and every 100 ms."""
+
+DEFAULT_TIMEOUT_MS = 30_000
+"""Playwright's own default, which ``context`` sets too."""
+
+
+def shown(page: Any, selector: str, timeout: float | None = None, text: str | None = None) -> None:
+    """``page.wait_for_selector(selector)`` without its backoff, for CSS selectors;
+    ``text`` for Playwright's ``:has-text()``.
+
+    Playwright's own wait looks again after 20, 50, 100 and 100 ms, then every 500 ms
+    while its timeout (30 s here) allows. Most of what these tests wait for (a sign-in,
+    a follow, a live update) takes 0.3 to 1 s, so that wait usually saw it a few hundred
+    milliseconds late, on every step of every test. This one looks in the page when
+    its DOM changes, and says which selector did not show.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    limit = DEFAULT_TIMEOUT_MS if timeout is None else timeout
+    deadline = time.monotonic() + limit / 1000
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if page.evaluate(SHOWN, [selector, text, left * 1000]):
+                return
+        except PlaywrightError as error:
+            if "Execution context was destroyed" not in error.message:
+                raise
+            continue  # the page navigated while it looked: look in the new one
+    shown_as = selector if text is None else f"{selector} holding {text!r}"
+    raise PlaywrightTimeout(f"{shown_as!r} not shown within {limit:.0f} ms")
 
 
 CONNECTED = {"idom": "IDOM WebSocket connected.", "reactpy": "[ReactPy] client connected"}

@@ -21,7 +21,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.browser.conftest import PASSWORD, create_users
+from tests.browser.conftest import PASSWORD, create_users, shown
 from tests.support.db import ROOT
 from tests.support.mfa import MFA_KEY_TEXT
 from tests.support.ports import free_port
@@ -88,22 +88,22 @@ def new_page(browser: Any, user_agent: str | None = None) -> Any:
 
 
 def password_step(page: Any, password: str = PASSWORD) -> None:
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", password)
     page.click("form#login-form button[type=submit]")
 
 
 def code_step(page: Any, code: str) -> None:
-    page.wait_for_selector("form#mfa-form")
+    shown(page, "form#mfa-form")
     page.fill("form#mfa-form input[name=code]", code)
     page.click("form#mfa-form button[type=submit]")
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
 
 def sign_out(page: Any) -> None:
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
 
 
 def rows(page: Any, n: int) -> None:
@@ -122,22 +122,22 @@ def test_an_app_of_public_names_runs_the_whole_account_page(
         page = new_page(browser)
         page.goto(base_url)
         password_step(page)
-        page.wait_for_selector("#greeting")
-        page.wait_for_selector("#app-card")  # the app's own card, inside AccountPage
+        shown(page, "#greeting")
+        shown(page, "#app-card")  # the app's own card, inside AccountPage
 
         # Two-factor on: the password again, the key as shown, a first code.
         page.fill("#mfa-password", PASSWORD)
         page.click("button#mfa-enable")
-        page.wait_for_selector("img#mfa-qr")
+        shown(page, "img#mfa-qr")
         assert page.eval_on_selector("img#mfa-qr", "img => img.naturalWidth") > 0
         totp = pyotp.TOTP(page.inner_text("#mfa-secret").replace(" ", ""))
         page.fill("form#mfa-confirm input[name=code]", totp.now())
         page.click("form#mfa-confirm button[type=submit]")
-        page.wait_for_selector("#mfa-recovery-codes li")
+        shown(page, "#mfa-recovery-codes li")
         codes = page.locator("#mfa-recovery-codes li").all_inner_texts()
         assert len(codes) == 10
         page.click("button#mfa-recovery-done")
-        page.wait_for_selector("#mfa-recovery-left")
+        shown(page, "#mfa-recovery-left")
 
         # Signed out, back in with the password and a code (the next step's: the
         # current one confirmed the key), then with a recovery code.
@@ -147,7 +147,7 @@ def test_an_app_of_public_names_runs_the_whole_account_page(
         sign_out(page)
         password_step(page)
         code_step(page, codes[0])
-        page.wait_for_selector("#mfa-recovery-used")
+        shown(page, "#mfa-recovery-used")
 
         # Two more browsers of alice's; this one ends one of them from its list.
         firefox, edge = new_page(browser, FIREFOX), new_page(browser, EDGE)
@@ -159,19 +159,19 @@ def test_an_app_of_public_names_runs_the_whole_account_page(
         row = page.locator("#sessions li", has_text="Firefox on Linux")
         started = time.monotonic()
         row.locator("button.end-session").click()
-        firefox.wait_for_selector("form#login-form")
+        shown(firefox, "form#login-form")
         assert time.monotonic() - started < 1.0, "that browser was not signed out within 1 s"
         rows(page, 2)
         assert edge.locator("#greeting").count() == 1  # the others stay
         edge.reload()
-        edge.wait_for_selector("#greeting")  # its cookie still signs it in
+        shown(edge, "#greeting")  # its cookie still signs it in
         assert page.locator("#sessions li", has_text="Firefox on Linux").count() == 0
 
         # New recovery codes: the password and a (recovery) code; the old ones die.
         page.fill("#mfa-renew-password", PASSWORD)
         page.fill("#mfa-renew-code", codes[3])
         page.click("button#mfa-recovery-renew")
-        page.wait_for_selector("#mfa-renewed")
+        shown(page, "#mfa-renewed")
         fresh = page.locator("#mfa-recovery-codes li").all_inner_texts()
         assert len(fresh) == 10 and not set(fresh) & set(codes)
         page.click("button#mfa-recovery-done")
@@ -180,16 +180,16 @@ def test_an_app_of_public_names_runs_the_whole_account_page(
         page.fill("#current-password", PASSWORD)
         page.fill("#new-password", NEW_PASSWORD)
         page.click("form#change-password button[type=submit]")
-        page.wait_for_selector("#change-password-ok")
-        edge.wait_for_selector("form#login-form")
+        shown(page, "#change-password-ok")
+        shown(edge, "form#login-form")
 
         # Two-factor off, with the new password and one of the new codes.
         page.fill("#mfa-disable-password", NEW_PASSWORD)
         page.fill("#mfa-disable-code", fresh[0])
         page.click("button#mfa-disable")
-        page.wait_for_selector("#mfa-off")
+        shown(page, "#mfa-off")
         sign_out(page)
         password_step(page, NEW_PASSWORD)
-        page.wait_for_selector("#greeting")  # no code asked for any more
+        shown(page, "#greeting")  # no code asked for any more
         for each in (page, firefox, edge):
             each.context.close()

@@ -17,7 +17,7 @@ import pytest
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from tests.browser.conftest import create_users
+from tests.browser.conftest import create_users, shown
 from tests.browser.test_sign_in import sign_in
 from tests.support.db import in_thread
 from tests.support.server import ServerProcess, start_all
@@ -63,7 +63,7 @@ def open_admin(context: Any, host: ServerProcess, username: str) -> Any:
     page.goto(host.base_url + "/admin")
     sign_in(page, username)
     try:
-        page.wait_for_selector("#admin-page, #forbidden")
+        shown(page, "#admin-page, #forbidden")
     except Exception:
         print(f"--- {username}'s page, never signed in:\n{page.content()[-4000:]}")
         raise
@@ -78,11 +78,11 @@ def test_bobs_open_admin_page_follows_role_grant_and_revoke_within_a_second(
     assert page.locator("#forbidden").count() == 1
 
     assert "Granted 'admin' to 'bob'." in authdemo(db_url, "role", "grant", "bob", "admin")
-    page.wait_for_selector("#admin-users li[data-username=carol]", timeout=1_000)
+    shown(page, "#admin-users li[data-username=carol]", timeout=1_000)
     assert page.locator("#forbidden").count() == 0
 
     assert "Revoked 'admin' from 'bob'." in authdemo(db_url, "role", "revoke", "bob", "admin")
-    page.wait_for_selector("#forbidden", timeout=1_000)
+    shown(page, "#forbidden", timeout=1_000)
     assert page.locator("#admin-users").count() == 0
 
 
@@ -95,12 +95,12 @@ def test_alice_disables_carol_and_carols_open_page_signs_out_within_a_second(
         carol = carols_browser.new_page()
         carol.goto(host_b.base_url)
         sign_in(carol, "carol")
-        carol.wait_for_selector("#greeting")
+        shown(carol, "#greeting")
         alice = open_admin(context, host_a, "alice")
         alice.click("#admin-users li[data-username=carol] button.disable-user")
-        carol.wait_for_selector("#signed-out-reason", timeout=1_000)
+        shown(carol, "#signed-out-reason", timeout=1_000)
         assert "disabled" in carol.inner_text("#signed-out-reason")
-        alice.wait_for_selector("#admin-users li[data-username=carol] button.enable-user")
-        alice.wait_for_selector("#admin-events li:has-text('user_disabled carol')")
+        shown(alice, "#admin-users li[data-username=carol] button.enable-user")
+        shown(alice, "#admin-events li", text="user_disabled carol")
     finally:
         carols_browser.close()

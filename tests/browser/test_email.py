@@ -16,7 +16,7 @@ import pytest
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, shown
 from tests.support.db import in_thread
 from tests.support.server import ServerProcess
 from tests.support.smtp import SmtpServer
@@ -69,7 +69,7 @@ def code_from(smtp: SmtpServer, index: int, to: str) -> str:
 
 
 def sign_in(page: Any, password: str = PASSWORD) -> None:
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", password)
     page.click("form#login-form button[type=submit]")
@@ -86,15 +86,15 @@ def test_sign_up_read_the_code_verify_and_land_signed_in(
     page.fill("form#signup-form input[name=password]", PASSWORD)
     submitted = time.monotonic()
     page.click("form#signup-form button[type=submit]")
-    page.wait_for_selector("form#verify-email-form")
+    shown(page, "form#verify-email-form")
     code = code_from(smtp, 0, "ann@example.org")
     print(f"sign-up submit to mail received: {(smtp.inbox[0].at - submitted) * 1000:.0f} ms")
     page.fill("form#verify-email-form input[name=code]", code)
     page.click("form#verify-email-form button[type=submit]")
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     assert "ann" in page.inner_text("#greeting")
     page.reload()  # the browser holds the new session's cookie
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
 
 def test_a_reset_signs_the_other_browser_out_within_a_second(
@@ -106,27 +106,27 @@ def test_a_reset_signs_the_other_browser_out_within_a_second(
         other = other_context.new_page()
         other.goto(mail_server.base_url)
         sign_in(other)
-        other.wait_for_selector("#greeting")
+        shown(other, "#greeting")
 
         page = context.new_page()
         page.goto(mail_server.base_url)
         page.click("button#forgot-password")
         page.fill("form#reset-request-form input[name=email]", "alice@example.org")
         page.click("form#reset-request-form button[type=submit]")
-        page.wait_for_selector("#reset-sent")
+        shown(page, "#reset-sent")
         code = code_from(smtp, 0, "alice@example.org")
         page.fill("form#reset-form input[name=code]", code)
         page.fill("form#reset-form input[name=password]", NEW_PASSWORD)
         page.click("form#reset-form button[type=submit]")
-        page.wait_for_selector("#greeting")
+        shown(page, "#greeting")
         ended = time.monotonic()
-        other.wait_for_selector("#signed-out-reason", timeout=5_000)
+        shown(other, "#signed-out-reason", timeout=5_000)
         took = time.monotonic() - ended
         assert took < 1.0, f"the other browser was signed out after {took:.2f} s"
         # The old password no longer works; the new one does.
         sign_in(other, PASSWORD)
-        other.wait_for_selector("#login-error")
+        shown(other, "#login-error")
         sign_in(other, NEW_PASSWORD)
-        other.wait_for_selector("#greeting")
+        shown(other, "#greeting")
     finally:
         other_context.close()

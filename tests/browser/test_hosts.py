@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import create_users
+from tests.browser.conftest import create_users, shown
 from tests.browser.test_sign_in import reconnected, sign_in, ticket_redeemed
 from tests.support.server import ServerProcess, start_all
 from tests.support.tcp_proxy import TcpProxy
@@ -37,12 +37,12 @@ def test_a_tab_whose_websocket_moves_to_another_host_stays_signed_in(
     page = context.new_page()
     page.goto(f"http://127.0.0.1:{balancer.port}/")
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
     with reconnected(page):
         host_a.stop()  # host A goes away; the balancer sends everyone to host B
         balancer.switch(("127.0.0.1", host_b.port))
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     page.reload()  # and a full page load on host B too
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     assert "alice" in page.inner_text("#greeting")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, create_users, require_chromium
+from tests.browser.conftest import CHROMIUM_ARGS, create_users, require_chromium, shown
 from tests.browser.test_sign_in import sign_in, ticket_redeemed
 from tests.support.server import ServerProcess, start_all
 
@@ -39,13 +39,13 @@ def test_plain_http_on_another_host_shows_a_notice_and_logs_once(
 ) -> None:
     page = context.new_page()
     page.goto(server.base_url)  # http://127.0.0.1:<port>: the browser keeps the cookie
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     assert page.locator(NOTICE).count() == 0
     assert page.locator("#username").is_visible()
 
     devbox = f"http://{DEVBOX}:{server.port}"
     page.goto(devbox)
-    page.wait_for_selector(NOTICE)
+    shown(page, NOTICE)
     assert page.locator(NOTICE).is_visible()
     text = page.inner_text(NOTICE)
     assert text.startswith("Sign-in needs https on this address (or open it as localhost)")
@@ -54,7 +54,7 @@ def test_plain_http_on_another_host_shows_a_notice_and_logs_once(
     assert page.locator("#cookie-warning, #login-error").count() == 0  # no second box
     assert context.cookies(devbox) == []  # what the notice is about: Chromium dropped it
     page.reload()
-    page.wait_for_selector(NOTICE)
+    shown(page, NOTICE)
 
     log = server.log()
     assert log.count(f"http://{DEVBOX}:{server.port} is plain http") == 1
@@ -79,7 +79,7 @@ def two_apps(
 
 def greeting_after_reload(page: Any) -> str:
     page.reload()
-    page.wait_for_selector("#greeting, form#login-form")
+    shown(page, "#greeting, form#login-form")
     return str(page.inner_text("#greeting")) if page.locator("#greeting").count() else "guest"
 
 
@@ -90,13 +90,13 @@ def test_two_apps_on_two_ports_with_two_cookie_names_stay_signed_in(
     shop_page = context.new_page()
     shop_page.goto(shop.base_url)
     sign_in(shop_page, "alice")
-    shop_page.wait_for_selector("#greeting")
+    shown(shop_page, "#greeting")
     ticket_redeemed(shop_page)
 
     admin_page = context.new_page()
     admin_page.goto(admin.base_url)
     sign_in(admin_page, "bob")
-    admin_page.wait_for_selector("#greeting")
+    shown(admin_page, "#greeting")
     ticket_redeemed(admin_page)
 
     # Cookies ignore ports: both go to both apps, each reads its own.

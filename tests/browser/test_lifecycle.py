@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CONNECTED, PASSWORD
+from tests.browser.conftest import CONNECTED, PASSWORD, shown
 from tests.browser.test_sign_in import session_cookie, sign_in, ticket_redeemed
 from tests.support.server import ServerProcess
 
@@ -47,9 +47,9 @@ def open_page(context: Any, server: ServerProcess) -> Any:
 def signed_in_page(context: Any, server: ServerProcess, username: str = "alice") -> Any:
     """A page of ``context`` signed in as ``username``, its cookie already rotated."""
     page = open_page(context, server)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     sign_in(page, username)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
     return page
 
@@ -76,12 +76,12 @@ def test_signing_out_in_one_tab_signs_out_another_tab_without_a_reload(
 ) -> None:
     first = signed_in_page(context, server)
     second = open_page(context, server)
-    second.wait_for_selector("#greeting")
+    shown(second, "#greeting")
     mark(second)
 
     first.click("button#logout")
-    first.wait_for_selector("form#login-form")
-    second.wait_for_selector("form#login-form", timeout=LIVE_TIMEOUT)
+    shown(first, "form#login-form")
+    shown(second, "form#login-form", timeout=LIVE_TIMEOUT)
     assert second.locator("#greeting").count() == 0
     assert_not_reloaded(second)
 
@@ -94,8 +94,8 @@ def test_signing_out_other_sessions_signs_out_other_browsers_live_and_keeps_this
     mark(elsewhere)
 
     here.click("button#logout-others")
-    here.wait_for_selector("#logout-others-done")
-    elsewhere.wait_for_selector("form#login-form", timeout=LIVE_TIMEOUT)
+    shown(here, "#logout-others-done")
+    shown(elsewhere, "form#login-form", timeout=LIVE_TIMEOUT)
     assert_not_reloaded(elsewhere)
 
     assert "alice" in here.inner_text("#greeting")
@@ -126,7 +126,7 @@ def test_changing_the_password_signs_out_other_sessions_and_rotates_this_cookie(
     page.fill("input[name=current_password]", "not the password")
     page.fill("input[name=new_password]", NEW_PASSWORD)
     page.click("form#change-password button[type=submit]")
-    page.wait_for_selector("#change-password-error")
+    shown(page, "#change-password-error")
     assert page.locator("#change-password-ok").count() == 0
     assert elsewhere.locator("#greeting").count() == 1
 
@@ -134,24 +134,24 @@ def test_changing_the_password_signs_out_other_sessions_and_rotates_this_cookie(
         page.fill("input[name=current_password]", PASSWORD)
         page.fill("input[name=new_password]", NEW_PASSWORD)
         page.click("form#change-password button[type=submit]")
-        page.wait_for_selector("#change-password-ok")
+        shown(page, "#change-password-ok")
     assert ticket.value.status == 303  # sets the cookie, sends the image on to /_auth/held
     assert page.locator("#change-password-error").count() == 0
 
-    elsewhere.wait_for_selector("form#login-form", timeout=LIVE_TIMEOUT)
+    shown(elsewhere, "form#login-form", timeout=LIVE_TIMEOUT)
     assert_not_reloaded(elsewhere)
 
     ticket_redeemed(page)
     assert session_cookie(context)["value"] != before["value"]
     page.reload()
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
     fresh = open_page(new_context(), server)
     sign_in(fresh, "alice", PASSWORD)
-    fresh.wait_for_selector("#login-error")
+    shown(fresh, "#login-error")
     assert fresh.locator("#greeting").count() == 0
     sign_in(fresh, "alice", NEW_PASSWORD)
-    fresh.wait_for_selector("#greeting")
+    shown(fresh, "#greeting")
     ticket_redeemed(fresh)  # no request left in flight when the server stops
 
 
@@ -159,7 +159,7 @@ def test_a_sixth_attempt_after_five_failures_is_refused_with_a_wait(
     context: Any, server: ServerProcess
 ) -> None:
     page = open_page(context, server)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     for _ in range(5):
         sign_in(page, "bob", "not the password")
         # A failed attempt renders a fresh, empty password field and re-enables the button.
@@ -199,7 +199,7 @@ def test_revoking_sessions_from_the_command_line_signs_out_an_open_tab_live(
     assert result.returncode == 0, result.stderr
     assert "Revoked 1 session" in result.stdout
 
-    page.wait_for_selector("form#login-form", timeout=LIVE_TIMEOUT)
+    shown(page, "form#login-form", timeout=LIVE_TIMEOUT)
     assert page.locator("#greeting").count() == 0
     assert_not_reloaded(page)
 
@@ -228,12 +228,12 @@ def test_the_page_runs_under_a_strict_csp_without_violations(
     assert "unsafe-inline" not in csp
     assert "unsafe-eval" not in csp
 
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
 
     assert connected in messages
     assert not [m for m in messages if "Content Security Policy" in m], messages

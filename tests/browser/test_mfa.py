@@ -11,7 +11,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.browser.conftest import PASSWORD, create_users
+from tests.browser.conftest import PASSWORD, create_users, shown
 from tests.support.mfa import MFA_KEY_TEXT
 from tests.support.server import ServerProcess
 
@@ -28,22 +28,22 @@ def mfa_server(db_url: str, tmp_path: Path, ui_name: str) -> Iterator[ServerProc
 
 
 def password_step(page: Any) -> None:
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
     page.click("form#login-form button[type=submit]")
-    page.wait_for_selector("form#mfa-form")
+    shown(page, "form#mfa-form")
 
 
 def code_step(page: Any, code: str) -> None:
     page.fill("form#mfa-form input[name=code]", code)
     page.click("form#mfa-form button[type=submit]")
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
 
 def sign_out(page: Any) -> None:
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
 
 
 def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
@@ -54,18 +54,18 @@ def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
     page.click("form#login-form button[type=submit]")
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
     # Enrol: the password again, then the key as the page shows it, and a first code.
     page.fill("#mfa-password", PASSWORD)
     page.click("button#mfa-enable")
-    page.wait_for_selector("img#mfa-qr")
+    shown(page, "img#mfa-qr")
     assert page.eval_on_selector("img#mfa-qr", "img => img.naturalWidth") > 0  # CSP let it in
     secret = page.inner_text("#mfa-secret").replace(" ", "")
     totp = pyotp.TOTP(secret)
     page.fill("form#mfa-confirm input[name=code]", totp.now())
     page.click("form#mfa-confirm button[type=submit]")
-    page.wait_for_selector("#mfa-recovery-codes li")
+    shown(page, "#mfa-recovery-codes li")
     codes = page.locator("#mfa-recovery-codes li").all_inner_texts()
     assert len(codes) == 10
     page.click("button#mfa-recovery-done")
@@ -85,7 +85,7 @@ def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
     for used, left in ((codes[0], 9), (codes[1], 8)):
         password_step(page)
         code_step(page, used)
-        page.wait_for_selector("#mfa-recovery-left")
+        shown(page, "#mfa-recovery-left")
         assert f"{left} recovery codes left" in page.inner_text("#mfa-recovery-left")
         sign_out(page)
 
@@ -93,7 +93,7 @@ def test_enrol_then_sign_in_with_a_code_and_with_recovery_codes(
     password_step(page)
     page.fill("form#mfa-form input[name=code]", codes[0])
     page.click("form#mfa-form button[type=submit]")
-    page.wait_for_selector("#mfa-error")
+    shown(page, "#mfa-error")
     assert page.locator("#greeting").count() == 0
 
 
@@ -108,10 +108,10 @@ def test_no_element_of_the_account_page_carries_an_empty_id(
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
     page.click("form#login-form button[type=submit]")
-    page.wait_for_selector("#greeting")
-    page.wait_for_selector("#mfa-password")
+    shown(page, "#greeting")
+    shown(page, "#mfa-password")
     assert page.evaluate(EMPTY_IDS) == []
     page.fill("#mfa-password", PASSWORD)
     page.click("button#mfa-enable")
-    page.wait_for_selector("img#mfa-qr")  # the setup card
+    shown(page, "img#mfa-qr")  # the setup card
     assert page.evaluate(EMPTY_IDS) == []

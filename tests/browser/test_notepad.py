@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import shown
 from tests.browser.test_sign_in import reconnected, sign_in, ticket_redeemed
 from tests.support.server import ServerProcess
 
@@ -16,7 +17,7 @@ def signed_in_page(context: Any, server: ServerProcess) -> Any:
     page = context.new_page()
     page.goto(server.base_url)
     sign_in(page)
-    page.wait_for_selector("#note")
+    shown(page, "#note")
     ticket_redeemed(page)
     return page
 
@@ -27,10 +28,10 @@ def test_the_note_is_saved_as_you_type_and_shows_in_other_tabs(
     page = signed_in_page(context, server)
     other = context.new_page()
     other.goto(server.base_url)
-    other.wait_for_selector("#note")
+    shown(other, "#note")
     page.click("#note")
     page.keyboard.type("buy milk, then eggs", delay=15)
-    page.wait_for_selector("#note-saved")
+    shown(page, "#note-saved")
     other.wait_for_function(
         "() => document.querySelector('#note').value === 'buy milk, then eggs'", timeout=2_000
     )
@@ -42,23 +43,23 @@ def test_the_note_survives_a_reload_and_a_server_restart(
 ) -> None:
     page = signed_in_page(context, server)
     page.fill("#note", "remember me")
-    page.wait_for_selector("#note-saved")
+    shown(page, "#note-saved")
     page.reload()
-    page.wait_for_selector("#note")
+    shown(page, "#note")
     assert page.input_value("#note") == "remember me"
     with reconnected(page):
         server.stop()
         server.start()
-    page.wait_for_selector("#note")
+    shown(page, "#note")
     page.wait_for_function("() => document.querySelector('#note').value === 'remember me'")
 
 
 def test_signing_out_clears_the_note(context: Any, server: ServerProcess) -> None:
     page = signed_in_page(context, server)
     page.fill("#note", "private")
-    page.wait_for_selector("#note-saved")
+    shown(page, "#note-saved")
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     sign_in(page)  # alice again: a new session, and the anonymous one before it was empty
-    page.wait_for_selector("#note")
+    shown(page, "#note")
     assert page.input_value("#note") == ""

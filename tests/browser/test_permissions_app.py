@@ -15,7 +15,7 @@ import pytest
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
-from tests.browser.conftest import create_users
+from tests.browser.conftest import create_users, shown
 from tests.browser.test_account_page import public_app
 from tests.browser.test_sign_in import sign_in
 from tests.support.db import in_thread
@@ -42,9 +42,9 @@ def test_a_guarded_click_without_the_permission_changes_nothing_and_says_so(
     page = context.new_page()
     page.goto(roles_app)
     sign_in(page, "bob")
-    page.wait_for_selector("#can-write:has-text('no')")
+    shown(page, "#can-write", text="no")
     page.click("#write")
-    page.wait_for_selector("#permission-refused")
+    shown(page, "#permission-refused")
     assert "do not have permission" in page.inner_text("#permission-refused")
     assert page.inner_text("#written") == "0"
 
@@ -55,12 +55,12 @@ def test_an_admin_change_after_the_recent_sign_in_window_asks_for_the_password_f
     page = context.new_page()
     page.goto(roles_app + "/admin")
     sign_in(page, "alice")
-    page.wait_for_selector("#admin-users li[data-username=carol]")
+    shown(page, "#admin-users li[data-username=carol]")
     time.sleep(3.5)  # the app's window is 3 s
     page.click("#admin-users li[data-username=carol] button.disable-user")
-    page.wait_for_selector("form#reauth-form input[name=password]")
+    shown(page, "form#reauth-form input[name=password]")
     assert page.locator("#admin-message").count() == 0
     page.fill("form#reauth-form input[name=password]", "correct horse")
     page.click("form#reauth-form button[type=submit]")
-    page.wait_for_selector("#admin-message:has-text('Disabled carol')")
-    page.wait_for_selector("#admin-users li[data-username=carol] button.enable-user")
+    shown(page, "#admin-message", text="Disabled carol")
+    shown(page, "#admin-users li[data-username=carol] button.enable-user")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.conftest import PASSWORD, is_connected_message
+from tests.browser.conftest import PASSWORD, is_connected_message, shown
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -42,7 +42,7 @@ def test_a_wrong_password_shows_the_login_error(context: Any, server: ServerProc
     page = context.new_page()
     page.goto(server.base_url)
     sign_in(page, password="not the password")
-    page.wait_for_selector("#login-error")
+    shown(page, "#login-error")
     assert page.inner_text("#login-error") == "Incorrect username or password."
     assert page.locator("#greeting").count() == 0
 
@@ -50,30 +50,30 @@ def test_a_wrong_password_shows_the_login_error(context: Any, server: ServerProc
 def test_sign_in_reload_second_tab_and_sign_out(context: Any, server: ServerProcess) -> None:
     page = context.new_page()
     page.goto(server.base_url)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     cookie = session_cookie(context)
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
     assert page.evaluate("document.cookie") == ""  # invisible to scripts
 
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     assert "alice" in page.inner_text("#greeting")
     # The ticket image handed the browser a brand-new cookie (rotation at login).
     ticket_redeemed(page)
     assert session_cookie(context)["value"] != cookie["value"]
 
     page.reload()
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
 
     second = context.new_page()
     second.goto(server.base_url)
-    second.wait_for_selector("#greeting")
+    shown(second, "#greeting")
     assert "alice" in second.inner_text("#greeting")
 
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     page.reload()
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
 
 
 def test_the_old_cookie_replayed_elsewhere_is_signed_out(
@@ -81,10 +81,10 @@ def test_the_old_cookie_replayed_elsewhere_is_signed_out(
 ) -> None:
     page = context.new_page()
     page.goto(server.base_url)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     before = session_cookie(context)
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
 
     replay = browser.new_context()
@@ -93,7 +93,7 @@ def test_the_old_cookie_replayed_elsewhere_is_signed_out(
         replay.add_cookies([{k: before[k] for k in keys}])
         other = replay.new_page()
         other.goto(server.base_url)
-        other.wait_for_selector("form#login-form")
+        shown(other, "form#login-form")
         assert other.locator("#greeting").count() == 0
     finally:
         replay.close()
@@ -105,13 +105,13 @@ def test_an_open_tab_reconnects_signed_in_after_a_server_restart(
     page = context.new_page()
     page.goto(server.base_url)
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
 
     with reconnected(page):
         server.stop()
         server.start()
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     assert "alice" in page.inner_text("#greeting")
 
 
@@ -122,28 +122,28 @@ def test_a_websocket_without_a_cookie_asks_for_a_reload_and_then_signs_in(
     # to (any browser could redeem it), so the form asks for the reload that gives one.
     page = context.new_page()
     page.goto(server.base_url)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     context.clear_cookies()  # the cookie is gone before the websocket reconnects
     with reconnected(page):
         server.stop()
         server.start()
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     # The form on screen may still be the one rendered before the restart until the new
     # layout arrives, and a submit to it is dropped (ReactPy's handler ids belong to one
     # layout): press again when nothing came of it, as a person would.
     for attempt in range(3):
         sign_in(page)
         try:
-            page.wait_for_selector("#login-error", timeout=5_000)
+            shown(page, "#login-error", timeout=5_000)
             break
         except PlaywrightTimeout:
             assert attempt < 2, "the form never answered"
     assert "Reload the page" in page.inner_text("#login-error")
     assert page.query_selector("#greeting") is None
     page.reload()
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     ticket_redeemed(page)
     page.reload()
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, shown
 from tests.browser.test_lifecycle import new_context, open_page, signed_in_page, wait_for_count
 from tests.browser.test_sign_in import sign_in
 from tests.support.server import ServerProcess, start_all
@@ -28,7 +28,7 @@ TICKET = "**/_auth/ticket/*"
 
 def signed_out(page: Any) -> None:
     page.click("button#logout")
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
 
 
 @pytest.mark.parametrize("then", ["reload", "new-tab"])
@@ -37,15 +37,15 @@ def test_thirty_sign_ins_followed_at_once_by_a_reload_or_new_tab_all_stay_signed
 ) -> None:
     page = open_page(context, server)
     for attempt in range(30):
-        page.wait_for_selector("form#login-form")
+        shown(page, "form#login-form")
         sign_in(page)
-        page.wait_for_selector("#greeting")  # ...and at that very instant:
+        shown(page, "#greeting")  # ...and at that very instant:
         if then == "reload":
             page.reload()
             target = page
         else:
             target = open_page(context, server)
-        target.wait_for_selector("#greeting, form#login-form")
+        shown(target, "#greeting, form#login-form")
         assert target.locator("#greeting").count() == 1, f"sign-in {attempt + 1} was lost"
         if target is not page:
             target.close()
@@ -62,11 +62,11 @@ def test_a_slow_ticket_request_makes_the_greeting_wait_and_loses_nothing(
     context.route(TICKET, slow)
     page = open_page(context, server)
     for attempt in range(30):
-        page.wait_for_selector("form#login-form")
+        shown(page, "form#login-form")
         sign_in(page)
-        page.wait_for_selector("#greeting")
+        shown(page, "#greeting")
         page.reload()
-        page.wait_for_selector("#greeting, form#login-form")
+        shown(page, "#greeting, form#login-form")
         assert page.locator("#greeting").count() == 1, f"sign-in {attempt + 1} was lost"
         signed_out(page)
 
@@ -88,15 +88,15 @@ def test_a_cookie_the_browser_never_fetches_is_explained_within_the_bound(
     context.route(TICKET, lambda route: route.abort())  # the image request never arrives
     page = open_page(context, short_tickets)
     sign_in(page)
-    page.wait_for_selector("#signing-in")  # says what is happening, not "signed in"
+    shown(page, "#signing-in")  # says what is happening, not "signed in"
     assert page.locator("#greeting").count() == 0
     started = time.monotonic()
-    page.wait_for_selector("#cookie-warning", timeout=6_000)
+    shown(page, "#cookie-warning", timeout=6_000)
     assert time.monotonic() - started < 4.5  # the bound: the ticket's 3 s lifetime
     assert "did not accept the session cookie" in page.inner_text("#cookie-warning")
     assert page.locator("#greeting").count() == 1  # this tab stays signed in
     page.reload()
-    page.wait_for_selector("form#login-form")  # as the warning said
+    shown(page, "form#login-form")  # as the warning said
 
 
 # --- session lists that stay true ---------------------------------------------------------
@@ -154,7 +154,7 @@ def test_a_session_ended_by_the_command_line_leaves_every_open_list(
         capture_output=True,
     )
     for device in (device_2, device_3):  # every session of bob ended: lists go with them
-        device.wait_for_selector("form#login-form", timeout=LIVE)
+        shown(device, "form#login-form", timeout=LIVE)
     wait_for_count(device_1, "#sessions li", 1)  # alice's list never showed bob's
 
 
@@ -180,26 +180,26 @@ def test_the_demo_flow_logs_no_warning_or_error_in_the_console(
 
     page = watch(context.new_page())
     page.goto(server.base_url)
-    page.wait_for_selector("form#login-form")
+    shown(page, "form#login-form")
     sign_in(page, password="not the password")
-    page.wait_for_selector("#login-error")
+    shown(page, "#login-error")
     sign_in(page)
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     wait_for_count(page, "#sessions li", 1)
     page.fill("#note", "remember the milk")
-    page.wait_for_selector("#note-saved")
+    shown(page, "#note-saved")
     other = watch(new_context().new_page())
     other.goto(server.base_url)
     sign_in(other)
-    other.wait_for_selector("#greeting")
+    shown(other, "#greeting")
     page.click("button#logout-others")
-    page.wait_for_selector("#logout-others-done")
-    other.wait_for_selector("form#login-form")
+    shown(page, "#logout-others-done")
+    shown(other, "form#login-form")
     page.fill("input[name=current_password]", PASSWORD)
     page.fill("input[name=new_password]", "another good password")
     page.click("form#change-password button[type=submit]")
-    page.wait_for_selector("#change-password-ok")
+    shown(page, "#change-password-ok")
     page.reload()
-    page.wait_for_selector("#greeting")
+    shown(page, "#greeting")
     signed_out(page)
     assert messages == []

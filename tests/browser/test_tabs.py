@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.db.models import SessionRow
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, shown
 from tests.browser.test_sign_in import COOKIE, session_cookie, sign_in
 from tests.support.db import in_thread
 from tests.support.idom_client import IdomClient
@@ -30,7 +30,7 @@ def on_the_form(context: Any, server: ServerProcess, count: int) -> list[Any]:
     for _ in range(count):
         page = context.new_page()
         page.goto(server.base_url)
-        page.wait_for_selector("form#login-form")
+        shown(page, "form#login-form")
         pages.append(page)
     return pages
 
@@ -95,9 +95,9 @@ def test_a_sign_in_is_followed_by_the_other_tab_within_a_second_but_not_by_a_cop
     copy = OutsideCopy(server, session_cookie(context)["value"])
     try:
         sign_in(one)
-        one.wait_for_selector("#greeting")
+        shown(one, "#greeting")
         started = time.monotonic()
-        two.wait_for_selector("#greeting", timeout=1_000)
+        shown(two, "#greeting", timeout=1_000)
         assert time.monotonic() - started < 1.0
         assert "alice" in two.inner_text("#greeting")
         assert two.locator("#cookie-warning").count() == 0
@@ -114,26 +114,26 @@ def test_after_a_password_change_in_one_tab_the_other_signs_in_again_at_once(
 ) -> None:
     one, two = on_the_form(context, server, 2)
     sign_in(one)
-    one.wait_for_selector("#greeting")
-    two.wait_for_selector("#greeting")
+    shown(one, "#greeting")
+    shown(two, "#greeting")
 
     one.fill("input[name=current_password]", PASSWORD)
     one.fill("input[name=new_password]", NEW_PASSWORD)
     one.click("form#change-password button[type=submit]")
-    one.wait_for_selector("#change-password-ok")
-    two.wait_for_selector("#signed-out-reason")  # signed out, as documented
+    shown(one, "#change-password-ok")
+    shown(two, "#signed-out-reason")  # signed out, as documented
     rows_before, _ = session_rows(server.db_url)
     time.sleep(0.5)  # the follow that tells tab two the browser's new cookie
 
     started = time.monotonic()
     sign_in(two, password=NEW_PASSWORD)
-    two.wait_for_selector("#greeting", timeout=2_000)
+    shown(two, "#greeting", timeout=2_000)
     assert time.monotonic() - started < 2.0
     assert two.locator("#cookie-warning").count() == 0
     rows_after, live = session_rows(server.db_url)
     assert rows_after == rows_before + 1  # one new session, no stray
     # The browser's cookie is the new session's: the first tab follows it there.
-    one.wait_for_selector("#greeting", timeout=2_000)
+    shown(one, "#greeting", timeout=2_000)
     assert one.locator("#cookie-warning").count() == 0
     assert live == 1
     assert "did not pick up its cookie" not in server.log()
@@ -149,8 +149,8 @@ def test_a_sign_in_in_the_second_tab_right_after_the_first_opens_no_stray_sessio
     started = time.monotonic()
     one.click("form#login-form button[type=submit]")
     two.click("form#login-form button[type=submit]")
-    one.wait_for_selector("#greeting")
-    two.wait_for_selector("#greeting", timeout=3_000)
+    shown(one, "#greeting")
+    shown(two, "#greeting", timeout=3_000)
     assert time.monotonic() - started < 3.0  # not the 10 s wait for a cookie that never comes
     time.sleep(0.5)
     for page in (one, two):
