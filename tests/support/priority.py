@@ -1,6 +1,7 @@
 """Scheduling for tests that put a machine-wide load on purpose.
 
-A test that starts fifty processes at once proves what happens when they race each
+The benchmark's smoke test runs every row with wrk at full load, for figures it does not
+check. A test that starts fifty processes at once proves what happens when they race each
 other. At normal priority they also starve whatever test the other pytest worker runs
 meanwhile: a tab there waited 5.3 s for a follow it gets in 0.2 s, and failed its
 one-second bound. At the highest niceness they race each other as hard, and the other
