@@ -93,6 +93,23 @@ def looks_like_token(value: str) -> bool:
     return len(value) == TOKEN_LENGTH and _TOKEN_RE.match(value) is not None
 
 
+KNOWN_TOKENS = 4096
+"""Genuine tokens a ``TokenCodec`` remembers (about 1 MiB): a returning browser's cookie
+is recognised without its MAC and hash being computed again."""
+
+
+def _unexpired(seconds: int | None, now: datetime, lifetime: timedelta) -> datetime | None:
+    """The mint time of a token minted at ``seconds`` if it is not older than
+    ``lifetime`` (nor from the future, beyond a small skew); else None."""
+    if seconds is None:
+        return None
+    age = now.timestamp() - seconds
+    # A small allowance for clocks of several hosts that disagree a little.
+    if -_CLOCK_SKEW <= age < lifetime.total_seconds():
+        return datetime.fromtimestamp(seconds, UTC)
+    return None
+
+
 class TokenCodec:
     """Mints session tokens and recognises the ones this deployment minted.
 
@@ -106,6 +123,8 @@ class TokenCodec:
             raise ValueError("token key must be at least 32 bytes")
         self._hmac = _HmacSha256(key)
         self._token_mac = self._hmac.prefixed(_MAC_CONTEXT)
+        self._known: dict[str, tuple[str, int]] = {}
+        """Tokens whose MAC checked out: token → (its hash, its mint time)."""
 
     def mint(self, now: datetime) -> str:
         # Every first visit mints one, so no helper calls beyond the MAC's: os.urandom is
@@ -136,14 +155,31 @@ class TokenCodec:
 
     def valid_since(self, token: str, now: datetime, lifetime: timedelta) -> datetime | None:
         """When a genuine, unexpired token was minted; None for anything else."""
-        seconds = self._seconds(token)
-        if seconds is None:
-            return None
-        age = now.timestamp() - seconds
-        # A small allowance for clocks of several hosts that disagree a little.
-        if -_CLOCK_SKEW <= age < lifetime.total_seconds():
-            return datetime.fromtimestamp(seconds, UTC)
-        return None
+        return _unexpired(self._seconds(token), now, lifetime)
+
+    def recognise(
+        self, token: str, now: datetime, lifetime: timedelta
+    ) -> tuple[str, datetime] | None:
+        """``(hash_token(token), mint time)`` of a genuine, unexpired token; None for
+        anything else. What a page view or a connect asks of its cookie.
+
+        A returning browser presents the same cookie on every request, so the answer for
+        a token whose MAC checked out is kept (``KNOWN_TOKENS`` of them, the oldest
+        forgotten first). Only what the token itself determines is kept: its hash and
+        its mint time, never whether it is still usable. Its age is checked on every
+        call, and a value that fails the MAC is never kept.
+        """
+        known = self._known.get(token)
+        if known is None:
+            seconds = self._seconds(token)
+            if seconds is None:
+                return None
+            known = (hash_token(token), seconds)
+            if len(self._known) >= KNOWN_TOKENS:
+                del self._known[next(iter(self._known))]
+            self._known[token] = known
+        issued = _unexpired(known[1], now, lifetime)
+        return None if issued is None else (known[0], issued)
 
     def is_genuine(self, token: str, now: datetime, lifetime: timedelta) -> bool:
         return self.valid_since(token, now, lifetime) is not None

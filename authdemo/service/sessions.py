@@ -33,7 +33,6 @@ from ..domain import (
 )
 from ..events import EventKind, SessionEvent, publish_quietly
 from ..ports import UnitOfWork
-from ..security import hash_token
 from .core import OPERATOR, Resolution, ServiceCore
 
 log = logging.getLogger("authdemo.auth")
@@ -49,12 +48,12 @@ class Sessions(ServiceCore):
         return await self._resolve(token, self.now())
 
     async def _resolve(self, token: str | None, now: datetime) -> Resolution:
-        issued = (
-            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        recognised = (
+            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
         )
-        if token is None or issued is None:
+        if recognised is None:
             return Resolution()
-        token_hash = hash_token(token)
+        token_hash, issued = recognised
         hit, found = self._cached(token_hash, now)
         if not hit:
             found = await self._fetch(token_hash)

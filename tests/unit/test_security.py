@@ -418,3 +418,43 @@ def test_email_code_digests_are_keyed_bound_to_user_and_purpose_and_in_their_own
     assert codec.email_code_digest(1, "verify", "123456") != expected
     assert TokenCodec(b"o" * 32).email_code_digest(1, "reset", "123456") != expected
     assert codec.recovery_digest(1, "reset:123456") != expected
+
+
+def test_recognise_gives_a_genuine_tokens_hash_and_mint_time_and_nothing_for_others() -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    for _ in range(2):  # first the MAC is checked; then the answer is remembered
+        assert codec.recognise(token, T0 + timedelta(hours=11), LIFETIME) == (
+            hash_token(token),
+            T0,
+        )
+    assert codec.recognise(TokenCodec(b"o" * 32).mint(T0), T0, LIFETIME) is None
+    assert codec.recognise("a" * TOKEN_LENGTH, T0, LIFETIME) is None
+    assert codec.recognise(token[:-1] + "B", T0, LIFETIME) is None  # a non-canonical spelling
+
+
+def test_a_remembered_token_still_expires_and_a_forged_one_is_never_remembered() -> None:
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    assert codec.recognise(token, T0, LIFETIME) is not None
+    # Remembered, but its age is checked on every call: past its lifetime, or from a
+    # clock too far ahead, it is nothing.
+    assert codec.recognise(token, T0 + LIFETIME, LIFETIME) is None
+    assert codec.recognise(token, T0 - timedelta(seconds=301), LIFETIME) is None
+    assert codec.recognise(token, T0 + timedelta(hours=1), LIFETIME) is not None
+    forged = TokenCodec(b"o" * 32).mint(T0)
+    for _ in range(2):
+        assert codec.recognise(forged, T0, LIFETIME) is None
+
+
+def test_a_codec_remembers_a_bounded_number_of_tokens_the_oldest_forgotten_first() -> None:
+    from authdemo import security
+
+    codec = TokenCodec(b"k" * 32)
+    tokens = [codec.mint(T0) for _ in range(security.KNOWN_TOKENS + 1)]
+    for token in tokens:
+        assert codec.recognise(token, T0, LIFETIME) == (hash_token(token), T0)
+    remembered = codec._known
+    assert len(remembered) == security.KNOWN_TOKENS
+    assert tokens[0] not in remembered and tokens[1] in remembered and tokens[-1] in remembered
+    assert codec.recognise(tokens[0], T0, LIFETIME) == (hash_token(tokens[0]), T0)  # again
