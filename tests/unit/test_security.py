@@ -447,6 +447,21 @@ def test_a_remembered_token_still_expires_and_a_forged_one_is_never_remembered()
         assert codec.recognise(forged, T0, LIFETIME) is None
 
 
+def test_a_remembered_token_is_recognised_without_its_mac_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What remembering is for: a returning cookie costs no MAC and no hash."""
+    codec = TokenCodec(b"k" * 32)
+    token = codec.mint(T0)
+    assert codec.recognise(token, T0, LIFETIME) == (hash_token(token), T0)
+
+    def checked_again(_token: str) -> int | None:
+        raise AssertionError("the MAC of a remembered token was checked again")
+
+    monkeypatch.setattr(codec, "_seconds", checked_again)
+    assert codec.recognise(token, T0 + timedelta(hours=1), LIFETIME) == (hash_token(token), T0)
+
+
 def test_a_codec_remembers_a_bounded_number_of_tokens_the_oldest_forgotten_first() -> None:
     from authdemo import security
 
