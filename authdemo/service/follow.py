@@ -45,10 +45,10 @@ class Following(Sessions):
         signed-in session, if any, it leads to. False when nothing was published (no
         fresh valid cookie, a nonce answered already, too many follows for it)."""
         now = self.now()
-        issued = (
-            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        recognised = (
+            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
         )
-        if token is None or issued is None or now - issued > self.policy.ticket_ttl:
+        if recognised is None or now - recognised[1] > self.policy.ticket_ttl:
             return False
         key = follow_key(nonce)
         keys, counts = self._follow_keys, self._follows_by_cookie

@@ -445,12 +445,12 @@ class SignIn(Sessions):
         Only a cookie minted within the ticket lifetime counts, once per process, so
         replaying the request costs no writes."""
         now = self.now()
-        issued = (
-            self._tokens.valid_since(token, now, self.policy.absolute_timeout) if token else None
+        recognised = (
+            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
         )
-        if token is None or issued is None or now - issued > self.policy.ticket_ttl:
+        if recognised is None or now - recognised[1] > self.policy.ticket_ttl:
             return False
-        token_hash = hash_token(token)
+        token_hash = recognised[0]
         if token_hash in self._held:
             return False
         session = (await self._resolve(token, now)).session

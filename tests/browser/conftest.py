@@ -158,6 +158,6 @@ def context(browser: Any) -> Iterator[Any]:
     # sign-in completing): the first minutes of a parallel run, with wheels building
     # and browsers starting beside it, once took more than 10 s to sign in. Every
     # latency the tests assert ("within a second") names its own timeout.
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     yield context
     context.close()
