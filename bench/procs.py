@@ -101,8 +101,20 @@ def machine() -> dict[str, Any]:
         "argon2-cffi",
         "websockets",
     )
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     return {
         "cores": os.cpu_count(),
+        "load_before": round(os.getloadavg()[0], 2),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit,
         "cpu": cpu,
         "python": platform.python_version(),
         "platform": platform.platform(),

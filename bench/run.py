@@ -13,7 +13,9 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,45 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+DOCS_START = "<!-- bench.run --docs: from here -->"
+DOCS_END = "<!-- bench.run --docs: to here -->"
+
+
+def caption(report: dict[str, Any], command: str) -> str:
+    """Which run the table is from: the command, when, at which commit, how busy."""
+    m = report["machine"]
+    at = f", at {m['commit']}" if m.get("commit") else ""
+    return (
+        f"Figures from one run of `{command}` on {m['cores']} cores ({m['started']}{at}; "
+        f"load average {m['load_before']} before it). Requests per second swing on a shared "
+        "machine (read their ratios to ±0.05 for pages, ±0.1 for the rest); compare ratios "
+        "and CPU per operation across runs, not absolute figures, and across machines not "
+        "even those. Each target is issue 28's."
+    )
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command line that made the figures, without where they were written."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--docs":
+            skip = True
+        elif not arg.startswith("--docs="):
+            kept.append(shlex.quote(arg))
+    return " ".join(["python -m bench.run", *kept])
+
+
+def into_page(page: str, block: str) -> str:
+    """``page`` with what lies between its two ``--docs`` markers replaced by ``block``."""
+    start, end = page.find(DOCS_START), page.find(DOCS_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"the page has no '{DOCS_START}' … '{DOCS_END}' pair to write into")
+    return page[: start + len(DOCS_START)] + "\n\n" + block + "\n\n" + page[end:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -111,7 +152,17 @@ def main() -> None:
         ),
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help=(
+            "also write the table, with the command, time, commit and load, into this page"
+            " between its two '--docs' markers (docs/performance.md)"
+        ),
+    )
     args = parser.parse_args()
+    if args.docs is not None:
+        into_page(args.docs.read_text(), "")  # no markers: say so before the long run
     if args.quick:
         args.seconds, args.repeat, args.concurrency = 0.5, 1, 5
         args.connections, args.hold, args.trials, args.large_rows = 20, 0.5, 3, 3000
@@ -121,6 +172,10 @@ def main() -> None:
     args.json.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     print(f"\nJSON: {args.json}")
+    if args.docs is not None:
+        block = caption(report, shown_command(sys.argv[1:])) + "\n\n" + table(report)
+        args.docs.write_text(into_page(args.docs.read_text(), block))
+        print(f"written into {args.docs}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import DOCS_END, DOCS_START, into_page, shown_command
 from tests.support.db import ROOT
 from tests.support.priority import lowest
 
@@ -18,8 +19,10 @@ pytestmark = pytest.mark.slow
 
 def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    page = tmp_path / "performance.md"
+    page.write_text(f"# Before\n\n{DOCS_START}\n\nan old table\n\n{DOCS_END}\n\nAfter\n")
     result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(out), "--docs", str(page)],
         cwd=ROOT,
         env={**os.environ},
         capture_output=True,
@@ -38,6 +41,34 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
         assert "PostgreSQL: purge of" in report["rows"][6]["authdemo"], report["rows"][6]
     reactpy = next(row for row in report["rows"] if row["row"] == 3)["reactpy"]
     assert "ReactPy's own Sanic backend" in reactpy and "dropped" in reactpy
+    # The page got the table, saying which command on which machine, and kept the rest.
+    written = page.read_text()
+    assert written.startswith(f"# Before\n\n{DOCS_START}\n\nFigures from one run of ")
+    assert f"`python -m bench.run --quick --json {out}` on " in written
+    assert "load average " in written and "an old table" not in written
+    assert written.endswith(f"| 7 |{written.split('| 7 |')[1]}")
+    assert written.count("| 7 |") == 1 and written.endswith(f"{DOCS_END}\n\nAfter\n")
+
+
+def test_the_performance_page_has_the_place_the_bench_writes_its_table_into() -> None:
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert into_page(page, "NEW").count("NEW") == 1
+    assert "| 7 |" in page and "| 7 |" not in into_page(page, "NEW")  # the old table goes
+
+
+def test_the_table_goes_between_the_markers_and_nowhere_else() -> None:
+    page = f"a\n{DOCS_START}\nold\n{DOCS_END}\nb\n"
+    assert into_page(page, "new") == f"a\n{DOCS_START}\n\nnew\n\n{DOCS_END}\nb\n"
+    for broken in ("no markers", f"{DOCS_END} {DOCS_START}", f"only {DOCS_START}"):
+        with pytest.raises(SystemExit, match=r"no .* pair to write into"):
+            into_page(broken, "new")
+
+
+def test_the_command_shown_is_the_one_run_without_where_it_was_written() -> None:
+    argv = ["--rows", "1,2", "--docs", "docs/performance.md", "--seconds", "5"]
+    assert shown_command(argv) == "python -m bench.run --rows 1,2 --seconds 5"
+    assert shown_command(["--docs=x.md", "--quick"]) == "python -m bench.run --quick"
+    assert shown_command(["--json", "a b.json"]) == "python -m bench.run --json 'a b.json'"
 
 
 def test_the_sql_overhead_bench_measures_every_layer() -> None:
