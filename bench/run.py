@@ -100,7 +100,7 @@ def caption(report: dict[str, Any], command: str) -> str:
         f"load average {m['load_before']} before it). Requests per second swing on a shared "
         "machine (read their ratios to ±0.05 for pages, ±0.1 for the rest); compare ratios "
         "and CPU per operation across runs, not absolute figures, and across machines not "
-        "even those. Each target is issue 28's."
+        "even those. Each target is the project's budget for that row."
     )
 
 
