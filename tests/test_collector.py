@@ -4,12 +4,9 @@ tests kept out of every collection, and every app freed when its test ends."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.db import ROOT
+from tests.support.inner import run_module
 
 CONFTEST = """
 from tests.conftest import _apps_released  # noqa: F401
@@ -63,15 +60,7 @@ def test_the_app_of_the_test_before_is_gone():
 def test_full_collections_wait_for_the_body_and_apps_are_freed(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_it.py").write_text(MODULE)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_module(tmp_path, "pytest", "-n", "0", "-p", "no:cacheprovider", "-q")
     assert "1 failed, 3 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert "RuntimeError: on purpose" in done.stdout
     assert "error" not in done.stdout.rsplit("\n", 2)[-2]  # no teardown failed

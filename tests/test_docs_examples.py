@@ -18,9 +18,7 @@ The settings table (docs/reference/settings.md) and the API reference
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from authdemo.config import Settings
 from tests.support.db import ROOT
 from tests.support.docs import PYTHON_FENCE, examples, pages, source
 from tests.support.idom_client import IdomClient
+from tests.support.inner import run_module
 from tests.support.live import Live, serve
 from tests.support.mfa import MFA_KEY_TEXT, code_at, enrol
 from tests.support.mfa import PASSWORD as MFA_PASSWORD
@@ -74,14 +73,8 @@ def test_the_examples_pass_mypy_strict_together(tmp_path: Path) -> None:
     for name, found_example in found.items():
         (tmp_path / name).write_text(found_example.code)
     (tmp_path / "mypy.ini").write_text("[mypy]\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--config-file", "mypy.ini", *sorted(found)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_module(
+        tmp_path, "mypy", "--strict", "--config-file", "mypy.ini", *sorted(found), timeout=600
     )
     where = {name: e.where for name, e in found.items()}
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n(examples: {where})"

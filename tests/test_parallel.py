@@ -3,13 +3,10 @@ worker do, under the installed pytest and xdist; every other test is a unit of i
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import work_unit
-from tests.support.db import ROOT
+from tests.support.inner import run_module
 
 
 def test_browser_and_costly_modules_are_one_unit_and_other_tests_their_own() -> None:
@@ -45,15 +42,7 @@ def test_under_xdist_a_browser_module_runs_whole_on_one_worker(tmp_path: Path) -
         (tmp_path / folder).mkdir(parents=True)
     for module in ("tests/browser/test_b1.py", "tests/browser/test_b2.py", "tests/web/test_w.py"):
         (tmp_path / module).write_text(MODULE.format())
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "-q", "tests"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_module(tmp_path, "pytest", "-n", "2", "-q", "tests")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "24 passed" in done.stdout
     workers: dict[str, set[str]] = {}
