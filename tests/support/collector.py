@@ -7,8 +7,8 @@ app a test built stayed alive; see ``_apps_released`` in ``tests/conftest.py``).
 bound such as "the other tab follows within a second" then failed for a reason that
 is not the product's.
 
-So while a test body runs, the collector keeps to its two young generations (each
-collection a few milliseconds); the full collections Python would have made wait
+So while a test body runs, the collector keeps to its two young generations (short:
+they walk only young objects); the full collections Python would have made wait
 until it ends, and Python's own rule then decides whether one is due. The body's
 garbage is collected as before: the young collections free what dies young, and the
 next full collection the rest.
