@@ -155,7 +155,8 @@ class TokenCodec:
 
     def valid_since(self, token: str, now: datetime, lifetime: timedelta) -> datetime | None:
         """When a genuine, unexpired token was minted; None for anything else."""
-        return _unexpired(self._seconds(token), now, lifetime)
+        recognised = self.recognise(token, now, lifetime)
+        return None if recognised is None else recognised[1]
 
     def recognise(
         self, token: str, now: datetime, lifetime: timedelta

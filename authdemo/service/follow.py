@@ -45,9 +45,7 @@ class Following(Sessions):
         signed-in session, if any, it leads to. False when nothing was published (no
         fresh valid cookie, a nonce answered already, too many follows for it)."""
         now = self.now()
-        recognised = (
-            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
-        )
+        recognised = self._recognise(token, now)
         if recognised is None or now - recognised[1] > self.policy.ticket_ttl:
             return False
         key = follow_key(nonce)

@@ -47,10 +47,12 @@ class Sessions(ServiceCore):
         """Check a cookie token: ours, not expired, not revoked; signed in or anonymous."""
         return await self._resolve(token, self.now())
 
+    def _recognise(self, token: str | None, now: datetime) -> tuple[str, datetime] | None:
+        """``(hash, mint time)`` of a genuine cookie within the absolute timeout; else None."""
+        return self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
+
     async def _resolve(self, token: str | None, now: datetime) -> Resolution:
-        recognised = (
-            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
-        )
+        recognised = self._recognise(token, now)
         if recognised is None:
             return Resolution()
         token_hash, issued = recognised

@@ -445,9 +445,7 @@ class SignIn(Sessions):
         Only a cookie minted within the ticket lifetime counts, once per process, so
         replaying the request costs no writes."""
         now = self.now()
-        recognised = (
-            self._tokens.recognise(token, now, self.policy.absolute_timeout) if token else None
-        )
+        recognised = self._recognise(token, now)
         if recognised is None or now - recognised[1] > self.policy.ticket_ttl:
             return False
         token_hash = recognised[0]
