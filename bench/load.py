@@ -136,6 +136,36 @@ async def ws_connect_storm(
     return WsResult(completed / elapsed, completed, dropped)
 
 
+async def ws_cycles(
+    base_url: str, cookies: list[str], cycles: int, *, ui: str = "idom"
+) -> WsResult:
+    """``cycles`` websocket connect/close cycles, one client per cookie at once, each in a
+    loop: open, wait for the first layout update, close (``ws_connect_storm``, counted
+    instead of timed)."""
+    ws_url = base_url.replace("http://", "ws://") + f"/_{ui}/stream"
+    started_cycles = completed = dropped = 0
+
+    async def client(cookie: str) -> None:
+        nonlocal started_cycles, completed, dropped
+        headers = {"Origin": base_url, "Cookie": cookie}
+        while started_cycles < cycles:
+            started_cycles += 1
+            try:
+                async with websockets.connect(
+                    ws_url, additional_headers=headers, origin=None, open_timeout=10
+                ) as ws:
+                    first = await asyncio.wait_for(ws.recv(), 10)
+                    if '"layout-update"' not in str(first):
+                        raise RuntimeError("unexpected first message")
+                completed += 1
+            except (OSError, RuntimeError, TimeoutError, websockets.exceptions.WebSocketException):
+                dropped += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(client(cookie) for cookie in cookies))
+    return WsResult(completed / (time.monotonic() - started), completed, dropped)
+
+
 async def latencies(
     url: str, *, seconds: float, connections: int = 4, cookie: str | None = None
 ) -> list[float]:

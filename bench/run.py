@@ -23,7 +23,7 @@ from typing import Any
 from bench import scenarios
 from bench.procs import ROOT, machine
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows += scenarios.revocation(workdir, args.trials, args.postgres)
         if 7 in chosen:
             rows += scenarios.large_table(workdir, args.large_rows, args.seconds, args.postgres)
+        if 8 in chosen:
+            rows += scenarios.churn(workdir, args.cycles, args.cycles // 10, args.concurrency)
     return {
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
@@ -144,6 +146,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50, help="revocations timed (row 6)")
     parser.add_argument("--large-rows", type=int, default=1_000_000, help="rows (row 7)")
     parser.add_argument(
+        "--cycles",
+        type=int,
+        default=10_000,
+        help="connect/close cycles (row 8; a tenth more first)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"),
         help=(
@@ -166,6 +174,7 @@ def main() -> None:
     if args.quick:
         args.seconds, args.repeat, args.concurrency = 0.5, 1, 5
         args.connections, args.hold, args.trials, args.large_rows = 20, 0.5, 3, 3000
+        args.cycles = 100
         args.settle = 0.2
     report = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.load import http_load, latencies, latencies_elsewhere, percentile, ws_connect_storm
+from bench.load import (
+    http_load,
+    latencies,
+    latencies_elsewhere,
+    percentile,
+    ws_connect_storm,
+    ws_cycles,
+)
 from bench.prep import PASSWORD, fill_sessions, migrate, signed_in_cookies
 from bench.procs import ROOT, Proc
 from tests.support.idom_client import IdomClient, serving
@@ -317,6 +324,64 @@ def memory(workdir: Path, connections: int, hold: float, settle: float = 1.0) ->
                 f"{own:.1f}); example ≤ 64 KiB each, all alive and responsive"
             ),
             "met": per <= 64 and own <= 12 and ok,
+        }
+    ]
+
+
+# --- row 8: RSS over many connect/close cycles ------------------------------------------------
+
+
+def churn(workdir: Path, cycles: int, warmup: int, concurrency: int) -> list[Row]:
+    """RSS of authdemo serving its demo to ``concurrency`` signed-in clients that connect,
+    get their first render and close, ``cycles`` times after ``warmup`` cycles; read after
+    each tenth. Once with authdemo's collector settings, once with Python's own
+    (``AUTHDEMO_GC_THRESHOLDS=python``)."""
+    url = sqlite_url(workdir / "churn.db")
+    migrate(url)
+    cookies = signed_in_cookies(url, concurrency, users=concurrency)
+    runs = {}
+    for name, env in (("tuned", {}), ("python", {"AUTHDEMO_GC_THRESHOLDS": "python"})):
+        proc = authdemo(f"churn-{name}", url, workdir, env=env)
+        try:
+            asyncio.run(ws_cycles(proc.url, cookies, warmup))
+            readings = [proc.rss_kib()]
+            completed = dropped = 0
+            for _ in range(10):
+                done = asyncio.run(ws_cycles(proc.url, cookies, max(1, cycles // 10)))
+                completed, dropped = completed + done.completed, dropped + done.dropped
+                readings.append(proc.rss_kib())
+        finally:
+            proc.stop()
+        runs[name] = (readings, completed, dropped)
+
+    def said(name: str) -> str:
+        readings, completed, dropped = runs[name]
+        start, end, top = readings[0], readings[-1], max(readings)
+        return (
+            f"{start / 1024:.1f} MiB after the warm-up, at most {top / 1024:.1f}, at the end "
+            f"{end / 1024:.1f} ({(end - start) / start:+.1%}); {completed:,} cycles, "
+            f"{dropped} dropped"
+        )
+
+    readings, _, dropped = runs["tuned"]
+    flat = all(abs(r - readings[0]) <= 0.05 * readings[0] for r in readings)
+    return [
+        {
+            "row": 8,
+            "figure": (
+                f"{cycles:,} websocket connect/close cycles after {warmup:,} to warm up, "
+                f"{concurrency} signed-in clients at once (demo UI): RSS"
+            ),
+            "reference": "—",
+            "in_memory": "—",
+            "authdemo": (
+                f"{said('tuned')}; with Python's collector thresholds "
+                f"(AUTHDEMO_GC_THRESHOLDS=python): {said('python')}"
+            ),
+            "cpu": "—",
+            "ratio": readings[-1] / readings[0],
+            "target": "flat (± 5 %) after the warm-up, 0 dropped",
+            "met": flat and dropped == 0,
         }
     ]
 

@@ -32,13 +32,15 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(row["authdemo"] for row in report["rows"])
     cpu = {row["row"]: row["cpu"] for row in report["rows"]}
     assert all(" ms" in cpu[n] for n in (1, 2, 3, 5, 7)), cpu  # server CPU per operation
     assert "| 7 |" in result.stdout
     if os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"):  # row 7's purge on PostgreSQL too
         assert "PostgreSQL: purge of" in report["rows"][6]["authdemo"], report["rows"][6]
+    churn = report["rows"][7]["authdemo"]  # row 8: both collector settings, cycles counted
+    assert churn.count("100 cycles") == 2 and "AUTHDEMO_GC_THRESHOLDS=python" in churn, churn
     reactpy = next(row for row in report["rows"] if row["row"] == 3)["reactpy"]
     assert "ReactPy's own Sanic backend" in reactpy and "dropped" in reactpy
     # The page got the table, saying which command on which machine, and kept the rest.
