@@ -97,30 +97,6 @@ def host_pattern(name: str, raw: str) -> str:
     return ("." if subdomains else "") + bare
 
 
-GC_THRESHOLDS = (10_000, 20, 100)
-"""``Settings.gc_thresholds``' default: the collector's thresholds in a serving process
-(Python's own are 700, 10, 10). See ``authdemo.collector``."""
-
-
-def gc_thresholds(raw: str | None) -> tuple[int, int, int] | None:
-    """``AUTHDEMO_GC_THRESHOLDS``: unset for authdemo's (``GC_THRESHOLDS``), ``python``
-    to leave the interpreter's collector as it is, or three positive integers."""
-    if raw is None:
-        return GC_THRESHOLDS
-    if raw.strip().lower() == "python":
-        return None
-    try:
-        first, middle, full = (int(part) for part in raw.split(","))
-    except ValueError:
-        first = middle = full = 0
-    if min(first, middle, full) < 1:
-        raise ConfigError(
-            f"AUTHDEMO_GC_THRESHOLDS={raw!r} is neither python nor three positive integers "
-            "(like 10000,20,100)"
-        )
-    return first, middle, full
-
-
 def db_pool(raw: str | None) -> int | None:
     """``AUTHDEMO_DB_POOL``: unset for SQLAlchemy's default, ``null`` for ``NullPool``
     (behind PgBouncer), or the number of connections each worker keeps."""
@@ -462,10 +438,6 @@ class Settings:
     any change to the session (revocation, rotation, data) drops the entry at once."""
     session_data_max_bytes: int = 64 * 1024
     """Largest session data (``use_session()``), as compact JSON."""
-    gc_thresholds: tuple[int, int, int] | None = GC_THRESHOLDS
-    """The garbage collector's thresholds in each serving process, set once it has
-    started (its start-up objects frozen first, see ``authdemo.collector``); None leaves
-    the interpreter's collector as it is."""
     throttle_account_failures: int = 5
     throttle_address_failures: int = 20
     throttle_max_block: timedelta = timedelta(minutes=15)
@@ -605,7 +577,6 @@ class Settings:
             ws_per_address=integer("AUTHDEMO_WS_PER_ADDRESS", 50, 1),
             session_data_max_bytes=size("AUTHDEMO_SESSION_DATA_MAX", 64 * 1024),
             session_cache_ttl=cache_ttl(),
-            gc_thresholds=gc_thresholds(get("AUTHDEMO_GC_THRESHOLDS")),
             throttle_account_failures=integer("AUTHDEMO_THROTTLE_ACCOUNT_FAILURES", 5, 1),
             throttle_address_failures=integer("AUTHDEMO_THROTTLE_ADDRESS_FAILURES", 20, 1),
             throttle_max_block=duration("AUTHDEMO_THROTTLE_MAX_BLOCK", defaults.throttle_max_block),
@@ -669,12 +640,6 @@ class Settings:
         if self.audit_retention < timedelta(days=1):  # "90" is 90 seconds, not 90 days
             raise ConfigError(
                 "AUTHDEMO_AUDIT_RETENTION must be at least 1d (a bare number means seconds)"
-            )
-        thresholds = self.gc_thresholds
-        if thresholds is not None and (len(thresholds) != 3 or min(thresholds) < 1):
-            raise ConfigError(
-                f"gc_thresholds={thresholds!r}: the collector takes three positive "
-                "thresholds (AUTHDEMO_GC_THRESHOLDS, like 10000,20,100), or None"
             )
         self.csp_sources()
         check_page_title("AUTHDEMO_PAGE_TITLE", self.page_title)

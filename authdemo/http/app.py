@@ -25,7 +25,6 @@ from ..bootstrap import (
     start_runtime,
 )
 from ..broadcast import BroadcastFollower
-from ..collector import tune_collector
 from ..config import Settings
 from ..domain import Clock, SchemaNotReady, StorageUnavailable
 from ..events import InProcessEventBus
@@ -189,8 +188,6 @@ def create_app(
         log.info("%s", describe_mail(settings))
         if (sender := mail_sender(settings, rt, clock=clock)) is not None:
             app.ctx.background.append(loop.create_task(sender.run()))
-        if not Sanic.test_mode:  # the test suite's process is many apps, and its own
-            tune_collector(settings.gc_thresholds)
 
     @app.exception(StorageUnavailable)
     async def database_unavailable(request: Request, error: Exception) -> HTTPResponse:

@@ -13,7 +13,6 @@ import pytest
 from authdemo.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_POOL,
-    GC_THRESHOLDS,
     Argon2Params,
     ConfigError,
     Settings,
@@ -42,7 +41,6 @@ def test_unset_variables_give_the_documented_defaults() -> None:
     assert settings.db_pool == DEFAULT_POOL and settings.listen_url is None
     assert settings.secret_key is None and settings.mfa_keys == ()
     assert settings.ui == "idom" and settings.stylesheet is True
-    assert settings.gc_thresholds == GC_THRESHOLDS == (10_000, 20, 100)
 
 
 def test_empty_variables_count_as_unset() -> None:
@@ -61,7 +59,6 @@ def test_empty_variables_count_as_unset() -> None:
         "AUTHDEMO_STYLESHEET",
         "AUTHDEMO_PAGE_TITLE",
         "AUTHDEMO_IDLE_TIMEOUT",
-        "AUTHDEMO_GC_THRESHOLDS",
     ]
     assert Settings.from_env(dict.fromkeys(every, "")) == Settings()
 
@@ -101,7 +98,6 @@ def test_every_variable_reaches_its_setting() -> None:
         "AUTHDEMO_COOKIE_NAME": "shop_session",
         "AUTHDEMO_UI": " ReactPy ",
         "AUTHDEMO_MFA_KEY": MFA_KEY_TEXT,
-        "AUTHDEMO_GC_THRESHOLDS": " 5000, 10 ,10 ",
     }
     assert Settings.from_env(env) == Settings(
         database_url="postgresql+asyncpg://u@db/app",
@@ -135,7 +131,6 @@ def test_every_variable_reaches_its_setting() -> None:
         cookie_name="__Host-shop_session",
         ui="reactpy",
         mfa_keys=(MFA_KEY,),
-        gc_thresholds=(5000, 10, 10),
     )
 
 
@@ -224,16 +219,6 @@ def test_a_size_that_is_none_is_refused_with_examples(raw: str) -> None:
             "AUTHDEMO_DB_POOL='lots' is neither null nor a number of connections",
         ),
         ("AUTHDEMO_DB_POOL", "0", "AUTHDEMO_DB_POOL must be null or at least 1"),
-        *(
-            (
-                "AUTHDEMO_GC_THRESHOLDS",
-                raw,
-                f"AUTHDEMO_GC_THRESHOLDS={raw!r} is neither python nor three positive "
-                "integers (like 10000,20,100)",
-            )
-            # 0 would turn collection off: a process that leaks every cycle it makes
-            for raw in ("off", "1000,10", "1000,10,10,10", "0,10,10", "1000,10,-1", "1e4,1,1")
-        ),
         (
             "AUTHDEMO_LISTEN_URL",
             "sqlite:///x.db",
@@ -368,15 +353,3 @@ def test_migrations_run_past_the_pooler_on_the_direct_url() -> None:
     assert plain.migration_url == "postgresql+asyncpg://u@db/app"
     same = Settings(database_url=direct, listen_url=direct)
     assert same.migration_url == direct and not same.behind_pooler
-
-
-def test_python_leaves_the_interpreters_collector_as_it_is() -> None:
-    assert Settings.from_env({"AUTHDEMO_GC_THRESHOLDS": " Python "}).gc_thresholds is None
-
-
-@pytest.mark.parametrize("thresholds", [(0, 10, 10), (1000, 10), (1000, 10, 10, 10)])
-def test_collector_thresholds_given_in_code_are_checked_too(
-    thresholds: tuple[int, int, int],
-) -> None:
-    with pytest.raises(ConfigError, match="the collector takes three positive thresholds"):
-        Settings(gc_thresholds=thresholds).validate()
