@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -109,25 +110,16 @@ async def ws_connect_storm(
     """``concurrency`` clients, each in a loop: open the websocket, wait for the first
     layout update (the first render), close. A connect that fails or closes before the
     first render counts as dropped. ``ui``: the server's library ("idom", "reactpy")."""
-    ws_url = base_url.replace("http://", "ws://") + f"/_{ui}/stream"
-    headers = {"Origin": base_url}
-    if cookie:
-        headers["Cookie"] = cookie
     deadline = time.monotonic() + seconds
+    cycle = _cycle(base_url, ui)
     completed = dropped = 0
 
     async def client() -> None:
         nonlocal completed, dropped
         while time.monotonic() < deadline:
-            try:
-                async with websockets.connect(
-                    ws_url, additional_headers=headers, origin=None, open_timeout=10
-                ) as ws:
-                    first = await asyncio.wait_for(ws.recv(), 10)
-                    if '"layout-update"' not in str(first):
-                        raise RuntimeError("unexpected first message")
+            if await cycle(cookie):
                 completed += 1
-            except (OSError, RuntimeError, TimeoutError, websockets.exceptions.WebSocketException):
+            else:
                 dropped += 1
 
     started = time.monotonic()
@@ -140,30 +132,43 @@ async def ws_cycles(
     base_url: str, cookies: list[str], cycles: int, *, ui: str = "idom"
 ) -> WsResult:
     """``cycles`` websocket connect/close cycles, one client per cookie at once, each in a
-    loop: open, wait for the first layout update, close (``ws_connect_storm``, counted
-    instead of timed)."""
-    ws_url = base_url.replace("http://", "ws://") + f"/_{ui}/stream"
+    loop (``ws_connect_storm``, counted instead of timed)."""
+    cycle = _cycle(base_url, ui)
     started_cycles = completed = dropped = 0
 
     async def client(cookie: str) -> None:
         nonlocal started_cycles, completed, dropped
-        headers = {"Origin": base_url, "Cookie": cookie}
         while started_cycles < cycles:
             started_cycles += 1
-            try:
-                async with websockets.connect(
-                    ws_url, additional_headers=headers, origin=None, open_timeout=10
-                ) as ws:
-                    first = await asyncio.wait_for(ws.recv(), 10)
-                    if '"layout-update"' not in str(first):
-                        raise RuntimeError("unexpected first message")
+            if await cycle(cookie):
                 completed += 1
-            except (OSError, RuntimeError, TimeoutError, websockets.exceptions.WebSocketException):
+            else:
                 dropped += 1
 
     started = time.monotonic()
     await asyncio.gather(*(client(cookie) for cookie in cookies))
     return WsResult(completed / (time.monotonic() - started), completed, dropped)
+
+
+def _cycle(base_url: str, ui: str) -> Callable[[str | None], Awaitable[bool]]:
+    """One connect/close cycle against ``base_url``: open the websocket (with the cookie,
+    if any), wait for the first layout update, close. True when the first render came."""
+    ws_url = base_url.replace("http://", "ws://") + f"/_{ui}/stream"
+
+    async def cycle(cookie: str | None) -> bool:
+        headers = {"Origin": base_url, **({"Cookie": cookie} if cookie else {})}
+        try:
+            async with websockets.connect(
+                ws_url, additional_headers=headers, origin=None, open_timeout=10
+            ) as ws:
+                first = await asyncio.wait_for(ws.recv(), 10)
+                if '"layout-update"' not in str(first):
+                    raise RuntimeError("unexpected first message")
+        except (OSError, RuntimeError, TimeoutError, websockets.exceptions.WebSocketException):
+            return False
+        return True
+
+    return cycle
 
 
 async def latencies(
