@@ -102,22 +102,6 @@ def index_html(
     return template.format(__head__=head)
 
 
-def release_timeout_check(ws: WebsocketImplProtocol) -> None:
-    """Cancel the HTTP timeout check Sanic scheduled for this connection before it became
-    a websocket.
-
-    Sanic's ``HttpProtocol.close()`` cancels that timer, but ``WebSocketProtocol.close()``
-    (sanic 25.12) does not call it once the connection is a websocket: the event loop's
-    timer then holds the closed connection (its protocol, websocket, frames and layout
-    leftovers) until it fires, half the shortest of Sanic's timeouts later. Under a steady
-    stream of connects that kept some thousands of closed connections alive (row 8 of
-    the Performance page). For a websocket the check has nothing left to do: it returns
-    at once when it fires."""
-    timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
-    if timer is not None:  # asyncio's or uvloop's TimerHandle
-        timer.cancel()
-
-
 def install_bridge(
     app: Sanic[Any, Any],
     connect: Callable[[Request], ViewConnection],
@@ -153,11 +137,8 @@ def install_bridge(
 
     async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
         # Everything this connection renders, handles and runs is made by ``ui``.
-        try:
-            with use_library(ui):
-                await serve(request, ws, path)
-        finally:
-            release_timeout_check(ws)
+        with use_library(ui):
+            await serve(request, ws, path)
 
     async def serve(request: Request, ws: WebsocketImplProtocol, path: str) -> None:
         view = connect(request)
