@@ -338,13 +338,15 @@ def churn(workdir: Path, cycles: int, warmup: int, concurrency: int) -> list[Row
     url = sqlite_url(workdir / "churn.db")
     migrate(url)
     cookies = signed_in_cookies(url, concurrency, users=concurrency)
-    servers = {
-        "authdemo": authdemo("churn-authdemo", url, workdir),
-        "bridge": Proc("churn-bridge", ["-m", "bench.serve", "bridge"], workdir),
-    }
     runs = {}
-    for name, proc in servers.items():
-        try:
+    with ExitStack() as stack:
+        servers = {
+            "authdemo": authdemo("churn-authdemo", url, workdir),
+            "bridge": Proc("churn-bridge", ["-m", "bench.serve", "bridge"], workdir),
+        }
+        for proc in servers.values():
+            stack.callback(proc.stop)
+        for name, proc in servers.items():
             asyncio.run(ws_cycles(proc.url, cookies, warmup))
             readings = [proc.rss_kib()]
             completed = dropped = 0
@@ -352,9 +354,8 @@ def churn(workdir: Path, cycles: int, warmup: int, concurrency: int) -> list[Row
                 done = asyncio.run(ws_cycles(proc.url, cookies, max(1, cycles // 10)))
                 completed, dropped = completed + done.completed, dropped + done.dropped
                 readings.append(proc.rss_kib())
-        finally:
-            proc.stop()
-        runs[name] = (readings, completed, dropped)
+            proc.stop()  # the next one is measured alone
+            runs[name] = (readings, completed, dropped)
 
     def said(name: str) -> str:
         readings, completed, dropped = runs[name]
