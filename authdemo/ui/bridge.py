@@ -11,6 +11,7 @@ client (``index.html`` + ``assets/``), under ``/_idom`` or ``/_reactpy``: ``ui``
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -102,6 +103,46 @@ def index_html(
     return template.format(__head__=head)
 
 
+def release_when_lost(ws: WebsocketImplProtocol) -> None:
+    """Let go of everything Sanic keeps of this connection once its TCP connection is
+    lost, so that a closed websocket is freed at once and quietly.
+
+    Two things of Sanic's (25.12) outlive a closed websocket:
+
+    - the HTTP timeout check it scheduled before the upgrade: ``HttpProtocol.close()``
+      cancels it, but ``WebSocketProtocol.close()`` does not call that once the
+      connection is a websocket, so the loop's timer held the closed connection (its
+      protocol, websocket, frames and layout leftovers) until it fired, half the
+      shortest of Sanic's timeouts later: some thousands of closed connections under a
+      steady stream of connects (row 8 of the Performance page). For a websocket the
+      check has nothing left to do.
+    - the tasks that feed frames that arrived after the handler stopped reading (say a
+      client's events in flight when the server closed): Sanic starts one per read with
+      ``asyncio.create_task`` and keeps none; each waits for its message to be fetched,
+      which can no longer happen. When the connection is freed they are freed with it,
+      still pending, and asyncio logs "Task was destroyed but it is pending!" for each.
+      They are cancelled here instead, once no more data can come.
+    """
+    lost = ws.connection_lost_waiter
+    if lost is None:  # not opened (a refused handshake): nothing was scheduled
+        return
+
+    def release(_: object) -> None:
+        timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
+        if timer is not None:  # asyncio's or uvloop's TimerHandle
+            timer.cancel()
+        # A data task stuck on a message nobody fetches holds (or waits for) this lock;
+        # only then is it worth looking through the loop's tasks for this connection's.
+        if ws.process_event_mutex.locked():
+            for task in asyncio.all_tasks():
+                coro = task.get_coro()
+                frame = getattr(coro, "cr_frame", None)
+                if frame is not None and frame.f_locals.get("self") is ws:
+                    task.cancel()
+
+    lost.add_done_callback(release)
+
+
 def install_bridge(
     app: Sanic[Any, Any],
     connect: Callable[[Request], ViewConnection],
@@ -137,6 +178,7 @@ def install_bridge(
 
     async def stream(request: Request, ws: WebsocketImplProtocol, path: str = "") -> None:
         # Everything this connection renders, handles and runs is made by ``ui``.
+        release_when_lost(ws)
         with use_library(ui):
             await serve(request, ws, path)
 

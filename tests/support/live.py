@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sanic import Sanic
 
 from authdemo.http.app import AuthdemoApp
 from tests.support.idom_client import serving, stream_url
@@ -39,7 +40,9 @@ class Live:
 
 
 @asynccontextmanager
-async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
+async def listening(app: Sanic[Any, Any], ui: str = "idom") -> AsyncIterator[str]:
+    """Serve any Sanic ``app`` (whose pages render with ``ui``) on a free port; yields
+    its base URL."""
     sock = listening_socket()  # bound before Sanic is handed it: no port to race for
     port = int(sock.getsockname()[1])
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
@@ -50,11 +53,19 @@ async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
     await server.start_serving()
     base_url = f"http://127.0.0.1:{port}"
     try:
-        with serving(base_url, app.ctx.settings.ui):
-            async with httpx.AsyncClient(timeout=10) as http:
-                yield Live(app, base_url, http)
+        with serving(base_url, ui):
+            yield base_url
     finally:
         await server.before_stop()
         server.close()
         await server.wait_closed()
         await server.after_stop()
+
+
+@asynccontextmanager
+async def serve(app: AuthdemoApp) -> AsyncIterator[Live]:
+    async with (
+        listening(app, app.ctx.settings.ui) as base_url,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        yield Live(app, base_url, http)
