@@ -397,6 +397,13 @@ class RoleRepository(Protocol):
         """Every pattern of every role the user holds."""
         ...
 
+    async def acting_with_patterns(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, list[str]] | None:
+        """The session, its user and every pattern of every role that user holds, read
+        in one statement (a guarded event's check); None when there is no such session."""
+        ...
+
     async def names_by_user(self) -> dict[int, list[str]]:
         """User id → the names of the roles they hold, sorted (users holding none are absent)."""
         ...

@@ -5,8 +5,8 @@ signed-in user who holds three roles (eight patterns, two of them prefixes):
 
 - ``Grants.allows`` — matching alone, on grants compiled once (what ``use_permission``
   does per render: nothing else);
-- ``@requires`` / ``AuthService.permitted`` — what every guarded event costs: a
-  read-only transaction reading the session with its user, then the user's patterns;
+- ``@requires`` / ``AuthService.permitted`` — what every guarded event costs: one
+  statement reading the session with its user and the user's patterns;
 - ``has_permission`` / ``AuthService.user_has_permission`` — an HTTP route's check
   (the session was resolved by ``current_user`` already);
 - for scale, ``AuthService.live_session``: the one-statement session re-read a view
@@ -32,7 +32,7 @@ from authdemo.domain import ClientInfo
 from authdemo.permissions import Grants, Permission, PermissionRegistry
 from authdemo.security import hash_token
 from authdemo.service import AuthService
-from bench.prep import migrate
+from bench.prep import fresh_postgres, migrate
 
 DECLARED = PermissionRegistry(
     [Permission(f"{r}:{a}", "") for r in ("notes", "todo", "files") for a in ("read", "write")]
@@ -102,9 +102,9 @@ def main() -> None:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         migrate(url)
         report("SQLite", asyncio.run(measure(url, args.checks, args.rounds)))
-    if args.postgres:
-        migrate(args.postgres)
-        report("PostgreSQL", asyncio.run(measure(args.postgres, args.checks, args.rounds)))
+    if args.postgres:  # a plain postgresql:// server URL; measured on a fresh database
+        with fresh_postgres(args.postgres) as pg:
+            report("PostgreSQL", asyncio.run(measure(pg, args.checks, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import URL, make_url
@@ -30,6 +32,23 @@ def migrate(url: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+@contextmanager
+def fresh_postgres(server_url: str) -> Iterator[str]:
+    """A new migrated database on the PostgreSQL server at ``server_url`` (a plain
+    ``postgresql://`` URL, as ``--postgres`` takes it), dropped after; yields the app's
+    URL for it."""
+    from tests.support.pg import PostgresDatabases, app_url
+
+    os.environ["AUTHDEMO_TEST_POSTGRES_URL"] = server_url
+    databases = PostgresDatabases()
+    name = databases.fresh()
+    try:
+        yield app_url(name)
+    finally:
+        databases.drop(name)
+        databases.close()
 
 
 def signed_in_cookies(url: str, count: int, users: int = 1) -> list[str]:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.feature_cost import feature_costs
 from bench.procs import ROOT, machine
 
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,6 +54,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows += scenarios.large_table(workdir, args.large_rows, args.seconds, args.postgres)
         if 8 in chosen:
             rows += scenarios.churn(workdir, args.cycles, args.cycles // 10, args.concurrency)
+        if chosen & {9, 10}:
+            rows += [
+                r
+                for r in feature_costs(workdir, args.operations, args.repeat, args.postgres)
+                if r["row"] in chosen
+            ]
     return {
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
@@ -152,11 +159,17 @@ def main() -> None:
         help="connect/close cycles (row 8; a tenth more first)",
     )
     parser.add_argument(
+        "--operations",
+        type=int,
+        default=2000,
+        help="permission checks and enqueues per round (rows 9 and 10)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"),
         help=(
-            "PostgreSQL server for the two-host figure (row 6) and the purge on PostgreSQL"
-            " (row 7) (default: $AUTHDEMO_TEST_POSTGRES_URL)"
+            "PostgreSQL server for the two-host figure (row 6), the purge on PostgreSQL"
+            " (row 7) and rows 9 and 10 beside SQLite (default: $AUTHDEMO_TEST_POSTGRES_URL)"
         ),
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
@@ -174,7 +187,7 @@ def main() -> None:
     if args.quick:
         args.seconds, args.repeat, args.concurrency = 0.5, 1, 5
         args.connections, args.hold, args.trials, args.large_rows = 20, 0.5, 3, 3000
-        args.cycles = 100
+        args.cycles, args.operations = 100, 20
         args.settle = 0.2
     report = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from bench.load import (
     ws_connect_storm,
     ws_cycles,
 )
-from bench.prep import PASSWORD, fill_sessions, migrate, signed_in_cookies
+from bench.prep import PASSWORD, fill_sessions, fresh_postgres, migrate, signed_in_cookies
 from bench.procs import ROOT, Proc
 from tests.support.idom_client import IdomClient, serving
 from tests.support.sockets import owner_pid
@@ -614,13 +614,7 @@ def revocation(workdir: Path, trials: int, postgres_url: str | None) -> list[Row
     finally:
         two.stop()
     if postgres_url:
-        from tests.support.pg import PostgresDatabases, app_url
-
-        os.environ["AUTHDEMO_TEST_POSTGRES_URL"] = postgres_url
-        databases = PostgresDatabases()
-        name = databases.fresh()
-        try:
-            url = app_url(name)
+        with fresh_postgres(postgres_url) as url:
             host_a = authdemo("revoke-pg-a", url, workdir)
             host_b = authdemo("revoke-pg-b", url, workdir)
             try:
@@ -637,9 +631,6 @@ def revocation(workdir: Path, trials: int, postgres_url: str | None) -> list[Row
             finally:
                 host_a.stop()
                 host_b.stop()
-        finally:
-            databases.drop(name)
-            databases.close()
     else:
         rows.append(("two hosts on PostgreSQL", None))
     out = []
@@ -754,13 +745,7 @@ def large_table(
 def _purge_on_postgres(workdir: Path, rows: int, postgres_url: str) -> tuple[float, float]:
     """The same purge on a fresh PostgreSQL database (seconds, slowest concurrent request),
     with a signed-in visitor loading pages through an authdemo on it (cache off)."""
-    from tests.support.pg import PostgresDatabases, app_url
-
-    os.environ["AUTHDEMO_TEST_POSTGRES_URL"] = postgres_url
-    databases = PostgresDatabases()
-    name = databases.fresh()
-    try:
-        url = app_url(name)
+    with fresh_postgres(postgres_url) as url:
         cookie = signed_in_cookies(url, 1)[0]
         fill_sessions(url, rows, expired=True)
         env = {"AUTHDEMO_SESSION_CACHE_TTL": "0"}
@@ -769,9 +754,6 @@ def _purge_on_postgres(workdir: Path, rows: int, postgres_url: str) -> tuple[flo
             return asyncio.run(_purge_under_load(server, url, cookie))
         finally:
             server.stop()
-    finally:
-        databases.drop(name)
-        databases.close()
 
 
 def _returning(proc: Proc, cookie: str, seconds: float) -> tuple[float, float]:

@@ -32,13 +32,15 @@ def test_the_benchmark_runs_every_row_at_tiny_sizes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [row["row"] for row in report["rows"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert all(row["authdemo"] for row in report["rows"])
     cpu = {row["row"]: row["cpu"] for row in report["rows"]}
-    assert all(" ms" in cpu[n] for n in (1, 2, 3, 5, 7)), cpu  # server CPU per operation
+    assert all(" ms" in cpu[n] for n in (1, 2, 3, 5, 7, 9, 10)), cpu  # server CPU per operation
     assert "| 7 |" in result.stdout
     if os.environ.get("AUTHDEMO_TEST_POSTGRES_URL"):  # row 7's purge on PostgreSQL too
         assert "PostgreSQL: purge of" in report["rows"][6]["authdemo"], report["rows"][6]
+        for feature in report["rows"][8:10]:  # rows 9 and 10 on both databases
+            assert "PostgreSQL" in feature["authdemo"], feature
     churn = report["rows"][7]  # row 8: authdemo and the bridge, the cycles counted
     assert "100 cycles" in churn["authdemo"] and "100 cycles" in churn["reference"], churn
     reactpy = next(row for row in report["rows"] if row["row"] == 3)["reactpy"]

@@ -1183,6 +1183,30 @@ class SqlRoleRepository:
         )
         return list(rows)
 
+    async def acting_with_patterns(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, builtins.list[str]] | None:
+        # One row: the patterns as one string (a pattern never holds a space: see
+        # ``PermissionRegistry.check_pattern``), NULL when the user holds none.
+        patterns = (
+            select(func.aggregate_strings(RolePermissionRow.pattern, " "))
+            .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
+            .where(UserRoleRow.user_id == SessionRow.user_id)
+            .scalar_subquery()
+        )
+        result = await self._s.execute(
+            select(SessionRow, UserRow, patterns)
+            .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
+            .where(SessionRow.id == session_id),
+            execution_options={"populate_existing": True},
+        )
+        found = result.first()
+        if found is None:
+            return None
+        session_row, user_row, joined = found
+        user = _user(user_row) if user_row is not None else None
+        return _session(session_row), user, sorted(set(joined.split(" "))) if joined else []
+
     async def names_by_user(self) -> dict[int, builtins.list[str]]:
         found: dict[int, builtins.list[str]] = {}
         for user_id, name in await self._s.execute(

@@ -51,18 +51,20 @@ class Rights(ServiceCore):
 
     async def permitted(self, session_id: int, permission: str, epoch: int | None = None) -> bool:
         """May this session's user do ``permission`` right now? Read from the database in
-        one transaction: the session may act (and is on ``epoch``, the acting view's) and
+        one statement: the session may act (and is on ``epoch``, the acting view's) and
         one of the user's roles grants it. ``NotSignedIn`` when the session may not act.
         ``UndeclaredPermission`` for a name the app did not declare."""
         self.permissions.require(permission)
         now = self.now()
         async with self._uow() as tx:
-            found = await tx.sessions.get_with_user(session_id)
-            if found is None or found[1] is None or not may_act(found[0], found[1], now):
-                raise NotSignedIn()
-            if epoch is not None and found[0].user_epoch != epoch:
-                raise NotSignedIn()
-            patterns = await tx.roles.patterns_of(found[1].id)
+            found = await tx.roles.acting_with_patterns(session_id)
+        if found is None:
+            raise NotSignedIn()
+        session, user, patterns = found
+        if user is None or not may_act(session, user, now):
+            raise NotSignedIn()
+        if epoch is not None and session.user_epoch != epoch:
+            raise NotSignedIn()
         return Grants.of(patterns).allows(permission)
 
     async def user_has_permission(self, user_id: int, permission: str) -> bool:

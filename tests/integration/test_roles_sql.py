@@ -14,7 +14,7 @@ from authdemo.db.models import RoleRow, UserRoleRow, UserRow
 from authdemo.db.uow import SqlUnitOfWorkFactory
 from authdemo.permissions import RoleExists
 from tests.conftest import cheap_hasher
-from tests.integration.test_repositories import NOW, add_user
+from tests.integration.test_repositories import NOW, add_session, add_user
 from tests.support.fakes import FakeClock
 
 
@@ -86,6 +86,41 @@ async def test_a_users_patterns_are_those_of_every_role_they_hold(
         assert await tx.roles.patterns_of(bob) == ["notes:read"]
         listed = {r.name: r.holders for r in await tx.roles.list()}
     assert listed == {"admin": 1, "editor": 1, "reader": 2}
+
+
+async def test_a_session_is_read_with_its_user_and_their_patterns_in_one_go(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    """What a guarded event reads (``acting_with_patterns``): the session and user as
+    ``get_with_user`` reads them, and the user's own patterns, each once."""
+    alice = await add_user(sql_uow)
+    bob = await add_user(sql_uow, "bob")
+    carol = await add_user(sql_uow, "carol")
+    async with sql_uow(write=True) as tx:
+        editor = await tx.roles.add("editor", "", ["notes:*", "notes:read"], NOW)
+        reader = await tx.roles.add("reader", "", ["notes:read"], NOW)
+        for role in (editor, reader):
+            await tx.roles.grant(alice, role.id, NOW)
+        await tx.roles.grant(bob, reader.id, NOW)
+        await tx.commit()
+    sessions = {
+        name: await add_session(sql_uow, user, f"hash-{name}")
+        for name, user in (("alice", alice), ("bob", bob), ("carol", carol), ("anon", None))
+    }
+    async with sql_uow() as tx:
+        read = {name: await tx.roles.acting_with_patterns(sid) for name, sid in sessions.items()}
+        plain = {name: await tx.sessions.get_with_user(sid) for name, sid in sessions.items()}
+        missing = await tx.roles.acting_with_patterns(max(sessions.values()) + 1)
+    assert {name: found[2] for name, found in read.items() if found} == {
+        "alice": ["notes:*", "notes:read"],
+        "bob": ["notes:read"],
+        "carol": [],
+        "anon": [],
+    }
+    for name, found in read.items():
+        assert found is not None and found[:2] == plain[name]
+    assert read["anon"] is not None and read["anon"][1] is None
+    assert missing is None
 
 
 async def test_deleting_a_role_returns_its_holders_and_removes_their_holdings(

@@ -637,6 +637,16 @@ class FakeRoles:
             {p for u, r in self.t.holdings if u == user_id for p in self.t.roles[r].patterns}
         )
 
+    async def acting_with_patterns(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, list[str]] | None:
+        session = self.t.sessions.get(session_id)
+        if session is None:
+            return None
+        found = self.t.users.get(session.user_id) if session.user_id is not None else None
+        user = found[0] if found else None
+        return session, user, await self.patterns_of(user.id) if user is not None else []
+
     async def names_by_user(self) -> dict[int, list[str]]:
         found: dict[int, list[str]] = {}
         for u, r in self.t.holdings:
