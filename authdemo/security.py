@@ -153,11 +153,6 @@ class TokenCodec:
         seconds = self._seconds(token)
         return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
-    def valid_since(self, token: str, now: datetime, lifetime: timedelta) -> datetime | None:
-        """When a genuine, unexpired token was minted; None for anything else."""
-        recognised = self.recognise(token, now, lifetime)
-        return None if recognised is None else recognised[1]
-
     def recognise(
         self, token: str, now: datetime, lifetime: timedelta
     ) -> tuple[str, datetime] | None:
@@ -181,9 +176,6 @@ class TokenCodec:
             self._known[token] = known
         issued = _unexpired(known[1], now, lifetime)
         return None if issued is None else (known[0], issued)
-
-    def is_genuine(self, token: str, now: datetime, lifetime: timedelta) -> bool:
-        return self.valid_since(token, now, lifetime) is not None
 
     def _mac(self, body: bytes) -> bytes:
         return self._token_mac.digest(body)[:_MAC_BYTES]
