@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # All the load comes from 127.0.0.1: lift the per-address websocket cap.
     os.environ["AUTHDEMO_WS_PER_ADDRESS"] = "1000000"
     os.environ["AUTHDEMO_THROTTLE_ADDRESS_FAILURES"] = "1000000"  # sign-ins in flight count
+    started = machine()  # when, at which commit and how busy: before the run, not after
     rows: list[dict[str, Any]] = []
     chosen = set(args.rows)
     with tempfile.TemporaryDirectory(prefix="authdemo-bench-") as tmp:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if r["row"] in chosen
             ]
     return {
-        "machine": machine(),
+        "machine": started,
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "http_tool": "wrk" if shutil.which("wrk") else "asyncio client",
         "rows": rows,

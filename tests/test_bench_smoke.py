@@ -91,12 +91,35 @@ def test_the_sql_overhead_bench_measures_every_layer() -> None:
 
 def test_the_permission_cost_bench_measures_every_row() -> None:
     argv = [sys.executable, "-m", "bench.permission_cost", "--checks", "5", "--rounds", "1"]
+    postgres = os.environ.get("AUTHDEMO_TEST_POSTGRES_URL")  # a plain server URL, as documented
+    argv += ["--postgres", postgres] if postgres else []
     result = subprocess.run(
         argv, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("µs per check") == 3, result.stdout
+    assert result.stdout.count("µs per check") == (6 if postgres else 3), result.stdout
     assert "session re-read" in result.stdout
+
+
+def test_the_machine_is_read_before_the_rows_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caption's time, commit and "load average before it" are read before the
+    first row starts, not after the last one ends."""
+    import argparse
+
+    from bench import run as bench_run
+
+    calls: list[str] = []
+    monkeypatch.setattr(bench_run, "machine", lambda: calls.append("machine") or {"at": 0})
+
+    def row(workdir: Path, operations: int, rounds: int, postgres: str | None) -> list:
+        calls.append("row")
+        return [{"row": 9}]
+
+    monkeypatch.setattr(bench_run, "feature_costs", row)
+    args = argparse.Namespace(rows=[9], operations=1, repeat=1, postgres=None)
+    report = bench_run.run(args)
+    assert calls == ["machine", "row"]
+    assert report["machine"] == {"at": 0} and report["rows"] == [{"row": 9}]
 
 
 def test_the_reset_timing_bench_compares_known_and_unknown_addresses() -> None:
