@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 Model = dict[str, Any]
 
@@ -360,3 +361,21 @@ class IdomClient:
             headers["cookie"] = cookie
         async with http_client() as http:
             return await http.get(self.base_url.rstrip("/") + src, headers=headers)
+
+
+async def flood_until_closed(client: IdomClient) -> None:
+    """Send events far over the connection's budget until the server closes it (1008);
+    the client goes on sending after the server's close, so some are never read."""
+    event = json.dumps({"target": "none", "data": []})
+
+    async def flood() -> None:
+        for _ in range(1000):
+            await client.ws.send(event)
+        await asyncio.wait_for(client.ws.recv(), 5)
+
+    try:
+        await flood()
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 1008, closed
+    else:
+        raise AssertionError("the server did not close a flood")

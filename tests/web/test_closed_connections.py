@@ -18,17 +18,15 @@ from dataclasses import replace
 from typing import Any
 
 import idom
-import pytest
 from sanic import Request, Sanic
 from sanic.server.protocols.websocket_protocol import WebSocketProtocol
-from websockets.exceptions import ConnectionClosed
 
 from authdemo.config import Settings
 from authdemo.http.app import create_app
 from authdemo.ui.bridge import ViewConnection, install_bridge
 from tests.conftest import cheap_hasher
 from tests.support.gates import wait_until
-from tests.support.idom_client import IdomClient
+from tests.support.idom_client import IdomClient, flood_until_closed
 from tests.support.live import Live, listening, serve
 
 
@@ -83,15 +81,7 @@ async def test_frames_left_unread_at_close_leave_no_pending_task_behind(
     try:
         async with serve(app) as live:
             client = await IdomClient.connect(live.base_url)
-            message = json.dumps({"target": "none", "data": []})
-
-            async def flood() -> None:  # goes on sending after the server's close
-                for _ in range(1000):
-                    await client.ws.send(message)
-                await asyncio.wait_for(client.ws.recv(), 5)
-
-            with pytest.raises(ConnectionClosed):
-                await flood()
+            await flood_until_closed(client)
             await client.close()
             for _ in range(50):  # the server side sees the connection lost, then lets go
                 if not sanic_data_tasks():
@@ -143,14 +133,7 @@ async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> Non
         await wait_until(lambda: len(sanic_data_tasks()) >= 1)
 
         flooder = await IdomClient.connect(base_url, page_first=False)
-
-        async def flood() -> None:
-            for _ in range(1000):
-                await flooder.ws.send(event)
-            await asyncio.wait_for(flooder.ws.recv(), 5)
-
-        with pytest.raises(ConnectionClosed):
-            await flood()
+        await flood_until_closed(flooder)
         await flooder.close()
         await asyncio.sleep(0.5)  # the flooder's connection is lost and let go
         assert seen.count(1) == 1
