@@ -404,6 +404,12 @@ class RoleRepository(Protocol):
         in one statement (a guarded event's check); None when there is no such session."""
         ...
 
+    async def active_patterns(self, user_id: int) -> list[str] | None:
+        """Every pattern of every role the user holds, read in one statement with whether
+        the user is active (an HTTP route's check); None for no such user or a disabled
+        one."""
+        ...
+
     async def names_by_user(self) -> dict[int, list[str]]:
         """User id → the names of the roles they hold, sorted (users holding none are absent)."""
         ...

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from ..domain import (
     AuditEvent,
@@ -1096,6 +1097,22 @@ class SqlMfaRepository:
         return done
 
 
+def _joined_patterns(user_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    """Every pattern of every role ``user_id`` holds, as one string (NULL for none): a
+    correlated subquery, so the row it sits in is read in the same statement."""
+    return (
+        select(func.aggregate_strings(RolePermissionRow.pattern, " "))
+        .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
+        .where(UserRoleRow.user_id == user_id)
+        .scalar_subquery()
+    )
+
+
+def _split_patterns(joined: str | None) -> builtins.list[str]:
+    # A pattern never holds a space (``PermissionRegistry.check_pattern`` refuses one).
+    return sorted(set(joined.split(" "))) if joined else []
+
+
 class SqlRoleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -1186,16 +1203,8 @@ class SqlRoleRepository:
     async def acting_with_patterns(
         self, session_id: int
     ) -> tuple[AuthSession, User | None, builtins.list[str]] | None:
-        # One row: the patterns as one string (a pattern never holds a space: see
-        # ``PermissionRegistry.check_pattern``), NULL when the user holds none.
-        patterns = (
-            select(func.aggregate_strings(RolePermissionRow.pattern, " "))
-            .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
-            .where(UserRoleRow.user_id == SessionRow.user_id)
-            .scalar_subquery()
-        )
         result = await self._s.execute(
-            select(SessionRow, UserRow, patterns)
+            select(SessionRow, UserRow, _joined_patterns(SessionRow.user_id))
             .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
             .where(SessionRow.id == session_id),
             execution_options={"populate_existing": True},
@@ -1205,7 +1214,17 @@ class SqlRoleRepository:
             return None
         session_row, user_row, joined = found
         user = _user(user_row) if user_row is not None else None
-        return _session(session_row), user, sorted(set(joined.split(" "))) if joined else []
+        return _session(session_row), user, _split_patterns(joined)
+
+    async def active_patterns(self, user_id: int) -> builtins.list[str] | None:
+        found = (
+            await self._s.execute(
+                select(UserRow.is_active, _joined_patterns(UserRow.id)).where(UserRow.id == user_id)
+            )
+        ).first()
+        if found is None or not found[0]:
+            return None
+        return _split_patterns(found[1])
 
     async def names_by_user(self) -> dict[int, builtins.list[str]]:
         found: dict[int, builtins.list[str]] = {}

@@ -72,11 +72,8 @@ class Rights(ServiceCore):
         their request's session resolved to.)"""
         self.permissions.require(permission)
         async with self._uow() as tx:
-            user = await tx.users.get(user_id)
-            if user is None or not user.is_active:
-                return False
-            patterns = await tx.roles.patterns_of(user_id)
-        return Grants.of(patterns).allows(permission)
+            patterns = await tx.roles.active_patterns(user_id)
+        return patterns is not None and Grants.of(patterns).allows(permission)
 
     # --- roles ---------------------------------------------------------------------------
 

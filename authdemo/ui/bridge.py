@@ -124,7 +124,7 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
       They are cancelled here instead, once no more data can come.
     """
     lost = ws.connection_lost_waiter
-    if lost is None:  # not opened (a refused handshake): nothing was scheduled
+    if lost is None:  # set by the handshake, which every handler of Sanic's runs after
         return
 
     def release(_: object) -> None:

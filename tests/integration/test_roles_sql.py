@@ -123,6 +123,28 @@ async def test_a_session_is_read_with_its_user_and_their_patterns_in_one_go(
     assert missing is None
 
 
+async def test_an_active_users_patterns_are_read_in_one_go(sql_uow: SqlUnitOfWorkFactory) -> None:
+    """What an HTTP route's check reads (``active_patterns``): the user's own patterns,
+    and nothing at all for a disabled user or no user."""
+    alice = await add_user(sql_uow)
+    bob = await add_user(sql_uow, "bob")
+    carol = await add_user(sql_uow, "carol")
+    async with sql_uow(write=True) as tx:
+        editor = await tx.roles.add("editor", "", ["notes:*", "notes:read"], NOW)
+        reader = await tx.roles.add("reader", "", ["notes:read"], NOW)
+        for role in (editor, reader):
+            await tx.roles.grant(alice, role.id, NOW)
+        await tx.roles.grant(bob, reader.id, NOW)
+        await tx.roles.grant(carol, reader.id, NOW)
+        await tx.users.set_active(carol, False)
+        await tx.commit()
+    async with sql_uow() as tx:
+        assert await tx.roles.active_patterns(alice) == ["notes:*", "notes:read"]
+        assert await tx.roles.active_patterns(bob) == ["notes:read"]
+        assert await tx.roles.active_patterns(carol) is None  # disabled: holds nothing
+        assert await tx.roles.active_patterns(carol + 100) is None
+
+
 async def test_deleting_a_role_returns_its_holders_and_removes_their_holdings(
     sql_uow: SqlUnitOfWorkFactory,
 ) -> None:

@@ -647,6 +647,12 @@ class FakeRoles:
         user = found[0] if found else None
         return session, user, await self.patterns_of(user.id) if user is not None else []
 
+    async def active_patterns(self, user_id: int) -> list[str] | None:
+        found = self.t.users.get(user_id)
+        if found is None or not found[0].is_active:
+            return None
+        return await self.patterns_of(user_id)
+
     async def names_by_user(self) -> dict[int, list[str]]:
         found: dict[int, list[str]] = {}
         for u, r in self.t.holdings:
