@@ -26,7 +26,7 @@ from typing import Any
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.mail import OutgoingMail
-from bench.permission_cost import DECLARED, _setup
+from bench.permission_cost import DECLARED, sign_in_with_roles
 from bench.prep import fresh_postgres, migrate
 
 TARGET_MS = 0.2
@@ -50,7 +50,7 @@ async def _cpu_per(operation: Callable[[], Awaitable[object]], operations: int) 
 async def _costs(url: str, operations: int, rounds: int) -> dict[str, float]:
     async with runtime(Settings(database_url=url), permissions=DECLARED) as rt:
         service, uow = rt.service, rt.uow
-        session_id, user_id = await _setup(service)
+        session_id, user_id = await sign_in_with_roles(service)
         found = await service.live_session(session_id)
         assert found is not None
         epoch = found[0].user_epoch

@@ -44,7 +44,8 @@ ROLES = {
 }
 
 
-async def _setup(service: AuthService) -> tuple[int, int]:
+async def sign_in_with_roles(service: AuthService) -> tuple[int, int]:
+    """User "bench" holding ``ROLES``, signed in: (session id, user id)."""
     await service.create_user("bench", "correct horse")
     for name, patterns in ROLES.items():
         await service.create_role(name, patterns)
@@ -64,7 +65,7 @@ async def _timed(check: Callable[[], Awaitable[object]], checks: int) -> float:
 async def measure(url: str, checks: int, rounds: int) -> dict[str, float]:
     async with runtime(Settings(database_url=url), permissions=DECLARED) as rt:
         service = rt.service
-        session_id, user_id = await _setup(service)
+        session_id, user_id = await sign_in_with_roles(service)
         grants = await service.grants_of(user_id)
 
         async def match() -> bool:

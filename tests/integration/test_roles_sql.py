@@ -88,21 +88,28 @@ async def test_a_users_patterns_are_those_of_every_role_they_hold(
     assert listed == {"admin": 1, "editor": 1, "reader": 2}
 
 
-async def test_a_session_is_read_with_its_user_and_their_patterns_in_one_go(
-    sql_uow: SqlUnitOfWorkFactory,
-) -> None:
-    """What a guarded event reads (``acting_with_patterns``): the session and user as
-    ``get_with_user`` reads them, and the user's own patterns, each once."""
-    alice = await add_user(sql_uow)
-    bob = await add_user(sql_uow, "bob")
-    carol = await add_user(sql_uow, "carol")
-    async with sql_uow(write=True) as tx:
+async def editor_alice_reader_bob(uow: SqlUnitOfWorkFactory) -> tuple[int, int, int, int]:
+    """alice holds "editor" (notes:*, notes:read) and "reader" (notes:read), bob "reader",
+    carol nothing; returns their ids and the reader role's."""
+    alice = await add_user(uow)
+    bob = await add_user(uow, "bob")
+    carol = await add_user(uow, "carol")
+    async with uow(write=True) as tx:
         editor = await tx.roles.add("editor", "", ["notes:*", "notes:read"], NOW)
         reader = await tx.roles.add("reader", "", ["notes:read"], NOW)
         for role in (editor, reader):
             await tx.roles.grant(alice, role.id, NOW)
         await tx.roles.grant(bob, reader.id, NOW)
         await tx.commit()
+    return alice, bob, carol, reader.id
+
+
+async def test_a_session_is_read_with_its_user_and_their_patterns_in_one_go(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    """What a guarded event reads (``acting_with_patterns``): the session and user as
+    ``get_with_user`` reads them, and the user's own patterns, each once."""
+    alice, bob, carol, _ = await editor_alice_reader_bob(sql_uow)
     sessions = {
         name: await add_session(sql_uow, user, f"hash-{name}")
         for name, user in (("alice", alice), ("bob", bob), ("carol", carol), ("anon", None))
@@ -126,16 +133,9 @@ async def test_a_session_is_read_with_its_user_and_their_patterns_in_one_go(
 async def test_an_active_users_patterns_are_read_in_one_go(sql_uow: SqlUnitOfWorkFactory) -> None:
     """What an HTTP route's check reads (``active_patterns``): the user's own patterns,
     and nothing at all for a disabled user or no user."""
-    alice = await add_user(sql_uow)
-    bob = await add_user(sql_uow, "bob")
-    carol = await add_user(sql_uow, "carol")
+    alice, bob, carol, reader = await editor_alice_reader_bob(sql_uow)
     async with sql_uow(write=True) as tx:
-        editor = await tx.roles.add("editor", "", ["notes:*", "notes:read"], NOW)
-        reader = await tx.roles.add("reader", "", ["notes:read"], NOW)
-        for role in (editor, reader):
-            await tx.roles.grant(alice, role.id, NOW)
-        await tx.roles.grant(bob, reader.id, NOW)
-        await tx.roles.grant(carol, reader.id, NOW)
+        await tx.roles.grant(carol, reader, NOW)
         await tx.users.set_active(carol, False)
         await tx.commit()
     async with sql_uow() as tx:
