@@ -16,12 +16,19 @@ from ..config import DEFAULT_POOL
 # Set on the engine used for write units of work; the SQLite "begin" hook reads it.
 WRITE_OPTION = "authdemo_write"
 BULK_CACHE_KIB = 64 * 1024
-BULK_MMAP_BYTES = 256 * 1024 * 1024
-BULK_CHECKPOINT_PAGES = 16384
-"""WAL pages (64 MiB at SQLite's 4 KiB pages) a maintenance process writes before it
-copies them back into the database file (SQLite's default: 1,000). A million-row purge
-checkpointed ~1,000 times otherwise (41.6 s instead of 49.8 s for a million rows under
-load, ``python -m bench.run --rows 7``); the WAL file is cut back to 64 MiB after each."""
+BULK_MMAP_BYTES = 0x7FFF_0000
+"""Read through a memory map up to SQLite's own ceiling (``SQLITE_MAX_MMAP_SIZE``, just
+under 2 GiB): a million-row database is ~780 MB, and each page past a 256 MiB map was
+read with a system call (a million-row purge read 5.5 GB through ``read()`` with that
+map, 3.9 GB with this one)."""
+BULK_CHECKPOINT_PAGES = 65536
+"""WAL pages (256 MiB at SQLite's 4 KiB pages) a maintenance process writes before it
+copies them back into the database file (SQLite's default: 1,000). Each deleted session
+leaves a random page of the token-hash index, so the longer the WAL, the more of those
+pages a checkpoint copies once for many deletes: a million-row purge wrote 40 GB to the
+disk with a checkpoint every 64 MiB and 17 GB with one every 256 MiB (55 s → 47–51 s
+for the purge alone; see the Performance page, row 7). The WAL file is cut back to
+256 MiB after each."""
 APPLICATION_NAME = "authdemo"
 """``application_name`` of every query connection (the listener's is ``authdemo-listen``)."""
 
@@ -59,7 +66,7 @@ def create_engine(
     2-2.5x faster here (the token-hash index is keyed randomly, so each deleted row
     touches its own pages). Not for serving: a disk error on a mapped page kills the
     process with SIGBUS, which is harmless for a purge (it can be killed at any point)
-    but not for a server. And a WAL checkpoint every 64 MiB instead of every 4 MiB
+    but not for a server. And a WAL checkpoint every 256 MiB instead of every 4 MiB
     (``BULK_CHECKPOINT_PAGES``).
 
     PostgreSQL: ``pool`` None is ``NullPool`` (a connection per unit of work: PgBouncer
