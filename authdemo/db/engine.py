@@ -26,9 +26,15 @@ BULK_CHECKPOINT_PAGES = 65536
 copies them back into the database file (SQLite's default: 1,000). Each deleted session
 leaves a random page of the token-hash index, so the longer the WAL, the more of those
 pages a checkpoint copies once for many deletes: a million-row purge wrote 40 GB to the
-disk with a checkpoint every 64 MiB and 17 GB with one every 256 MiB (55 s → 47–51 s
+disk with a checkpoint every 64 MiB and 17 GB with one every 256 MiB (55 s → 47 to 51 s
 for the purge alone; see the Performance page, row 7). The WAL file is cut back to
 256 MiB after each."""
+SERVING_WAL_LIMIT = 16 * 1024 * 1024
+"""The size a server's connection cuts the WAL file back to when it starts it over
+(SQLite's default: never). Without it, the file a purge grew to ``BULK_CHECKPOINT_PAGES``
+kept its 256 MiB on the disk for as long as the server ran. A server's own checkpoints
+(every 1,000 pages) keep the WAL near 4 MiB, so it never cuts back a WAL it grew itself
+unless readers held a checkpoint off."""
 APPLICATION_NAME = "authdemo"
 """``application_name`` of every query connection (the listener's is ``authdemo-listen``)."""
 
@@ -123,7 +129,9 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float, bulk: bool = False) -
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            if bulk:
+            if not bulk:
+                cursor.execute(f"PRAGMA journal_size_limit={SERVING_WAL_LIMIT}")
+            else:
                 cursor.execute(f"PRAGMA cache_size={-BULK_CACHE_KIB}")
                 cursor.execute(f"PRAGMA mmap_size={BULK_MMAP_BYTES}")
                 cursor.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
