@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .cache import SessionCache
 from .config import Settings
-from .db.engine import create_engine
+from .db.engine import create_engine, is_sqlite, keep_checkpointing
 from .db.notify import ChangeFeedTarget
 from .db.schema import check_schema
 from .db.uow import SqlUnitOfWorkFactory
@@ -65,6 +65,15 @@ class Runtime:
 
     listen_url: str | None = None
     """Where this process listens for broadcasts (PostgreSQL), if it listens itself."""
+    checkpoints_in_background: bool = False
+    """SQLite, serving: no commit checkpoints the WAL; ``checkpoints()`` must run."""
+
+    def checkpoints(self) -> Coroutine[Any, Any, None] | None:
+        """The task that checkpoints a serving SQLite database's WAL (no commit does);
+        None where nothing needs it."""
+        if not self.checkpoints_in_background:
+            return None
+        return keep_checkpointing(self.engine)
 
     def change_feed(self, target: ChangeFeedTarget) -> Coroutine[Any, Any, None] | None:
         """A task that tells ``target`` when anyone committed a broadcast, for databases
@@ -89,17 +98,21 @@ async def start_runtime(
     clock: Clock | None = None,
     hasher_factory: HasherFactory | None = None,
     bulk: bool = False,
+    serving: bool = False,
     permissions: PermissionRegistry | None = None,
 ) -> Runtime:
     """Open the database (refusing an unmigrated one) and build the service.
 
     ``bulk``: for a one-off maintenance process (``purge-expired``), not for serving.
+    ``serving``: for a server, which runs ``Runtime.checkpoints()`` beside its requests.
     ``permissions``: what the app declared (default: the built-in ``authdemo:admin``).
     """
+    background = serving and is_sqlite(settings.database_url)
     engine = create_engine(
         settings.database_url,
         timeout=settings.db_timeout.total_seconds(),
         bulk=bulk,
+        background_checkpoints=background,
         pool=settings.db_pool,
         pooler=settings.behind_pooler,
     )
@@ -129,7 +142,7 @@ async def start_runtime(
         email=email_policy(settings),
     )
     listen = settings.listener_url if engine.dialect.name == "postgresql" else None
-    return Runtime(engine, uow, events, hasher, service, listen)
+    return Runtime(engine, uow, events, hasher, service, listen, background)
 
 
 def mail_sender(

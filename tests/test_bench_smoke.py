@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,16 @@ def test_the_permission_cost_bench_measures_every_row() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("µs per check") == (6 if postgres else 3), result.stdout
     assert "session re-read" in result.stdout
+
+
+def test_the_purge_writes_bench_times_writes_until_the_purge_ends() -> None:
+    argv = [sys.executable, "-m", "bench.purge_writes", "--rows", "3000", "--every", "0.01"]
+    result = subprocess.run(
+        argv, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "purge of 3,000 expired rows:" in result.stdout, result.stdout
+    assert re.search(r"; [1-9]\d* writes: p50 \d+ ms, p99 \d+ ms", result.stdout), result.stdout
 
 
 def test_the_machine_is_read_before_the_rows_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from ..config import DEFAULT_POOL
+
+log = logging.getLogger("authdemo.db")
 
 # Set on the engine used for write units of work; the SQLite "begin" hook reads it.
 WRITE_OPTION = "authdemo_write"
@@ -35,6 +40,8 @@ SERVING_WAL_LIMIT = 16 * 1024 * 1024
 kept its 256 MiB on the disk for as long as the server ran. A server's own checkpoints
 (every 1,000 pages) keep the WAL near 4 MiB, so it never cuts back a WAL it grew itself
 unless readers held a checkpoint off."""
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between a server's background WAL checkpoints (``keep_checkpointing``)."""
 APPLICATION_NAME = "authdemo"
 """``application_name`` of every query connection (the listener's is ``authdemo-listen``)."""
 
@@ -56,6 +63,7 @@ def create_engine(
     *,
     timeout: float = 5.0,
     bulk: bool = False,
+    background_checkpoints: bool = False,
     pool: int | None = DEFAULT_POOL,
     pooler: bool = False,
     **kwargs: Any,
@@ -75,6 +83,12 @@ def create_engine(
     but not for a server. And a WAL checkpoint every 256 MiB instead of every 4 MiB
     (``BULK_CHECKPOINT_PAGES``).
 
+    ``background_checkpoints`` (SQLite, for a server that runs ``keep_checkpointing``):
+    no commit checkpoints. By SQLite's default the commit that takes the WAL past 1,000
+    pages copies them back into the database file before it returns, so one request in
+    a thousand pages paid for everybody's writes, and, while a purge ran in another
+    process, nearly every write paid for the purge's.
+
     PostgreSQL: ``pool`` None is ``NullPool`` (a connection per unit of work: PgBouncer
     does the pooling), a number N keeps N and never more, ``DEFAULT_POOL`` is
     SQLAlchemy's default. ``pooler``: the URL is PgBouncer in transaction mode, where
@@ -92,7 +106,7 @@ def create_engine(
     kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
-        _configure_sqlite(engine, timeout, bulk)
+        _configure_sqlite(engine, timeout, bulk, background_checkpoints)
         return engine
     connect_args: dict[str, Any] = {
         "timeout": timeout,
@@ -118,7 +132,9 @@ def _statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4()}__"
 
 
-def _configure_sqlite(engine: AsyncEngine, timeout: float, bulk: bool = False) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, timeout: float, bulk: bool = False, background_checkpoints: bool = False
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let us emit BEGIN ourselves (the driver's implicit BEGIN is always DEFERRED).
@@ -129,6 +145,8 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float, bulk: bool = False) -
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             if not bulk:
                 cursor.execute(f"PRAGMA journal_size_limit={SERVING_WAL_LIMIT}")
             else:
@@ -147,3 +165,43 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float, bulk: bool = False) -
         # it failed at once with "database is locked" (seen under two workers).
         write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+async def checkpoint_wal(engine: AsyncEngine) -> tuple[int, int, int]:
+    """One passive WAL checkpoint (SQLite): copy what no reader still needs back into the
+    database file, without waiting for any lock. SQLite's answer: (busy, pages in the
+    WAL, pages copied so far); busy is 1 when another checkpoint was running."""
+    async with engine.connect() as conn:
+        # Outside any transaction (a checkpoint cannot run inside one): the driver's own
+        # connection, which our connect hook put in autocommit mode.
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        cursor = await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            busy, pages, copied = await cursor.fetchone()
+        finally:
+            await cursor.close()
+    return int(busy), int(pages), int(copied)
+
+
+async def keep_checkpointing(
+    engine: AsyncEngine,
+    interval: float = CHECKPOINT_INTERVAL,
+    checkpoint: Callable[[AsyncEngine], Awaitable[object]] = checkpoint_wal,
+) -> None:
+    """A server's WAL checkpoints, every ``interval`` seconds, off the request path (its
+    engine made with ``background_checkpoints``). Runs until cancelled; a checkpoint
+    that fails is said once, and so is the first one that works again, and it goes on."""
+    failing = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await checkpoint(engine)
+        except Exception as error:  # the database may be away for a while: go on
+            if not failing:
+                log.warning("WAL checkpoint failed (will retry every %.0f s): %r", interval, error)
+            failing = True
+            continue
+        if failing:
+            log.info("WAL checkpoints work again")
+        failing = False

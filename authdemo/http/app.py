@@ -52,8 +52,10 @@ log = logging.getLogger(__name__)
 
 WEBSOCKET_MAX_MESSAGE = 64 * 1024
 BACKGROUND_STOP_WAIT = 10.0
-"""Seconds the stop waits for the background tasks (follower, listener, mail sender) to
-end once cancelled."""
+"""Seconds the stop waits for the background tasks (follower, listener, mail sender,
+checkpoints) to end once cancelled."""
+CHECKPOINT_TASK = "authdemo-wal-checkpoints"
+"""The name of the task that checkpoints a SQLite database's WAL (one per worker)."""
 
 
 class AppContext:
@@ -159,7 +161,11 @@ def create_app(
     async def open_database(app: AuthdemoApp) -> None:
         try:
             rt = await start_runtime(
-                settings, clock=clock, hasher_factory=hasher_factory, permissions=declared
+                settings,
+                clock=clock,
+                hasher_factory=hasher_factory,
+                permissions=declared,
+                serving=True,
             )
         except SchemaNotReady as error:
             if Sanic.test_mode or WORKER_VARIABLE in os.environ:
@@ -184,6 +190,8 @@ def create_app(
             app.ctx.background.append(loop.create_task(RelayClient(relay, follower).run()))
         elif (feed := rt.change_feed(follower)) is not None:  # PostgreSQL: LISTEN/NOTIFY
             app.ctx.background.append(loop.create_task(feed))
+        if (checkpoints := rt.checkpoints()) is not None:  # SQLite: WAL checkpoints
+            app.ctx.background.append(loop.create_task(checkpoints, name=CHECKPOINT_TASK))
         # The mail outbox: this worker's sender, and one line on where mail goes.
         log.info("%s", describe_mail(settings))
         if (sender := mail_sender(settings, rt, clock=clock)) is not None:

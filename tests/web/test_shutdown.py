@@ -1,5 +1,6 @@
-"""Stopping the server: a background task that ignores its cancellation never holds the
-stop up (it is logged and left behind)."""
+"""The server's background tasks: the SQLite WAL checkpoints run beside the requests,
+and, at the stop, a task that ignores its cancellation never holds the stop up (it is
+logged and left behind)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from authdemo.http import app as app_module
-from authdemo.http.app import AuthdemoApp
+from authdemo.http.app import CHECKPOINT_TASK, AuthdemoApp
 from tests.support.live import serve
 
 
@@ -38,3 +39,14 @@ async def test_a_background_task_that_will_not_stop_does_not_hold_up_the_stop(
     assert "background task stubborn did not stop; left behind" in caplog.text
     assert left is not None and not left.done()
     left.get_coro().close()  # type: ignore[union-attr]
+
+
+async def test_a_server_on_sqlite_runs_the_checkpoints_and_stops_them(
+    app: AuthdemoApp, db_backend: str
+) -> None:
+    async with serve(app) as live:
+        named = [t for t in live.app.ctx.background if t.get_name() == CHECKPOINT_TASK]
+        assert len(named) == (1 if db_backend == "sqlite" else 0)
+        await asyncio.sleep(0.05)
+        assert all(not t.done() for t in named)
+    assert all(t.done() for t in named)
