@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +27,7 @@ from sqlalchemy import text
 
 from authdemo.db.engine import WRITE_OPTION, create_engine, keep_checkpointing
 from bench.prep import fill_sessions, migrate, signed_in_cookies
-from bench.procs import ROOT
-from bench.scenarios import sqlite_url
+from bench.scenarios import purge_finished, sqlite_url, start_purge
 
 
 async def writes_during_purge(
@@ -44,16 +41,7 @@ async def writes_during_purge(
             await conn.execute(text("CREATE TABLE bench_probe (id INTEGER PRIMARY KEY)"))
             await conn.commit()
         started = time.monotonic()
-        purge = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "authdemo",
-            "purge-expired",
-            cwd=ROOT,
-            env={**os.environ, "AUTHDEMO_DATABASE_URL": url},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        purge = await start_purge(url)
         waits = []
         while purge.returncode is None:
             begun = time.perf_counter()
@@ -63,9 +51,7 @@ async def writes_during_purge(
                 await conn.commit()
             waits.append(time.perf_counter() - begun)
             await asyncio.sleep(every)
-        _, err = await purge.communicate()
-        if purge.returncode != 0:
-            raise RuntimeError(f"purge-expired failed: {err.decode()}")
+        await purge_finished(purge)
         return time.monotonic() - started, waits
     finally:
         if checkpoints is not None:

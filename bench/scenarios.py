@@ -767,9 +767,10 @@ def _returning(proc: Proc, cookie: str, seconds: float) -> tuple[float, float]:
     return statistics.median(rates), statistics.median(cpus)
 
 
-async def _purge_under_load(proc: Proc, url: str, cookie: str) -> tuple[float, float]:
-    started = time.monotonic()
-    purge = await asyncio.create_subprocess_exec(
+async def start_purge(url: str) -> asyncio.subprocess.Process:
+    """``authdemo purge-expired`` on ``url``, in its own process (end it with
+    ``purge_finished``)."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "authdemo",
@@ -779,6 +780,18 @@ async def _purge_under_load(proc: Proc, url: str, cookie: str) -> tuple[float, f
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def purge_finished(purge: asyncio.subprocess.Process) -> None:
+    """Wait for a purge to end; raise if it failed."""
+    _, err = await purge.communicate()
+    if purge.returncode != 0:
+        raise RuntimeError(f"purge-expired failed: {err.decode()}")
+
+
+async def _purge_under_load(proc: Proc, url: str, cookie: str) -> tuple[float, float]:
+    started = time.monotonic()
+    purge = await start_purge(url)
     worst = 0.0
 
     async def load() -> None:
@@ -788,11 +801,11 @@ async def _purge_under_load(proc: Proc, url: str, cookie: str) -> tuple[float, f
             worst = max([worst, *samples])
 
     loader = asyncio.create_task(load())
-    _, err = await purge.communicate()
-    elapsed = time.monotonic() - started
-    await loader
-    if purge.returncode != 0:
-        raise RuntimeError(f"purge-expired failed: {err.decode()}")
+    try:
+        await purge_finished(purge)
+    finally:
+        elapsed = time.monotonic() - started
+        await loader
     return elapsed, worst
 
 
