@@ -91,3 +91,24 @@ async def test_a_failing_checkpoint_is_said_once_and_tried_again(
     failed = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
     assert len(failed) == 1 and "disk I/O error" in failed[0].getMessage()
     assert [r.getMessage() for r in caplog.records].count("WAL checkpoints work again") == 1
+
+
+async def test_a_checkpoint_under_way_finishes_before_the_task_ends() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    finished = False
+
+    async def slow(_: object) -> None:
+        nonlocal finished
+        started.set()
+        await release.wait()
+        finished = True
+
+    task = asyncio.create_task(keep_checkpointing(None, 0.001, slow))  # type: ignore[arg-type]
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # still waiting for the checkpoint
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished
