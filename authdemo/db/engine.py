@@ -35,11 +35,11 @@ disk with a checkpoint every 64 MiB and 17 GB with one every 256 MiB (55 s → 4
 for the purge alone; see the Performance page, row 7). The WAL file is cut back to
 256 MiB after each."""
 SERVING_WAL_LIMIT = 16 * 1024 * 1024
-"""The size a server's connection cuts the WAL file back to when it starts it over
-(SQLite's default: never). Without it, the file a purge grew to ``BULK_CHECKPOINT_PAGES``
-kept its 256 MiB on the disk for as long as the server ran. A server's own checkpoints
-(every 1,000 pages) keep the WAL near 4 MiB, so it never cuts back a WAL it grew itself
-unless readers held a checkpoint off."""
+"""The size every connection but a bulk one cuts the WAL file back to when it starts it
+over (SQLite's default: never). Without it, the file a purge grew to
+``BULK_CHECKPOINT_PAGES`` kept its 256 MiB on the disk for as long as the server ran. A
+server's own checkpoints (once a second, ``keep_checkpointing``; a CLI command's every
+1,000 pages) keep the WAL far below that, so it is rarely cut back otherwise."""
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between a server's background WAL checkpoints (``keep_checkpointing``)."""
 APPLICATION_NAME = "authdemo"
