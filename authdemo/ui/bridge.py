@@ -103,6 +103,11 @@ def index_html(
     return template.format(__head__=head)
 
 
+LOOK_AGAIN_AFTER = 0.5
+"""Seconds after a connection is lost that ``release_when_lost`` looks for its stuck
+data tasks a second time."""
+
+
 def release_when_lost(ws: WebsocketImplProtocol) -> None:
     """Let go of everything Sanic keeps of this connection once its TCP connection is
     lost, so that a closed websocket is freed at once and quietly.
@@ -127,10 +132,7 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
     if lost is None:  # set by the handshake, which every handler of Sanic's runs after
         return
 
-    def release(_: object) -> None:
-        timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
-        if timer is not None:  # asyncio's or uvloop's TimerHandle
-            timer.cancel()
+    def cancel_stuck() -> None:
         # A data task stuck on a message nobody fetches holds (or waits for) this lock;
         # only then is it worth looking through the loop's tasks for this connection's.
         if ws.process_event_mutex.locked():
@@ -139,6 +141,15 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
                 frame = getattr(coro, "cr_frame", None)
                 if frame is not None and frame.f_locals.get("self") is ws:
                     task.cancel()
+
+    def release(_: object) -> None:
+        timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
+        if timer is not None:  # asyncio's or uvloop's TimerHandle
+            timer.cancel()
+        cancel_stuck()
+        # A data task that had not reached the lock yet (still in its send step when
+        # the connection went) may take it after this: look once more, a little later.
+        lost.get_loop().call_later(LOOK_AGAIN_AFTER, cancel_stuck)
 
     lost.add_done_callback(release)
 
