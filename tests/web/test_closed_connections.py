@@ -18,11 +18,13 @@ from dataclasses import replace
 from typing import Any
 
 import idom
+import pytest
 from sanic import Request, Sanic
 from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 
 from authdemo.config import Settings
 from authdemo.http.app import create_app
+from authdemo.ui import bridge
 from authdemo.ui.bridge import ViewConnection, install_bridge
 from tests.conftest import cheap_hasher
 from tests.support.gates import wait_until
@@ -141,3 +143,33 @@ async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> Non
         busy.set()
         await wait_until(lambda: seen.count(1) == 3)  # both held events were delivered
         await bystander.close()
+
+
+class LateTaker:
+    """Stands in for Sanic's websocket: one data task that takes the event lock only
+    after the connection was lost, then waits for a message nobody will fetch."""
+
+    def __init__(self) -> None:
+        self.connection_lost_waiter = asyncio.get_running_loop().create_future()
+        self.io_proto = object()  # no HTTP timeout check left to cancel
+        self.process_event_mutex = asyncio.Lock()
+
+    async def async_data_received(self) -> None:
+        await self.connection_lost_waiter  # still on its way when the connection goes
+        await asyncio.sleep(0.01)
+        async with self.process_event_mutex:
+            await asyncio.Event().wait()
+
+
+async def test_a_data_task_that_takes_the_lock_after_the_loss_is_cancelled_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bridge, "LOOK_AGAIN_AFTER", 0.1)
+    ws = LateTaker()
+    bridge.release_when_lost(ws)  # type: ignore[arg-type]
+    stuck = asyncio.create_task(ws.async_data_received())
+    ws.connection_lost_waiter.set_result(None)
+    await asyncio.sleep(0.05)
+    assert ws.process_event_mutex.locked() and not stuck.done()  # missed by the first look
+    await asyncio.wait({stuck}, timeout=2)
+    assert stuck.cancelled()
