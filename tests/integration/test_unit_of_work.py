@@ -4,10 +4,9 @@ import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from authdemo.db.engine import create_engine
 from authdemo.db.uow import SqlUnitOfWorkFactory
@@ -88,36 +87,6 @@ async def test_only_bulk_engines_get_a_big_page_cache_and_memory_mapped_reads(
             assert (checkpoint, wal_limit) == (1000, 16 * 1024 * 1024)
     finally:
         await engine.dispose()
-
-
-@pytest.mark.sqlite_only
-async def test_a_server_cuts_back_the_wal_a_bulk_process_grew(db_url: str) -> None:
-    """A purge's WAL may grow to 256 MiB; once a server starts the WAL over, it is small."""
-    wal = Path((make_url(db_url).database or "") + "-wal")
-    server = create_engine(db_url)
-    bulk = create_engine(db_url, bulk=True)
-    try:
-        async with server.connect() as conn:  # the server is up: the WAL is not deleted
-            await conn.execute(text("CREATE TABLE filler (id INTEGER PRIMARY KEY, v BLOB)"))
-            await conn.commit()
-        async with bulk.connect() as conn:
-            for _ in range(10):  # ~40 MB of WAL
-                await conn.execute(
-                    text(
-                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-                        " WHERE i < 1000) INSERT INTO filler (v) SELECT randomblob(4000) FROM n"
-                    )
-                )
-                await conn.commit()
-        assert wal.stat().st_size > 32 * 1024 * 1024
-        for _ in range(3):  # a checkpoint at the first commit, the WAL started over after
-            async with server.connect() as conn:
-                await conn.execute(text("INSERT INTO filler (v) VALUES (x'00')"))
-                await conn.commit()
-        assert wal.stat().st_size <= 16 * 1024 * 1024
-    finally:
-        await bulk.dispose()
-        await server.dispose()
 
 
 @pytest.mark.sqlite_only

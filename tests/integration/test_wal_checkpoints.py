@@ -112,3 +112,22 @@ async def test_a_checkpoint_under_way_finishes_before_the_task_ends() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished
+
+
+@pytest.mark.sqlite_only
+async def test_a_server_cuts_back_the_wal_a_bulk_process_grew(db_url: str) -> None:
+    """A purge's WAL may grow to 256 MiB; once a server starts the WAL over, it is small."""
+    server = create_engine(db_url)
+    bulk = create_engine(db_url, bulk=True)
+    try:
+        await make_filler(server)  # the server is up: the WAL is not deleted
+        await write_4mb(bulk, 10)  # ~40 MB of WAL
+        assert wal_of(db_url).stat().st_size > 32 * 1024 * 1024
+        for _ in range(3):  # a checkpoint at the first commit, the WAL started over after
+            async with server.connect() as conn:
+                await conn.execute(text("INSERT INTO filler (v) VALUES (x'00')"))
+                await conn.commit()
+        assert wal_of(db_url).stat().st_size <= 16 * 1024 * 1024
+    finally:
+        await bulk.dispose()
+        await server.dispose()
