@@ -101,12 +101,14 @@ class SqlUnitOfWork:
     ) -> None:
         session, self._session = self._session, None
         assert session is not None
-        self._tracker.finished()
         healthy = False
         try:
             await self._close(session, exc_type, exc)
             healthy = exc is None or not is_unavailable(exc)
         finally:
+            # Finished once its connection is back in the pool: ``drain`` (the last step
+            # before the engine is disposed) must not return while it is still in use.
+            self._tracker.finished()
             if self._gate is not None:
                 self._gate.release()
                 if healthy:  # a failed turn is no sign that the queue moves
@@ -215,7 +217,8 @@ class SqlUnitOfWorkFactory:
             self._idle.set()
 
     async def drain(self, within: float) -> bool:
-        """Wait until no unit of work is open (before closing the engine); False on timeout."""
+        """Wait until every unit of work has ended and given its connection back (before
+        the engine is disposed); False on timeout."""
         if self.active == 0:
             return True
         self._idle = asyncio.Event()

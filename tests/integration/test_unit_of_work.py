@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from authdemo.db.engine import create_engine
 from authdemo.db.uow import SqlUnitOfWorkFactory
@@ -204,3 +204,30 @@ async def test_every_ending_leaves_the_pooled_connection_outside_a_transaction(
     finally:
         await engine.dispose()
         await other.dispose()
+
+
+async def test_drained_only_once_every_connection_is_back_in_the_pool(db_url: str) -> None:
+    """``drain`` is the server's last step before it disposes of the engine: a unit of
+    work on its way out (rolling back, giving its connection back) still counts."""
+    engine = create_engine(db_url)
+    uow = SqlUnitOfWorkFactory(engine)
+    out: list[int] = []
+    event.listen(engine.sync_engine, "checkout", lambda *_: out.append(1))
+    event.listen(engine.sync_engine, "checkin", lambda *_: out.append(-1))
+    inside, leave = asyncio.Event(), asyncio.Event()
+
+    async def reader() -> None:
+        async with uow() as tx:
+            await tx.users.get_by_key("alice")
+            inside.set()
+            await leave.wait()
+
+    task = asyncio.create_task(reader())
+    try:
+        await asyncio.wait_for(inside.wait(), 5)
+        leave.set()  # it ends while drain waits
+        assert await uow.drain(within=5)
+        assert sum(out) == 0  # nothing in use: the engine may be disposed of now
+        await task
+    finally:
+        await engine.dispose()
