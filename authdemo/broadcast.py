@@ -30,6 +30,7 @@ from dataclasses import replace
 
 from .events import InProcessEventBus
 from .ports import BROADCAST_BATCH, BroadcastCursor, UnitOfWorkFactory
+from .tasks import finish_first
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ class BroadcastFollower:
     async def run(self) -> None:
         while True:
             try:
-                # Shielded: being cancelled (at shutdown) never interrupts a query half-way.
-                while await asyncio.shield(self.poll()) == BROADCAST_BATCH:
+                # Cancelled (at shutdown), it ends once a poll under way has ended: a query
+                # is never cut half-way, nor left running once the task is done.
+                while await finish_first(self.poll()) == BROADCAST_BATCH:
                     pass
                 if self._failing:
                     log.warning("session broadcasts are readable again")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from ..config import DEFAULT_POOL
+from ..tasks import finish_first
 
 log = logging.getLogger("authdemo.db")
 
@@ -192,17 +193,12 @@ async def keep_checkpointing(
     """A server's WAL checkpoints, every ``interval`` seconds, off the request path (its
     engine made with ``background_checkpoints``). Runs until cancelled; a checkpoint
     that fails is said once, and so is the first one that works again, and it goes on.
-    Cancelled during a checkpoint, it lets that checkpoint finish first: its connection
-    goes back to the pool whole, and SQLite's thread never answers a closed loop."""
+    Cancelled during a checkpoint, it lets that checkpoint finish first (``finish_first``)."""
     failing = False
     while True:
         await asyncio.sleep(interval)
-        attempt = asyncio.ensure_future(checkpoint(engine))
         try:
-            await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            await asyncio.gather(attempt, return_exceptions=True)
-            raise
+            await finish_first(checkpoint(engine))
         except Exception as error:  # the database may be away for a while: go on
             if not failing:
                 log.warning("WAL checkpoint failed (will retry every %.0f s): %r", interval, error)

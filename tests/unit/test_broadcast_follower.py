@@ -95,3 +95,31 @@ async def test_a_follower_says_once_it_cannot_read_and_once_it_can_again(
     assert not follower._failing
     assert follower._pause() == 3600  # back to the quiet pace
     assert [e.serial for e in events] == [row]
+
+
+async def test_a_follower_stopped_during_a_poll_ends_only_once_the_poll_has() -> None:
+    """At shutdown the follower is cancelled; a poll under way holds a connection, and the
+    database is closed once the follower has ended: so the poll must have ended too."""
+    store, bus = FakeStore(), InProcessEventBus()
+    follower = BroadcastFollower(store, bus, interval=0.01)  # type: ignore[arg-type]
+    await follower.start_position()
+    started, release = asyncio.Event(), asyncio.Event()
+    ended: list[int] = []
+    real_poll = follower.poll
+
+    async def slow_poll() -> int:
+        started.set()
+        await release.wait()
+        ended.append(await real_poll())
+        return ended[-1]
+
+    follower.poll = slow_poll  # type: ignore[method-assign]
+    task = asyncio.create_task(follower.run())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # the poll is still under way
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended == [0]
