@@ -38,9 +38,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     assert process.process is not None and process.process.poll() is None, "the server died"
     # Nothing went wrong while serving (checked before stopping: at shutdown Sanic's
     # websocket internals complain about their own pending tasks).
-    log = process.log()
+    lines = process.log().splitlines()
     process.stop()
-    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+    wrong = [i for i, line in enumerate(lines) if "Traceback" in line or "ERROR" in line]
+    # What led up to the first, and all of them (a summary's last lines would hide it).
+    assert not wrong, "\n".join(
+        [*lines[max(0, wrong[0] - 30) : wrong[0] + 30], "...", *(lines[i] for i in wrong)]
+    )
 
 
 def raw_get(port: int, cookie: bytes) -> tuple[int, list[bytes]]:

@@ -1,6 +1,7 @@
-"""The server's background tasks: the SQLite WAL checkpoints run beside the requests,
-and, at the stop, a task that ignores its cancellation never holds the stop up (it is
-logged and left behind)."""
+"""The server's background tasks: the SQLite WAL checkpoints run beside the requests;
+at the stop, a task that ignores its cancellation never holds the stop up (it is
+logged and left behind), and database work under way ends, its connection given back,
+before the engine is disposed of."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import logging
 import time
 
 import pytest
+from sqlalchemy import event
 
+from authdemo.broadcast import BroadcastFollower
 from authdemo.http import app as app_module
 from authdemo.http.app import CHECKPOINT_TASK, AuthdemoApp
 from tests.support.live import serve
@@ -50,3 +53,30 @@ async def test_a_server_on_sqlite_runs_the_checkpoints_and_stops_them(
         await asyncio.sleep(0.05)
         assert all(not t.done() for t in named)
     assert all(t.done() for t in named)
+
+
+async def test_a_poll_under_way_at_the_stop_gives_its_connection_back_before_the_close(
+    app: AuthdemoApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut instead, the connection would be dropped unclosed (a SQLite connection's
+    thread then answers a loop that is closed, in whichever test runs next)."""
+    polling = asyncio.Event()
+    real_poll = BroadcastFollower.poll
+
+    async def slow_poll(self: BroadcastFollower) -> int:
+        async with self._uow() as tx:  # a connection held across the stop
+            await tx.broadcasts.position()
+            polling.set()
+            await asyncio.sleep(0.3)
+        return await real_poll(self)
+
+    monkeypatch.setattr(BroadcastFollower, "poll", slow_poll)
+    in_use = [1]  # the poll's connection, taken before the count starts
+    at_dispose: list[int] = []
+    async with serve(app) as live:
+        await asyncio.wait_for(polling.wait(), 5)
+        engine = live.app.ctx.runtime.engine.sync_engine
+        event.listen(engine, "checkout", lambda *_: in_use.append(1))
+        event.listen(engine, "checkin", lambda *_: in_use.append(-1))
+        event.listen(engine, "engine_disposed", lambda *_: at_dispose.append(sum(in_use)))
+    assert at_dispose == [0]
