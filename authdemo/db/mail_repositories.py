@@ -5,9 +5,10 @@ conditional statement whose row count (or returned row) decides."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -210,28 +211,34 @@ class SqlRateLimitRepository:
         return _rowcount(result)
 
 
+# Built once: a statement made per call spends more CPU on its cache key than this one
+# spends on the INSERT it sends (bench row 10).
+_ADD_MAIL = insert(cast(Table, MailRow.__table__))
+
+
 class SqlMailOutbox:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def add(self, mail: OutgoingMail, now: datetime) -> int:
-        row = MailRow(
-            created_at=now,
-            recipient=mail.recipient,
-            subject=_storable(mail.subject, 255),
-            body_text=mail.text,
-            body_html=mail.html,
-            kind=mail.kind[:32],
-            attempts=0,
-            next_attempt_at=now,
-            claimed_until=None,
-            claim=None,
-            sent_at=None,
-            last_error="",
-        )
-        self._s.add(row)
-        await self._s.flush()
-        return row.id
+        # A Core INSERT with its values as parameters, not an ORM object and a flush: the
+        # flush's bookkeeping cost about as much CPU again as the statement. Without
+        # RETURNING: the new row's id comes with the execution on both databases.
+        values = {
+            "created_at": now,
+            "recipient": mail.recipient,
+            "subject": _storable(mail.subject, 255),
+            "body_text": mail.text,
+            "body_html": mail.html,
+            "kind": mail.kind[:32],
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+        }
+        added: CursorResult[Any] = await self._s.execute(_ADD_MAIL, values)  # type: ignore[assignment]
+        key = added.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def _due(self, now: datetime) -> Any:
         return and_(
