@@ -119,7 +119,7 @@ def _dialect_insert(session: AsyncSession) -> Any:
     return sqlite_insert
 
 
-def _live(now: datetime) -> list[ColumnElement[bool]]:
+def _live(now: datetime | ColumnElement[datetime]) -> list[ColumnElement[bool]]:
     return [
         SessionRow.revoked_at.is_(None),
         SessionRow.idle_expires_at > now,
@@ -450,24 +450,7 @@ class SqlSessionRepository:
         return [_session(r) for r in rows]
 
     async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        owner = select(SessionRow.user_id).where(SessionRow.id == session_id).scalar_subquery()
-        codes_left = (
-            select(func.count())
-            .select_from(RecoveryCodeRow)
-            .where(RecoveryCodeRow.user_id == UserRow.id, RecoveryCodeRow.used_at.is_(None))
-            .scalar_subquery()
-        )
-        result = await self._s.execute(
-            select(SessionRow, UserRow, MfaRow.confirmed_at, codes_left)
-            .join(UserRow, SessionRow.user_id == UserRow.id)
-            .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
-            .where(
-                SessionRow.user_id == owner,
-                or_(SessionRow.id == session_id, and_(*_live(now))),
-            )
-            .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc()),
-            execution_options={"populate_existing": True},
-        )
+        result = await self._s.execute(_ACCOUNT_OF, {"session_id": session_id, "now": now})
         rows = [(_session(s), u, confirmed, left) for s, u, confirmed, left in result.all()]
         acting = next((row for row in rows if row[0].id == session_id), None)
         if acting is None:
@@ -1132,6 +1115,32 @@ _ACTING_WITH_PATTERNS = _session_with_user(_joined_patterns(SessionRow.user_id))
 )
 _ACTIVE_PATTERNS = select(UserRow.is_active, _joined_patterns(UserRow.id)).where(
     UserRow.id == bindparam("key")
+)
+
+# What the account components show, in one read per connect (``account_of``): every
+# live session of the acting session's owner (and the acting one, live or not), with the
+# user, whether two-factor is on, and how many recovery codes are left.
+_ACCOUNT_OF = (
+    select(
+        SessionRow,
+        UserRow,
+        MfaRow.confirmed_at,
+        select(func.count())
+        .select_from(RecoveryCodeRow)
+        .where(RecoveryCodeRow.user_id == UserRow.id, RecoveryCodeRow.used_at.is_(None))
+        .scalar_subquery(),
+    )
+    .join(UserRow, SessionRow.user_id == UserRow.id)
+    .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
+    .where(
+        SessionRow.user_id
+        == select(SessionRow.user_id)
+        .where(SessionRow.id == bindparam("session_id"))
+        .scalar_subquery(),
+        or_(SessionRow.id == bindparam("session_id"), and_(*_live(bindparam("now")))),
+    )
+    .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc())
+    .execution_options(populate_existing=True)
 )
 
 

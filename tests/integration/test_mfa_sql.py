@@ -387,6 +387,9 @@ async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_s
         assert second_id not in {s.id for s in ended.sessions}
         with pytest.raises(NotSignedIn):
             await service.account_snapshot(second_id)
+        async with rt.uow() as tx:  # read as of a time when every session has expired
+            later = await tx.sessions.account_of(first_id, service.now() + timedelta(days=400))
+        assert later is not None and later.session.id == first_id and later.sessions == []
 
 
 async def test_a_sign_in_locks_its_user_and_reads_two_factor_in_one_statement(
