@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import re
+import typing
 import weakref
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
+    Table,
     Text,
     and_,
     bindparam,
@@ -20,7 +24,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
@@ -29,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from ..domain import (
@@ -88,7 +91,8 @@ def _user(row: UserRow) -> User:
     )
 
 
-def _session(row: SessionRow) -> AuthSession:
+def _session(row: SessionRow | Row[Any]) -> AuthSession:
+    # An ORM row or a Core one (``_SESSIONS``'s columns): the same attribute names.
     return AuthSession(
         id=row.id,
         token_hash=row.token_hash,
@@ -106,11 +110,15 @@ def _session(row: SessionRow) -> AuthSession:
     )
 
 
-def _dialect_insert(session: AsyncSession) -> Any:
-    """The ``insert`` with ``ON CONFLICT`` of the session's backend. Imported here: the
-    PostgreSQL dialect package (all its drivers) takes 50 ms to import, which every
-    command and server on SQLite would otherwise pay at start."""
-    if session.get_bind().dialect.name == "postgresql":
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert_of(dialect: str) -> Any:
+    """The ``insert`` with ``ON CONFLICT`` of a backend. Imported here: the PostgreSQL
+    dialect package (all its drivers) takes 50 ms to import, which every command and
+    server on SQLite would otherwise pay at start."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert
@@ -119,11 +127,18 @@ def _dialect_insert(session: AsyncSession) -> Any:
     return sqlite_insert
 
 
-def _live(now: datetime | ColumnElement[datetime]) -> list[ColumnElement[bool]]:
+def _dialect_insert(session: AsyncSession) -> Any:
+    return _insert_of(_dialect(session))
+
+
+def _live(
+    now: datetime | ColumnElement[datetime], row: Any = SessionRow
+) -> list[ColumnElement[bool]]:
+    """Live as of ``now``; ``row`` is ``SessionRow`` or, in a Core statement, ``_SESSIONS.c``."""
     return [
-        SessionRow.revoked_at.is_(None),
-        SessionRow.idle_expires_at > now,
-        SessionRow.absolute_expires_at > now,
+        row.revoked_at.is_(None),
+        row.idle_expires_at > now,
+        row.absolute_expires_at > now,
     ]
 
 
@@ -167,34 +182,19 @@ class SqlUserRepository:
         return _user(row) if row else None
 
     async def get_by_key(self, key: str) -> User | None:
-        row = await self._s.scalar(select(UserRow).where(UserRow.username_key == key))
+        row = await self._s.scalar(_USER_BY_KEY, {"key": key})
         return _user(row) if row else None
 
     async def get_credentials(self, key: str) -> UserCredentials | None:
-        row = await self._s.scalar(select(UserRow).where(UserRow.username_key == key))
+        row = await self._s.scalar(_USER_BY_KEY, {"key": key})
         return UserCredentials(_user(row), row.password_hash) if row else None
 
     async def lock(self, user_id: int) -> UserCredentials | None:
-        row = await self._s.scalar(
-            # FOR NO KEY UPDATE: rows that merely reference the user (a new session, an
-            # audit row) take KEY SHARE for their foreign key and must not wait for it.
-            select(UserRow).where(UserRow.id == user_id).with_for_update(key_share=True),
-            execution_options={"populate_existing": True},
-        )
+        row = await self._s.scalar(_USER_LOCKED, {"key": user_id})
         return UserCredentials(_user(row), row.password_hash) if row else None
 
     async def lock_signing_in(self, user_id: int) -> tuple[UserCredentials, bool] | None:
-        found = (
-            await self._s.execute(
-                select(UserRow, MfaRow.confirmed_at)
-                .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
-                .where(UserRow.id == user_id)
-                # As ``lock``: FOR NO KEY UPDATE, of the user's row only (the outer join's
-                # nullable side cannot be locked, and need not be).
-                .with_for_update(key_share=True, of=UserRow),
-                execution_options={"populate_existing": True},
-            )
-        ).first()
+        found = (await self._s.execute(_USER_SIGNING_IN, {"key": user_id})).first()
         if found is None:
             return None
         row, confirmed_at = found
@@ -272,12 +272,7 @@ class SqlSessionRepository:
         }
         # One statement, no savepoint: a taken token inserts nothing (and, unlike a
         # failed INSERT, leaves a PostgreSQL transaction usable).
-        stored = await self._s.scalar(
-            _dialect_insert(self._s)(SessionRow)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[SessionRow.token_hash])
-            .returning(SessionRow)
-        )
+        stored = (await self._s.execute(_add_session(_dialect(self._s)), values)).first()
         if stored is None:
             raise DuplicateToken("a session with this token exists")
         return _session(stored)
@@ -292,14 +287,7 @@ class SqlSessionRepository:
             "revoked_at": now,
             "user_epoch": 0,
         }
-        await self._s.execute(
-            _dialect_insert(self._s)(SessionRow)
-            .values(**values)
-            .on_conflict_do_update(
-                index_elements=[SessionRow.token_hash],
-                set_={"revoked_at": func.coalesce(SessionRow.revoked_at, now)},
-            )
-        )
+        await self._s.execute(_retire_token(_dialect(self._s)), values)
 
     async def get(self, session_id: int) -> AuthSession | None:
         row = await self._s.get(SessionRow, session_id)
@@ -369,23 +357,16 @@ class SqlSessionRepository:
         replaced: str | None = None,
         unless_taken: bool = False,
     ) -> bool:
-        values: dict[str, object] = {"token_hash": token_hash}
-        if user_epoch is not None:
-            values["user_epoch"] = user_epoch
-        where = [SessionRow.id == session_id]
-        if replaced is not None:  # kept from the first cookie on: later rotations keep it
-            values["signed_in_from"] = func.coalesce(SessionRow.signed_in_from, replaced)
-            if unless_taken:
-                other = aliased(SessionRow)
-                taken = select(other.id).where(
-                    other.signed_in_from == replaced, other.id != session_id
-                )
-                where.append(~taken.exists())
-        result = await self._s.execute(
-            update(SessionRow).where(*where).values(**values),
-            execution_options={"synchronize_session": False},
+        statement = _set_token_hash(
+            user_epoch is not None, replaced is not None, replaced is not None and unless_taken
         )
-        return _rows(result) > 0
+        values = {
+            "session_id": session_id,
+            "new_hash": token_hash,
+            "epoch": user_epoch,
+            "replaced": replaced,
+        }
+        return _rows(await self._s.execute(statement, values)) > 0
 
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         if not session_ids:
@@ -402,22 +383,11 @@ class SqlSessionRepository:
     async def sign_out(
         self, session_id: int, now: datetime, *, epoch: int | None
     ) -> tuple[AuthSession, str] | None:
-        where = [SessionRow.id == session_id, *_live(now)]
-        if epoch is not None:
-            where.append(SessionRow.user_epoch == epoch)
-        username = select(UserRow.username).where(UserRow.id == SessionRow.user_id)
-        result = await self._s.execute(
-            update(SessionRow)
-            .where(*where)
-            .values(revoked_at=now)
-            .returning(SessionRow, username.scalar_subquery()),
-            execution_options={"synchronize_session": False, "populate_existing": True},
-        )
-        found = result.one_or_none()
+        values = {"session_id": session_id, "now": now, "epoch": epoch}
+        found = (await self._s.execute(_sign_out(epoch is not None), values)).one_or_none()
         if found is None:
             return None
-        row, name = found
-        return _session(row), name or ""
+        return _session(found), found.owner_name or ""
 
     async def revoke_one(
         self, session_id: int, now: datetime, *, user_id: int | None
@@ -516,35 +486,23 @@ class SqlTicketRepository:
         now: datetime,
         expires_at: datetime,
     ) -> None:
-        self._s.add(
-            TicketRow(
-                ticket_hash=ticket_hash,
-                session_id=session_id,
-                bound_token_hash=bound_token_hash,
-                created_at=now,
-                expires_at=expires_at,
-            )
-        )
-        await self._s.flush()
+        values = {
+            "ticket_hash": ticket_hash,
+            "session_id": session_id,
+            "bound_token_hash": bound_token_hash,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+        await self._s.execute(_ADD_TICKET, values)
 
     async def claim(self, ticket_hash: str, now: datetime) -> ClaimedTicket | None:
         # One conditional write: of two redemptions at once, one sets redeemed_at (and
         # gets the row back); the other waits for its lock, then matches nothing.
-        fields = (TicketRow.session_id, TicketRow.bound_token_hash, TicketRow.expires_at)
-        claimed = (
-            await self._s.execute(
-                update(TicketRow)
-                .where(TicketRow.ticket_hash == ticket_hash, TicketRow.redeemed_at.is_(None))
-                .values(redeemed_at=now)
-                .returning(*fields),
-                execution_options={"synchronize_session": False},
-            )
-        ).first()
+        values = {"hash": ticket_hash, "now": now}
+        claimed = (await self._s.execute(_CLAIM_TICKET, values)).first()
         if claimed is not None:
             return ClaimedTicket(claimed[0], claimed[1], claimed[2], already_redeemed=False)
-        used = (
-            await self._s.execute(select(*fields).where(TicketRow.ticket_hash == ticket_hash))
-        ).first()
+        used = (await self._s.execute(_TICKET_BY_HASH, values)).first()
         if used is None:
             return None
         return ClaimedTicket(used[0], used[1], used[2], already_redeemed=True)
@@ -581,19 +539,17 @@ class SqlAuditRepository:
         self._s = session
 
     async def add(self, event: AuditEvent) -> None:
-        self._s.add(
-            AuditRow(
-                at=event.at,
-                kind=str(event.kind),
-                user_id=event.user_id,
-                username=_storable(event.username, 64),
-                session=_storable(event.session, 8),
-                client_addr=_storable(event.client_addr, 64),
-                user_agent=_storable(event.user_agent, 512),
-                detail=_storable(event.detail, 255),
-            )
-        )
-        await self._s.flush()
+        values = {
+            "at": event.at,
+            "kind": str(event.kind),
+            "user_id": event.user_id,
+            "username": _storable(event.username, 64),
+            "session": _storable(event.session, 8),
+            "client_addr": _storable(event.client_addr, 64),
+            "user_agent": _storable(event.user_agent, 512),
+            "detail": _storable(event.detail, 255),
+        }
+        await self._s.execute(_ADD_AUDIT, values)
 
     async def purge(self, before: datetime, limit: int) -> int:
         doomed = (
@@ -637,19 +593,9 @@ class SqlThrottleRepository:
         # One statement: a missing row is inserted, an existing one "updated" to itself,
         # which takes its row lock (PostgreSQL processes the rows in the order given and
         # re-checks a row a concurrent transaction deleted) and returns it as it is.
-        upsert = _dialect_insert(self._s)(ThrottleRow).values(
-            [{"key": k, "failures": 0, "updated_at": now} for k in keys]
-        )
-        rows = await self._s.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[ThrottleRow.key], set_={"failures": ThrottleRow.failures}
-            ).returning(
-                ThrottleRow.key,
-                ThrottleRow.failures,
-                ThrottleRow.blocked_until,
-                ThrottleRow.updated_at,
-            )
-        )
+        values: dict[str, object] = {f"key_{i}": k for i, k in enumerate(keys)}
+        values["now"] = now
+        rows = await self._s.execute(_lock_throttle(_dialect(self._s), len(keys)), values)
         return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
 
     async def save(
@@ -675,24 +621,15 @@ class SqlThrottleRepository:
                 await self.save(key, state.failures, state.blocked_until, state.updated_at)
             return
         keys = sorted(states)
-        row = ThrottleRow
-
-        def per_key(column: Any, values: dict[str, Any]) -> Any:
-            whens = [(row.key == k, literal(values[k], column.type)) for k in keys]
-            return case(*whens, else_=column)
-
-        updated = await self._s.execute(
-            update(row)
-            .where(row.key.in_(keys))
-            .values(
-                failures=per_key(row.failures, {k: states[k].failures for k in keys}),
-                blocked_until=per_key(
-                    row.blocked_until, {k: states[k].blocked_until for k in keys}
-                ),
-                updated_at=per_key(row.updated_at, {k: states[k].updated_at for k in keys}),
-            )
-        )
-        if updated.rowcount != len(keys):  # type: ignore[attr-defined]
+        values: dict[str, object] = {}
+        for i, key in enumerate(keys):
+            state = states[key]
+            values[f"key_{i}"] = key
+            values[f"failures_{i}"] = state.failures
+            values[f"blocked_until_{i}"] = state.blocked_until
+            values[f"updated_at_{i}"] = state.updated_at
+        updated = await self._s.execute(_save_throttles(len(keys)), values)
+        if _rows(updated) != len(keys):
             # A row not there (a caller that did not lock them first): one by one.
             for key in keys:
                 state = states[key]
@@ -706,22 +643,8 @@ class SqlThrottleRepository:
         # rows with no failures to the purge (``ThrottlePolicy.forgotten``) instead of
         # deleting them. The sub-select takes the two row locks in key order (PostgreSQL;
         # SQLite has one writer), as ``lock`` does: no deadlock with a reservation.
-        row = ThrottleRow
-        keys = sorted({forget, refund})
-        locked = select(row.key).where(row.key.in_(keys)).order_by(row.key).with_for_update()
-        left = row.failures - 1
-        forgetting = row.key == forget
-        await self._s.execute(
-            update(row)
-            .where(row.key.in_(locked.scalar_subquery()), or_(forgetting, row.failures > 0))
-            .values(
-                failures=case((forgetting, 0), else_=left),
-                blocked_until=case(
-                    (forgetting, None), (left >= threshold, row.blocked_until), else_=None
-                ),
-            ),
-            execution_options={"synchronize_session": False},
-        )
+        values = {"forget": forget, "refund": refund, "threshold": threshold}
+        await self._s.execute(_SETTLE_THROTTLES, values)
 
     async def refund(self, key: str, threshold: int) -> None:
         # ThrottlePolicy.refund, in SQL: without reading the row first, and with the row
@@ -786,31 +709,23 @@ class SqlBroadcastRepository:
         if not events:
             return []
         postgres = self._postgres()
-        rows: list[dict[str, object]] = []
-        for event in events:
-            values: dict[str, object] = {
-                "created_at": now,
-                "kind": str(event.kind),
-                "session_ids": json.dumps(list(event.session_ids)),
-                "reason": event.reason[:32],
-                "token_hash": event.token_hash,
-                "origin": event.origin[:32],
-                "user_id": event.user_id,
-            }
-            if postgres:
-                values["txid"] = _CURRENT_XACT
-            rows.append(values)
+        values: dict[str, object] = {"now": now}
+        for i, event in enumerate(events):
+            values[f"kind_{i}"] = str(event.kind)
+            values[f"session_ids_{i}"] = json.dumps(list(event.session_ids))
+            values[f"reason_{i}"] = event.reason[:32]
+            values[f"token_hash_{i}"] = event.token_hash
+            values[f"origin_{i}"] = event.origin[:32]
+            values[f"user_id_{i}"] = event.user_id
         # One statement. Both backends number the rows of one INSERT in the order of its
         # VALUES (SQLite's rowid, PostgreSQL's nextval per row), whatever order RETURNING
-        # gives them back in: sorted, they pair with the events.
-        added = insert(BroadcastRow).values(rows).returning(BroadcastRow.id)
-        if postgres and self._first_notify():
-            # The NOTIFY rides in the same statement (a data-modifying CTE): delivered at
-            # commit, and only if it commits; it wakes every other host, which then reads
-            # every new row, so one per transaction is enough.
-            ids = sorted(await self._s.scalars(_notifying(added)))
-        else:
-            ids = sorted(await self._s.scalars(added))
+        # gives them back in: sorted, they pair with the events. The NOTIFY (PostgreSQL)
+        # rides in the same statement (a data-modifying CTE): delivered at commit, and
+        # only if it commits; it wakes every other host, which then reads every new row,
+        # so one per transaction is enough.
+        notify = postgres and self._first_notify()
+        statement = _add_broadcasts(len(events), postgres, notify)
+        ids = sorted(await self._s.scalars(statement, values))
         return [int(i) for i in ids]
 
     def _first_notify(self) -> bool:
@@ -1142,6 +1057,186 @@ _ACCOUNT_OF = (
     .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc())
     .execution_options(populate_existing=True)
 )
+
+
+# The sign-in cycle's statements, built once in the same way (docs/performance.md,
+# "Statements built once"). Writes go through the tables (Core), not the mapped classes:
+# an ORM INSERT or UPDATE spends about as much CPU again on its ORM side as a Core one
+# (``bench/signin_cost.py``); reads that load entities stay ORM. Statements whose SQL
+# differs by backend (ON CONFLICT) or by a count (rows of one INSERT) are built on their
+# first use and kept.
+def _table(row: type[Any]) -> Table:
+    return typing.cast(Table, row.__table__)
+
+
+_SESSIONS = _table(SessionRow)
+_TICKETS = _table(TicketRow)
+_THROTTLES = _table(ThrottleRow)
+_BROADCASTS = _table(BroadcastRow)
+
+_USER_BY_KEY = select(UserRow).where(UserRow.username_key == bindparam("key"))
+# FOR NO KEY UPDATE: rows that merely reference the user (a new session, an audit row)
+# take KEY SHARE for their foreign key and must not wait for it.
+_USER_LOCKED = (
+    select(UserRow)
+    .where(UserRow.id == bindparam("key"))
+    .with_for_update(key_share=True)
+    .execution_options(populate_existing=True)
+)
+# As ``_USER_LOCKED``, of the user's row only (the outer join's nullable side cannot be
+# locked, and need not be), with whether two-factor sign-in is on.
+_USER_SIGNING_IN = (
+    select(UserRow, MfaRow.confirmed_at)
+    .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
+    .where(UserRow.id == bindparam("key"))
+    .with_for_update(key_share=True, of=UserRow)
+    .execution_options(populate_existing=True)
+)
+
+_ADD_AUDIT = insert(_table(AuditRow))
+_ADD_TICKET = insert(_TICKETS)
+# One conditional write: of two redemptions at once, one sets redeemed_at (and gets the
+# row back); the other waits for its lock, then matches nothing.
+_TICKET_FIELDS = (_TICKETS.c.session_id, _TICKETS.c.bound_token_hash, _TICKETS.c.expires_at)
+_CLAIM_TICKET = (
+    update(_TICKETS)
+    .where(_TICKETS.c.ticket_hash == bindparam("hash"), _TICKETS.c.redeemed_at.is_(None))
+    .values(redeemed_at=bindparam("now", type_=_TICKETS.c.redeemed_at.type))
+    .returning(*_TICKET_FIELDS)
+)
+_TICKET_BY_HASH = select(*_TICKET_FIELDS).where(_TICKETS.c.ticket_hash == bindparam("hash"))
+
+
+@functools.cache
+def _add_session(dialect: str) -> Any:
+    return (
+        _insert_of(dialect)(_SESSIONS)
+        .on_conflict_do_nothing(index_elements=[_SESSIONS.c.token_hash])
+        .returning(*_SESSIONS.c)
+    )
+
+
+@functools.cache
+def _retire_token(dialect: str) -> Any:
+    added = _insert_of(dialect)(_SESSIONS)
+    return added.on_conflict_do_update(
+        index_elements=[_SESSIONS.c.token_hash],
+        set_={"revoked_at": func.coalesce(_SESSIONS.c.revoked_at, added.excluded.revoked_at)},
+    )
+
+
+@functools.cache
+def _set_token_hash(with_epoch: bool, replacing: bool, unless_taken: bool) -> Any:
+    c = _SESSIONS.c
+    values: dict[str, Any] = {"token_hash": bindparam("new_hash")}
+    if with_epoch:
+        values["user_epoch"] = bindparam("epoch")
+    where = [c.id == bindparam("session_id")]
+    if replacing:  # kept from the first cookie on: later rotations keep it
+        values["signed_in_from"] = func.coalesce(c.signed_in_from, bindparam("replaced"))
+        if unless_taken:
+            other = _SESSIONS.alias("other")
+            taken = select(other.c.id).where(
+                other.c.signed_in_from == bindparam("replaced"),
+                other.c.id != bindparam("session_id"),
+            )
+            where.append(~taken.exists())
+    return update(_SESSIONS).where(*where).values(values)
+
+
+@functools.cache
+def _sign_out(on_epoch: bool) -> Any:
+    c = _SESSIONS.c
+    now = bindparam("now", type_=c.revoked_at.type)
+    where = [c.id == bindparam("session_id"), *_live(now, c)]
+    if on_epoch:
+        where.append(c.user_epoch == bindparam("epoch"))
+    owner_name = select(UserRow.__table__.c.username).where(UserRow.__table__.c.id == c.user_id)
+    return (
+        update(_SESSIONS)
+        .where(*where)
+        .values(revoked_at=now)
+        .returning(*c, owner_name.scalar_subquery().label("owner_name"))
+    )
+
+
+@functools.cache
+def _lock_throttle(dialect: str, count: int) -> Any:
+    c = _THROTTLES.c
+    now = bindparam("now", type_=c.updated_at.type)  # typed: a VALUES row past the first
+    rows = [{"key": bindparam(f"key_{i}"), "failures": 0, "updated_at": now} for i in range(count)]
+    return (
+        _insert_of(dialect)(_THROTTLES)
+        .values(rows)
+        .on_conflict_do_update(index_elements=[c.key], set_={"failures": c.failures})
+        .returning(c.key, c.failures, c.blocked_until, c.updated_at)
+    )
+
+
+@functools.cache
+def _save_throttles(count: int) -> Any:
+    c = _THROTTLES.c
+
+    def per_key(column: Any) -> Any:
+        whens = [
+            (c.key == bindparam(f"key_{i}"), bindparam(f"{column.name}_{i}", type_=column.type))
+            for i in range(count)
+        ]
+        return case(*whens, else_=column)
+
+    return (
+        update(_THROTTLES)
+        .where(c.key.in_([bindparam(f"key_{i}") for i in range(count)]))
+        .values(
+            failures=per_key(c.failures),
+            blocked_until=per_key(c.blocked_until),
+            updated_at=per_key(c.updated_at),
+        )
+    )
+
+
+# ``clear(forget)`` and ``refund(refund, threshold)`` in one statement, leaving rows with
+# no failures to the purge (``ThrottlePolicy.forgotten``) instead of deleting them. The
+# sub-select takes the two row locks in key order (PostgreSQL; SQLite has one writer), as
+# ``lock`` does: no deadlock with a reservation.
+def _settle() -> Any:
+    c = _THROTTLES.c
+    keys: list[Any] = [bindparam("forget"), bindparam("refund")]
+    locked = select(c.key).where(c.key.in_(keys)).order_by(c.key).with_for_update()
+    left = c.failures - 1
+    forgetting = c.key == bindparam("forget")
+    return (
+        update(_THROTTLES)
+        .where(c.key.in_(locked.scalar_subquery()), or_(forgetting, c.failures > 0))
+        .values(
+            failures=case((forgetting, 0), else_=left),
+            blocked_until=case(
+                (forgetting, None),
+                (left >= bindparam("threshold"), c.blocked_until),
+                else_=None,
+            ),
+        )
+    )
+
+
+_SETTLE_THROTTLES = _settle()
+
+
+@functools.lru_cache(maxsize=64)
+def _add_broadcasts(count: int, postgres: bool, notify: bool) -> Any:
+    """An INSERT of ``count`` rows, values ``<column>_<i>`` and ``now``."""
+    names = ("kind", "session_ids", "reason", "token_hash", "origin", "user_id")
+    rows: list[dict[str, Any]] = []
+    for i in range(count):
+        row: dict[str, Any] = {
+            name: bindparam(f"{name}_{i}", type_=_BROADCASTS.c[name].type) for name in names
+        }
+        row["created_at"] = bindparam("now", type_=_BROADCASTS.c.created_at.type)
+        if postgres:
+            row["txid"] = _CURRENT_XACT
+        rows.append(row)
+    added = insert(_BROADCASTS).values(rows).returning(_BROADCASTS.c.id)
+    return _notifying(added) if notify else added
 
 
 class SqlRoleRepository:
