@@ -320,18 +320,14 @@ class SqlSessionRepository:
         now: datetime,
         user_epoch: int,
     ) -> bool:
-        result = await self._s.execute(
-            update(SessionRow)
-            .where(
-                SessionRow.id == session_id,
-                SessionRow.user_epoch == user_epoch,
-                *_live(now),
-                _may_act_as_user(),
-            )
-            .values(last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
+        values = {
+            "session_id": session_id,
+            "epoch": user_epoch,
+            "now": now,
+            "seen": last_seen_at,
+            "idle": idle_expires_at,
+        }
+        return _rows(await self._s.execute(_TOUCH, values)) > 0
 
     async def get_data_for_update(self, session_id: int) -> dict[str, Any] | None:
         """The session's data, locking the row until the transaction ends (PostgreSQL;
@@ -371,13 +367,7 @@ class SqlSessionRepository:
     async def revoke(self, session_ids: list[int], now: datetime) -> list[int]:
         if not session_ids:
             return []
-        revoked = await self._s.scalars(
-            update(SessionRow)
-            .where(SessionRow.id.in_(session_ids), *_live(now))
-            .values(revoked_at=now)
-            .returning(SessionRow.id),
-            execution_options={"synchronize_session": False},
-        )
+        revoked = await self._s.scalars(_REVOKE, {"ids": session_ids, "now": now})
         return sorted(revoked)
 
     async def sign_out(
@@ -1074,6 +1064,28 @@ _TICKETS = _table(TicketRow)
 _THROTTLES = _table(ThrottleRow)
 _BROADCASTS = _table(BroadcastRow)
 
+_SESSION_NOW = bindparam("now", type_=_SESSIONS.c.revoked_at.type)
+# A renewal: live, on its epoch, and its user still allowed to act.
+_TOUCH = (
+    update(SessionRow)
+    .where(
+        SessionRow.id == bindparam("session_id"),
+        SessionRow.user_epoch == bindparam("epoch"),
+        *_live(_SESSION_NOW),
+        _may_act_as_user(),
+    )
+    .values(
+        last_seen_at=bindparam("seen", type_=_SESSIONS.c.last_seen_at.type),
+        idle_expires_at=bindparam("idle", type_=_SESSIONS.c.idle_expires_at.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+_REVOKE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id.in_(bindparam("ids", expanding=True)), *_live(_SESSION_NOW, _SESSIONS.c))
+    .values(revoked_at=_SESSION_NOW)
+    .returning(_SESSIONS.c.id)
+)
 _USER_BY_KEY = select(UserRow).where(UserRow.username_key == bindparam("key"))
 # FOR NO KEY UPDATE: rows that merely reference the user (a new session, an audit row)
 # take KEY SHARE for their foreign key and must not wait for it.
