@@ -10,7 +10,17 @@ transactions of ten, through each layer of the stack:
 - ``SQLAlchemy AsyncConnection`` — a Core statement on an async connection;
 - ``SQLAlchemy AsyncSession (Core)`` — the same statement through the ORM session;
 - ``SQLAlchemy AsyncSession (ORM)`` — ``select(UserRow)``, an entity loaded (what the
-  repositories mostly do).
+  repositories' reads do).
+
+Then one write, ``UPDATE authdemo_users SET credential_epoch = ? WHERE id = ?``, three
+ways through the ORM session, to show what the repositories' writes pay for how they
+are built (docs/performance.md, "Statements built once"):
+
+- ``UPDATE built per call (ORM)`` — ``update(UserRow).where(...).values(...)`` built on
+  each call, as the sign-in cycle's writes were until the statements were built once;
+- ``UPDATE built once (ORM)`` — the same built once, its values as parameters;
+- ``UPDATE built once (Core)`` — the same on the table (``UserRow.__table__``): the
+  repositories' writes now.
 
 With ``--postgres URL`` the asyncpg rows are added (raw asyncpg, then the SQLAlchemy
 layers). CPU is this process's (``time.process_time``: every thread, aiosqlite's
@@ -29,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from authdemo.db.models import UserRow
@@ -40,6 +50,15 @@ USERS = UserRow.__table__
 CORE = select(USERS).where(USERS.c.id == 1)
 ENTITY = select(UserRow).where(UserRow.id == 1)
 RAW = "SELECT * FROM authdemo_users WHERE id = 1"
+UPDATE_ORM = (
+    update(UserRow)
+    .where(UserRow.id == bindparam("key"))
+    .values(credential_epoch=bindparam("epoch"))
+)
+UPDATE_CORE = (
+    update(USERS).where(USERS.c.id == bindparam("key")).values(credential_epoch=bindparam("epoch"))
+)
+NO_SYNC = {"synchronize_session": False}  # as the repositories' ORM updates
 
 Layer = Callable[[], Awaitable[None]]
 Opened = tuple[dict[str, Layer], Callable[[], Awaitable[None]]]  # the layers, and their close
@@ -67,10 +86,33 @@ def sqlalchemy_layers(engine: AsyncEngine) -> dict[str, Layer]:
                 session.expunge_all()  # as a new unit of work would: load it again
             await session.rollback()
 
+    async def update_per_call() -> None:
+        async with sessions() as session:
+            for epoch in range(PER_TRANSACTION):
+                statement = update(UserRow).where(UserRow.id == 1).values(credential_epoch=epoch)
+                await session.execute(statement, execution_options=NO_SYNC)
+            await session.rollback()
+
+    async def update_orm_once() -> None:
+        async with sessions() as session:
+            for epoch in range(PER_TRANSACTION):
+                values = {"key": 1, "epoch": epoch}
+                await session.execute(UPDATE_ORM, values, execution_options=NO_SYNC)
+            await session.rollback()
+
+    async def update_core_once() -> None:
+        async with sessions() as session:
+            for epoch in range(PER_TRANSACTION):
+                await session.execute(UPDATE_CORE, {"key": 1, "epoch": epoch})
+            await session.rollback()
+
     return {
         "SQLAlchemy AsyncConnection (Core)": connection_core,
         "SQLAlchemy AsyncSession (Core)": session_core,
         "SQLAlchemy AsyncSession (ORM entity)": session_orm,
+        "UPDATE built per call (ORM)": update_per_call,
+        "UPDATE built once (ORM)": update_orm_once,
+        "UPDATE built once (Core)": update_core_once,
     }
 
 
