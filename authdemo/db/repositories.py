@@ -583,9 +583,9 @@ class SqlThrottleRepository:
         # One statement: a missing row is inserted, an existing one "updated" to itself,
         # which takes its row lock (PostgreSQL processes the rows in the order given and
         # re-checks a row a concurrent transaction deleted) and returns it as it is.
-        values: dict[str, object] = {f"key_{i}": k for i, k in enumerate(keys)}
-        values["now"] = now
-        rows = await self._s.execute(_lock_throttle(_dialect(self._s), len(keys)), values)
+        # Sent as one INSERT of every key, in this order (SQLAlchemy's "insertmanyvalues").
+        values = [{"key": k, "failures": 0, "updated_at": now} for k in keys]
+        rows = await self._s.execute(_lock_throttle(_dialect(self._s)), values)
         return {r.key: ThrottleState(r.failures, r.blocked_until, r.updated_at) for r in rows}
 
     async def save(
@@ -699,23 +699,30 @@ class SqlBroadcastRepository:
         if not events:
             return []
         postgres = self._postgres()
-        values: dict[str, object] = {"now": now}
-        for i, event in enumerate(events):
-            values[f"kind_{i}"] = str(event.kind)
-            values[f"session_ids_{i}"] = json.dumps(list(event.session_ids))
-            values[f"reason_{i}"] = event.reason[:32]
-            values[f"token_hash_{i}"] = event.token_hash
-            values[f"origin_{i}"] = event.origin[:32]
-            values[f"user_id_{i}"] = event.user_id
+        rows = [
+            {
+                "created_at": now,
+                "kind": str(event.kind),
+                "session_ids": json.dumps(list(event.session_ids)),
+                "reason": event.reason[:32],
+                "token_hash": event.token_hash,
+                "origin": event.origin[:32],
+                "user_id": event.user_id,
+            }
+            for event in events
+        ]
         # One statement. Both backends number the rows of one INSERT in the order of its
         # VALUES (SQLite's rowid, PostgreSQL's nextval per row), whatever order RETURNING
-        # gives them back in: sorted, they pair with the events. The NOTIFY (PostgreSQL)
-        # rides in the same statement (a data-modifying CTE): delivered at commit, and
-        # only if it commits; it wakes every other host, which then reads every new row,
-        # so one per transaction is enough.
-        notify = postgres and self._first_notify()
-        statement = _add_broadcasts(len(events), postgres, notify)
-        ids = sorted(await self._s.scalars(statement, values))
+        # gives them back in: sorted, they pair with the events. Several rows are sent
+        # as one INSERT by SQLAlchemy's "insertmanyvalues", in the order given. The
+        # NOTIFY (PostgreSQL) rides in the same statement (a data-modifying CTE):
+        # delivered at commit, and only if it commits; it wakes every other host, which
+        # then reads every new row, so one per transaction is enough.
+        if postgres and self._first_notify():
+            numbered = {f"{name}_{i}": v for i, row in enumerate(rows) for name, v in row.items()}
+            ids = sorted(await self._s.scalars(_add_broadcasts_notifying(len(rows)), numbered))
+        else:
+            ids = sorted(await self._s.scalars(_add_broadcast(postgres), rows))
         return [int(i) for i in ids]
 
     def _first_notify(self) -> bool:
@@ -1173,13 +1180,10 @@ def _sign_out(on_epoch: bool) -> Any:
 
 
 @functools.cache
-def _lock_throttle(dialect: str, count: int) -> Any:
+def _lock_throttle(dialect: str) -> Any:
     c = _THROTTLES.c
-    now = bindparam("now", type_=c.updated_at.type)  # typed: a VALUES row past the first
-    rows = [{"key": bindparam(f"key_{i}"), "failures": 0, "updated_at": now} for i in range(count)]
     return (
         _insert_of(dialect)(_THROTTLES)
-        .values(rows)
         .on_conflict_do_update(index_elements=[c.key], set_={"failures": c.failures})
         .returning(c.key, c.failures, c.blocked_until, c.updated_at)
     )
@@ -1234,21 +1238,29 @@ def _settle() -> Any:
 _SETTLE_THROTTLES = _settle()
 
 
-@functools.lru_cache(maxsize=64)
-def _add_broadcasts(count: int, postgres: bool, notify: bool) -> Any:
-    """An INSERT of ``count`` rows, values ``<column>_<i>`` and ``now``."""
-    names = ("kind", "session_ids", "reason", "token_hash", "origin", "user_id")
-    rows: list[dict[str, Any]] = []
-    for i in range(count):
-        row: dict[str, Any] = {
-            name: bindparam(f"{name}_{i}", type_=_BROADCASTS.c[name].type) for name in names
-        }
-        row["created_at"] = bindparam("now", type_=_BROADCASTS.c.created_at.type)
-        if postgres:
-            row["txid"] = _CURRENT_XACT
-        rows.append(row)
-    added = insert(_BROADCASTS).values(rows).returning(_BROADCASTS.c.id)
-    return _notifying(added) if notify else added
+@functools.cache
+def _add_broadcast(postgres: bool) -> Any:
+    """One outbox row, or several in one INSERT when executed with several."""
+    if postgres:  # the writing transaction's id, which the followers' horizon reads
+        return insert(_BROADCASTS).values(txid=_CURRENT_XACT).returning(_BROADCASTS.c.id)
+    return insert(_BROADCASTS).returning(_BROADCASTS.c.id)
+
+
+@functools.lru_cache(maxsize=16)
+def _add_broadcasts_notifying(count: int) -> Any:
+    """PostgreSQL: ``count`` rows (values ``<column>_<i>``) and the NOTIFY, one statement.
+    An INSERT inside a CTE cannot be sent as "insertmanyvalues"; with more than one row it
+    is SQLAlchemy's multi-row VALUES, which SQLAlchemy compiles anew at every execution
+    (its cache does not take them)."""
+    c = _BROADCASTS.c
+    names = ("created_at", "kind", "session_ids", "reason", "token_hash", "origin", "user_id")
+    rows: list[dict[str, Any]] = [
+        {name: bindparam(f"{name}_{i}", type_=c[name].type) for name in names} for i in range(count)
+    ]
+    for row in rows:
+        row["txid"] = _CURRENT_XACT
+    added = insert(_BROADCASTS).values(rows[0] if count == 1 else rows)
+    return _notifying(added.returning(c.id))
 
 
 class SqlRoleRepository:
