@@ -1058,10 +1058,11 @@ _ACCOUNT_OF = (
 
 # The sign-in cycle's statements, built once in the same way (docs/performance.md,
 # "Statements built once"). Writes go through the tables (Core), not the mapped classes:
-# an ORM INSERT or UPDATE spends about as much CPU again on its ORM side as a Core one
-# (``bench/signin_cost.py``); reads that load entities stay ORM. Statements whose SQL
-# differs by backend (ON CONFLICT) or by a count (rows of one INSERT) are built on their
-# first use and kept.
+# the same INSERT or UPDATE through a mapped class costs 15-50 % more CPU
+# (``bench/sql_overhead.py``); reads that load entities stay ORM. Statements whose SQL
+# differs by backend (ON CONFLICT) or by shape are built on first use and kept. Several
+# rows of one INSERT are executed as a list of rows ("insertmanyvalues"), never as
+# ``.values([...])``, which SQLAlchemy cannot cache (tests/integration/test_statement_cache.py).
 def _table(row: type[Any]) -> Table:
     return typing.cast(Table, row.__table__)
 
@@ -1189,7 +1190,7 @@ def _lock_throttle(dialect: str) -> Any:
     )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)
 def _save_throttles(count: int) -> Any:
     c = _THROTTLES.c
 
