@@ -143,17 +143,19 @@ def _live(
 
 
 def _may_act_as_user() -> ColumnElement[bool]:
-    """Anonymous, or the user is active and on the epoch the session was opened under."""
+    """Anonymous, or the user is active and on the epoch the session was opened under (in
+    a Core statement on ``_SESSIONS``)."""
+    session, user = _SESSIONS.c, _USERS.c
     current_user = (
-        select(UserRow.id)
+        select(user.id)
         .where(
-            UserRow.id == SessionRow.user_id,
-            UserRow.is_active.is_(True),
-            UserRow.credential_epoch == SessionRow.user_epoch,
+            user.id == session.user_id,
+            user.is_active.is_(True),
+            user.credential_epoch == session.user_epoch,
         )
         .exists()
     )
-    return or_(SessionRow.user_id.is_(None), current_user)
+    return or_(session.user_id.is_(None), current_user)
 
 
 class SqlUserRepository:
@@ -1068,6 +1070,7 @@ def _table(row: type[Any]) -> Table:
 
 
 _SESSIONS = _table(SessionRow)
+_USERS = _table(UserRow)
 _TICKETS = _table(TicketRow)
 _THROTTLES = _table(ThrottleRow)
 _BROADCASTS = _table(BroadcastRow)
@@ -1075,18 +1078,17 @@ _BROADCASTS = _table(BroadcastRow)
 _SESSION_NOW = bindparam("now", type_=_SESSIONS.c.revoked_at.type)
 # A renewal: live, on its epoch, and its user still allowed to act.
 _TOUCH = (
-    update(SessionRow)
+    update(_SESSIONS)
     .where(
-        SessionRow.id == bindparam("session_id"),
-        SessionRow.user_epoch == bindparam("epoch"),
-        *_live(_SESSION_NOW),
+        _SESSIONS.c.id == bindparam("session_id"),
+        _SESSIONS.c.user_epoch == bindparam("epoch"),
+        *_live(_SESSION_NOW, _SESSIONS.c),
         _may_act_as_user(),
     )
     .values(
         last_seen_at=bindparam("seen", type_=_SESSIONS.c.last_seen_at.type),
         idle_expires_at=bindparam("idle", type_=_SESSIONS.c.idle_expires_at.type),
     )
-    .execution_options(synchronize_session=False)
 )
 _REVOKE = (
     update(_SESSIONS)
@@ -1171,7 +1173,7 @@ def _sign_out(on_epoch: bool) -> Any:
     where = [c.id == bindparam("session_id"), *_live(now, c)]
     if on_epoch:
         where.append(c.user_epoch == bindparam("epoch"))
-    owner_name = select(UserRow.__table__.c.username).where(UserRow.__table__.c.id == c.user_id)
+    owner_name = select(_USERS.c.username).where(_USERS.c.id == c.user_id)
     return (
         update(_SESSIONS)
         .where(*where)

@@ -3,7 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
+from authdemo.db.engine import create_engine
+from authdemo.db.models import UserRow
 from authdemo.db.uow import SqlUnitOfWorkFactory
 from authdemo.domain import ClientInfo, ThrottleState, UsernameTaken
 
@@ -88,6 +91,24 @@ async def test_touch_moves_the_idle_expiry(sql_uow: SqlUnitOfWorkFactory) -> Non
     async with sql_uow() as tx:
         session = await tx.sessions.get(session_id)
     assert session is not None and session.idle_expires_at == NOW + 2 * H
+
+
+async def test_touch_moves_nothing_for_a_user_disabled_on_the_same_epoch(
+    sql_uow: SqlUnitOfWorkFactory, db_url: str
+) -> None:
+    """``set_active(False)`` moves the epoch on too; an operator's own ``UPDATE`` of
+    ``is_active`` does not, and the renewal must still refuse the session."""
+    user_id = await add_user(sql_uow)
+    session_id = await add_session(sql_uow, user_id, "a" * 64)
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            users = UserRow.__table__
+            await conn.execute(update(users).where(users.c.id == user_id).values(is_active=False))
+    finally:
+        await engine.dispose()
+    async with sql_uow(write=True) as tx:
+        assert not await tx.sessions.touch(session_id, NOW + H, NOW + 2 * H, NOW, 0)
 
 
 async def test_touch_moves_nothing_for_a_session_that_may_not_act(
