@@ -1,9 +1,10 @@
 """A sign-in cycle's statements come from SQLAlchemy's compiled cache once warm.
 
 A statement SQLAlchemy cannot cache (a multi-row ``.values([...])``, say) is compiled
-anew at every execution: about 10 % of a sign-in cycle's CPU when the throttle's
-reservation and the outbox were written that way (docs/performance.md, "Statements built
-once"). Runs on SQLite and on PostgreSQL.
+anew at every execution: about a tenth of the event loop's samples in a sign-in cycle
+(``bench.signin_profile``) when the throttle's reservation and the outbox were written
+that way (docs/performance.md, "Statements built once"). Runs on SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
