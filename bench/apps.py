@@ -86,11 +86,16 @@ def _static_auth() -> tuple[Any, Any, Any]:
     state = AuthState(user, session, None, 1)
 
     from authdemo.service.mfa_settings import MfaStatus
-    from authdemo.ui.hooks import SessionControls, TwoFactorControls
+    from authdemo.ui.hooks import EmailControls, SessionControls, TwoFactorControls
 
     class NoLiveSession:
         """What the demo's components ask of the live session, answered with constants
-        (each answer still re-renders its component, as authdemo's do)."""
+        (each answer still re-renders its component, as authdemo's do). Mail can be
+        sent, as under ``authdemo run`` (console mail without SMTP): the demo then shows
+        its e-mail card, and so must the reference."""
+
+        mail_available = True
+        signup_open = False
 
         async def update_data(self, *_: Any) -> None:
             return None
@@ -114,6 +119,7 @@ def _static_auth() -> tuple[Any, Any, Any]:
         SessionControls(live),
         nothing,
         two_factor=TwoFactorControls(live),
+        email=EmailControls(live),
     )
     return auth, state, live
 
