@@ -5,9 +5,9 @@ conditional statement whose row count (or returned row) decides."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,11 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain import User
 from ..mail import CodePurpose, EmailCode, EmailTaken, OutgoingMail, QueuedMail
 from .models import EmailCodeRow, MailRow, RateLimitRow, UserRow
-from .repositories import _dialect_insert, _storable, _user
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
+from .repositories import _dialect_insert, _rows, _storable, _table, _user
 
 
 class SqlEmailRepository:
@@ -61,7 +57,7 @@ class SqlEmailRepository:
             .where(UserRow.id == user_id, UserRow.signup_expires_at.is_not(None))
             .values(email_verified_at=now, signup_expires_at=None)
         )
-        return _rowcount(result) == 1
+        return _rows(result) == 1
 
     async def purge_unverified(self, now: datetime, limit: int) -> int:
         doomed = (
@@ -74,14 +70,14 @@ class SqlEmailRepository:
             delete(UserRow).where(UserRow.id.in_(doomed), UserRow.signup_expires_at <= now),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result)
+        return _rows(result)
 
     async def drop_unverified(self, user_id: int) -> bool:
         result = await self._s.execute(
             delete(UserRow).where(UserRow.id == user_id, UserRow.signup_expires_at.is_not(None)),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result) == 1
+        return _rows(result) == 1
 
     async def put_code(
         self,
@@ -143,7 +139,7 @@ class SqlEmailRepository:
             ),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result) == 1
+        return _rows(result) == 1
 
     async def count_wrong(self, code_id: int, tries: int) -> int | None:
         count = await self._s.scalar(
@@ -169,7 +165,7 @@ class SqlEmailRepository:
             delete(EmailCodeRow).where(EmailCodeRow.id.in_(doomed)),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result)
+        return _rows(result)
 
 
 class SqlRateLimitRepository:
@@ -208,12 +204,12 @@ class SqlRateLimitRepository:
             ),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result)
+        return _rows(result)
 
 
 # Built once: a statement built per call is built, and its cache key computed, on every
 # call (bench row 10; docs/performance.md, "Statements built once").
-_ADD_MAIL = insert(cast(Table, MailRow.__table__))
+_ADD_MAIL = insert(_table(MailRow))
 
 
 class SqlMailOutbox:
@@ -292,7 +288,7 @@ class SqlMailOutbox:
             .values(sent_at=now, attempts=MailRow.attempts + 1, claimed_until=None, last_error=""),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result) == 1
+        return _rows(result) == 1
 
     async def mark_failed(
         self, mail_id: int, claim: str, error: str, next_attempt_at: datetime
@@ -309,7 +305,7 @@ class SqlMailOutbox:
             ),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result) == 1
+        return _rows(result) == 1
 
     async def next_due(self) -> datetime | None:
         unsent = MailRow.sent_at.is_(None)
@@ -338,4 +334,4 @@ class SqlMailOutbox:
             delete(MailRow).where(MailRow.id.in_(doomed)),
             execution_options={"synchronize_session": False},
         )
-        return _rowcount(result)
+        return _rows(result)

@@ -215,7 +215,7 @@ class SqlUserRepository:
             .where(UserRow.id == user_id, UserRow.password_hash == verified_hash)
             .values(password_hash=new_hash)
         )
-        return bool(getattr(result, "rowcount", 0))
+        return bool(_rows(result))
 
     async def set_active(self, user_id: int, active: bool) -> int:
         if not active:
@@ -460,7 +460,7 @@ class SqlSessionRepository:
             delete(SessionRow).where(SessionRow.id.in_(doomed)),
             execution_options={"synchronize_session": False},
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rows(result)
 
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(SessionRow)) or 0)
@@ -551,7 +551,7 @@ class SqlAuditRepository:
             delete(AuditRow).where(AuditRow.id.in_(doomed)),
             execution_options={"synchronize_session": False},
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rows(result)
 
     async def list(self, user_id: int | None, limit: int) -> list[AuditEvent]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
@@ -597,7 +597,7 @@ class SqlThrottleRepository:
         updated = await self._s.execute(
             update(ThrottleRow).where(ThrottleRow.key == key).values(**values)
         )
-        if updated.rowcount:  # type: ignore[attr-defined]
+        if _rows(updated):
             return
         try:
             async with self._s.begin_nested():
@@ -668,7 +668,7 @@ class SqlThrottleRepository:
             delete(ThrottleRow).where(ThrottleRow.key.in_(doomed), forgotten),
             execution_options={"synchronize_session": False},
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rows(result)
 
 
 _CURRENT_XACT = text("pg_current_xact_id()::text::bigint")
@@ -722,7 +722,8 @@ class SqlBroadcastRepository:
         # then reads every new row, so one per transaction is enough.
         if postgres and self._first_notify():
             numbered = {f"{name}_{i}": v for i, row in enumerate(rows) for name, v in row.items()}
-            ids = sorted(await self._s.scalars(_add_broadcasts_notifying(len(rows)), numbered))
+            statement = _add_broadcasts_notifying(len(rows), tuple(rows[0]))
+            ids = sorted(await self._s.scalars(statement, numbered))
         else:
             ids = sorted(await self._s.scalars(_add_broadcast(postgres), rows))
         return [int(i) for i in ids]
@@ -1169,15 +1170,14 @@ def _set_token_hash(with_epoch: bool, replacing: bool, unless_taken: bool) -> An
 @functools.cache
 def _sign_out(on_epoch: bool) -> Any:
     c = _SESSIONS.c
-    now = bindparam("now", type_=c.revoked_at.type)
-    where = [c.id == bindparam("session_id"), *_live(now, c)]
+    where = [c.id == bindparam("session_id"), *_live(_SESSION_NOW, c)]
     if on_epoch:
         where.append(c.user_epoch == bindparam("epoch"))
     owner_name = select(_USERS.c.username).where(_USERS.c.id == c.user_id)
     return (
         update(_SESSIONS)
         .where(*where)
-        .values(revoked_at=now)
+        .values(revoked_at=_SESSION_NOW)
         .returning(*c, owner_name.scalar_subquery().label("owner_name"))
     )
 
@@ -1250,13 +1250,13 @@ def _add_broadcast(postgres: bool) -> Any:
 
 
 @functools.lru_cache(maxsize=16)
-def _add_broadcasts_notifying(count: int) -> Any:
-    """PostgreSQL: ``count`` rows (values ``<column>_<i>``) and the NOTIFY, one statement.
+def _add_broadcasts_notifying(count: int, names: tuple[str, ...]) -> Any:
+    """PostgreSQL: ``count`` rows of the columns ``names`` (values ``<column>_<i>``) and
+    the NOTIFY, one statement.
     An INSERT inside a CTE cannot be sent as "insertmanyvalues"; with more than one row it
     is SQLAlchemy's multi-row VALUES, which SQLAlchemy compiles anew at every execution
     (its cache does not take them)."""
     c = _BROADCASTS.c
-    names = ("created_at", "kind", "session_ids", "reason", "token_hash", "origin", "user_id")
     rows: list[dict[str, Any]] = [
         {name: bindparam(f"{name}_{i}", type_=c[name].type) for name in names} for i in range(count)
     ]
@@ -1334,7 +1334,7 @@ class SqlRoleRepository:
             .on_conflict_do_nothing()
         )
         result = await self._s.execute(statement)
-        return bool(getattr(result, "rowcount", 0))
+        return bool(_rows(result))
 
     async def revoke(self, user_id: int, role_id: int) -> bool:
         result = await self._s.execute(
@@ -1342,7 +1342,7 @@ class SqlRoleRepository:
                 UserRoleRow.user_id == user_id, UserRoleRow.role_id == role_id
             )
         )
-        return bool(getattr(result, "rowcount", 0))
+        return bool(_rows(result))
 
     async def patterns_of(self, user_id: int) -> builtins.list[str]:
         rows = await self._s.scalars(
