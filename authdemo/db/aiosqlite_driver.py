@@ -1,0 +1,146 @@
+"""SQLAlchemy's aiosqlite adapter, one trip to aiosqlite's thread per statement.
+
+aiosqlite runs every SQLite call in a thread of its own: each call is a trip there and
+back (a queued function, a future, a wake-up of the event loop). SQLAlchemy's adapter
+(``sqlalchemy.dialects.sqlite.aiosqlite``, 2.1) makes three or four of them for every
+statement: open a cursor, execute, fetch the rows (when it returns any), close the
+cursor. Here they run as one function in that thread, and the cursor SQLAlchemy holds
+keeps what it needs from them (the rows, ``description``, ``rowcount``, ``lastrowid``).
+Same SQL, same connection, same transaction; only the trips are fewer
+(``python -m bench.sql_overhead`` measures both adapters).
+
+Everything else is SQLAlchemy's adapter as it is: the dialect (``sqlite+aiosqlite``),
+its connection (commit, rollback, close, isolation level), server-side cursors
+(``stream()``), error translation. The engine is given this adapter as its DBAPI module
+(``create_async_engine(..., module=adapter())``, SQLAlchemy's documented override).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
+    """In aiosqlite's thread: the whole statement, its cursor closed before it returns
+    (no statement is left open on the connection, holding a read snapshot)."""
+    cursor = connection.cursor()
+    try:
+        if parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+def _run_many(connection: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose ``execute`` is one trip to the thread: it holds no aiosqlite
+    cursor, only what the statement returned."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No cursor is opened here (SQLAlchemy's opens one: a trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass  # rows are all fetched at once, in the thread
+
+    async def _async_soft_close(self) -> None:
+        pass  # closed in the thread already
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        try:
+            await_(self._trip(_run, operation, parameters))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        try:
+            await_(self._trip(_run_many, operation, seq_of_parameters))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _trip(self, function: Any, operation: Any, parameters: Any) -> None:
+        driver: Any = self._connection
+        async with self._adapt_connection._execute_mutex:
+            outcome: Outcome = await driver._execute(function, driver._conn, operation, parameters)
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = deque(rows)
+
+    def nextset(self) -> None:
+        raise NotImplementedError("SQLite has one result set per statement")
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        pass  # a no-op in sqlite3 too
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = OneTripCursor
+
+
+class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI adapter, its connections making ``OneTripCursor``s."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def adapter() -> OneTripDbapi:
+    """The DBAPI module to give an ``sqlite+aiosqlite`` engine (``module=adapter()``)."""
+    return OneTripDbapi(aiosqlite, sqlite3)
