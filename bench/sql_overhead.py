@@ -12,6 +12,10 @@ transactions of ten, through each layer of the stack:
 - ``SQLAlchemy AsyncSession (ORM)`` — ``select(UserRow)``, an entity loaded (what the
   repositories' reads do).
 
+On SQLite the last two layers again through authdemo's adapter
+(``authdemo.db.aiosqlite_driver``, what authdemo's engines use): one trip to aiosqlite's
+thread per statement, where SQLAlchemy's own adapter makes three or four.
+
 Then one write, ``UPDATE authdemo_users SET credential_epoch = ? WHERE id = ?``, three
 ways through the ORM session, to show what the repositories' writes pay for how they
 are built (docs/performance.md, "Statements built once"):
@@ -42,10 +46,13 @@ from pathlib import Path
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from authdemo.db import aiosqlite_driver
 from authdemo.db.models import UserRow
 from bench.prep import migrate, signed_in_cookies
 
 PER_TRANSACTION = 10
+ONE_TRIP_CORE = "AsyncConnection (Core), one-trip adapter"
+ONE_TRIP_ORM = "AsyncSession (ORM entity), one-trip adapter"
 USERS = UserRow.__table__
 CORE = select(USERS).where(USERS.c.id == 1)
 ENTITY = select(UserRow).where(UserRow.id == 1)
@@ -134,14 +141,25 @@ async def sqlite_layers(path: Path) -> Opened:
         await adb.rollback()
 
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}", pool_reset_on_return=None)
+    # The same through authdemo's adapter: one trip to aiosqlite's thread per statement.
+    one_trip = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", pool_reset_on_return=None, module=aiosqlite_driver.adapter()
+    )
 
     async def close() -> None:
         sync.close()
         await adb.close()
         await engine.dispose()
+        await one_trip.dispose()
 
     layers = {"sqlite3 (synchronous)": plain, "aiosqlite": threaded}
-    return {**layers, **sqlalchemy_layers(engine)}, close
+    adapted = sqlalchemy_layers(one_trip)
+    return {
+        **layers,
+        **sqlalchemy_layers(engine),
+        ONE_TRIP_CORE: adapted["SQLAlchemy AsyncConnection (Core)"],
+        ONE_TRIP_ORM: adapted["SQLAlchemy AsyncSession (ORM entity)"],
+    }, close
 
 
 async def postgres_layers(url: str) -> Opened:
@@ -194,7 +212,7 @@ def report(title: str, figures: dict[str, float]) -> None:
     floor = min(figures.values())
     print(title)
     for name, seconds in figures.items():
-        print(f"  {name:<40} {seconds * 1e6:7.0f} µs CPU per statement ({seconds / floor:.1f}×)")
+        print(f"  {name:<45} {seconds * 1e6:7.0f} µs CPU per statement ({seconds / floor:.1f}×)")
 
 
 def main() -> None:
