@@ -33,26 +33,19 @@ from sqlalchemy.util.concurrency import await_
 Outcome = tuple[Any, int, int | None, list[Any]]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
+def _run(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool = False
+) -> Outcome:
     """In aiosqlite's thread: the whole statement, its cursor closed before it returns
     (no statement is left open on the connection, holding a read snapshot)."""
     cursor = connection.cursor()
     try:
-        if parameters is None:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
             cursor.execute(operation)
         else:
             cursor.execute(operation, parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
-
-
-def _run_many(connection: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(operation, parameters)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, cursor.rowcount, cursor.lastrowid, rows
@@ -64,7 +57,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor whose ``execute`` is one trip to the thread: it holds no aiosqlite
     cursor, only what the statement returned."""
 
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # No cursor is opened here (SQLAlchemy's opens one: a trip of its own).
@@ -75,6 +68,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self._arraysize = 1  # DBAPI's default, as sqlite3's
 
     @property
     def description(self) -> Any:
@@ -90,11 +84,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     @property
     def arraysize(self) -> int:
-        return 1
+        return self._arraysize  # what fetchmany() takes from the rows already fetched
 
     @arraysize.setter
     def arraysize(self, value: int) -> None:
-        pass  # rows are all fetched at once, in the thread
+        self._arraysize = value
 
     async def _async_soft_close(self) -> None:
         pass  # closed in the thread already
@@ -104,20 +98,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def execute(self, operation: Any, parameters: Any = None) -> None:
         try:
-            await_(self._trip(_run, operation, parameters))
+            await_(self._trip(operation, parameters))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
         try:
-            await_(self._trip(_run_many, operation, seq_of_parameters))
+            await_(self._trip(operation, seq_of_parameters, many=True))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
-    async def _trip(self, function: Any, operation: Any, parameters: Any) -> None:
+    async def _trip(self, operation: Any, parameters: Any, many: bool = False) -> None:
         driver: Any = self._connection
         async with self._adapt_connection._execute_mutex:
-            outcome: Outcome = await driver._execute(function, driver._conn, operation, parameters)
+            outcome: Outcome = await driver._execute(
+                _run, driver._conn, operation, parameters, many
+            )
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 

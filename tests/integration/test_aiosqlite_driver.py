@@ -106,7 +106,7 @@ async def test_a_sign_in_cycle_makes_one_trip_per_statement(
         finally:
             event.remove(rt.engine.sync_engine, "before_cursor_execute", count)
         cycle = list(trips)  # not the engine's disposal below
-    ran = [name for name in cycle if name in ("_run", "_run_many")]
+    ran = [name for name in cycle if name == "_run"]
     ended = [name for name in cycle if name in ("commit", "rollback")]
     assert statements > 10  # BEGINs included
     assert len(ran) == statements
@@ -138,6 +138,20 @@ async def test_rows_counts_and_ids_come_back(engine: AsyncEngine) -> None:
         first = (await conn.execute(select(THINGS).order_by(THINGS.c.id))).first()
         assert first is not None and first.name == "a"
         assert (await conn.execute(sql_text("SELECT 1 WHERE 0"))).all() == []
+
+
+async def test_fetchmany_takes_arraysize(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        cursor = raw.dbapi_connection.cursor()
+        await conn.run_sync(
+            lambda _: cursor.execute("SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3")
+        )
+        assert cursor.fetchmany() == [(1,)]
+        cursor.arraysize = 5
+        assert cursor.fetchmany() == [(2,), (3,)]
+        cursor.close()
+        await conn.rollback()
 
 
 async def test_server_side_cursors_still_stream(engine: AsyncEngine) -> None:
