@@ -97,11 +97,12 @@ def test_the_command_line_and_the_services_start_without_sanic_or_a_ui_library()
     """``authdemo create-user`` and the other operator commands import the package and
     the services, never Sanic, IDOM or ReactPy; nor alembic (only ``migrate`` and
     ``status`` read the history), asyncpg or SQLAlchemy's PostgreSQL dialect (PostgreSQL
-    only), or email_validator (only when an address is read). Half their start-up time."""
+    only), aiosqlite (SQLite only, with the first engine), or email_validator (only when
+    an address is read). Half their start-up time."""
     code = (
         "import sys, authdemo, authdemo.cli, authdemo.bootstrap, authdemo.accounts\n"
         "heavy = ('sanic', 'idom', 'reactpy', 'alembic', 'asyncpg', 'email_validator',\n"
-        "         'sqlalchemy.dialects.postgresql')\n"
+        "         'sqlalchemy.dialects.postgresql', 'aiosqlite')\n"
         "from authdemo import Settings, Accounts, InvalidCredentials\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "from authdemo import use_auth, create_app\n"

@@ -16,7 +16,6 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from ..config import DEFAULT_POOL
 from ..tasks import finish_first
-from . import aiosqlite_driver
 
 log = logging.getLogger("authdemo.db")
 
@@ -109,7 +108,10 @@ def create_engine(
     kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
         if make_url(url).get_driver_name() == "aiosqlite":
-            # One trip to aiosqlite's thread per statement, not four (see aiosqlite_driver).
+            # One trip to aiosqlite's thread per statement, not four (see aiosqlite_driver);
+            # imported here, so that a PostgreSQL deployment never loads aiosqlite.
+            from . import aiosqlite_driver
+
             kwargs.setdefault("module", aiosqlite_driver.adapter())
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
         _configure_sqlite(engine, timeout, bulk, background_checkpoints)
