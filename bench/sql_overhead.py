@@ -17,8 +17,10 @@ On SQLite the last two layers again through authdemo's adapter
 thread per statement, where SQLAlchemy's own adapter makes three or four.
 
 Then one write, ``UPDATE authdemo_users SET credential_epoch = ? WHERE id = ?``, three
-ways through the ORM session, to show what the repositories' writes pay for how they
-are built (docs/performance.md, "Statements built once"):
+ways through the ORM session (on SQLite through SQLAlchemy's own adapter, as the layers
+above it: they compare how a statement is built, not adapters), to show what the
+repositories' writes pay for how they are built (docs/performance.md, "Statements built
+once"):
 
 - ``UPDATE built per call (ORM)`` — ``update(UserRow).where(...).values(...)`` built on
   each call, as the sign-in cycle's writes were until the statements were built once;
