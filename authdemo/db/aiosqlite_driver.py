@@ -27,7 +27,6 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 Outcome = tuple[Any, int, int | None, list[Any]]
@@ -63,7 +62,6 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         # No cursor is opened here (SQLAlchemy's opens one: a trip of its own).
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._soft_closed_memoized = EMPTY_DICT
         self._rows = deque()
         self._description: Any = None
         self._rowcount = -1
