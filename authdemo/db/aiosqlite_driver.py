@@ -9,6 +9,12 @@ keeps what it needs from them (the rows, ``description``, ``rowcount``, ``lastro
 Same SQL, same connection, same transaction; only the trips are fewer
 (``python -m bench.sql_overhead`` measures both adapters).
 
+A transaction's ``BEGIN`` rides in the trip of its first statement
+(``OneTripConnection.begin_with_next``): a read unit of work (``BEGIN``, a ``SELECT``,
+``ROLLBACK``) is two trips, not three, and a write's ``BEGIN IMMEDIATE`` still takes
+SQLite's write lock before its first statement runs. A transaction that runs no
+statement never reaches SQLite: its commit or rollback is no trip either.
+
 Everything else is SQLAlchemy's adapter as it is: the dialect (``sqlite+aiosqlite``),
 its connection (commit, rollback, close, isolation level), server-side cursors
 (``stream()``), error translation. The engine is given this adapter as its DBAPI module
@@ -32,11 +38,26 @@ from sqlalchemy.util.concurrency import await_
 Outcome = tuple[Any, int, int | None, list[Any]]
 
 
+class _NotBegun(Exception):
+    """The transaction's ``BEGIN`` failed in the thread (``args[0]``, sqlite3's error):
+    nothing was opened, and the statement did not run."""
+
+
 def _run(
-    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool = False
+    connection: sqlite3.Connection,
+    operation: str,
+    parameters: Any,
+    many: bool = False,
+    begin: str | None = None,
 ) -> Outcome:
-    """In aiosqlite's thread: the whole statement, its cursor closed before it returns
-    (no statement is left open on the connection, holding a read snapshot)."""
+    """In aiosqlite's thread: the transaction's ``begin`` first when this statement is
+    its first, then the whole statement, its cursor closed before it returns (no
+    statement is left open on the connection, holding a read snapshot)."""
+    if begin is not None:
+        try:
+            connection.execute(begin).close()
+        except sqlite3.Error as error:
+            raise _NotBegun(error) from error
     cursor = connection.cursor()
     try:
         if many:
@@ -108,10 +129,19 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _trip(self, operation: Any, parameters: Any, many: bool = False) -> None:
         driver: Any = self._connection
-        async with self._adapt_connection._execute_mutex:
-            outcome: Outcome = await driver._execute(
-                _run, driver._conn, operation, parameters, many
-            )
+        adapted: Any = self._adapt_connection
+        async with adapted._execute_mutex:
+            begin, adapted._begin = adapted._begin, None
+            try:
+                outcome: Outcome = await driver._execute(
+                    _run, driver._conn, operation, parameters, many, begin
+                )
+            except _NotBegun as refused:
+                # The write lock not had within the busy timeout, say: nothing is open,
+                # so the next statement begins the transaction again (as SQLAlchemy's
+                # own BEGIN, failed, would be sent again), never runs outside one.
+                adapted._begin = begin
+                raise refused.args[0] from None
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 
@@ -123,8 +153,29 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_begin",)
     _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._begin: str | None = None
+
+    def begin_with_next(self, begin: str) -> None:
+        """Open the transaction with ``begin`` (``BEGIN`` or ``BEGIN IMMEDIATE``) in
+        the same trip as its first statement, instead of a trip of its own."""
+        self._begin = begin
+
+    def commit(self) -> None:
+        if self._begin is not None:  # no statement ran: SQLite never saw the BEGIN
+            self._begin = None
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self._begin is not None:
+            self._begin = None
+            return
+        super().rollback()
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):

@@ -107,14 +107,15 @@ def create_engine(
     # pool's own reset was a second round trip to the database per transaction.
     kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
-        if make_url(url).get_driver_name() == "aiosqlite":
+        one_trip = make_url(url).get_driver_name() == "aiosqlite" and "module" not in kwargs
+        if one_trip:
             # One trip to aiosqlite's thread per statement, not four (see aiosqlite_driver);
             # imported here, so that a PostgreSQL deployment never loads aiosqlite.
             from . import aiosqlite_driver
 
-            kwargs.setdefault("module", aiosqlite_driver.adapter())
+            kwargs["module"] = aiosqlite_driver.adapter()
         engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
-        _configure_sqlite(engine, timeout, bulk, background_checkpoints)
+        _configure_sqlite(engine, timeout, bulk, background_checkpoints, one_trip)
         return engine
     connect_args: dict[str, Any] = {
         "timeout": timeout,
@@ -141,7 +142,11 @@ def _statement_name() -> str:
 
 
 def _configure_sqlite(
-    engine: AsyncEngine, timeout: float, bulk: bool = False, background_checkpoints: bool = False
+    engine: AsyncEngine,
+    timeout: float,
+    bulk: bool = False,
+    background_checkpoints: bool = False,
+    one_trip: bool = False,
 ) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -171,8 +176,14 @@ def _configure_sqlite(
         # (and the ROLLBACK after) saved a round trip per read, but a read statement left
         # open kept a stale WAL snapshot on the pooled connection, and the next write on
         # it failed at once with "database is locked" (seen under two workers).
+        # On the one-trip adapter the BEGIN goes with the transaction's first statement,
+        # in its trip to aiosqlite's thread (``OneTripConnection.begin_with_next``).
         write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+        if one_trip:
+            conn.connection.dbapi_connection.begin_with_next(begin)  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql(begin)
 
 
 async def checkpoint_wal(engine: AsyncEngine) -> tuple[int, int, int]:

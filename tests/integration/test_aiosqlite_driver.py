@@ -4,6 +4,7 @@ last row id, errors translated, server-side cursors). SQLite only."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text as sql_text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
+from authdemo.db import aiosqlite_driver
 from authdemo.db.aiosqlite_driver import OneTripCursor
-from authdemo.db.engine import create_engine
+from authdemo.db.engine import WRITE_OPTION, create_engine
 from tests.conftest import cheap_hasher
 from tests.integration.test_statement_cache import PASSWORD, one_cycle
 from tests.support.db import copy_database, sqlite_url
@@ -74,16 +76,111 @@ async def test_the_engine_uses_the_one_trip_cursor(engine: AsyncEngine) -> None:
         assert isinstance(raw.dbapi_connection.cursor(), OneTripCursor)
 
 
-async def test_a_read_transaction_is_three_trips(engine: AsyncEngine, trips: list[str]) -> None:
+async def in_transaction(conn: AsyncConnection) -> bool:
+    """Whether SQLite itself has a transaction open on this connection (asked in its
+    thread, where sqlite3 wants it asked)."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    return bool(await driver._execute(lambda raw: raw.in_transaction, driver._conn))
+
+
+@pytest.fixture
+def begins(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The ``begin`` each statement's trip carried (None: the transaction was open)."""
+    carried: list[str | None] = []
+    real = aiosqlite_driver._run
+
+    def recorded(*args: Any) -> Any:
+        carried.append(args[4] if len(args) > 4 else None)
+        return real(*args)
+
+    monkeypatch.setattr(aiosqlite_driver, "_run", recorded)
+    return carried
+
+
+async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[str]) -> None:
     async with engine.connect() as conn:  # the pool holds the connection: no trip to open it
         await conn.rollback()
     trips.clear()
     async with engine.connect() as conn:
         assert (await conn.execute(select(THINGS))).all() == []
+        assert trips == ["_run"]  # BEGIN and the SELECT, in one trip
+        assert await in_transaction(conn)  # ...and the SELECT ran inside the transaction
+        trips.clear()
         await conn.rollback()
-    # BEGIN (our "begin" hook), the SELECT, the ROLLBACK: one trip each. SQLAlchemy's
-    # own adapter made eight (cursor, execute, [fetch,] close for each statement).
-    assert trips == ["_run", "_run", "rollback"]
+    # SQLAlchemy's own adapter made eight (cursor, execute, [fetch,] close for BEGIN,
+    # the SELECT and ROLLBACK); a trip for BEGIN, one for the statement and one for the
+    # ROLLBACK made three.
+    assert trips == ["rollback"]
+
+
+async def test_the_begin_goes_with_the_first_statement_only(
+    engine: AsyncEngine, begins: list[str | None]
+) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(select(THINGS))
+        await conn.execute(select(THINGS.c.id))
+        await conn.rollback()
+        writing = await conn.execution_options(**{WRITE_OPTION: True})
+        await writing.execute(insert(THINGS).values(name="a"))
+        await writing.execute(insert(THINGS).values(name="b"))
+        await writing.commit()
+    assert begins == ["BEGIN", None, "BEGIN IMMEDIATE", None]
+    async with engine.connect() as conn:  # committed, in one transaction
+        assert (await conn.execute(select(THINGS.c.name))).scalars().all() == ["a", "b"]
+
+
+async def test_a_transaction_that_runs_nothing_costs_no_trip(
+    engine: AsyncEngine, trips: list[str], begins: list[str | None]
+) -> None:
+    async with engine.connect() as conn:
+        await conn.rollback()
+    trips.clear()
+    async with engine.begin():
+        pass
+    async with engine.connect() as conn:
+        await conn.begin()
+        await conn.rollback()
+    assert trips == []
+    # ...and its BEGIN does not linger for the next transaction on the connection.
+    async with engine.connect() as conn:
+        await conn.execute(select(THINGS))
+        await conn.rollback()
+    assert begins == ["BEGIN"]
+
+
+async def test_a_begin_refused_by_the_lock_opens_nothing(tmp_path: Path) -> None:
+    """A write's BEGIN IMMEDIATE that cannot have the write lock within the busy
+    timeout fails its first statement ("database is locked") and leaves no transaction
+    open; the next statement begins again, so none runs outside a transaction, and the
+    next transaction on the same connection takes the lock as it should."""
+    path = tmp_path / "locked.db"
+    engine = create_engine(sqlite_url(path), timeout=0.2)
+    async with engine.begin() as conn:
+        await conn.run_sync(META.create_all)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process's writer
+        async with engine.connect() as conn:
+            writing = await conn.execution_options(**{WRITE_OPTION: True})
+            with pytest.raises(sa_exc.OperationalError, match="locked"):
+                await writing.execute(insert(THINGS).values(name="a"))
+            assert not await in_transaction(conn)
+            with pytest.raises(sa_exc.OperationalError, match="locked"):  # not autocommitted
+                await writing.execute(insert(THINGS).values(name="b"))
+            holder.execute("ROLLBACK")
+            await writing.execute(insert(THINGS).values(name="c"))  # begins, then inserts
+            assert await in_transaction(conn)
+            await writing.rollback()
+            await writing.execute(insert(THINGS).values(name="d"))  # a transaction of its own
+            assert await in_transaction(conn)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                holder.execute("BEGIN IMMEDIATE")  # the lock is ours now
+            await writing.commit()
+        rows = holder.execute("SELECT name FROM things").fetchall()
+        assert rows == [("d",)]
+    finally:
+        holder.close()
+        await engine.dispose()
 
 
 async def test_a_sign_in_cycle_makes_one_trip_per_statement(
@@ -93,24 +190,32 @@ async def test_a_sign_in_cycle_makes_one_trip_per_statement(
     async with runtime(settings, hasher_factory=cheap_hasher) as rt:
         await rt.service.create_user("alice", PASSWORD)
         await one_cycle(rt.service)  # the pool's connection opened, statements compiled
-        statements = 0
+        statements = transactions = 0
 
         def count(*_: Any) -> None:
             nonlocal statements
             statements += 1
 
+        def began(*_: Any) -> None:
+            nonlocal transactions
+            transactions += 1
+
         event.listen(rt.engine.sync_engine, "before_cursor_execute", count)
+        event.listen(rt.engine.sync_engine, "begin", began)
         trips.clear()
         try:
             await one_cycle(rt.service)
         finally:
             event.remove(rt.engine.sync_engine, "before_cursor_execute", count)
+            event.remove(rt.engine.sync_engine, "begin", began)
         cycle = list(trips)  # not the engine's disposal below
     ran = [name for name in cycle if name == "_run"]
     ended = [name for name in cycle if name in ("commit", "rollback")]
-    assert statements > 10  # BEGINs included
+    assert statements > 10 and transactions > 3
+    # One trip per statement; the transactions' BEGINs went with their first statements.
     assert len(ran) == statements
     assert len(cycle) == len(ran) + len(ended), " ".join(cycle)
+    assert len(ended) == transactions
 
 
 async def test_rows_counts_and_ids_come_back(engine: AsyncEngine) -> None:
