@@ -42,7 +42,8 @@ async def test_a_warm_sign_in_cycle_compiles_no_statement(settings: Settings) ->
         compiled: list[str] = []
 
         def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: Any) -> None:
-            # ``compiled`` is None for the driver's own SQL (SQLite's BEGIN IMMEDIATE).
+            # ``compiled`` is None for the driver's own SQL (SQLite's BEGIN, where it is
+            # sent as a statement: on SQLAlchemy's own adapter, not on authdemo's).
             if context.compiled is not None and context.cache_hit != context.dialect.CACHE_HIT:
                 compiled.append(" ".join(sql.split()))
 
