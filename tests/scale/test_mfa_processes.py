@@ -21,7 +21,7 @@ from tests.support.db import in_thread
 from tests.support.idom_client import IdomClient
 from tests.support.mfa import MFA_KEY_TEXT
 from tests.support.server import ServerProcess
-from tests.support.sockets import owner_pid
+from tests.support.workers import spread_views
 
 pytestmark = pytest.mark.slow
 ENV = {"AUTHDEMO_MFA_KEY": MFA_KEY_TEXT}
@@ -100,27 +100,12 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, st
     server.stop()
 
 
-def local_port(client: IdomClient) -> int:
-    return int(client.ws.transport.get_extra_info("sockname")[1])
-
-
 async def test_one_code_through_two_workers_at_once_signs_in_once(
     two_workers: tuple[ServerProcess, str],
 ) -> None:
     server, secret = two_workers
-    by_worker: dict[int, IdomClient] = {}
-    spare: list[IdomClient] = []
-    for _ in range(40):  # until each worker holds one of our websockets
-        client = await IdomClient.connect(server.base_url)
-        pid = owner_pid(server.port, local_port(client))
-        if pid in by_worker:
-            spare.append(client)
-        else:
-            by_worker[pid] = client
-        if len(by_worker) == 2:
-            break
-    assert len(by_worker) == 2, "the kernel never gave a connection to the second worker"
-    clients = [await at_the_code_form(c) for c in by_worker.values()]
+    by_worker, spare = await spread_views(server)  # one of our websockets on each worker
+    clients = [await at_the_code_form(c) for (c,) in by_worker.values()]
     assert await send_at_once(clients, next_code(secret)) == ["refused", "signed in"]
     for client in [*clients, *spare]:
         await client.close()

@@ -14,6 +14,7 @@ from tests.scale.conftest import PASSWORD, create_users
 from tests.support.idom_client import IdomClient, page_cookie
 from tests.support.server import ServerProcess, start_all
 from tests.support.sockets import owner_pid
+from tests.support.workers import spread_views
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,6 @@ async def signed_in_client(base_url: str, cookie: str | None = None) -> IdomClie
     await client.login("alice", PASSWORD)
     await client.wait_for_id("greeting")
     return client
-
-
-def local_port(client: IdomClient) -> int:
-    return int(client.ws.transport.get_extra_info("sockname")[1])
 
 
 @pytest.fixture
@@ -40,22 +37,16 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 async def test_a_revocation_through_one_worker_reaches_a_tab_on_the_other(
     two_workers: ServerProcess,
 ) -> None:
-    clients: dict[int, list[IdomClient]] = {}
-    for _ in range(40):  # until each worker holds at least one of our websockets
-        client = await signed_in_client(two_workers.base_url)
-        pid = owner_pid(two_workers.port, local_port(client))
-        clients.setdefault(pid, []).append(client)
-        if len(clients) == 2:
-            break
-    assert len(clients) == 2, "the kernel never gave a connection to the second worker"
-    (actor, *_), (bystander, *_) = clients.values()
+    clients, spare = await spread_views(  # a signed-in tab on each worker
+        two_workers, lambda: signed_in_client(two_workers.base_url)
+    )
+    (actor,), (bystander,) = clients.values()
     started = time.monotonic()
     await actor.click("logout-others")
     await bystander.wait_for(lambda c: c.find("login-form") is not None, timeout=1.0)
     assert time.monotonic() - started < 1.0
-    for group in clients.values():
-        for client in group:
-            await client.close()
+    for client in [actor, bystander, *spare]:
+        await client.close()
 
 
 @pytest.fixture
@@ -133,19 +124,11 @@ async def test_a_follow_answered_by_one_worker_reaches_a_tab_on_the_other(
 ) -> None:
     base_url = two_workers.base_url
     pre_sign_in = await page_cookie(base_url)
-    tabs: dict[int, IdomClient] = {}
-    spare: list[IdomClient] = []
-    for _ in range(40):  # one tab of this browser on each worker
-        tab = await IdomClient.connect(base_url, cookie=pre_sign_in, follow_tickets=False)
-        pid = owner_pid(two_workers.port, local_port(tab))
-        if pid in tabs:
-            spare.append(tab)
-        else:
-            tabs[pid] = tab
-        if len(tabs) == 2:
-            break
-    assert len(tabs) == 2, "the kernel never gave a connection to the second worker"
-    (one_pid, one), (_, two) = tabs.items()
+    tabs, spare = await spread_views(  # one tab of this browser on each worker
+        two_workers,
+        lambda: IdomClient.connect(base_url, cookie=pre_sign_in, follow_tickets=False),
+    )
+    (one_pid, (one,)), (_, (two,)) = tabs.items()
     await one.login("alice", PASSWORD)
     await one.wait_for(lambda c: c.ticket_src() is not None)
     assert (await one.redeem(base_url)).status_code == 303
