@@ -165,17 +165,19 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         the same trip as its first statement, instead of a trip of its own."""
         self._begin = begin
 
+    def _never_begun(self) -> bool:
+        """No statement ran since the BEGIN was asked for: SQLite never saw it, so there
+        is nothing to commit or roll back (and it must not open the next transaction)."""
+        unsent, self._begin = self._begin, None
+        return unsent is not None
+
     def commit(self) -> None:
-        if self._begin is not None:  # no statement ran: SQLite never saw the BEGIN
-            self._begin = None
-            return
-        super().commit()
+        if not self._never_begun():
+            super().commit()
 
     def rollback(self) -> None:
-        if self._begin is not None:
-            self._begin = None
-            return
-        super().rollback()
+        if not self._never_begun():
+            super().rollback()
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):

@@ -90,7 +90,7 @@ def begins(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     real = aiosqlite_driver._run
 
     def recorded(*args: Any) -> Any:
-        carried.append(args[4] if len(args) > 4 else None)
+        carried.append(args[4])  # _run(connection, operation, parameters, many, begin)
         return real(*args)
 
     monkeypatch.setattr(aiosqlite_driver, "_run", recorded)
@@ -141,11 +141,18 @@ async def test_a_transaction_that_runs_nothing_costs_no_trip(
         await conn.begin()
         await conn.rollback()
     assert trips == []
-    # ...and its BEGIN does not linger for the next transaction on the connection.
+    # ...and its BEGIN does not linger: not for the next transaction on the connection,
+    # nor for a statement sent on the driver's cursor outside any transaction.
     async with engine.connect() as conn:
         await conn.execute(select(THINGS))
         await conn.rollback()
-    assert begins == ["BEGIN"]
+        await conn.begin()
+        await conn.commit()
+        cursor = (await conn.get_raw_connection()).dbapi_connection.cursor()
+        await conn.run_sync(lambda _: cursor.execute("SELECT 1"))
+        cursor.close()
+        assert not await in_transaction(conn)
+    assert begins == ["BEGIN", None]
 
 
 async def test_a_begin_refused_by_the_lock_opens_nothing(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ async def spread_views(
             await asyncio.sleep(SPARE_PAUSE)
     for client in [*spare, *(c for g in views.values() for c in g)]:
         await client.close()
-    raise AssertionError(f"the kernel never spread our views over every worker: {views}")
+    held = {pid: len(group) for pid, group in views.items()}
+    raise AssertionError(f"the kernel never spread our views over every worker: {held}")
 
 
 async def views_on_every_worker(server: ServerProcess, each: int = 1) -> list[list[IdomClient]]:
