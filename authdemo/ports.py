@@ -547,6 +547,9 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, write: bool = False) -> UnitOfWork:
-        """A unit of work; ``write=True`` takes the write lock up front where that matters."""
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> UnitOfWork:
+        """A unit of work; ``write=True`` takes the write lock up front where that matters.
+        ``one_statement=True``: a read that runs exactly one statement, which then needs
+        no transaction of its own where that saves work (SQLite: no ``BEGIN`` and no
+        ``ROLLBACK``); a second statement in it is an error."""
         ...

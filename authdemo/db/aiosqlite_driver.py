@@ -15,6 +15,16 @@ A transaction's ``BEGIN`` rides in the trip of its first statement
 SQLite's write lock before its first statement runs. A transaction that runs no
 statement never reaches SQLite: its commit or rollback is no trip either.
 
+A read unit of work that runs one statement only (``OneTripConnection.alone``) sends
+no ``BEGIN`` and no ``ROLLBACK`` at all: a single statement is a transaction of its own
+in SQLite (one snapshot, its cursor closed in the same trip, so nothing stays open on the
+pooled connection), so the read is one trip, not two. Only a ``SELECT`` runs so (a
+write would commit at once), and a second statement in that transaction is refused
+instead of running in a snapshot of its own (``engine.NotOneRead``, before SQLite sees
+it). (``PRAGMA query_only`` around the statement would have said "cannot write" in SQLite's
+own terms, but switching it expires every statement SQLite has prepared on the
+connection: each one is parsed again the next time it runs.)
+
 Everything else is SQLAlchemy's adapter as it is: the dialect (``sqlite+aiosqlite``),
 its connection (commit, rollback, close, isolation level), server-side cursors
 (``stream()``), error translation. The engine is given this adapter as its DBAPI module
@@ -35,7 +45,15 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
+from .engine import refuse_unless_first_select
+
 Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+# What a connection's transaction is, as far as running statements alone goes.
+_USUAL = 0  # a transaction as SQLAlchemy knows it (with a BEGIN, sent or pending)
+_NEXT_ALONE = 1  # its one statement, a SELECT, runs alone (autocommit)
+_RAN_ALONE = 2  # that statement ran: nothing is open, and no other may run
 
 
 class _NotBegun(Exception):
@@ -131,6 +149,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         driver: Any = self._connection
         adapted: Any = self._adapt_connection
         async with adapted._execute_mutex:
+            if adapted._alone:
+                refuse_unless_first_select(adapted._alone == _RAN_ALONE, operation)
+                adapted._alone = _RAN_ALONE
             begin, adapted._begin = adapted._begin, None
             try:
                 outcome: Outcome = await driver._execute(
@@ -153,23 +174,31 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_begin",)
+    __slots__ = ("_alone", "_begin")
     _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._begin: str | None = None
+        self._alone = _USUAL
 
     def begin_with_next(self, begin: str) -> None:
         """Open the transaction with ``begin`` (``BEGIN`` or ``BEGIN IMMEDIATE``) in
         the same trip as its first statement, instead of a trip of its own."""
         self._begin = begin
 
+    def alone(self) -> None:
+        """This transaction runs one read statement: no ``BEGIN``, no ``ROLLBACK``, the
+        statement a transaction of its own (see the module's docstring)."""
+        self._alone = _NEXT_ALONE
+
     def _never_begun(self) -> bool:
-        """No statement ran since the BEGIN was asked for: SQLite never saw it, so there
-        is nothing to commit or roll back (and it must not open the next transaction)."""
+        """No BEGIN reached SQLite since the transaction began (no statement ran, or one
+        ran alone): there is nothing to commit or roll back (and an unsent BEGIN must not
+        open the next transaction)."""
         unsent, self._begin = self._begin, None
-        return unsent is not None
+        alone, self._alone = self._alone, _USUAL
+        return unsent is not None or alone != _USUAL
 
     def commit(self) -> None:
         if not self._never_begun():

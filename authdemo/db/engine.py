@@ -21,6 +21,28 @@ log = logging.getLogger("authdemo.db")
 
 # Set on the engine used for write units of work; the SQLite "begin" hook reads it.
 WRITE_OPTION = "authdemo_write"
+# Set on the engine used for read units of work of one statement (``one_statement_reads``).
+ONE_STATEMENT_OPTION = "authdemo_one_statement"
+# Set on a PostgreSQL engine whose URL is a transaction pooler (``create_engine``).
+POOLER_OPTION = "authdemo_pooler"
+_RAN_ONE = "authdemo_ran_one"
+
+
+class NotOneRead(RuntimeError):
+    """A transaction opened for one read (``one_statement_reads``) was asked to run a
+    second statement, or one that is not a ``SELECT``: a programming error, refused
+    before the database sees it (two statements need one transaction for one snapshot,
+    and a write outside a transaction would commit at once)."""
+
+
+def refuse_unless_first_select(ran: bool, statement: str) -> None:
+    """``NotOneRead`` unless ``statement`` is a ``SELECT`` and the first of its read."""
+    if ran:
+        raise NotOneRead("a second statement in a transaction opened for one")
+    if not statement.startswith("SELECT"):
+        raise NotOneRead("a statement other than a SELECT run alone")
+
+
 BULK_CACHE_KIB = 64 * 1024
 BULK_MMAP_BYTES = 0x7FFF_0000
 """Read through a memory map up to SQLite's own ceiling (``SQLITE_MAX_MMAP_SIZE``, just
@@ -134,7 +156,41 @@ def create_engine(
         if pool != DEFAULT_POOL:
             kwargs.setdefault("pool_size", pool)
             kwargs.setdefault("max_overflow", 0)
-    return create_async_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+    if pooler:
+        engine.sync_engine.update_execution_options(**{POOLER_OPTION: True})
+    return engine
+
+
+def one_statement_reads(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for read units of work that run exactly one statement, a ``SELECT``:
+    such a statement is a transaction of its own, so it needs no ``BEGIN`` and no
+    ``ROLLBACK`` where leaving them out saves work.
+
+    - SQLite on authdemo's adapter: neither is sent (``OneTripConnection.alone``), one
+      trip to aiosqlite's thread instead of two.
+    - PostgreSQL: the statement runs in autocommit, one round trip instead of three.
+      Not behind a transaction pooler (``create_engine(pooler=True)``): there asyncpg
+      prepares and then executes a statement in two round trips, which only a
+      transaction keeps on one server connection.
+
+    Wherever the transaction is left out, a second statement in it, or one that is not
+    a ``SELECT``, is refused (``NotOneRead``); elsewhere the reads are as any other."""
+    options: dict[str, Any] = {ONE_STATEMENT_OPTION: True}
+    if engine.dialect.name != "postgresql" or engine.get_execution_options().get(POOLER_OPTION):
+        return engine.execution_options(**options)
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT", **options)
+
+    @event.listens_for(reads.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.info[_RAN_ONE] = False
+
+    @event.listens_for(reads.sync_engine, "before_cursor_execute")
+    def _before_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        refuse_unless_first_select(conn.info.get(_RAN_ONE, False), statement)
+        conn.info[_RAN_ONE] = True
+
+    return reads
 
 
 def _statement_name() -> str:
@@ -172,18 +228,22 @@ def _configure_sqlite(
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Writes take the write lock up front. Reads get a plain BEGIN too: skipping it
-        # (and the ROLLBACK after) saved a round trip per read, but a read statement left
-        # open kept a stale WAL snapshot on the pooled connection, and the next write on
-        # it failed at once with "database is locked" (seen under two workers).
-        # On the one-trip adapter the BEGIN goes with the transaction's first statement,
-        # in its trip to aiosqlite's thread (``OneTripConnection.begin_with_next``).
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        if one_trip:
-            conn.connection.dbapi_connection.begin_with_next(begin)  # type: ignore[union-attr]
-        else:
+        # Writes take the write lock up front; reads get a plain BEGIN. (With
+        # SQLAlchemy's own adapter, a read without BEGIN and ROLLBACK left its statement
+        # open on the pooled connection, holding a stale WAL snapshot: the next write on
+        # it failed at once with "database is locked", seen under two workers.) On the
+        # one-trip adapter the BEGIN goes with the transaction's first statement, in its
+        # trip (``OneTripConnection.begin_with_next``), and a read unit of work of one
+        # statement gets none: that statement is a transaction of its own, its cursor
+        # closed within its trip (``OneTripConnection.alone``).
+        options = conn.get_execution_options()
+        begin = "BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN"
+        if not one_trip:
             conn.exec_driver_sql(begin)
+        elif options.get(ONE_STATEMENT_OPTION, False):
+            conn.connection.dbapi_connection.alone()  # type: ignore[union-attr]
+        else:
+            conn.connection.dbapi_connection.begin_with_next(begin)  # type: ignore[union-attr]
 
 
 async def checkpoint_wal(engine: AsyncEngine) -> tuple[int, int, int]:

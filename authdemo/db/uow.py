@@ -27,7 +27,7 @@ from ..ports import (
     TicketRepository,
     UserRepository,
 )
-from .engine import WRITE_OPTION
+from .engine import WRITE_OPTION, one_statement_reads
 from .mail_repositories import SqlEmailRepository, SqlMailOutbox, SqlRateLimitRepository
 from .repositories import (
     SqlAuditRepository,
@@ -163,6 +163,9 @@ class SqlUnitOfWorkFactory:
         self._write = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._one_statement = async_sessionmaker(
+            one_statement_reads(engine), expire_on_commit=False
+        )
         self.timeout = timeout
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -174,11 +177,15 @@ class SqlUnitOfWorkFactory:
         self._gate: asyncio.Lock | None = None
         self._waiting: dict[asyncio.Timeout, float] = {}
 
-    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> SqlUnitOfWork:
+        if write and one_statement:
+            raise ValueError("a unit of work of one statement only reads")
         if write and self._sqlite:
             if self._gate is None:
                 self._gate = asyncio.Lock()
             return SqlUnitOfWork(self._write, self, self._gate)
+        if one_statement:
+            return SqlUnitOfWork(self._one_statement, self)
         return SqlUnitOfWork(self._write if write else self._read, self)
 
     async def take_turn(self, gate: asyncio.Lock) -> None:

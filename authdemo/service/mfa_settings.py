@@ -116,7 +116,7 @@ class TwoFactor(SecondFactor):
         """The session's user's live sessions and two-factor status, in one statement
         (``NotSignedIn`` once the session may not act): what an account page shows."""
         now = self.now()
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             found = await tx.sessions.account_of(session_id, now)
         if found is None or not may_act(found.session, found.user, now):
             raise NotSignedIn()

@@ -46,7 +46,7 @@ class Rights(ServiceCore):
 
     async def grants_of(self, user_id: int) -> Grants:
         """What ``user_id``'s roles grant, compiled for cheap checks (read now)."""
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             return Grants.of(await tx.roles.patterns_of(user_id))
 
     async def permitted(self, session_id: int, permission: str, epoch: int | None = None) -> bool:
@@ -56,7 +56,7 @@ class Rights(ServiceCore):
         ``UndeclaredPermission`` for a name the app did not declare."""
         self.permissions.require(permission)
         now = self.now()
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             found = await tx.roles.acting_with_patterns(session_id)
         if found is None:
             raise NotSignedIn()
@@ -71,7 +71,7 @@ class Rights(ServiceCore):
         """Does ``user_id`` (active) hold ``permission`` now? (HTTP routes, with the user
         their request's session resolved to.)"""
         self.permissions.require(permission)
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             patterns = await tx.roles.active_patterns(user_id)
         return patterns is not None and Grants.of(patterns).allows(permission)
 

@@ -80,7 +80,7 @@ class Sessions(ServiceCore):
 
     async def _fetch(self, token_hash: str) -> Found:
         read_from = self._cache.generation if self._cache is not None else 0
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             found = await tx.sessions.find_by_token_hash(token_hash)
         if self._cache is not None:
             # Not if an event changed sessions while we read: the row may predate it.
@@ -148,7 +148,7 @@ class Sessions(ServiceCore):
     async def live_session(self, session_id: int) -> tuple[AuthSession, User | None] | None:
         """Re-read any session row (anonymous ones have no user); None once it may not act."""
         now = self.now()
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             found = await tx.sessions.get_with_user(session_id)
         if found is None or not may_act(found[0], found[1], now):
             return None
@@ -259,7 +259,7 @@ class Sessions(ServiceCore):
             cached = self._cache.user_sessions(user_id)
             if cached is not None and all(s.is_live(now) for s in cached):
                 return cached
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             sessions = await tx.sessions.list_for_user(user_id, now)
         if self._cache is not None:
             self._cache.put_user_sessions(user_id, sessions)

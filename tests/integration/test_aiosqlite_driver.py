@@ -4,6 +4,7 @@ last row id, errors translated, server-side cursors). SQLite only."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +32,8 @@ from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.db import aiosqlite_driver
 from authdemo.db.aiosqlite_driver import OneTripCursor
-from authdemo.db.engine import WRITE_OPTION, create_engine
+from authdemo.db.engine import WRITE_OPTION, NotOneRead, create_engine, one_statement_reads
+from authdemo.db.uow import SqlUnitOfWorkFactory
 from tests.conftest import cheap_hasher
 from tests.integration.test_statement_cache import PASSWORD, one_cycle
 from tests.support.db import copy_database, sqlite_url
@@ -85,12 +87,15 @@ async def in_transaction(conn: AsyncConnection) -> bool:
 
 @pytest.fixture
 def begins(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    """The ``begin`` each statement's trip carried (None: the transaction was open)."""
+    """The ``begin`` each statement's trip carried (None: the transaction was open;
+    "outside": none was, nor begun: the statement ran as a transaction of its own)."""
     carried: list[str | None] = []
     real = aiosqlite_driver._run
 
+    @functools.wraps(real)  # still "_run" to ``trips``
     def recorded(*args: Any) -> Any:
-        carried.append(args[4])  # _run(connection, operation, parameters, many, begin)
+        # _run(connection, operation, parameters, many, begin), in aiosqlite's thread
+        carried.append(args[4] or (None if args[0].in_transaction else "outside"))
         return real(*args)
 
     monkeypatch.setattr(aiosqlite_driver, "_run", recorded)
@@ -152,7 +157,76 @@ async def test_a_transaction_that_runs_nothing_costs_no_trip(
         await conn.run_sync(lambda _: cursor.execute("SELECT 1"))
         cursor.close()
         assert not await in_transaction(conn)
-    assert begins == ["BEGIN", None]
+    assert begins == ["BEGIN", "outside"]  # the driver's statement: no BEGIN with it
+
+
+async def test_a_read_of_one_statement_is_one_trip_and_leaves_nothing_open(
+    engine: AsyncEngine, trips: list[str], begins: list[str | None]
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="a"))
+    trips.clear()
+    begins.clear()
+    async with one_statement_reads(engine).connect() as conn:
+        assert (await conn.execute(select(THINGS.c.name))).scalars().all() == ["a"]
+        assert trips == ["_run"]
+        assert not await in_transaction(conn)  # no BEGIN: nothing holds a snapshot
+        trips.clear()
+        await conn.rollback()
+    assert trips == []  # no ROLLBACK went to SQLite
+    assert begins == ["outside"]
+    # The connection's next transaction, back from the pool, is an ordinary one.
+    async with engine.connect() as conn:
+        await conn.execute(select(THINGS))
+        assert await in_transaction(conn)
+        await conn.rollback()
+    assert begins == ["outside", "BEGIN"]
+
+
+async def test_a_second_statement_in_a_read_of_one_is_refused(
+    engine: AsyncEngine, begins: list[str | None]
+) -> None:
+    async with one_statement_reads(engine).connect() as conn:
+        await conn.execute(select(THINGS))
+        # Two statements need one snapshot, so one BEGIN: never two transactions of their own.
+        with pytest.raises(NotOneRead):
+            await conn.execute(select(THINGS.c.id))
+        await conn.rollback()
+        await conn.execute(select(THINGS))  # a new transaction: one statement again
+        await conn.rollback()
+    assert begins == ["outside", "outside"]
+
+
+async def test_a_read_of_one_statement_cannot_write(engine: AsyncEngine) -> None:
+    async with one_statement_reads(engine).connect() as conn:
+        with pytest.raises(NotOneRead, match="other than a SELECT"):
+            await conn.execute(insert(THINGS).values(name="a"))  # would commit at once
+        await conn.rollback()
+    # Refused before SQLite saw it; the connection (the pool's one) writes as before.
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="b"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(THINGS.c.name))).scalars().all() == ["b"]
+
+
+async def test_a_failed_statement_alone_leaves_the_connection_as_it_was(
+    engine: AsyncEngine, begins: list[str | None]
+) -> None:
+    async with one_statement_reads(engine).connect() as conn:
+        with pytest.raises(sa_exc.OperationalError):
+            await conn.execute(sql_text("SELECT * FROM no_such_table"))
+        await conn.rollback()
+    async with engine.connect() as conn:
+        await conn.execute(insert(THINGS).values(name="a"))
+        assert await in_transaction(conn)
+        await conn.commit()
+    assert begins == ["outside", "BEGIN"]
+
+
+async def test_a_unit_of_work_of_one_statement_only_reads(engine: AsyncEngine) -> None:
+    units = SqlUnitOfWorkFactory(engine)
+    with pytest.raises(ValueError, match="only reads"):
+        units(write=True, one_statement=True)
 
 
 async def test_a_begin_refused_by_the_lock_opens_nothing(tmp_path: Path) -> None:
@@ -191,7 +265,7 @@ async def test_a_begin_refused_by_the_lock_opens_nothing(tmp_path: Path) -> None
 
 
 async def test_a_sign_in_cycle_makes_one_trip_per_statement(
-    tmp_path: Path, migrated_template: Path, trips: list[str]
+    tmp_path: Path, migrated_template: Path, trips: list[str], begins: list[str | None]
 ) -> None:
     settings = Settings(database_url=copy_database(migrated_template, tmp_path / "cycle.db"))
     async with runtime(settings, hasher_factory=cheap_hasher) as rt:
@@ -210,19 +284,24 @@ async def test_a_sign_in_cycle_makes_one_trip_per_statement(
         event.listen(rt.engine.sync_engine, "before_cursor_execute", count)
         event.listen(rt.engine.sync_engine, "begin", began)
         trips.clear()
+        begins.clear()
         try:
             await one_cycle(rt.service)
+            await rt.service.live_session(1)  # a view's re-read: one statement
         finally:
             event.remove(rt.engine.sync_engine, "before_cursor_execute", count)
             event.remove(rt.engine.sync_engine, "begin", began)
         cycle = list(trips)  # not the engine's disposal below
     ran = [name for name in cycle if name == "_run"]
     ended = [name for name in cycle if name in ("commit", "rollback")]
+    alone = begins.count("outside")
     assert statements > 10 and transactions > 3
     # One trip per statement; the transactions' BEGINs went with their first statements.
     assert len(ran) == statements
     assert len(cycle) == len(ran) + len(ended), " ".join(cycle)
-    assert len(ended) == transactions
+    # A commit or rollback for each transaction, except the reads of one statement.
+    assert alone == 1  # the re-read (the cycle's own look-ups were cached)
+    assert len(ended) == transactions - alone
 
 
 async def test_rows_counts_and_ids_come_back(engine: AsyncEngine) -> None:

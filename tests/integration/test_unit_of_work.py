@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authdemo.db.engine import create_engine
+from authdemo.db.engine import NotOneRead, create_engine, one_statement_reads
 from authdemo.db.uow import SqlUnitOfWorkFactory
 from authdemo.domain import StorageUnavailable
 
@@ -229,5 +230,85 @@ async def test_drained_only_once_every_connection_is_back_in_the_pool(db_url: st
         assert await uow.drain(within=5)
         assert sum(out) == 0  # nothing in use: the engine may be disposed of now
         await task
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_of_one_statement_reads_what_was_committed(
+    sql_uow: SqlUnitOfWorkFactory,
+) -> None:
+    async with sql_uow(write=True) as tx:
+        await tx.users.add("alice", "alice", "h", NOW)
+        await tx.commit()
+    async with sql_uow(one_statement=True) as tx:
+        user = await tx.users.get_by_key("alice")
+    assert user is not None and user.username == "alice"
+    async with sql_uow(one_statement=True) as tx:
+        assert await tx.users.get_by_key("bob") is None
+
+
+async def test_a_read_of_one_statement_refuses_a_second(sql_uow: SqlUnitOfWorkFactory) -> None:
+    """Two statements need one snapshot: never two transactions of their own."""
+    async with sql_uow(one_statement=True) as tx:
+        await tx.users.get_by_key("alice")
+        with pytest.raises(NotOneRead, match="second statement"):
+            await tx.users.get_by_key("bob")
+    async with sql_uow(one_statement=True) as tx:  # the next one is fine
+        assert await tx.users.get_by_key("alice") is None
+
+
+async def test_a_read_of_one_statement_cannot_write(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        reads = one_statement_reads(engine)
+        async with reads.connect() as conn:
+            with pytest.raises(NotOneRead, match="other than a SELECT"):
+                # Outside a transaction this would commit at once.
+                await conn.execute(text("DELETE FROM authdemo_roles"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM authdemo_roles"))).scalar()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_unit_of_work_of_one_statement_only_reads(sql_uow: SqlUnitOfWorkFactory) -> None:
+    with pytest.raises(ValueError, match="only reads"):
+        sql_uow(write=True, one_statement=True)
+
+
+async def _open_transaction(conn: AsyncConnection) -> object:
+    """asyncpg's transaction on this connection, if SQLAlchemy's adapter began one."""
+    return (await conn.get_raw_connection()).dbapi_connection._transaction  # type: ignore[union-attr]
+
+
+@pytest.mark.postgresql_only
+async def test_postgres_reads_one_statement_without_a_transaction(db_url: str) -> None:
+    """One round trip, not three (BEGIN, the SELECT, ROLLBACK); and the pooled
+    connection's next ordinary read has its transaction again."""
+    engine = create_engine(db_url, pool_size=1, max_overflow=0)
+    try:
+        async with one_statement_reads(engine).connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            assert await _open_transaction(conn) is None
+        async with engine.connect() as conn:  # the same server connection, from the pool
+            await conn.execute(text("SELECT 1"))
+            assert await _open_transaction(conn) is not None
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgresql_only
+async def test_behind_a_pooler_reads_of_one_statement_keep_their_transaction(
+    db_url: str,
+) -> None:
+    """PgBouncer in transaction mode: asyncpg's prepare and execute are two round trips,
+    which only a transaction keeps on one server connection."""
+    engine = create_engine(db_url, pool=None, pooler=True)
+    try:
+        async with one_statement_reads(engine).connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            assert await _open_transaction(conn) is not None
+            await conn.rollback()
     finally:
         await engine.dispose()

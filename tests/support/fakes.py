@@ -918,7 +918,8 @@ class FakeStore:
         self.commits = 0
         self.units: list[FakeUnitOfWork] = []
 
-    def __call__(self, *, write: bool = False) -> FakeUnitOfWork:
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> FakeUnitOfWork:
+        assert not (write and one_statement), "a unit of work of one statement only reads"
         unit = FakeUnitOfWork(self, write)
         self.units.append(unit)
         return unit

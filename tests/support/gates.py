@@ -88,8 +88,8 @@ class GatedCommits:
         self._inner = inner
         self._gate = gate
 
-    def __call__(self, *, write: bool = False) -> Any:
-        uow = self._inner(write=write)
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> Any:
+        uow = self._inner(write=write, one_statement=one_statement)
         return _GatedUnitOfWork(uow, self._gate) if write else uow
 
 
@@ -121,8 +121,8 @@ class BeforeFirstWrite:
         self._inner = inner
         self._meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
 
-    def __call__(self, *, write: bool = False) -> Any:
-        uow = self._inner(write=write)
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> Any:
+        uow = self._inner(write=write, one_statement=one_statement)
         if not write or self._meanwhile is None:
             return uow
         meanwhile, self._meanwhile = self._meanwhile, None
