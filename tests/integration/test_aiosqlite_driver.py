@@ -33,7 +33,6 @@ from authdemo.config import Settings
 from authdemo.db import aiosqlite_driver
 from authdemo.db.aiosqlite_driver import OneTripCursor
 from authdemo.db.engine import WRITE_OPTION, NotOneRead, create_engine, one_statement_reads
-from authdemo.db.uow import SqlUnitOfWorkFactory
 from tests.conftest import cheap_hasher
 from tests.integration.test_statement_cache import PASSWORD, one_cycle
 from tests.support.db import copy_database, sqlite_url
@@ -221,12 +220,6 @@ async def test_a_failed_statement_alone_leaves_the_connection_as_it_was(
         assert await in_transaction(conn)
         await conn.commit()
     assert begins == ["outside", "BEGIN"]
-
-
-async def test_a_unit_of_work_of_one_statement_only_reads(engine: AsyncEngine) -> None:
-    units = SqlUnitOfWorkFactory(engine)
-    with pytest.raises(ValueError, match="only reads"):
-        units(write=True, one_statement=True)
 
 
 async def test_a_begin_refused_by_the_lock_opens_nothing(tmp_path: Path) -> None:
