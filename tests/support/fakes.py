@@ -867,28 +867,35 @@ class FakeUnitOfWork:
     Write units run one at a time (like SQLite's ``BEGIN IMMEDIATE``), so a write never
     overwrites another's commit with an older copy."""
 
-    def __init__(self, store: FakeStore, write: bool) -> None:
+    def __init__(self, store: FakeStore, write: bool, one_statement: bool = False) -> None:
         self._store = store
         self.write = write
+        self.one_statement = one_statement
+        """Asked for as a read of one statement: one repository call at most (each of
+        the SQL repositories' reads that such units make is one statement)."""
+        self.calls = 0
         self.committed = False
 
     async def __aenter__(self) -> Self:
         if self.write:
             await self._store.write_lock.acquire()
-        self._tables = copy.deepcopy(self._store.tables)
-        self.users = FakeUsers(self._tables)
-        self.sessions = FakeSessions(self._tables)
-        self.tickets = FakeTickets(self._tables)
-        self.secrets = FakeSecrets(self._tables)
-        self.audit = FakeAudit(self._tables)
-        self.throttle = FakeThrottle(self._tables)
-        self.broadcasts = FakeBroadcasts(self._tables)
-        self.mfa = FakeMfa(self._tables)
-        self.roles = FakeRoles(self._tables)
-        self.emails = FakeEmails(self._tables)
-        self.limits = FakeLimits(self._tables)
-        self.outbox = FakeOutbox(self._tables)
+        self._tables = t = copy.deepcopy(self._store.tables)
+        self.users = self._counted(FakeUsers(t))
+        self.sessions = self._counted(FakeSessions(t))
+        self.tickets = self._counted(FakeTickets(t))
+        self.secrets = self._counted(FakeSecrets(t))
+        self.audit = self._counted(FakeAudit(t))
+        self.throttle = self._counted(FakeThrottle(t))
+        self.broadcasts = self._counted(FakeBroadcasts(t))
+        self.mfa = self._counted(FakeMfa(t))
+        self.roles = self._counted(FakeRoles(t))
+        self.emails = self._counted(FakeEmails(t))
+        self.limits = self._counted(FakeLimits(t))
+        self.outbox = self._counted(FakeOutbox(t))
         return self
+
+    def _counted(self, repository: Any) -> Any:
+        return _OneCall(repository, self) if self.one_statement else repository
 
     async def __aexit__(
         self,
@@ -907,6 +914,25 @@ class FakeUnitOfWork:
         self._store.commits += 1
 
 
+class _OneCall:
+    """A repository of a unit of one statement: a second call in the unit fails, as the
+    SQL unit of work refuses a second statement (``NotOneRead``)."""
+
+    def __init__(self, repository: Any, unit: FakeUnitOfWork) -> None:
+        self._repository = repository
+        self._unit = unit
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._repository, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._unit.calls += 1
+            assert self._unit.calls == 1, f"a second call ({name}) in a read of one statement"
+            return method(*args, **kwargs)
+
+        return counted
+
+
 class FakeStore:
     """The 'database': a factory of fake units of work, counting commits (= writes)."""
 
@@ -920,7 +946,7 @@ class FakeStore:
 
     def __call__(self, *, write: bool = False, one_statement: bool = False) -> FakeUnitOfWork:
         assert not (write and one_statement), "a unit of work of one statement only reads"
-        unit = FakeUnitOfWork(self, write)
+        unit = FakeUnitOfWork(self, write, one_statement)
         self.units.append(unit)
         return unit
 

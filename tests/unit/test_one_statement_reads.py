@@ -1,0 +1,67 @@
+"""The service's reads of one statement ask for a unit of work of one statement
+(``uow(one_statement=True)``), which then runs without a transaction of its own (see
+``authdemo.db.engine.one_statement_reads``), and make one repository call in it.
+
+The fake store counts: a second call in such a unit fails, as the SQL unit refuses a
+second statement. These are the reads on the hot paths: a page's or connect's session
+look-up, a view's re-read, the account components' read and every permission check."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from authdemo.domain import SessionPolicy
+from authdemo.permissions import Permission, PermissionRegistry
+from authdemo.security import TokenCodec
+from authdemo.service import AuthService
+from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.mfa import PASSWORD, sign_in
+
+DECLARED = PermissionRegistry([Permission("notes:read", "Read notes")])
+
+
+@pytest.fixture
+def service(
+    store: FakeStore,
+    hasher: FakeHasher,
+    tokens: TokenCodec,
+    clock: FakeClock,
+    policy: SessionPolicy,
+    bus: RecordingBus,
+) -> AuthService:
+    return AuthService(store, hasher, tokens, clock, policy, bus, permissions=DECLARED)
+
+
+async def only_read(store: FakeStore, read: Callable[[], Awaitable[Any]]) -> None:
+    """``read`` ran one unit of work: of one statement, with one repository call."""
+    store.units.clear()
+    await read()
+    assert [(unit.write, unit.one_statement, unit.calls) for unit in store.units] == [
+        (False, True, 1)
+    ]
+
+
+async def test_the_hot_reads_are_reads_of_one_statement(
+    service: AuthService, store: FakeStore
+) -> None:
+    await service.create_user("alice", PASSWORD)
+    token, session_id = await sign_in(service)
+    alice = await service.get_user("alice")
+    await service.grant_role("alice", "admin")
+    await only_read(store, lambda: service.resolve(token))  # a page's or connect's look-up
+    await only_read(store, lambda: service.live_session(session_id))  # a view's re-read
+    await only_read(store, lambda: service.sessions_of(alice.id))
+    await only_read(store, lambda: service.account_snapshot(session_id))
+    await only_read(store, lambda: service.grants_of(alice.id))
+    await only_read(store, lambda: service.permitted(session_id, "notes:read"))
+    await only_read(store, lambda: service.user_has_permission(alice.id, "notes:read"))
+
+
+async def test_a_second_call_in_a_read_of_one_statement_fails(store: FakeStore) -> None:
+    async with store(one_statement=True) as tx:
+        await tx.users.get_by_key("alice")
+        with pytest.raises(AssertionError, match="second call"):
+            await tx.users.get_by_key("bob")
