@@ -115,8 +115,9 @@ def create_engine(
 
     PostgreSQL: ``pool`` None is ``NullPool`` (a connection per unit of work: PgBouncer
     does the pooling), a number N keeps N and never more, ``DEFAULT_POOL`` is
-    SQLAlchemy's default. ``pooler``: the URL is PgBouncer in transaction mode, where
-    consecutive statements may run on different server connections; SQLAlchemy's
+    SQLAlchemy's default; a pooled connection is pinged as it leaves the pool, in one
+    round trip (``asyncpg_driver``). ``pooler``: the URL is PgBouncer in transaction
+    mode, where consecutive statements may run on different server connections; SQLAlchemy's
     documented settings for it: no prepared statement cache (asyncpg's nor the
     dialect's) and a unique name for each statement prepared, so that two clients never
     collide on ``__asyncpg_stmt_1__`` on one server connection.
@@ -148,6 +149,12 @@ def create_engine(
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _statement_name
+    if make_url(url).get_driver_name() == "asyncpg" and "module" not in kwargs:
+        # The pool's ping one round trip, not three (see asyncpg_driver); imported here,
+        # so that a SQLite deployment never loads asyncpg.
+        from . import asyncpg_driver
+
+        kwargs["module"] = asyncpg_driver.adapter()
     if pool is None:
         kwargs.setdefault("poolclass", NullPool)
     else:
