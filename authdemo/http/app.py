@@ -36,6 +36,7 @@ from ..service import AuthService, Resolution
 from ..ui.bridge import RootConstructor, ViewConnection, install_bridge
 from ..ui.components import DemoApp
 from ..ui.connection import LiveSession
+from ..ui.connection.deadlines import Deadlines
 from ..ui.hooks import AuthProvider
 from ..ui.library import check_root, library, use_library
 from .cookies import read_session_cookie
@@ -221,6 +222,7 @@ def create_app(
         if rt is not None:
             await rt.close()
 
+    deadlines = Deadlines()  # every view's expiry timer, one loop timer for them all
     app_root = root or DemoApp
     ui = library(settings.ui)  # IDOM or ReactPy: this app's, for all its connections
     with use_library(ui):  # authdemo's own components are made by the app's library
@@ -242,15 +244,14 @@ def create_app(
             service=app.ctx.service,
             events=app.ctx.events,
             client=client,
-            cookie_token_hash=hash_token(raw) if raw else None,
+            # The handshake's hash of a recognised cookie (one string for the view and
+            # the worker's memo of cookies); hashed here only for one it did not know.
+            cookie_token_hash=resolution.token_hash or (hash_token(raw) if raw else None),
             resolution=resolution,
+            deadlines=deadlines,
         )
 
-        def close() -> None:
-            live.close()
-            slot.release()
-
-        return ViewConnection(AuthProvider(live, child), live.before_event, close)
+        return ViewConnection(AuthProvider(live, child), live.before_event, _Closing(live, slot))
 
     security = app.ctx.security
     install_host_check(app)  # first: a request for a host not ours gets nothing else
@@ -286,3 +287,18 @@ class SecureErrorHandler(ErrorHandler):
         https = request_scheme(request, request.app.ctx.trusted) == "https"
         security: SecurityHeaders = request.app.ctx.security
         return add_security_headers(response, security.for_scheme(https))
+
+
+class _Closing:
+    """What a view does when its websocket closes: leave its session, give its slot back.
+    An object rather than a closure (half the memory, held while the view is open)."""
+
+    __slots__ = ("_live", "_slot")
+
+    def __init__(self, live: LiveSession, slot: Slot) -> None:
+        self._live = live
+        self._slot = slot
+
+    def __call__(self) -> None:
+        self._live.close()
+        self._slot.release()

@@ -94,7 +94,7 @@ def websocket_handshake(
         # serving this TCP connection does.
         task = asyncio.current_task()
         if task is not None:
-            task.add_done_callback(lambda _: slot.release())
+            task.add_done_callback(slot.release_when_done)
         return None
 
     return check

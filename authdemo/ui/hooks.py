@@ -416,15 +416,12 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
     """Root of every connection's layout: provides the auth state to everything below."""
     state, set_state = use_state(live.state)
 
-    @use_effect(dependencies=[live])
+    @use_effect(dependencies=[live, state.generation])
     def follow_live_session() -> Callable[[], None]:
-        set_state(live.state)  # anything that changed between render and effect
-        return live.listen(set_state)
-
-    @use_effect(dependencies=[state.generation])
-    def mark_rendered() -> None:
         # Events from views rendered for an older sign-in state are dropped until now.
         live.rendered_generation = state.generation
+        set_state(live.state)  # anything that changed between render and effect
+        return live.listen(set_state)  # one effect, not two: its hooks live as long as the view
 
     signed_in = state.user is not None and not state.pending
     auth = Auth(

@@ -3,8 +3,9 @@ the events it follows, and the check before every UI event.
 
 A websocket lives for hours; this object never holds a database session. Each
 operation runs its own unit of work through the service. Expiry is scheduled with a
-timer (not checked by polling), revocations and data changes arrive through the event
-bus, and every incoming UI event is checked against the local expiry before it runs.
+timer, not checked by polling (one loop timer for every view of the server:
+``deadlines``); revocations and data changes arrive through the event bus, and every
+incoming UI event is checked against the local expiry before it runs.
 
 Invariants:
 - A view never outlives a missed event by more than half the idle window: it re-reads
@@ -29,12 +30,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from typing import Any, TypeVar
 
 from ...domain import AuthSession, ClientInfo, NotSignedIn, User
 from ...events import EventBus, EventKind, SessionEvent
 from ...service import AuthService, Rekeyed, Resolution
+from .deadlines import Deadline, Deadlines
 from .state import AuthState
 
 log = logging.getLogger("authdemo.auth")
@@ -54,9 +55,12 @@ class Connection:
         client: ClientInfo,
         cookie_token_hash: str | None,
         resolution: Resolution,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self._service = service
         self._events = events
+        self._deadlines = deadlines if deadlines is not None else Deadlines()
+        """The server's views' expiry timers (one loop timer for them all)."""
         self.client = client
         self.origin = secrets.token_hex(8)
         """Names this connection in the data changes it broadcasts."""
@@ -73,13 +77,9 @@ class Connection:
         """Usually one (the root component): a tuple, not a set (a quarter the memory)."""
         self._unsubscribe: Callable[[], None] | None = None
         self._user_unsubscribe: Callable[[], None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Deadline | None = None
         self._verified_at: datetime | None = None
         """When the database last confirmed that this view's session may act."""
-        self._data_lock = asyncio.Lock()
-        """One data write of this view at a time (``data``)."""
-        self._login_lock = asyncio.Lock()
-        """One sign-in step of this view at a time (``signin``)."""
         self._cookie_held = Flag()
         """Set when the browser redeemed the ticket of the current session."""
         self._token_unsubscribe: Callable[[], None] | None = None
@@ -94,6 +94,24 @@ class Connection:
             self._token_unsubscribe = events.subscribe_token(
                 cookie_token_hash, self._on_cookie_event
             )
+
+    _data_lock_made: asyncio.Lock | None = None
+    _login_lock_made: asyncio.Lock | None = None
+
+    @property
+    def _data_lock(self) -> asyncio.Lock:
+        """One data write of this view at a time (``data``); made on first use, as most
+        views never write (each lock is an object with a dict, kept while the view is open)."""
+        if self._data_lock_made is None:
+            self._data_lock_made = asyncio.Lock()
+        return self._data_lock_made
+
+    @property
+    def _login_lock(self) -> asyncio.Lock:
+        """One sign-in step of this view at a time (``signin``); made on first use."""
+        if self._login_lock_made is None:
+            self._login_lock_made = asyncio.Lock()
+        return self._login_lock_made
 
     @property
     def cookie_token_hash(self) -> str | None:
@@ -126,7 +144,7 @@ class Connection:
     def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
         if listener not in self._listeners:
             self._listeners = (*self._listeners, listener)
-        return partial(self._unlisten, listener)
+        return _Unlisten(self, listener)
 
     def _unlisten(self, listener: Callable[[AuthState], None]) -> None:
         self._listeners = tuple(each for each in self._listeners if each != listener)
@@ -311,12 +329,11 @@ class Connection:
     def _schedule_expiry(self, session: AuthSession) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
         due = session.expires_at()
         if self._verified_at is not None:  # re-read at least once per half idle window
             due = min(due, self._verified_at + self._service.policy.renew_margin)
         delay = (due - self._service.now()).total_seconds() + _TIMER_SLACK
-        self._timer = loop.call_later(max(0.0, delay), self._on_timer)
+        self._timer = self._deadlines.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -398,6 +415,21 @@ class Connection:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener(self.state)
+
+
+class _Unlisten:
+    """Takes ``listener`` off ``connection`` (any number of calls): what ``listen``
+    returns, held by the root component's effect for as long as the view is open; an
+    object rather than a ``partial`` of a bound method (two objects and a tuple)."""
+
+    __slots__ = ("_connection", "_listener")
+
+    def __init__(self, connection: Connection, listener: Callable[[AuthState], None]) -> None:
+        self._connection = connection
+        self._listener = listener
+
+    def __call__(self) -> None:
+        self._connection._unlisten(self._listener)
 
 
 class Flag:
