@@ -291,7 +291,8 @@ class SecureErrorHandler(ErrorHandler):
 
 class _Closing:
     """What a view does when its websocket closes: leave its session, give its slot back.
-    An object rather than a closure (half the memory, held while the view is open)."""
+    A slotted object rather than a closure with two cells (about a third of its memory,
+    held while the view is open)."""
 
     __slots__ = ("_live", "_slot")
 
