@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from authdemo.config import Argon2Params, Settings
 from authdemo.domain import SessionPolicy
 from authdemo.mfa import SecretBox
+from authdemo.permissions import PermissionRegistry
 from authdemo.security import Argon2Hasher, TokenCodec
 from authdemo.service import AuthService
 from tests.support.db import copy_database, migrate, sqlite_url
@@ -165,6 +166,13 @@ def mfa_box() -> SecretBox | None:
 
 
 @pytest.fixture
+def permissions() -> PermissionRegistry | None:
+    """The built-in ``authdemo:admin`` only. A module whose tests check an app's own
+    permissions overrides this with what that app declares."""
+    return None
+
+
+@pytest.fixture
 def service(
     store: FakeStore,
     hasher: FakeHasher,
@@ -173,8 +181,11 @@ def service(
     policy: SessionPolicy,
     bus: RecordingBus,
     mfa_box: SecretBox | None,
+    permissions: PermissionRegistry | None,
 ) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, mfa_box=mfa_box)
+    return AuthService(
+        store, hasher, tokens, clock, policy, bus, mfa_box=mfa_box, permissions=permissions
+    )
 
 
 @pytest.fixture(scope="session")

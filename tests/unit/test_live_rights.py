@@ -11,10 +11,10 @@ import pytest
 
 from authdemo.domain import ClientInfo, SessionPolicy
 from authdemo.permissions import Permission, PermissionDenied, PermissionRegistry
-from authdemo.security import TokenCodec, hash_token
+from authdemo.security import hash_token
 from authdemo.service import AuthService
 from authdemo.ui.connection import LiveSession
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import FakeStore
 from tests.support.mfa import PASSWORD
 
 CLIENT = ClientInfo("203.0.113.7", "pytest")
@@ -26,16 +26,8 @@ def policy() -> SessionPolicy:
 
 
 @pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    declared = PermissionRegistry([Permission("notes:write", "Write notes")])
-    return AuthService(store, hasher, tokens, clock, policy, bus, permissions=declared)
+def permissions() -> PermissionRegistry:
+    return PermissionRegistry([Permission("notes:write", "Write notes")])
 
 
 async def bobs_view(service: AuthService) -> LiveSession:

@@ -13,26 +13,17 @@ from typing import Any
 
 import pytest
 
-from authdemo.domain import SessionPolicy
 from authdemo.permissions import Permission, PermissionRegistry
-from authdemo.security import TokenCodec
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import FakeStore
 from tests.support.mfa import PASSWORD, sign_in
 
 DECLARED = PermissionRegistry([Permission("notes:read", "Read notes")])
 
 
 @pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, permissions=DECLARED)
+def permissions() -> PermissionRegistry:
+    return DECLARED
 
 
 async def only_read(store: FakeStore, read: Callable[[], Awaitable[Any]]) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from authdemo.domain import AuditKind, NotSignedIn, SessionPolicy, UnknownUser
+from authdemo.domain import AuditKind, NotSignedIn, UnknownUser
 from authdemo.events import EventKind
 from authdemo.permissions import (
     BuiltInRole,
@@ -19,9 +19,8 @@ from authdemo.permissions import (
     UndeclaredPermission,
     UnknownRole,
 )
-from authdemo.security import TokenCodec
 from authdemo.service import AuthService
-from tests.support.fakes import FakeClock, FakeHasher, FakeStore, RecordingBus
+from tests.support.fakes import FakeClock, FakeStore, RecordingBus
 from tests.support.mfa import PASSWORD, sign_in
 from tests.unit.test_session_data_service import anonymous_row
 
@@ -31,15 +30,8 @@ DECLARED = PermissionRegistry(
 
 
 @pytest.fixture
-def service(
-    store: FakeStore,
-    hasher: FakeHasher,
-    tokens: TokenCodec,
-    clock: FakeClock,
-    policy: SessionPolicy,
-    bus: RecordingBus,
-) -> AuthService:
-    return AuthService(store, hasher, tokens, clock, policy, bus, permissions=DECLARED)
+def permissions() -> PermissionRegistry:
+    return DECLARED
 
 
 @pytest.fixture
