@@ -7,7 +7,13 @@ included: ``time.process_time``).
   its user and the user's role patterns), for one signed-in user holding
   three roles (eight patterns, two of them prefixes: ``bench.permission_cost``'s set-up).
 - Row 10, a mail enqueue: what ``tx.outbox.add`` adds to the write transaction it is
-  part of (the same transaction committed with and without it, alternating).
+  part of (the same transaction committed with and without it, alternating). That
+  transaction reads the user and writes an audit row, as every operation that mails
+  does (sign-up, a new code, a reset, an address change: each writes its audit row, and
+  most a code, in the transaction that enqueues). Until 2026-12-07 it wrote nothing but
+  the mail, so the figure included what a transaction's first write costs SQLite at
+  commit (its WAL frames), which an operation that mails pays for its own rows anyway;
+  that figure is still given beside, against a transaction that writes nothing else.
 
 Each figure is the median of ``rounds`` rounds of ``operations`` operations, in one
 process with nothing else running, on SQLite in a temporary file (and PostgreSQL beside
@@ -25,6 +31,7 @@ from typing import Any
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
+from authdemo.domain import AuditEvent, AuditKind
 from authdemo.mail import OutgoingMail
 from bench.permission_cost import DECLARED, sign_in_with_roles
 from bench.prep import fresh_postgres, migrate
@@ -61,15 +68,28 @@ async def _costs(url: str, operations: int, rounds: int) -> dict[str, float]:
         async def reread() -> None:
             await service.live_session(session_id)
 
-        async def transaction(enqueue: bool) -> None:
+        async def transaction(enqueue: bool, audit: bool = True) -> None:
             now = service.now()
             async with uow(write=True) as tx:
-                await tx.users.get(user_id)  # the operation's own work
+                user = await tx.users.get(user_id)  # the operation's own work
+                if audit:
+                    event = AuditEvent(
+                        at=now,
+                        kind=AuditKind.EMAIL_CODE_SENT,
+                        user_id=user_id,
+                        username=user.username if user is not None else "",
+                        client_addr="203.0.113.7",
+                        user_agent="Mozilla/5.0 (bench)",
+                        detail="reset",
+                    )
+                    await tx.audit.add(event)
                 if enqueue:
                     await tx.outbox.add(MAIL, now)
                 await tx.commit()
 
-        figures: dict[str, list[float]] = {"check": [], "reread": [], "with": [], "without": []}
+        figures: dict[str, list[float]] = {
+            name: [] for name in ("check", "reread", "with", "without", "alone", "nothing")
+        }
         await check()  # warm: statements compiled and cached, connections open
         await transaction(True)
         for _ in range(rounds):
@@ -77,6 +97,9 @@ async def _costs(url: str, operations: int, rounds: int) -> dict[str, float]:
             figures["reread"].append(await _cpu_per(reread, operations))
             figures["with"].append(await _cpu_per(lambda: transaction(True), operations))
             figures["without"].append(await _cpu_per(lambda: transaction(False), operations))
+            # The figure until 2026-12-07: against a transaction that writes nothing else.
+            figures["alone"].append(await _cpu_per(lambda: transaction(True, False), operations))
+            figures["nothing"].append(await _cpu_per(lambda: transaction(False, False), operations))
         return {name: statistics.median(values) * 1000 for name, values in figures.items()}
 
 
@@ -97,6 +120,9 @@ def feature_costs(
     def enqueue(f: dict[str, float]) -> float:
         return f["with"] - f["without"]
 
+    def enqueue_alone(f: dict[str, float]) -> float:
+        return f["alone"] - f["nothing"]
+
     check_ms, enqueue_ms = sqlite["check"], enqueue(sqlite)
     return [
         {
@@ -113,11 +139,15 @@ def feature_costs(
         {
             "row": 10,
             "figure": "server CPU a mail enqueue adds to its write transaction",
-            "reference": f"the transaction without it {sqlite['without']:.2f} ms",
+            "reference": f"the transaction without it (a read, an audit row) {sqlite['without']:.2f} ms",
             "in_memory": "—",
             "authdemo": f"{enqueue_ms:.2f} ms{beside(enqueue)}",
             "ratio": enqueue_ms / TARGET_MS,
-            "cpu": f"{sqlite['with']:.2f} ms with it, {sqlite['without']:.2f} ms without",
+            "cpu": (
+                f"{sqlite['with']:.2f} ms with it, {sqlite['without']:.2f} ms without; "
+                f"in a transaction that writes nothing else it adds "
+                f"{enqueue_alone(sqlite):.2f} ms{beside(enqueue_alone)}"
+            ),
             "target": f"≤ {TARGET_MS} ms",
             "met": enqueue_ms <= TARGET_MS,
         },
