@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, Literal, NamedTuple, Protocol, Self, overload
 
 from .domain import AuditEvent, AuthSession, ClientInfo, ThrottleState, User, UserCredentials
 from .events import SessionEvent
@@ -95,7 +95,30 @@ class AccountRows(NamedTuple):
     recovery_codes_left: int
 
 
-class SessionRepository(Protocol):
+class SessionReads(Protocol):
+    """The session reads a unit of work of one statement offers (each is one statement)."""
+
+    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
+        """The session whose cookie hashes to ``token_hash``, with its user if any."""
+        ...
+
+    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        """The session and its user."""
+        ...
+
+    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
+        """The user's live sessions, newest activity first."""
+        ...
+
+    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
+        """In one read, everything a signed-in account view shows: the session, its user,
+        the user's live sessions (newest activity first), whether two-factor sign-in is
+        on and how many unused recovery codes the user holds. None: no signed-in session
+        of that id (or its user is gone)."""
+        ...
+
+
+class SessionRepository(SessionReads, Protocol):
     async def add(
         self,
         token_hash: str,
@@ -110,10 +133,6 @@ class SessionRepository(Protocol):
     ) -> AuthSession: ...
 
     async def get(self, session_id: int) -> AuthSession | None: ...
-
-    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
-        """The session whose cookie hashes to ``token_hash``, with its user if any."""
-        ...
 
     async def get_with_user(
         self, session_id: int, *, lock: bool = False
@@ -182,15 +201,6 @@ class SessionRepository(Protocol):
         ...
 
     async def live_ids_for_user(self, user_id: int, now: datetime) -> list[int]: ...
-
-    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]: ...
-
-    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        """In one read, everything a signed-in account view shows: the session, its user,
-        the user's live sessions (newest activity first), whether two-factor sign-in is
-        on and how many unused recovery codes the user holds. None: no signed-in session
-        of that id (or its user is gone)."""
-        ...
 
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         """Live signed-in sessions, of one user or of everyone, newest activity first."""
@@ -368,7 +378,28 @@ class MfaRepository(Protocol):
         ...
 
 
-class RoleRepository(Protocol):
+class RoleReads(Protocol):
+    """The checks' reads a unit of work of one statement offers (each is one statement)."""
+
+    async def patterns_of(self, user_id: int) -> list[str]:
+        """Every pattern of every role the user holds."""
+        ...
+
+    async def acting_with_patterns(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, list[str]] | None:
+        """The session, its user and every pattern of every role that user holds, read
+        in one statement (a guarded event's check); None when there is no such session."""
+        ...
+
+    async def active_patterns(self, user_id: int) -> list[str] | None:
+        """Every pattern of every role the user holds, read in one statement with whether
+        the user is active (an HTTP route's check); None for no such user or a disabled
+        one."""
+        ...
+
+
+class RoleRepository(RoleReads, Protocol):
     """Roles, the patterns they grant, and who holds them. Grants and revokes are one
     conditional statement each, whose row count says whether anything changed."""
 
@@ -391,23 +422,6 @@ class RoleRepository(Protocol):
 
     async def revoke(self, user_id: int, role_id: int) -> bool:
         """The user holds the role no more; False when they did not hold it."""
-        ...
-
-    async def patterns_of(self, user_id: int) -> list[str]:
-        """Every pattern of every role the user holds."""
-        ...
-
-    async def acting_with_patterns(
-        self, session_id: int
-    ) -> tuple[AuthSession, User | None, list[str]] | None:
-        """The session, its user and every pattern of every role that user holds, read
-        in one statement (a guarded event's check); None when there is no such session."""
-        ...
-
-    async def active_patterns(self, user_id: int) -> list[str] | None:
-        """Every pattern of every role the user holds, read in one statement with whether
-        the user is active (an HTTP route's check); None for no such user or a disabled
-        one."""
         ...
 
     async def names_by_user(self) -> dict[int, list[str]]:
@@ -546,10 +560,34 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
+class OneRead(Protocol):
+    """A unit of work that reads one statement: the hot reads (a cookie's session, a
+    view's re-read, a connect's account, a permission check), each one statement."""
+
+    sessions: SessionReads
+    roles: RoleReads
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, write: bool = False, one_statement: bool = False) -> UnitOfWork:
+    @overload
+    def __call__(self, *, write: bool = False) -> UnitOfWork: ...
+
+    @overload
+    def __call__(self, *, one_statement: Literal[True]) -> OneRead: ...
+
+    def __call__(self, *, write: bool = False, one_statement: bool = False) -> UnitOfWork | OneRead:
         """A unit of work; ``write=True`` takes the write lock up front where that matters.
         ``one_statement=True``: a read that runs exactly one statement, which then needs
         no transaction of its own where that saves work (SQLite: no ``BEGIN`` and no
-        ``ROLLBACK``); a second statement in it is an error."""
+        ``ROLLBACK``), and none of an ORM session's either; a second statement in it is
+        an error."""
         ...

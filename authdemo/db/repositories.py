@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import json
 import re
@@ -13,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
+    Result,
     Row,
     Select,
     Table,
@@ -243,8 +246,55 @@ class SqlUserRepository:
         return [_user(r) for r in rows]
 
 
-class SqlSessionRepository:
+class RowSource(typing.Protocol):
+    """What the reads of one statement run on: an ``AsyncSession`` (inside a unit of
+    work) or an ``AsyncConnection`` (a unit of work of one statement, no ORM session)."""
+
+    async def execute(
+        self, statement: Executable, params: dict[str, Any], /
+    ) -> Result[*tuple[Any, ...]]: ...
+
+
+class SqlSessionReads:
+    """The session reads of one statement each (``ports.SessionReads``): Core statements
+    on a ``RowSource``."""
+
+    def __init__(self, rows: RowSource) -> None:
+        self._rows = rows
+
+    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
+        return await self._with_user(_SESSION_BY_TOKEN_HASH, token_hash)
+
+    async def get_with_user(self, session_id: int) -> tuple[AuthSession, User | None] | None:
+        return await self._with_user(_SESSION_BY_ID, session_id)
+
+    async def _with_user(
+        self, query: Select[Any], key: object
+    ) -> tuple[AuthSession, User | None] | None:
+        found = (await self._rows.execute(query, {"key": key})).first()
+        if found is None:
+            return None
+        return _session_at(found), _user_at(found)
+
+    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
+        rows = await self._rows.execute(_LIVE_SESSIONS_OF, {"key": user_id, "now": now})
+        return [_session_at(row) for row in rows]
+
+    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
+        rows = (await self._rows.execute(_ACCOUNT_OF, {"session_id": session_id, "now": now})).all()
+        acting = next((row for row in rows if row[0] == session_id), None)
+        if acting is None:
+            return None
+        session, user = _session_at(acting), _user_at(acting)
+        assert user is not None  # an inner join
+        confirmed_at, left = acting[_S + _U], acting[_S + _U + 1]
+        live = [s for s in map(_session_at, rows) if s.id != session_id or s.is_live(now)]
+        return AccountRows(session, user, live, confirmed_at is not None, int(left or 0))
+
+
+class SqlSessionRepository(SqlSessionReads):
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
         self._s = session
 
     async def add(
@@ -295,24 +345,10 @@ class SqlSessionRepository:
         row = await self._s.get(SessionRow, session_id)
         return _session(row) if row else None
 
-    async def find_by_token_hash(self, token_hash: str) -> tuple[AuthSession, User | None] | None:
-        return await self._one_with_user(_SESSION_BY_TOKEN_HASH, token_hash)
-
     async def get_with_user(
         self, session_id: int, *, lock: bool = False
     ) -> tuple[AuthSession, User | None] | None:
-        return await self._one_with_user(
-            _SESSION_BY_ID_LOCKED if lock else _SESSION_BY_ID, session_id
-        )
-
-    async def _one_with_user(
-        self, query: Select[Any], key: object
-    ) -> tuple[AuthSession, User | None] | None:
-        found = (await self._s.execute(query, {"key": key})).first()
-        if found is None:
-            return None
-        session_row, user_row = found
-        return _session(session_row), (_user(user_row) if user_row is not None else None)
+        return await self._with_user(_SESSION_BY_ID_LOCKED if lock else _SESSION_BY_ID, session_id)
 
     async def touch(
         self,
@@ -402,24 +438,6 @@ class SqlSessionRepository:
                 select(SessionRow.id).where(SessionRow.user_id == user_id, *_live(now))
             )
         )
-
-    async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
-        rows = await self._s.scalars(
-            select(SessionRow)
-            .where(SessionRow.user_id == user_id, *_live(now))
-            .order_by(SessionRow.last_seen_at.desc())
-        )
-        return [_session(r) for r in rows]
-
-    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        result = await self._s.execute(_ACCOUNT_OF, {"session_id": session_id, "now": now})
-        rows = [(_session(s), u, confirmed, left) for s, u, confirmed, left in result.all()]
-        acting = next((row for row in rows if row[0].id == session_id), None)
-        if acting is None:
-            return None
-        session, user_row, confirmed_at, left = acting
-        live = [s for s, *_ in rows if s.id != session_id or s.is_live(now)]
-        return AccountRows(session, _user(user_row), live, confirmed_at is not None, int(left or 0))
 
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         query = (
@@ -1010,14 +1028,31 @@ def _split_patterns(joined: str | None) -> builtins.list[str]:
 # The reads made per page view, connect, re-check and guarded event, built once with
 # their key as a parameter: a statement built per call spends CPU on building it and on
 # its cache key every time (0.4-0.7 ms of a 1.8-2.5 ms permission check, bench row 9).
-# ``populate_existing``: a row read again in the same transaction is refreshed.
-def _session_with_user(
-    *also: ColumnElement[Any] | ScalarSelect[Any],
-) -> Select[Any]:
-    return (
-        select(SessionRow, UserRow, *also)
-        .outerjoin(UserRow, SessionRow.user_id == UserRow.id)
-        .execution_options(populate_existing=True)
+# They select columns, not mapped entities (Core rows, no ORM loading or identity map),
+# so that they run as they are on a bare ``AsyncConnection`` in a unit of work of one
+# statement (``uow.SqlOneRead``): what the ORM session cost those reads was about half
+# of their CPU (docs/performance.md, "Reads without an ORM session"). The columns are
+# the domain objects' fields, in their order, so a row's slice is the object's arguments.
+_SESSION_FIELDS = tuple(getattr(SessionRow, f.name) for f in dataclasses.fields(AuthSession))
+_USER_FIELDS = tuple(getattr(UserRow, f.name) for f in dataclasses.fields(User))
+_S = len(_SESSION_FIELDS)
+_U = len(_USER_FIELDS)
+
+
+def _session_at(row: Row[*tuple[Any, ...]]) -> AuthSession:
+    """The session of a row that starts with ``_SESSION_FIELDS``."""
+    return AuthSession(*row[:_S])
+
+
+def _user_at(row: Row[*tuple[Any, ...]]) -> User | None:
+    """The user of a row with ``_USER_FIELDS`` after the session's (None: an outer join
+    that found none)."""
+    return User(*row[_S : _S + _U]) if row[_S] is not None else None
+
+
+def _session_with_user(*also: ColumnElement[Any] | ScalarSelect[Any]) -> Select[Any]:
+    return select(*_SESSION_FIELDS, *_USER_FIELDS, *also).outerjoin(
+        UserRow, SessionRow.user_id == UserRow.id
     )
 
 
@@ -1031,14 +1066,25 @@ _ACTING_WITH_PATTERNS = _session_with_user(_joined_patterns(SessionRow.user_id))
 _ACTIVE_PATTERNS = select(UserRow.is_active, _joined_patterns(UserRow.id)).where(
     UserRow.id == bindparam("key")
 )
+_PATTERNS_OF = (
+    select(RolePermissionRow.pattern)
+    .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
+    .where(UserRoleRow.user_id == bindparam("key"))
+    .distinct()
+)
+_LIVE_SESSIONS_OF = (
+    select(*_SESSION_FIELDS)
+    .where(SessionRow.user_id == bindparam("key"), *_live(bindparam("now")))
+    .order_by(SessionRow.last_seen_at.desc())
+)
 
 # What the account components show, in one read per connect (``account_of``): every
 # live session of the acting session's owner (and the acting one, live or not), with the
 # user, whether two-factor is on, and how many recovery codes are left.
 _ACCOUNT_OF = (
     select(
-        SessionRow,
-        UserRow,
+        *_SESSION_FIELDS,
+        *_USER_FIELDS,
         MfaRow.confirmed_at,
         select(func.count())
         .select_from(RecoveryCodeRow)
@@ -1055,7 +1101,6 @@ _ACCOUNT_OF = (
         or_(SessionRow.id == bindparam("session_id"), and_(*_live(bindparam("now")))),
     )
     .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc())
-    .execution_options(populate_existing=True)
 )
 
 
@@ -1266,8 +1311,34 @@ def _add_broadcasts_notifying(count: int, names: tuple[str, ...]) -> Any:
     return _notifying(added.returning(c.id))
 
 
-class SqlRoleRepository:
+class SqlRoleReads:
+    """The checks' reads of one statement each (``ports.RoleReads``): Core statements on
+    a ``RowSource``."""
+
+    def __init__(self, rows: RowSource) -> None:
+        self._rows = rows
+
+    async def patterns_of(self, user_id: int) -> builtins.list[str]:
+        return list((await self._rows.execute(_PATTERNS_OF, {"key": user_id})).scalars())
+
+    async def acting_with_patterns(
+        self, session_id: int
+    ) -> tuple[AuthSession, User | None, builtins.list[str]] | None:
+        found = (await self._rows.execute(_ACTING_WITH_PATTERNS, {"key": session_id})).first()
+        if found is None:
+            return None
+        return _session_at(found), _user_at(found), _split_patterns(found[_S + _U])
+
+    async def active_patterns(self, user_id: int) -> builtins.list[str] | None:
+        found = (await self._rows.execute(_ACTIVE_PATTERNS, {"key": user_id})).first()
+        if found is None or not found[0]:
+            return None
+        return _split_patterns(found[1])
+
+
+class SqlRoleRepository(SqlRoleReads):
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
         self._s = session
 
     async def add(self, name: str, description: str, patterns: list[str], now: datetime) -> Role:
@@ -1343,31 +1414,6 @@ class SqlRoleRepository:
             )
         )
         return bool(_rows(result))
-
-    async def patterns_of(self, user_id: int) -> builtins.list[str]:
-        rows = await self._s.scalars(
-            select(RolePermissionRow.pattern)
-            .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
-            .where(UserRoleRow.user_id == user_id)
-            .distinct()
-        )
-        return list(rows)
-
-    async def acting_with_patterns(
-        self, session_id: int
-    ) -> tuple[AuthSession, User | None, builtins.list[str]] | None:
-        found = (await self._s.execute(_ACTING_WITH_PATTERNS, {"key": session_id})).first()
-        if found is None:
-            return None
-        session_row, user_row, joined = found
-        user = _user(user_row) if user_row is not None else None
-        return _session(session_row), user, _split_patterns(joined)
-
-    async def active_patterns(self, user_id: int) -> builtins.list[str] | None:
-        found = (await self._s.execute(_ACTIVE_PATTERNS, {"key": user_id})).first()
-        if found is None or not found[0]:
-            return None
-        return _split_patterns(found[1])
 
     async def names_by_user(self) -> dict[int, builtins.list[str]]:
         found: dict[int, builtins.list[str]] = {}

@@ -7,10 +7,11 @@ import contextlib
 import logging
 import time
 from types import TracebackType
-from typing import Self
+from typing import Any, Literal, Self, overload
 
+from sqlalchemy import Executable, Result
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
@@ -20,8 +21,10 @@ from ..ports import (
     MailOutbox,
     MfaRepository,
     RateLimitRepository,
+    RoleReads,
     RoleRepository,
     SecretRepository,
+    SessionReads,
     SessionRepository,
     ThrottleRepository,
     TicketRepository,
@@ -33,8 +36,10 @@ from .repositories import (
     SqlAuditRepository,
     SqlBroadcastRepository,
     SqlMfaRepository,
+    SqlRoleReads,
     SqlRoleRepository,
     SqlSecretRepository,
+    SqlSessionReads,
     SqlSessionRepository,
     SqlThrottleRepository,
     SqlTicketRepository,
@@ -48,7 +53,50 @@ WRITE_QUEUE_PATIENCE = 6
 moves (30 s with the default ``AUTHDEMO_DB_TIMEOUT`` of 5 s)."""
 
 
-class SqlUnitOfWork:
+class _Unit:
+    """Ending a unit of work, the same for both kinds: its connection given back (or
+    dropped when the work was interrupted), and driver errors turned into the project's."""
+
+    _started: float
+
+    async def _drop(self) -> None:
+        """Drop the connection without a word on it (the work was interrupted)."""
+        raise NotImplementedError
+
+    async def _release(self) -> None:
+        """Roll back whatever is open and give the connection back to the pool."""
+        raise NotImplementedError
+
+    async def _end(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            # Interrupted mid-statement: the connection may be half-way through the wire
+            # protocol, and a ROLLBACK on it can wait forever. Drop it instead.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(self._drop())
+            return
+        try:
+            await self._release()
+        except Exception as cleanup:  # the connection died with the work it was doing
+            if exc is None:
+                if is_unavailable(cleanup):
+                    raise StorageUnavailable() from cleanup
+                raise
+        if exc is not None and is_unavailable(exc):
+            # Callers see one project exception for "the database is away", whatever
+            # the driver said; it becomes a 503 on the web and exit 3 in the CLI.
+            log.warning(
+                "unit of work failed after %.2f s: %r", time.monotonic() - self._started, exc
+            )
+            raise StorageUnavailable() from exc
+        if isinstance(exc, sa_exc.StatementError):
+            # A statement the database (or a column type) refused: never a raw driver
+            # error for callers, who answer it like any refusal. Only the error's class
+            # is logged: its text may quote the values (a username, a password hash).
+            log.warning("the database refused a statement: %s", _kind_of(exc))
+            raise StorageRefused() from exc
+
+
+class SqlUnitOfWork(_Unit):
     users: UserRepository
     sessions: SessionRepository
     tickets: TicketRepository
@@ -99,13 +147,12 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session, self._session = self._session, None
-        assert session is not None
         healthy = False
         try:
-            await self._close(session, exc_type, exc)
+            await self._end(exc_type, exc)
             healthy = exc is None or not is_unavailable(exc)
         finally:
+            self._session = None
             # Finished once its connection is back in the pool: ``drain`` (the last step
             # before the engine is disposed) must not return while it is still in use.
             self._tracker.finished()
@@ -114,45 +161,73 @@ class SqlUnitOfWork:
                 if healthy:  # a failed turn is no sign that the queue moves
                     self._tracker.progressed()
 
-    async def _close(
-        self,
-        session: AsyncSession,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-    ) -> None:
-        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            # Interrupted mid-statement: the connection may be half-way through the wire
-            # protocol, and a ROLLBACK on it can wait forever. Drop it instead.
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.shield(session.invalidate())
-            return
+    async def _drop(self) -> None:
+        assert self._session is not None
+        await self._session.invalidate()
+
+    async def _release(self) -> None:
+        assert self._session is not None
         try:
-            try:
-                await session.rollback()  # a no-op after commit
-            finally:
-                await session.close()
-        except Exception as cleanup:  # the connection died with the work it was doing
-            if exc is None:
-                if is_unavailable(cleanup):
-                    raise StorageUnavailable() from cleanup
-                raise
-        if exc is not None and is_unavailable(exc):
-            # Callers see one project exception for "the database is away", whatever
-            # the driver said; it becomes a 503 on the web and exit 3 in the CLI.
-            log.warning(
-                "unit of work failed after %.2f s: %r", time.monotonic() - self._started, exc
-            )
-            raise StorageUnavailable() from exc
-        if isinstance(exc, sa_exc.StatementError):
-            # A statement the database (or a column type) refused: never a raw driver
-            # error for callers, who answer it like any refusal. Only the error's class
-            # is logged: its text may quote the values (a username, a password hash).
-            log.warning("the database refused a statement: %s", _kind_of(exc))
-            raise StorageRefused() from exc
+            await self._session.rollback()  # a no-op after commit
+        finally:
+            await self._session.close()
 
     async def commit(self) -> None:
         assert self._session is not None, "commit() outside 'async with'"
         await self._session.commit()
+
+
+class SqlOneRead(_Unit):
+    """A unit of work of one read statement (``ports.OneRead``): the hot reads on a
+    pooled connection of their own, with no ORM session (no session object, no ORM
+    execution, no identity map; about half of such a read's CPU, docs/performance.md).
+    The connection is taken from the pool at the statement, as a session takes it."""
+
+    sessions: SessionReads
+    roles: RoleReads
+
+    def __init__(self, engine: AsyncEngine, tracker: SqlUnitOfWorkFactory) -> None:
+        self._engine = engine
+        self._tracker = tracker
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._tracker.active += 1
+        self._started = time.monotonic()
+        self.sessions = SqlSessionReads(self)
+        self.roles = SqlRoleReads(self)
+        return self
+
+    async def execute(
+        self, statement: Executable, params: dict[str, Any], /
+    ) -> Result[*tuple[Any, ...]]:
+        """Run the unit's statement (its reads' ``RowSource``); the engine refuses a
+        second (``engine.NotOneRead``)."""
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._engine.connect()
+            await connection.start()
+        return await connection.execute(statement, params)
+
+    async def _drop(self) -> None:
+        if self._connection is not None:
+            await self._connection.invalidate()
+
+    async def _release(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._end(exc_type, exc)
+        finally:
+            self._connection = None
+            self._tracker.finished()
 
 
 class SqlUnitOfWorkFactory:
@@ -163,9 +238,7 @@ class SqlUnitOfWorkFactory:
         self._write = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        self._one_statement = async_sessionmaker(
-            one_statement_reads(engine), expire_on_commit=False
-        )
+        self._one_statement = one_statement_reads(engine)
         self.timeout = timeout
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -177,15 +250,23 @@ class SqlUnitOfWorkFactory:
         self._gate: asyncio.Lock | None = None
         self._waiting: dict[asyncio.Timeout, float] = {}
 
-    def __call__(self, *, write: bool = False, one_statement: bool = False) -> SqlUnitOfWork:
+    @overload
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork: ...
+
+    @overload
+    def __call__(self, *, one_statement: Literal[True]) -> SqlOneRead: ...
+
+    def __call__(
+        self, *, write: bool = False, one_statement: bool = False
+    ) -> SqlUnitOfWork | SqlOneRead:
         if write and one_statement:
             raise ValueError("a unit of work of one statement only reads")
+        if one_statement:
+            return SqlOneRead(self._one_statement, self)
         if write and self._sqlite:
             if self._gate is None:
                 self._gate = asyncio.Lock()
             return SqlUnitOfWork(self._write, self, self._gate)
-        if one_statement:
-            return SqlUnitOfWork(self._one_statement, self)
         return SqlUnitOfWork(self._write if write else self._read, self)
 
     async def take_turn(self, gate: asyncio.Lock) -> None:
