@@ -15,8 +15,9 @@ included: ``time.process_time``).
   commit (its WAL frames), which an operation that mails pays for its own rows anyway;
   that figure is still given beside, against a transaction that writes nothing else.
 
-Each figure is the median of ``rounds`` rounds of ``operations`` operations, in one
-process with nothing else running, on SQLite in a temporary file (and PostgreSQL beside
+Each figure is the median of ``rounds`` rounds of ``operations`` operations, each round
+run in short turns of every operation alike (``_side_by_side``), in one process with
+nothing else running, on SQLite in a temporary file (and PostgreSQL beside
 it with ``--postgres``, on a fresh database of that server). The session re-read a view makes anyway is given for scale.
 """
 
@@ -54,6 +55,25 @@ async def _cpu_per(operation: Callable[[], Awaitable[object]], operations: int) 
     return (time.process_time() - started) / operations
 
 
+SLICES = 20
+
+
+async def _side_by_side(
+    operations: dict[str, Callable[[], Awaitable[object]]], count: int
+) -> dict[str, float]:
+    """CPU seconds per operation of each of ``operations``, ``count`` of each, run in
+    ``SLICES`` short turns that take the operations in turn (and in reverse order every
+    other turn): a machine whose speed drifts while they run slows each alike, so the
+    difference between two of them is the difference their work makes."""
+    spent = dict.fromkeys(operations, 0.0)
+    each = max(1, count // SLICES)
+    names = list(operations)
+    for turn in range(SLICES):
+        for name in names if turn % 2 == 0 else reversed(names):
+            spent[name] += await _cpu_per(operations[name], each) * each
+    return {name: total / (each * SLICES) for name, total in spent.items()}
+
+
 async def _costs(url: str, operations: int, rounds: int) -> dict[str, float]:
     async with runtime(Settings(database_url=url), permissions=DECLARED) as rt:
         service, uow = rt.service, rt.uow
@@ -87,19 +107,21 @@ async def _costs(url: str, operations: int, rounds: int) -> dict[str, float]:
                     await tx.outbox.add(MAIL, now)
                 await tx.commit()
 
-        figures: dict[str, list[float]] = {
-            name: [] for name in ("check", "reread", "with", "without", "alone", "nothing")
+        together: dict[str, Callable[[], Awaitable[object]]] = {
+            "check": check,
+            "reread": reread,
+            "with": lambda: transaction(True),
+            "without": lambda: transaction(False),
+            # The figure until 2026-12-07: against a transaction that writes nothing else.
+            "alone": lambda: transaction(True, False),
+            "nothing": lambda: transaction(False, False),
         }
+        figures: dict[str, list[float]] = {name: [] for name in together}
         await check()  # warm: statements compiled and cached, connections open
         await transaction(True)
         for _ in range(rounds):
-            figures["check"].append(await _cpu_per(check, operations))
-            figures["reread"].append(await _cpu_per(reread, operations))
-            figures["with"].append(await _cpu_per(lambda: transaction(True), operations))
-            figures["without"].append(await _cpu_per(lambda: transaction(False), operations))
-            # The figure until 2026-12-07: against a transaction that writes nothing else.
-            figures["alone"].append(await _cpu_per(lambda: transaction(True, False), operations))
-            figures["nothing"].append(await _cpu_per(lambda: transaction(False, False), operations))
+            for name, cpu in (await _side_by_side(together, operations)).items():
+                figures[name].append(cpu)
         return {name: statistics.median(values) * 1000 for name, values in figures.items()}
 
 
