@@ -86,7 +86,7 @@ class Following(Sessions):
         follow: only if that is the session's current cookie, the session may act, and
         its first cookie replaced ``known_hash`` (the sign-in was this browser's). Else
         None. Always reads the database."""
-        async with self._uow() as tx:
+        async with self._uow(one_statement=True) as tx:
             found = await tx.sessions.get_with_user(session_id)
         if found is None:
             return None

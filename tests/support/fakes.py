@@ -880,6 +880,10 @@ class FakeUnitOfWork:
         if self.write:
             await self._store.write_lock.acquire()
         self._tables = t = copy.deepcopy(self._store.tables)
+        if self.one_statement:  # as ``SqlOneRead``: only the reads it offers
+            self.sessions = self._counted(FakeSessions(t))
+            self.roles = self._counted(FakeRoles(t))
+            return self
         self.users = self._counted(FakeUsers(t))
         self.sessions = self._counted(FakeSessions(t))
         self.tickets = self._counted(FakeTickets(t))

@@ -49,10 +49,19 @@ async def test_the_hot_reads_are_reads_of_one_statement(
     await only_read(store, lambda: service.grants_of(alice.id))
     await only_read(store, lambda: service.permitted(session_id, "notes:read"))
     await only_read(store, lambda: service.user_has_permission(alice.id, "notes:read"))
+    # A tab's follow after another tab signed in (its answer does not matter here).
+    await only_read(store, lambda: service.followed_session(session_id, "h", "k"))
 
 
 async def test_a_second_call_in_a_read_of_one_statement_fails(store: FakeStore) -> None:
     async with store(one_statement=True) as tx:
-        await tx.users.get_by_key("alice")
+        await tx.sessions.get_with_user(1)
         with pytest.raises(AssertionError, match="second call"):
-            await tx.users.get_by_key("bob")
+            await tx.roles.patterns_of(1)
+
+
+async def test_a_read_of_one_statement_offers_only_the_reads(store: FakeStore) -> None:
+    """As ``SqlOneRead``: a service that reached for another repository in a read of one
+    statement would fail on SQL (and in mypy), so it fails here too."""
+    async with store(one_statement=True) as tx:
+        assert not hasattr(tx, "users") and not hasattr(tx, "outbox")
