@@ -205,8 +205,9 @@ class SqlOneRead(_Unit):
         second (``engine.NotOneRead``)."""
         connection = self._connection
         if connection is None:
-            connection = self._connection = self._engine.connect()
-            await connection.start()
+            connection = self._engine.connect()
+            await connection.start()  # nothing to give back if this fails
+            self._connection = connection
         return await connection.execute(statement, params)
 
     async def _drop(self) -> None:
