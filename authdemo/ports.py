@@ -534,7 +534,21 @@ class MailOutbox(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class Scoped(Protocol):
+    """A unit of work's scope: ``async with`` it; it ends its transaction (rolled back
+    unless committed) and gives its connection back when the block ends."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class UnitOfWork(Scoped, Protocol):
     users: UserRepository
     sessions: SessionRepository
     tickets: TicketRepository
@@ -548,33 +562,15 @@ class UnitOfWork(Protocol):
     limits: RateLimitRepository
     outbox: MailOutbox
 
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
     async def commit(self) -> None: ...
 
 
-class OneRead(Protocol):
+class OneRead(Scoped, Protocol):
     """A unit of work that reads one statement: the hot reads (a cookie's session, a
     view's re-read, a connect's account, a permission check), each one statement."""
 
     sessions: SessionReads
     roles: RoleReads
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 class UnitOfWorkFactory(Protocol):
