@@ -880,19 +880,17 @@ class FakeUnitOfWork:
         if self.write:
             await self._store.write_lock.acquire()
         self._tables = t = copy.deepcopy(self._store.tables)
+        self.sessions = self._counted(FakeSessions(t))
+        self.roles = self._counted(FakeRoles(t))
         if self.one_statement:  # as ``SqlOneRead``: only the reads it offers
-            self.sessions = self._counted(FakeSessions(t))
-            self.roles = self._counted(FakeRoles(t))
             return self
         self.users = self._counted(FakeUsers(t))
-        self.sessions = self._counted(FakeSessions(t))
         self.tickets = self._counted(FakeTickets(t))
         self.secrets = self._counted(FakeSecrets(t))
         self.audit = self._counted(FakeAudit(t))
         self.throttle = self._counted(FakeThrottle(t))
         self.broadcasts = self._counted(FakeBroadcasts(t))
         self.mfa = self._counted(FakeMfa(t))
-        self.roles = self._counted(FakeRoles(t))
         self.emails = self._counted(FakeEmails(t))
         self.limits = self._counted(FakeLimits(t))
         self.outbox = self._counted(FakeOutbox(t))
