@@ -511,7 +511,10 @@ class MailOutbox(Protocol):
     """Mails waiting to be sent. A sender claims due rows for a lease (no other sender
     takes them meanwhile), then marks each sent or failed — only under its own claim."""
 
-    async def add(self, mail: OutgoingMail, now: datetime) -> int: ...
+    async def add(self, mail: OutgoingMail, now: datetime) -> None:
+        """Queue ``mail`` with the transaction's other writes. Nothing comes back (no id,
+        no error of its own before the commit): on SQLite the row is written in the trip
+        of the transaction's next statement or commit; either fails if it fails."""
 
     async def claim_due(
         self, now: datetime, lease: timedelta, claim: str, limit: int

@@ -15,6 +15,17 @@ A transaction's ``BEGIN`` rides in the trip of its first statement
 SQLite's write lock before its first statement runs. A transaction that runs no
 statement never reaches SQLite: its commit or rollback is no trip either.
 
+A write whose outcome nobody reads (an audit row, a mail for the outbox: an ``INSERT``
+executed with the ``engine.DEFERRABLE`` option) rides in the trip of the
+transaction's next statement or of its ``COMMIT`` (``OneTripCursor.defer``), run before
+it in the same transaction: one trip fewer, the same rows in the same order, and any
+later statement of the transaction sees it. Its failure is that next statement's (or
+the commit's); a failure that is not the database's own trouble (locked, I/O) is
+raised as a plain ``DatabaseError`` naming it, never as the later statement's
+``IntegrityError``, which a repository may catch and answer (a taken address, say).
+A transaction whose deferred write failed cannot commit. A rollback discards what has
+not run yet.
+
 A read unit of work that runs one statement only (``OneTripConnection.alone``) sends
 no ``BEGIN`` and no ``ROLLBACK`` at all: a single statement is a transaction of its own
 in SQLite (one snapshot, its cursor closed in the same trip, so nothing stays open on the
@@ -61,21 +72,68 @@ class _NotBegun(Exception):
     nothing was opened, and the statement did not run."""
 
 
+class _DeferredFailed(Exception):
+    """A deferred write failed in the thread (``args[0]``, sqlite3's error): the
+    statement it rode with did not run, and the transaction cannot commit."""
+
+
+Deferred = list[tuple[str, Any]]
+
+
+def _deferred_error(failed: _DeferredFailed) -> sqlite3.Error:
+    """What a deferred write's failure is raised as. The database's own trouble (locked,
+    I/O, gone) as itself: the unit of work is answered as "storage unavailable", as at
+    the write's own statement. Anything else as a ``DatabaseError`` naming it, never as
+    the error class of the statement it rode with (a repository catching that
+    statement's ``IntegrityError`` must not take an earlier write's for it)."""
+    error: sqlite3.Error = failed.args[0]
+    if isinstance(error, sqlite3.OperationalError):
+        return error
+    return sqlite3.DatabaseError(f"a write deferred to this statement failed: {error}")
+
+
+def _catch_up(connection: sqlite3.Connection, begin: str | None, deferred: Deferred) -> None:
+    """In aiosqlite's thread: the transaction's ``begin`` when none of its statements
+    has run yet, then the writes deferred so far."""
+    if begin is not None:
+        try:
+            connection.execute(begin).close()
+        except sqlite3.Error as error:
+            raise _NotBegun(error) from error
+    for operation, parameters in deferred:
+        try:
+            connection.execute(operation, parameters).close()
+        except sqlite3.Error as error:
+            raise _DeferredFailed(error) from error
+
+
+def _commit(connection: sqlite3.Connection, begin: str | None, deferred: Deferred) -> None:
+    """In aiosqlite's thread: what waits for the commit, then the commit. A commit that
+    fails leaves nothing open: SQLAlchemy counts a failed commit as the transaction's end
+    (it sends no rollback after it), and the connection goes back to the pool."""
+    try:
+        _catch_up(connection, begin, deferred)
+        connection.commit()
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
+
+
 def _run(
     connection: sqlite3.Connection,
     operation: str,
     parameters: Any,
     many: bool = False,
     begin: str | None = None,
+    deferred: Deferred | None = None,
 ) -> Outcome:
     """In aiosqlite's thread: the transaction's ``begin`` first when this statement is
-    its first, then the whole statement, its cursor closed before it returns (no
-    statement is left open on the connection, holding a read snapshot)."""
-    if begin is not None:
-        try:
-            connection.execute(begin).close()
-        except sqlite3.Error as error:
-            raise _NotBegun(error) from error
+    its first, the writes deferred to it next, then the whole statement, its cursor
+    closed before it returns (no statement is left open on the connection, holding a
+    read snapshot)."""
+    if begin is not None or deferred:
+        _catch_up(connection, begin, deferred or [])
     cursor = connection.cursor()
     try:
         if many:
@@ -95,7 +153,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor whose ``execute`` is one trip to the thread: it holds no aiosqlite
     cursor, only what the statement returned."""
 
-    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_defer", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # No cursor is opened here (SQLAlchemy's opens one: a trip of its own).
@@ -106,6 +164,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rowcount = -1
         self._lastrowid: int | None = None
         self._arraysize = 1  # DBAPI's default, as sqlite3's
+        self._defer = False
+
+    def defer(self) -> None:
+        """This cursor's statement (one, no rows back) rides in the trip of the
+        transaction's next statement or its commit (see the module's docstring)."""
+        self._defer = True
 
     @property
     def description(self) -> Any:
@@ -152,17 +216,27 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             if adapted._alone:
                 refuse_unless_first_select(adapted._alone == _RAN_ALONE, operation)
                 adapted._alone = _RAN_ALONE
+            if self._defer and not many:
+                adapted._deferred.append((operation, parameters))
+                self._description, self._rowcount, self._lastrowid = None, -1, None
+                self._rows = deque()
+                return
             begin, adapted._begin = adapted._begin, None
+            deferred, adapted._deferred = adapted._deferred, []
             try:
                 outcome: Outcome = await driver._execute(
-                    _run, driver._conn, operation, parameters, many, begin
+                    _run, driver._conn, operation, parameters, many, begin, deferred
                 )
             except _NotBegun as refused:
                 # The write lock not had within the busy timeout, say: nothing is open,
                 # so the next statement begins the transaction again (as SQLAlchemy's
-                # own BEGIN, failed, would be sent again), never runs outside one.
+                # own BEGIN, failed, would be sent again), never runs outside one; and
+                # the deferred writes, which did not run, wait for it.
                 adapted._begin = begin
+                adapted._deferred = deferred + adapted._deferred
                 raise refused.args[0] from None
+            except _DeferredFailed as failed:
+                raise adapted._doom(failed) from None
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 
@@ -174,13 +248,39 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_alone", "_begin")
+    __slots__ = ("_alone", "_begin", "_deferred", "_doomed")
     _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._begin: str | None = None
         self._alone = _USUAL
+        self._deferred: Deferred = []  # writes waiting for the next trip
+        self._doomed: sqlite3.Error | None = None  # a deferred write failed
+
+    def _doom(self, failed: _DeferredFailed) -> sqlite3.Error:
+        """A deferred write failed in a statement's trip: the transaction stays open
+        (SQLAlchemy's to end) but can no longer commit."""
+        self._doomed = _deferred_error(failed)
+        return self._doomed
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self._deferred:
+            # A server-side cursor executes outside the one-trip path: what waits goes
+            # first, in a trip of its own.
+            deferred, self._deferred = self._deferred, []
+            begin, self._begin = self._begin, None
+            driver: Any = self._connection
+            try:
+                await_(driver._execute(_catch_up, driver._conn, begin, deferred))
+            except _NotBegun as refused:  # as in a statement's trip: nothing ran
+                self._begin, self._deferred = begin, deferred + self._deferred
+                self._handle_exception(refused.args[0])
+            except _DeferredFailed as failed:
+                self._handle_exception(self._doom(failed))
+            except Exception as error:
+                self._handle_exception(error)
+        return super().cursor(server_side)
 
     def begin_with_next(self, begin: str) -> None:
         """Open the transaction with ``begin`` (``BEGIN`` or ``BEGIN IMMEDIATE``) in
@@ -201,10 +301,33 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         return unsent is not None or alone != _USUAL
 
     def commit(self) -> None:
-        if not self._never_begun():
-            super().commit()
+        deferred, self._deferred = self._deferred, []
+        doomed, self._doomed = self._doomed, None
+        if doomed is not None:
+            # Never a commit without a write the transaction made (the caller went on
+            # after its failure: caught it, say). Rolled back here: SQLAlchemy counts a
+            # failed commit as the end of the transaction and sends no rollback after it.
+            self.rollback()
+            self._handle_exception(doomed)
+        if not deferred:
+            if not self._never_begun():
+                super().commit()
+            return
+        begin, self._begin = self._begin, None
+        self._alone = _USUAL
+        driver: Any = self._connection
+        try:
+            await_(driver._execute(_commit, driver._conn, begin, deferred))
+        except _DeferredFailed as failed:
+            self._handle_exception(_deferred_error(failed))  # rolled back in the thread
+        except _NotBegun as refused:
+            self._handle_exception(refused.args[0])
+        except Exception as error:
+            self._handle_exception(error)
 
     def rollback(self) -> None:
+        self._deferred = []  # never ran: nothing of them to undo
+        self._doomed = None
         if not self._never_begun():
             super().rollback()
 

@@ -26,6 +26,11 @@ ONE_STATEMENT_OPTION = "authdemo_one_statement"
 # Set on a PostgreSQL engine whose URL is a transaction pooler (``create_engine``).
 POOLER_OPTION = "authdemo_pooler"
 _RAN_ONE = "authdemo_ran_one"
+# Set on a write statement whose outcome nobody reads (no rows, no id, no row count: an
+# audit row, an outbox mail). On SQLite through authdemo's adapter it runs in the trip
+# of the transaction's next statement or commit (``OneTripCursor.defer``); elsewhere it
+# runs as any other.
+DEFERRABLE = "authdemo_deferrable"
 
 
 class NotOneRead(RuntimeError):
@@ -251,6 +256,21 @@ def _configure_sqlite(
             conn.connection.dbapi_connection.alone()  # type: ignore[union-attr]
         else:
             conn.connection.dbapi_connection.begin_with_next(begin)  # type: ignore[union-attr]
+
+    if one_trip:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _before_execute(
+            _conn: Connection,
+            cursor: Any,
+            _statement: str,
+            _parameters: Any,
+            context: Any,
+            executemany: bool,
+        ) -> None:
+            # A write nobody reads the outcome of waits for the next trip (one trip fewer).
+            if not executemany and context.execution_options.get(DEFERRABLE, False):
+                cursor.defer()
 
 
 async def checkpoint_wal(engine: AsyncEngine) -> tuple[int, int, int]:

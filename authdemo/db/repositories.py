@@ -53,6 +53,7 @@ from ..events import EventKind, SessionEvent
 from ..mfa import Challenge, MfaRecord
 from ..permissions import Role, RoleExists
 from ..ports import BROADCAST_BATCH, AccountRows, BroadcastCursor, ClaimedTicket
+from .engine import DEFERRABLE
 from .models import (
     AuditRow,
     BroadcastRow,
@@ -1161,7 +1162,7 @@ _USER_SIGNING_IN = (
     .execution_options(populate_existing=True)
 )
 
-_ADD_AUDIT = insert(_table(AuditRow))
+_ADD_AUDIT = insert(_table(AuditRow)).execution_options(**{DEFERRABLE: True})
 _ADD_TICKET = insert(_TICKETS)
 # One conditional write: of two redemptions at once, one sets redeemed_at (and gets the
 # row back); the other waits for its lock, then matches nothing.

@@ -32,7 +32,13 @@ from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.db import aiosqlite_driver
 from authdemo.db.aiosqlite_driver import OneTripCursor
-from authdemo.db.engine import WRITE_OPTION, NotOneRead, create_engine, one_statement_reads
+from authdemo.db.engine import (
+    DEFERRABLE,
+    WRITE_OPTION,
+    NotOneRead,
+    create_engine,
+    one_statement_reads,
+)
 from tests.conftest import cheap_hasher
 from tests.integration.test_statement_cache import PASSWORD, one_cycle
 from tests.support.db import copy_database, sqlite_url
@@ -264,11 +270,12 @@ async def test_a_sign_in_cycle_makes_one_trip_per_statement(
     async with runtime(settings, hasher_factory=cheap_hasher) as rt:
         await rt.service.create_user("alice", PASSWORD)
         await one_cycle(rt.service)  # the pool's connection opened, statements compiled
-        statements = transactions = 0
+        statements = transactions = deferred = 0
 
-        def count(*_: Any) -> None:
-            nonlocal statements
+        def count(*args: Any) -> None:
+            nonlocal statements, deferred
             statements += 1
+            deferred += bool(args[4].execution_options.get(DEFERRABLE, False))
 
         def began(*_: Any) -> None:
             nonlocal transactions
@@ -286,11 +293,13 @@ async def test_a_sign_in_cycle_makes_one_trip_per_statement(
             event.remove(rt.engine.sync_engine, "begin", began)
         cycle = list(trips)  # not the engine's disposal below
     ran = [name for name in cycle if name == "_run"]
-    ended = [name for name in cycle if name in ("commit", "rollback")]
+    ended = [name for name in cycle if name in ("commit", "_commit", "rollback")]
     alone = begins.count("outside")
     assert statements > 10 and transactions > 3
-    # One trip per statement; the transactions' BEGINs went with their first statements.
-    assert len(ran) == statements
+    # One trip per statement, except the audit rows, which went with the statement or
+    # commit after them; the transactions' BEGINs went with their first statements.
+    assert deferred >= 2  # the sign-in's audit row and the sign-out's
+    assert len(ran) == statements - deferred
     assert len(cycle) == len(ran) + len(ended), " ".join(cycle)
     # A commit or rollback for each transaction, except the reads of one statement.
     assert alone == 1  # the re-read (the cycle's own look-ups were cached)
@@ -369,3 +378,136 @@ async def test_a_closed_connection_says_so(engine: AsyncEngine) -> None:
         with pytest.raises(sa_exc.DBAPIError):
             await conn.execute(select(THINGS))
         await conn.invalidate()
+
+
+def deferrable(name: str) -> Any:
+    """An INSERT whose outcome nobody reads, as the audit and outbox repositories send."""
+    return insert(THINGS).values(name=name).execution_options(**{DEFERRABLE: True})
+
+
+async def names_in(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(THINGS.c.name).order_by(THINGS.c.id))).scalars())
+
+
+async def test_a_deferred_write_rides_the_next_statements_trip(
+    engine: AsyncEngine, trips: list[str], begins: list[str | None]
+) -> None:
+    async with engine.connect() as conn:
+        await conn.rollback()
+        trips.clear()
+        writing = await conn.execution_options(**{WRITE_OPTION: True})
+        await writing.execute(deferrable("a"))
+        assert trips == []  # waits
+        # The next statement sees it: it ran first, in the same transaction and trip.
+        assert (await writing.execute(select(THINGS.c.name))).scalars().all() == ["a"]
+        assert trips == ["_run"] and begins == ["BEGIN IMMEDIATE"]
+        await writing.execute(deferrable("b"))
+        await writing.execute(deferrable("c"))
+        await writing.commit()
+        assert trips == ["_run", "_commit"]  # both with the commit, in its trip
+    assert await names_in(engine) == ["a", "b", "c"]
+
+
+async def test_a_transaction_of_deferred_writes_only_is_one_trip(
+    engine: AsyncEngine, trips: list[str], tmp_path: Path
+) -> None:
+    async with engine.connect() as conn:
+        await conn.rollback()
+        trips.clear()
+        writing = await conn.execution_options(**{WRITE_OPTION: True})
+        await writing.execute(deferrable("a"))
+        await writing.commit()
+    assert trips == ["_commit"]  # BEGIN IMMEDIATE, the INSERT and COMMIT
+    assert await names_in(engine) == ["a"]
+
+
+async def test_a_rollback_discards_deferred_writes(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.connect() as conn:
+        await conn.rollback()
+        trips.clear()
+        await conn.execute(deferrable("a"))
+        await conn.rollback()
+        assert trips == []  # nothing had reached SQLite, so nothing to roll back
+        await conn.execute(deferrable("b"))
+        await conn.execute(select(THINGS))
+        await conn.rollback()
+        # Not in the next transaction on the same connection either.
+        await conn.execute(deferrable("c"))
+        await conn.commit()
+    assert await names_in(engine) == ["c"]
+
+
+async def test_a_failed_deferred_write_is_not_the_next_statements_error(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="taken"))
+    async with engine.connect() as conn:
+        await conn.execute(deferrable("taken"))  # will break the unique name
+        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
+            # A repository that answers this statement's IntegrityError (a taken name)
+            # must not take the earlier write's for it.
+            await conn.execute(insert(THINGS).values(name="b"))
+        assert not isinstance(raised.value, sa_exc.IntegrityError)
+        await conn.execute(insert(THINGS).values(name="c"))  # the caller went on...
+        with pytest.raises(sa_exc.DatabaseError, match="deferred"):
+            await conn.commit()  # ...but the transaction cannot commit without the write
+        await conn.rollback()
+        await conn.execute(insert(THINGS).values(name="d"))  # the connection goes on
+        await conn.commit()
+    assert await names_in(engine) == ["taken", "d"]
+
+
+async def test_a_deferred_write_failing_at_the_commit_commits_nothing(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="taken"))
+    async with engine.connect() as conn:
+        await conn.execute(insert(THINGS).values(name="a"))
+        await conn.execute(deferrable("taken"))
+        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
+            await conn.commit()
+        assert not isinstance(raised.value, sa_exc.IntegrityError)
+        await conn.rollback()
+    assert await names_in(engine) == ["taken"]
+
+
+async def test_a_commit_refused_by_the_lock_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    engine = create_engine(sqlite_url(path), timeout=0.1)
+    async with engine.begin() as conn:
+        await conn.run_sync(META.create_all)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        async with engine.connect() as conn:
+            writing = await conn.execution_options(**{WRITE_OPTION: True})
+            await writing.execute(deferrable("a"))
+            with pytest.raises(sa_exc.OperationalError, match="locked"):
+                await writing.commit()  # its BEGIN IMMEDIATE waited out the timeout
+            await writing.rollback()
+            holder.execute("ROLLBACK")
+            await writing.execute(deferrable("b"))
+            await writing.commit()
+        assert await names_in(engine) == ["b"]
+    finally:
+        holder.close()
+        await engine.dispose()
+
+
+async def test_a_server_side_cursor_sees_the_deferred_writes(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(deferrable("a"))
+        result = await conn.stream(select(THINGS.c.name))
+        assert [name async for (name,) in result] == ["a"]
+        await conn.commit()
+    assert await names_in(engine) == ["a"]
+
+
+async def test_a_read_of_one_statement_defers_no_write(engine: AsyncEngine) -> None:
+    async with one_statement_reads(engine).connect() as conn:
+        with pytest.raises(NotOneRead):
+            await conn.execute(deferrable("a"))
+    assert await names_in(engine) == []

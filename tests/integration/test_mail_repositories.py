@@ -150,10 +150,11 @@ async def test_a_claimed_mail_is_not_claimed_again_until_its_lease_ends(
     sql_uow: SqlUnitOfWorkFactory,
 ) -> None:
     async with sql_uow(write=True) as tx:
-        mail_id = await tx.outbox.add(MAIL, NOW)
+        await tx.outbox.add(MAIL, NOW)
         await tx.commit()
     async with sql_uow(write=True) as tx:
         first = await tx.outbox.claim_due(NOW, MIN, "one", 10)
+        mail_id = first[0].id
         second = await tx.outbox.claim_due(NOW + MIN / 2, MIN, "two", 10)
         assert await tx.outbox.next_due() == NOW + MIN
         later = await tx.outbox.claim_due(NOW + MIN, MIN, "three", 10)  # the lease ran out
@@ -169,8 +170,9 @@ async def test_a_claimed_mail_is_not_claimed_again_until_its_lease_ends(
 
 async def test_a_failed_mail_waits_for_its_next_attempt(sql_uow: SqlUnitOfWorkFactory) -> None:
     async with sql_uow(write=True) as tx:
-        mail_id = await tx.outbox.add(MAIL, NOW)
+        await tx.outbox.add(MAIL, NOW)
         (queued,) = await tx.outbox.claim_due(NOW, MIN, "one", 10)
+        mail_id = queued.id
         assert await tx.outbox.mark_failed(mail_id, "one", "connection refused", NOW + 2 * MIN)
         assert await tx.outbox.claim_due(NOW + MIN, MIN, "two", 10) == []
         assert await tx.outbox.next_due() == NOW + 2 * MIN

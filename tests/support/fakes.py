@@ -794,7 +794,7 @@ class FakeOutbox:
     def __init__(self, t: _Tables) -> None:
         self.t = t
 
-    async def add(self, mail: OutgoingMail, now: datetime) -> int:
+    async def add(self, mail: OutgoingMail, now: datetime) -> None:
         mail_id = self.t.new_id()
         self.t.outbox[mail_id] = {
             "mail": mail,
@@ -805,7 +805,6 @@ class FakeOutbox:
             "claim": None,
             "sent": None,
         }
-        return mail_id
 
     def _due(self, row: dict[str, Any], now: datetime) -> bool:
         return (
