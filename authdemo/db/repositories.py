@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
@@ -1010,11 +1011,17 @@ class SqlMfaRepository:
         return done
 
 
+# The separator as SQL text: a string argument becomes a parameter SQLAlchemy renders
+# into the statement at every execution ("literal execute": a regular-expression pass
+# over the compiled SQL, about 30 us of every permission check).
+_SPACE: Any = literal_column("' '")  # typed as str by SQLAlchemy; any SQL expression works
+
+
 def _joined_patterns(user_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
     """Every pattern of every role ``user_id`` holds, as one string (NULL for none): a
     correlated subquery, so the row it sits in is read in the same statement."""
     return (
-        select(func.aggregate_strings(RolePermissionRow.pattern, " "))
+        select(func.aggregate_strings(RolePermissionRow.pattern, _SPACE))
         .join(UserRoleRow, UserRoleRow.role_id == RolePermissionRow.role_id)
         .where(UserRoleRow.user_id == user_id)
         .scalar_subquery()
