@@ -429,13 +429,16 @@ async def test_a_rollback_discards_deferred_writes(engine: AsyncEngine, trips: l
         await conn.execute(deferrable("a"))
         await conn.rollback()
         assert trips == []  # nothing had reached SQLite, so nothing to roll back
-        await conn.execute(deferrable("b"))
-        await conn.execute(select(THINGS))
-        await conn.rollback()
         # Not in the next transaction on the same connection either.
-        await conn.execute(deferrable("c"))
+        await conn.execute(deferrable("b"))
         await conn.commit()
-    assert await names_in(engine) == ["c"]
+        assert await names_in(engine) == ["b"]
+        await conn.execute(deferrable("c"))
+        await conn.execute(select(THINGS))  # ran: rolled back with the transaction
+        await conn.rollback()
+        await conn.execute(deferrable("d"))
+        await conn.commit()
+    assert await names_in(engine) == ["b", "d"]
 
 
 async def test_a_failed_deferred_write_is_not_the_next_statements_error(
