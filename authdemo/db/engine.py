@@ -27,9 +27,11 @@ ONE_STATEMENT_OPTION = "authdemo_one_statement"
 POOLER_OPTION = "authdemo_pooler"
 _RAN_ONE = "authdemo_ran_one"
 # Set on a write statement whose outcome nobody reads (no rows, no id, no row count: an
-# audit row, an outbox mail). On SQLite through authdemo's adapter it runs in the trip
-# of the transaction's next statement or commit (``OneTripCursor.defer``); elsewhere it
-# runs as any other.
+# audit row, an outbox mail; an ``insert().inline()``, which PostgreSQL's dialect sends
+# without its implicit ``RETURNING`` of the new id). Through authdemo's adapters it
+# waits for the transaction's next statement or commit: on SQLite it runs in their trip
+# to aiosqlite's thread (``aiosqlite_driver``), on PostgreSQL writes waiting together go
+# as one statement (``asyncpg_driver``). Elsewhere it runs as any other.
 DEFERRABLE = "authdemo_deferrable"
 
 
@@ -154,9 +156,11 @@ def create_engine(
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _statement_name
-    if make_url(url).get_driver_name() == "asyncpg" and "module" not in kwargs:
-        # The pool's ping one round trip, not three (see asyncpg_driver); imported here,
-        # so that a SQLite deployment never loads asyncpg.
+    ours = make_url(url).get_driver_name() == "asyncpg" and "module" not in kwargs
+    if ours:
+        # The pool's ping one round trip, not three, and deferrable writes sent together
+        # (see asyncpg_driver); imported here, so that a SQLite deployment never loads
+        # asyncpg.
         from . import asyncpg_driver
 
         kwargs["module"] = asyncpg_driver.adapter()
@@ -169,6 +173,8 @@ def create_engine(
             kwargs.setdefault("pool_size", pool)
             kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+    if ours:
+        _defer_deferrable(engine)
     if pooler:
         engine.sync_engine.update_execution_options(**{POOLER_OPTION: True})
     return engine
@@ -203,6 +209,28 @@ def one_statement_reads(engine: AsyncEngine) -> AsyncEngine:
         conn.info[_RAN_ONE] = True
 
     return reads
+
+
+def _defer_deferrable(engine: AsyncEngine) -> None:
+    """Statements executed with ``DEFERRABLE`` wait on authdemo's adapters (SQLite's
+    one-trip adapter, asyncpg's) for the transaction's next statement or commit."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before_execute(
+        _conn: Connection,
+        cursor: Any,
+        _statement: str,
+        _parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        # Never one that returns rows (a RETURNING, implicit or not): they are read.
+        if (
+            not executemany
+            and context.execution_options.get(DEFERRABLE, False)
+            and not context.compiled.effective_returning
+        ):
+            cursor.defer()
 
 
 def _statement_name() -> str:
@@ -258,19 +286,7 @@ def _configure_sqlite(
             conn.connection.dbapi_connection.begin_with_next(begin)  # type: ignore[union-attr]
 
     if one_trip:
-
-        @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def _before_execute(
-            _conn: Connection,
-            cursor: Any,
-            _statement: str,
-            _parameters: Any,
-            context: Any,
-            executemany: bool,
-        ) -> None:
-            # A write nobody reads the outcome of waits for the next trip (one trip fewer).
-            if not executemany and context.execution_options.get(DEFERRABLE, False):
-                cursor.defer()
+        _defer_deferrable(engine)
 
 
 async def checkpoint_wal(engine: AsyncEngine) -> tuple[int, int, int]:

@@ -209,7 +209,7 @@ class SqlRateLimitRepository:
 
 # Built once: a statement built per call is built, and its cache key computed, on every
 # call (bench row 10; docs/performance.md, "Statements built once").
-_ADD_MAIL = insert(_table(MailRow)).execution_options(**{DEFERRABLE: True})
+_ADD_MAIL = insert(_table(MailRow)).inline().execution_options(**{DEFERRABLE: True})
 
 
 class SqlMailOutbox:

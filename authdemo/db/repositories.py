@@ -1169,7 +1169,7 @@ _USER_SIGNING_IN = (
     .execution_options(populate_existing=True)
 )
 
-_ADD_AUDIT = insert(_table(AuditRow)).execution_options(**{DEFERRABLE: True})
+_ADD_AUDIT = insert(_table(AuditRow)).inline().execution_options(**{DEFERRABLE: True})
 _ADD_TICKET = insert(_TICKETS)
 # One conditional write: of two redemptions at once, one sets redeemed_at (and gets the
 # row back); the other waits for its lock, then matches nothing.

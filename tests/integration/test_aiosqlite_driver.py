@@ -382,7 +382,7 @@ async def test_a_closed_connection_says_so(engine: AsyncEngine) -> None:
 
 def deferrable(name: str) -> Any:
     """An INSERT whose outcome nobody reads, as the audit and outbox repositories send."""
-    return insert(THINGS).values(name=name).execution_options(**{DEFERRABLE: True})
+    return insert(THINGS).inline().values(name=name).execution_options(**{DEFERRABLE: True})
 
 
 async def names_in(engine: AsyncEngine) -> list[str]:

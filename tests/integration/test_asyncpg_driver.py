@@ -1,19 +1,22 @@
 """authdemo's asyncpg adapter: a pooled connection is pinged in one round trip (a
 simple-protocol ``SELECT 1``), not in a transaction of three, and a connection the
-server dropped while it sat in the pool is still replaced before a unit of work uses it."""
+server dropped while it sat in the pool is still replaced before a unit of work uses it.
+Deferrable writes wait for the next statement or the commit, and go together."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authdemo.db.asyncpg_driver import PING, OneTripPingConnection
-from authdemo.db.engine import create_engine
+from authdemo.db.asyncpg_driver import PING, OneTripPingConnection, combined
+from authdemo.db.engine import DEFERRABLE, WRITE_OPTION, create_engine
 from tests.support.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgresql_only
@@ -94,3 +97,183 @@ async def test_behind_pgbouncer_a_pooled_connection_is_pinged_with_one_statement
                 await conn.rollback()
     finally:
         await engine.dispose()
+
+
+META = MetaData()
+THINGS = Table(
+    "deferred_things",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20), unique=True, nullable=False),
+)
+NOTES = Table(
+    "deferred_notes",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("text", String(20), nullable=False),
+)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(db_url, pool=2)
+    async with engine.begin() as conn:
+        await conn.run_sync(META.create_all)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the adapter prepared and ran, from now on."""
+    statements: list[str] = []
+    real = OneTripPingConnection._prepare
+
+    async def recorded(self: Any, operation: str, *args: Any) -> Any:
+        statements.append(" ".join(operation.split()))
+        return await real(self, operation, *args)
+
+    monkeypatch.setattr(OneTripPingConnection, "_prepare", recorded)
+    return statements
+
+
+def deferrable(name: str, table: Table = THINGS) -> Any:
+    column = "name" if table is THINGS else "text"
+    written = insert(table).inline().values({column: name})
+    return written.execution_options(**{DEFERRABLE: True})
+
+
+async def names_in(engine: AsyncEngine, table: Table = THINGS) -> list[str]:
+    async with engine.connect() as conn:
+        found = await conn.execute(select(table.c[1]).order_by(table.c.id))
+        return list(found.scalars())
+
+
+async def test_deferred_writes_waiting_together_go_as_one_statement(
+    engine: AsyncEngine, sent: list[str]
+) -> None:
+    async with engine.connect() as conn:
+        writing = await conn.execution_options(**{WRITE_OPTION: True})
+        await writing.execute(deferrable("a"))
+        await writing.execute(deferrable("note", NOTES))
+        await writing.execute(deferrable("b"))
+        assert sent == []  # they wait
+        await writing.commit()
+    # Into two tables, one statement; the second row of a table after it, so that the
+    # table's ids keep the order the rows were written in.
+    assert len(sent) == 2, sent
+    assert sent[0].startswith("WITH authdemo_deferred_0 AS (INSERT INTO deferred_things")
+    assert sent[0].count("INSERT INTO deferred_notes") == 1
+    assert sent[1].startswith("INSERT INTO deferred_things")
+    assert await names_in(engine) == ["a", "b"]
+    assert await names_in(engine, NOTES) == ["note"]
+
+
+async def test_the_next_statement_sees_the_deferred_writes(
+    engine: AsyncEngine, sent: list[str]
+) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(deferrable("a"))
+        await conn.execute(deferrable("note", NOTES))
+        assert (await conn.execute(select(THINGS.c.name))).scalars().all() == ["a"]
+        assert len(sent) == 2 and sent[0].startswith("WITH")  # sent before it
+        assert sent[1].startswith("SELECT")
+        await conn.commit()
+    assert await names_in(engine) == ["a"]
+    assert await names_in(engine, NOTES) == ["note"]
+
+
+async def test_a_rollback_discards_deferred_writes(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(deferrable("a"))
+        await conn.rollback()
+        await conn.execute(deferrable("b"))
+        await conn.commit()
+    assert await names_in(engine) == ["b"]
+
+
+async def test_a_failed_deferred_write_is_not_the_next_statements_error(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="taken"))
+    async with engine.connect() as conn:
+        await conn.execute(deferrable("taken"))
+        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
+            await conn.execute(insert(THINGS).values(name="b"))
+        assert not isinstance(raised.value, sa_exc.IntegrityError)
+        with pytest.raises(sa_exc.DatabaseError, match="deferred"):
+            await conn.commit()  # never a commit without the write
+        await conn.rollback()
+        await conn.execute(insert(THINGS).values(name="c"))  # the connection goes on
+        await conn.commit()
+    assert await names_in(engine) == ["taken", "c"]
+
+
+async def test_a_deferred_write_failing_at_the_commit_commits_nothing(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THINGS).values(name="taken"))
+    async with engine.connect() as conn:
+        await conn.execute(insert(THINGS).values(name="a"))
+        await conn.execute(deferrable("note", NOTES))
+        await conn.execute(deferrable("taken"))
+        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
+            await conn.commit()
+        assert not isinstance(raised.value, sa_exc.IntegrityError)
+        await conn.rollback()  # SQLAlchemy's; it sends nothing after a failed commit
+        # Rolled back by the adapter, not left aborted: the next transaction works.
+        await conn.execute(insert(THINGS).values(name="d"))
+        await conn.commit()
+    assert await names_in(engine) == ["taken", "d"]
+    assert await names_in(engine, NOTES) == []
+
+
+async def test_in_autocommit_a_deferrable_write_runs_at_once(
+    engine: AsyncEngine, sent: list[str]
+) -> None:
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.execute(deferrable("a"))
+        assert len(sent) == 1
+    assert await names_in(engine) == ["a"]
+
+
+def test_writes_combine_with_their_parameters_renumbered() -> None:
+    first = "INSERT INTO a (x, y) VALUES ($1::VARCHAR, $2::INTEGER)"
+    second = "INSERT INTO b (z) VALUES ($1::VARCHAR)"
+    third = "INSERT INTO c (p, q) VALUES ($2, $1)"
+    assert combined([(first, ("x", 1)), (second, ("z",)), (third, ("q", "p"))]) == [
+        (
+            "WITH authdemo_deferred_0 AS (INSERT INTO a (x, y) VALUES ($1::VARCHAR, $2::INTEGER)), "
+            "authdemo_deferred_1 AS (INSERT INTO b (z) VALUES ($3::VARCHAR)) "
+            "INSERT INTO c (p, q) VALUES ($5, $4)",
+            ("x", 1, "z", "q", "p"),
+        )
+    ]
+    # A second write into a table starts the next statement.
+    assert combined([(first, ("x", 1)), (second, ("z",)), (first, ("y", 2))]) == [
+        (
+            "WITH authdemo_deferred_0 AS (INSERT INTO a (x, y) VALUES ($1::VARCHAR, $2::INTEGER)) "
+            "INSERT INTO b (z) VALUES ($3::VARCHAR)",
+            ("x", 1, "z"),
+        ),
+        (first, ("y", 2)),
+    ]
+    quoted = "INSERT INTO b (z) VALUES ('$1')"
+    assert combined([(first, ("x", 1)), (quoted, ())]) == [(first, ("x", 1)), (quoted, ())]
+    assert combined([(second, ("z",))]) == [(second, ("z",))]
+
+
+async def test_a_write_that_returns_rows_is_never_deferred(
+    engine: AsyncEngine, sent: list[str]
+) -> None:
+    async with engine.connect() as conn:
+        # Without inline(), PostgreSQL's dialect asks for the new id (RETURNING).
+        added = insert(THINGS).values(name="a").execution_options(**{DEFERRABLE: True})
+        assert (await conn.execute(added)).inserted_primary_key == (1,)
+        assert len(sent) == 1 and "RETURNING" in sent[0]
+        await conn.commit()
