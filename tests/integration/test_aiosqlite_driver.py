@@ -422,61 +422,6 @@ async def test_a_transaction_of_deferred_writes_only_is_one_trip(
     assert await names_in(engine) == ["a"]
 
 
-async def test_a_rollback_discards_deferred_writes(engine: AsyncEngine, trips: list[str]) -> None:
-    async with engine.connect() as conn:
-        await conn.rollback()
-        trips.clear()
-        await conn.execute(deferrable("a"))
-        await conn.rollback()
-        assert trips == []  # nothing had reached SQLite, so nothing to roll back
-        # Not in the next transaction on the same connection either.
-        await conn.execute(deferrable("b"))
-        await conn.commit()
-        assert await names_in(engine) == ["b"]
-        await conn.execute(deferrable("c"))
-        await conn.execute(select(THINGS))  # ran: rolled back with the transaction
-        await conn.rollback()
-        await conn.execute(deferrable("d"))
-        await conn.commit()
-    assert await names_in(engine) == ["b", "d"]
-
-
-async def test_a_failed_deferred_write_is_not_the_next_statements_error(
-    engine: AsyncEngine,
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(insert(THINGS).values(name="taken"))
-    async with engine.connect() as conn:
-        await conn.execute(deferrable("taken"))  # will break the unique name
-        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
-            # A repository that answers this statement's IntegrityError (a taken name)
-            # must not take the earlier write's for it.
-            await conn.execute(insert(THINGS).values(name="b"))
-        assert not isinstance(raised.value, sa_exc.IntegrityError)
-        await conn.execute(insert(THINGS).values(name="c"))  # the caller went on...
-        with pytest.raises(sa_exc.DatabaseError, match="deferred"):
-            await conn.commit()  # ...but the transaction cannot commit without the write
-        await conn.rollback()
-        await conn.execute(insert(THINGS).values(name="d"))  # the connection goes on
-        await conn.commit()
-    assert await names_in(engine) == ["taken", "d"]
-
-
-async def test_a_deferred_write_failing_at_the_commit_commits_nothing(
-    engine: AsyncEngine,
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(insert(THINGS).values(name="taken"))
-    async with engine.connect() as conn:
-        await conn.execute(insert(THINGS).values(name="a"))
-        await conn.execute(deferrable("taken"))
-        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
-            await conn.commit()
-        assert not isinstance(raised.value, sa_exc.IntegrityError)
-        await conn.rollback()
-    assert await names_in(engine) == ["taken"]
-
-
 async def test_a_commit_refused_by_the_lock_keeps_nothing(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     engine = create_engine(sqlite_url(path), timeout=0.1)

@@ -5,18 +5,18 @@ Deferrable writes wait for the next statement or the commit, and go together."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authdemo.db.asyncpg_driver import PING, OneTripPingConnection, combined
 from authdemo.db.engine import DEFERRABLE, WRITE_OPTION, create_engine
+from tests.integration.test_deferred_writes import NOTES, THINGS, deferrable, names_in
+from tests.integration.test_deferred_writes import engine as engine  # a fixture
 from tests.support.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgresql_only
@@ -99,32 +99,6 @@ async def test_behind_pgbouncer_a_pooled_connection_is_pinged_with_one_statement
         await engine.dispose()
 
 
-META = MetaData()
-THINGS = Table(
-    "deferred_things",
-    META,
-    Column("id", Integer, primary_key=True),
-    Column("name", String(20), unique=True, nullable=False),
-)
-NOTES = Table(
-    "deferred_notes",
-    META,
-    Column("id", Integer, primary_key=True),
-    Column("text", String(20), nullable=False),
-)
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(db_url, pool=2)
-    async with engine.begin() as conn:
-        await conn.run_sync(META.create_all)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every statement the adapter prepared and ran, from now on."""
@@ -137,18 +111,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(OneTripPingConnection, "_prepare", recorded)
     return statements
-
-
-def deferrable(name: str, table: Table = THINGS) -> Any:
-    column = "name" if table is THINGS else "text"
-    written = insert(table).inline().values({column: name})
-    return written.execution_options(**{DEFERRABLE: True})
-
-
-async def names_in(engine: AsyncEngine, table: Table = THINGS) -> list[str]:
-    async with engine.connect() as conn:
-        found = await conn.execute(select(table.c[1]).order_by(table.c.id))
-        return list(found.scalars())
 
 
 async def test_deferred_writes_waiting_together_go_as_one_statement(
@@ -183,53 +145,6 @@ async def test_the_next_statement_sees_the_deferred_writes(
         await conn.commit()
     assert await names_in(engine) == ["a"]
     assert await names_in(engine, NOTES) == ["note"]
-
-
-async def test_a_rollback_discards_deferred_writes(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(deferrable("a"))
-        await conn.rollback()
-        await conn.execute(deferrable("b"))
-        await conn.commit()
-    assert await names_in(engine) == ["b"]
-
-
-async def test_a_failed_deferred_write_is_not_the_next_statements_error(
-    engine: AsyncEngine,
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(insert(THINGS).values(name="taken"))
-    async with engine.connect() as conn:
-        await conn.execute(deferrable("taken"))
-        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
-            await conn.execute(insert(THINGS).values(name="b"))
-        assert not isinstance(raised.value, sa_exc.IntegrityError)
-        with pytest.raises(sa_exc.DatabaseError, match="deferred"):
-            await conn.commit()  # never a commit without the write
-        await conn.rollback()
-        await conn.execute(insert(THINGS).values(name="c"))  # the connection goes on
-        await conn.commit()
-    assert await names_in(engine) == ["taken", "c"]
-
-
-async def test_a_deferred_write_failing_at_the_commit_commits_nothing(
-    engine: AsyncEngine,
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(insert(THINGS).values(name="taken"))
-    async with engine.connect() as conn:
-        await conn.execute(insert(THINGS).values(name="a"))
-        await conn.execute(deferrable("note", NOTES))
-        await conn.execute(deferrable("taken"))
-        with pytest.raises(sa_exc.DatabaseError, match="deferred") as raised:
-            await conn.commit()
-        assert not isinstance(raised.value, sa_exc.IntegrityError)
-        await conn.rollback()  # SQLAlchemy's; it sends nothing after a failed commit
-        # Rolled back by the adapter, not left aborted: the next transaction works.
-        await conn.execute(insert(THINGS).values(name="d"))
-        await conn.commit()
-    assert await names_in(engine) == ["taken", "d"]
-    assert await names_in(engine, NOTES) == []
 
 
 async def test_in_autocommit_a_deferrable_write_runs_at_once(
