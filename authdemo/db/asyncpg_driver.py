@@ -178,9 +178,11 @@ class OneTripPingConnection(AsyncAdapt_asyncpg_connection):
                 # on after its failure: caught it, say). PostgreSQL would answer COMMIT
                 # with a silent ROLLBACK; it is said here.
                 raise self._doomed
-        except BaseException:
+        except Exception:
             # SQLAlchemy counts a failed commit as the end of the transaction and sends
             # no rollback after it: roll back here, so nothing stays open or aborted.
+            # (Not when cancelled: the unit of work drops the connection instead of
+            # waiting on it.)
             self.rollback()
             raise
         super().commit()  # type: ignore[no-untyped-call]
