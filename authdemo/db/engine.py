@@ -224,11 +224,12 @@ def _defer_deferrable(engine: AsyncEngine) -> None:
         context: Any,
         executemany: bool,
     ) -> None:
-        # Never one that returns rows (a RETURNING, implicit or not): they are read.
+        # Never one that returns rows (a RETURNING, implicit or not): they are read. Nor
+        # the driver's own SQL (no compiled form to tell).
         if (
             not executemany
             and context.execution_options.get(DEFERRABLE, False)
-            and not context.compiled.effective_returning
+            and not getattr(context.compiled, "effective_returning", True)
         ):
             cursor.defer()
 

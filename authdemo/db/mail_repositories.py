@@ -218,8 +218,8 @@ class SqlMailOutbox:
 
     async def add(self, mail: OutgoingMail, now: datetime) -> None:
         # A Core INSERT with its values as parameters, not an ORM object and a flush (about
-        # 30 % less CPU added to the transaction), built once, and deferrable: on SQLite it
-        # rides the trip of the transaction's next statement or commit (aiosqlite_driver).
+        # 30 % less CPU added to the transaction), built once, and deferrable: it waits for
+        # the transaction's next statement or commit (engine.DEFERRABLE).
         values = {
             "created_at": now,
             "recipient": mail.recipient,

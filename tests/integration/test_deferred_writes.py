@@ -119,3 +119,13 @@ async def test_a_deferred_write_failing_at_the_commit_commits_nothing(
         await conn.commit()
     assert await names_in(engine) == ["taken", "d"]
     assert await names_in(engine, NOTES) == []
+
+
+async def test_driver_sql_is_never_deferred(engine: AsyncEngine) -> None:
+    """An option set on the connection reaches statements with no compiled form to
+    tell whether they return rows: they run as they come."""
+    async with engine.connect() as conn:
+        marked = await conn.execution_options(**{DEFERRABLE: True})
+        await marked.exec_driver_sql("INSERT INTO deferred_notes (text) VALUES ('x')")
+        await marked.commit()
+    assert await names_in(engine, NOTES) == ["x"]
