@@ -32,8 +32,10 @@ pytest_plugins = ["tests.support.collector"]
 # Suites that run against every backend; the others (unit, cli) use SQLite only.
 BOTH_BACKENDS = ("/integration/", "/web/", "/browser/", "/scale/", "/packaging/")
 # PostgreSQL suites that run a third time through PgBouncer in transaction mode: sign-in,
-# revocation and throttling under races, session data, views signed out elsewhere.
+# revocation and throttling under races, session data, views signed out elsewhere, and
+# the writes that wait for the next statement (sent together, one statement).
 THROUGH_PGBOUNCER = (
+    "/integration/test_deferred_writes.py",
     "/web/test_login_flow.py",
     "/integration/test_revocation_races.py",
     "/web/test_session_data.py",

@@ -32,8 +32,10 @@ NOTES = Table(
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(db_url, pool=2)
+async def engine(db_url: str, db_backend: str) -> AsyncIterator[AsyncEngine]:
+    # Through PgBouncer too: the writes that go together are one statement there as well,
+    # prepared unnamed, as every statement behind a transaction pooler.
+    engine = create_engine(db_url, pool=2, pooler=db_backend == "pgbouncer")
     async with engine.begin() as conn:
         await conn.run_sync(META.create_all)
     try:
