@@ -221,19 +221,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                 self._description, self._rowcount, self._lastrowid = None, -1, None
                 self._rows = deque()
                 return
-            begin, adapted._begin = adapted._begin, None
-            deferred, adapted._deferred = adapted._deferred, []
+            begin, deferred = adapted._take_pending()
             try:
                 outcome: Outcome = await driver._execute(
                     _run, driver._conn, operation, parameters, many, begin, deferred
                 )
             except _NotBegun as refused:
-                # The write lock not had within the busy timeout, say: nothing is open,
-                # so the next statement begins the transaction again (as SQLAlchemy's
-                # own BEGIN, failed, would be sent again), never runs outside one; and
-                # the deferred writes, which did not run, wait for it.
-                adapted._begin = begin
-                adapted._deferred = deferred + adapted._deferred
+                adapted._put_back(begin, deferred)
                 raise refused.args[0] from None
             except _DeferredFailed as failed:
                 raise adapted._doom(failed) from None
@@ -258,6 +252,21 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._deferred: Deferred = []  # writes waiting for the next trip
         self._doomed: sqlite3.Error | None = None  # a deferred write failed
 
+    def _take_pending(self) -> tuple[str | None, Deferred]:
+        """What the next trip runs before its own work: the unsent ``BEGIN``, the
+        deferred writes."""
+        begin, self._begin = self._begin, None
+        deferred, self._deferred = self._deferred, []
+        return begin, deferred
+
+    def _put_back(self, begin: str | None, deferred: Deferred) -> None:
+        """The trip's ``BEGIN`` was refused (the write lock not had within the busy
+        timeout, say): nothing is open, so the next statement begins the transaction
+        again (as SQLAlchemy's own BEGIN, failed, would be sent again), never runs
+        outside one, and the deferred writes, which did not run, wait for it."""
+        self._begin = begin
+        self._deferred = deferred + self._deferred
+
     def _doom(self, failed: _DeferredFailed) -> sqlite3.Error:
         """A deferred write failed in a statement's trip: the transaction stays open
         (SQLAlchemy's to end) but can no longer commit."""
@@ -268,13 +277,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         if server_side and self._deferred:
             # A server-side cursor executes outside the one-trip path: what waits goes
             # first, in a trip of its own.
-            deferred, self._deferred = self._deferred, []
-            begin, self._begin = self._begin, None
+            begin, deferred = self._take_pending()
             driver: Any = self._connection
             try:
                 await_(driver._execute(_catch_up, driver._conn, begin, deferred))
-            except _NotBegun as refused:  # as in a statement's trip: nothing ran
-                self._begin, self._deferred = begin, deferred + self._deferred
+            except _NotBegun as refused:
+                self._put_back(begin, deferred)
                 self._handle_exception(refused.args[0])
             except _DeferredFailed as failed:
                 self._handle_exception(self._doom(failed))
