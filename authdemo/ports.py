@@ -513,8 +513,8 @@ class MailOutbox(Protocol):
 
     async def add(self, mail: OutgoingMail, now: datetime) -> None:
         """Queue ``mail`` with the transaction's other writes. Nothing comes back (no id,
-        no error of its own before the commit): on SQLite the row is written in the trip
-        of the transaction's next statement or commit; either fails if it fails."""
+        and no error of its own: the row may be written only with the transaction's next
+        statement or its commit, which then fails if the row cannot be)."""
 
     async def claim_due(
         self, now: datetime, lease: timedelta, claim: str, limit: int
