@@ -9,6 +9,7 @@ components (which are built on these and nothing else).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,8 @@ from .library import component, create_context, html, provide, use_context, use_
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
 FOLLOW_PATH = "/_auth/follow"
+
+log = logging.getLogger(__name__)
 
 
 def _outside(*_: Any) -> Any:
@@ -413,7 +416,8 @@ def refusal_notice(message: str) -> Any:
 
 @component
 def AuthProvider(live: LiveSession, child: Any) -> Any:
-    """Root of every connection's layout: provides the auth state to everything below."""
+    """Root of every connection's layout: provides the auth state to everything below,
+    and renders the app's root component as a part of itself (``_render_root``)."""
     state, set_state = use_state(live.state)
 
     @use_effect(dependencies=[live, state.generation])
@@ -423,6 +427,24 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         set_state(live.state)  # anything that changed between render and effect
         return live.listen(set_state)  # one effect, not two: its hooks live as long as the view
 
+    provided: Provided | None = live.provided
+    if provided is None or provided.state is not state:
+        # A new value only when the state changed: the app's root renders here too, and
+        # a render of its own (its state changed) must not hand every component below a
+        # new ``use_auth()`` (an effect depending on it would run again).
+        provided = live.provided = _provided(live, state)
+    # Always the same shape (the app first), so that the ticket image coming and going
+    # never remounts the app.
+    images = [ticket_image(state.ticket)] if state.ticket else []
+    if state.follow:
+        images.append(follow_image(state.follow))
+    refusal = provided.auth.refusal
+    notices = [refusal_notice(refusal)] if refusal else []
+    provide(AuthContext, provided)  # no provider component: see provide
+    return html._(_render_root(child), *images, *notices)
+
+
+def _provided(live: LiveSession, state: AuthState) -> Provided:
     signed_in = state.user is not None and not state.pending
     auth = Auth(
         state.user if signed_in else None,
@@ -444,11 +466,29 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
         EmailControls(live),
         state.refusal if signed_in else None,
     )
-    # Always the same shape (child first), so that the ticket image coming and going
-    # never remounts the app below.
-    images = [ticket_image(state.ticket)] if state.ticket else []
-    if state.follow:
-        images.append(follow_image(state.follow))
-    notices = [refusal_notice(auth.refusal)] if auth.refusal else []
-    provide(AuthContext, Provided(auth, state, live))  # no provider component: see provide
-    return html._(child, *images, *notices)
+    return Provided(auth, state, live)
+
+
+def _render_root(child: Any) -> Any:
+    """The app's root component rendered as a part of ``AuthProvider``, not as a
+    component of its own: a view holds one component, not two (a component's hook,
+    state and model stay in memory for as long as its websocket is open: about 2 KiB of
+    Python objects per view; docs/performance.md, row 4).
+
+    The root's hooks follow the provider's in the same component, the same ones in the
+    same order on every render, and it reads the context the provider has just set, as
+    a component below it would. A render of its own (its state changed) renders the
+    provider's part again too, which is cheap: the provided value is kept while the
+    auth state is the same. A root that is not a component (an element) is placed as it
+    is. A root whose render raises is logged and shows nothing, as either UI library
+    shows a component of its own that raises, while the provider's part (the image that
+    hands the browser its new cookie) still renders."""
+    render = getattr(child, "render", None)
+    if render is None:
+        return child
+    try:
+        rendered = render()
+    except Exception:
+        log.exception("Failed to render %r", child)
+        return html._()
+    return html._() if rendered is None else rendered

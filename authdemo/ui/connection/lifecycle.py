@@ -73,6 +73,9 @@ class Connection:
         self.state = AuthState()
         self.rendered_generation = 0
         """The generation the browser's current view was rendered for."""
+        self.provided: Any = None
+        """What the root component last provided to the view (``ui.hooks.Provided``),
+        kept while ``state`` is the same object."""
         self._listeners: tuple[Callable[[AuthState], None], ...] = ()
         """Usually one (the root component): a tuple, not a set (a quarter the memory)."""
         self._unsubscribe: Callable[[], None] | None = None
