@@ -19,7 +19,7 @@ from ..domain import AuthSession, User
 from ..service import Enrolment, MfaStatus
 from .connection import AuthState, LiveSession, SecondStep
 from .connection.state import SIGNED_OUT_REASONS
-from .library import component, create_context, html, provide, use_context, use_effect, use_state
+from .library import component, create_context, html, provide, render_again, use_context
 
 TICKET_PATH = "/_auth/ticket"
 HELD_PATH = "/_auth/held"
@@ -417,22 +417,25 @@ def refusal_notice(message: str) -> Any:
 @component
 def AuthProvider(live: LiveSession, child: Any) -> Any:
     """Root of every connection's layout: provides the auth state to everything below,
-    and renders the app's root component as a part of itself (``_render_root``)."""
-    state, set_state = use_state(live.state)
+    and renders the app's root component as a part of itself (``_render_root``).
 
-    @use_effect(dependencies=[live, state.generation])
-    def follow_live_session() -> Callable[[], None]:
-        # Events from views rendered for an older sign-in state are dropped until now.
-        live.rendered_generation = state.generation
-        set_state(live.state)  # anything that changed between render and effect
-        return live.listen(set_state)  # one effect, not two: its hooks live as long as the view
-
-    provided: Provided | None = live.provided
+    It has no hooks of its own (each would be held for as long as the view is open): it
+    reads the view's state from ``live`` on every render, and ``live`` renders it again
+    when the state changes (``_Follow``, made on the first render)."""
+    follow: _Follow | None = live.root
+    if follow is None:
+        follow = live.root = _Follow(render_again())
+        live.listen(follow)  # for as long as the view: LiveSession.close drops it
+    state = live.state
+    # Events sent from a view rendered for an older sign-in state were dropped until
+    # now (``before_event``): this render replaces that view.
+    live.rendered_generation = state.generation
+    provided = follow.provided
     if provided is None or provided.state is not state:
         # A new value only when the state changed: the app's root renders here too, and
         # a render of its own (its state changed) must not hand every component below a
         # new ``use_auth()`` (an effect depending on it would run again).
-        provided = live.provided = _provided(live, state)
+        provided = follow.provided = _provided(live, state)
     # Always the same shape (the app first), so that the ticket image coming and going
     # never remounts the app.
     images = [ticket_image(state.ticket)] if state.ticket else []
@@ -442,6 +445,22 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
     notices = [refusal_notice(refusal)] if refusal else []
     provide(AuthContext, provided)  # no provider component: see provide
     return html._(_render_root(child), *images, *notices)
+
+
+class _Follow:
+    """The root's listener on its view (``LiveSession.listen``): a new state renders the
+    root again, as a state hook's setter would; and what the root last provided, kept
+    while the state is the same object."""
+
+    __slots__ = ("provided", "render_again")
+
+    def __init__(self, render_again: Callable[[], None]) -> None:
+        self.render_again = render_again
+        self.provided: Provided | None = None
+
+    def __call__(self, state: AuthState) -> None:
+        if self.provided is None or self.provided.state is not state:
+            self.render_again()
 
 
 def _provided(live: LiveSession, state: AuthState) -> Provided:

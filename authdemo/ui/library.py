@@ -387,6 +387,14 @@ def provide(context: SharedContext[T], value: T) -> None:
     lib.current_hook().set_context_provider(_Provision(context.of(lib), value))
 
 
+def render_again() -> Callable[[], None]:
+    """Inside a component's render: a function that renders the component again (its
+    hook's ``schedule_render``, what a state setter calls), for a component whose state
+    lives in an object of its own rather than in a state hook."""
+    schedule: Callable[[], None] = current().current_hook().schedule_render
+    return schedule
+
+
 def use_context(context: SharedContext[T]) -> T:
     lib = current()
     return lib.use_context(context.of(lib))  # type: ignore[no-any-return]

@@ -14,8 +14,8 @@ import pytest
 from authdemo import LoginForm, use_auth
 from authdemo.config import Settings
 from authdemo.http.app import create_app
-from authdemo.ui.hooks import AuthProvider
-from authdemo.ui.library import component, current, html, use_effect, use_state
+from authdemo.ui.hooks import AuthContext, AuthProvider
+from authdemo.ui.library import component, current, html, use_context, use_effect, use_state
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
 from tests.support.live import serve
@@ -30,6 +30,7 @@ class Probe:
     def __init__(self) -> None:
         self.rendered_by: list[Any] = []
         self.auths: list[Any] = []
+        self.listeners: list[int] = []
         self.effects = 0
         self.fail = False
 
@@ -40,6 +41,7 @@ def probing_root(probe: Probe) -> Any:
         probe.rendered_by.append(current().current_hook().component.type)
         auth = use_auth()
         probe.auths.append(auth)
+        probe.listeners.append(len(use_context(AuthContext).live._listeners))
         clicks, set_clicks = use_state(0)
 
         @use_effect(dependencies=[])
@@ -94,6 +96,9 @@ async def test_the_roots_own_hooks_and_use_auth_work_as_below_a_provider(
             await client.click("more")
             await client.wait_for(lambda c: c.text("clicks") == "3")  # its state kept
     assert probe.effects == 1  # mounted once, not again on the provider's renders
+    # The view follows its state with one listener, made on the first render, not one
+    # more on every render.
+    assert len(probe.listeners) >= 6 and set(probe.listeners) == {1}
     assert probe.auths[-1].user is not None and probe.auths[-1] is not signed_out[0]
 
 

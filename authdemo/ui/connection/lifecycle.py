@@ -73,9 +73,9 @@ class Connection:
         self.state = AuthState()
         self.rendered_generation = 0
         """The generation the browser's current view was rendered for."""
-        self.provided: Any = None
-        """What the root component last provided to the view (``ui.hooks.Provided``),
-        kept while ``state`` is the same object."""
+        self.root: Any = None
+        """The root component's listener on this view and its memo (``ui.hooks``),
+        made on its first render."""
         self._listeners: tuple[Callable[[AuthState], None], ...] = ()
         """Usually one (the root component): a tuple, not a set (a quarter the memory)."""
         self._unsubscribe: Callable[[], None] | None = None
@@ -144,13 +144,10 @@ class Connection:
         """The service's clock (expiry times are in it)."""
         return self._service.now()
 
-    def listen(self, listener: Callable[[AuthState], None]) -> Callable[[], None]:
+    def listen(self, listener: Callable[[AuthState], None]) -> None:
+        """Call ``listener`` with the new state on every change, until ``close``."""
         if listener not in self._listeners:
             self._listeners = (*self._listeners, listener)
-        return _Unlisten(self, listener)
-
-    def _unlisten(self, listener: Callable[[AuthState], None]) -> None:
-        self._listeners = tuple(each for each in self._listeners if each != listener)
 
     async def before_event(self) -> bool:
         """Run before each UI event; False means "drop it".
@@ -418,21 +415,6 @@ class Connection:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener(self.state)
-
-
-class _Unlisten:
-    """Takes ``listener`` off ``connection`` (any number of calls): what ``listen``
-    returns, held by the root component's effect for as long as the view is open; an
-    object rather than a ``partial`` of a bound method (two objects and a tuple)."""
-
-    __slots__ = ("_connection", "_listener")
-
-    def __init__(self, connection: Connection, listener: Callable[[AuthState], None]) -> None:
-        self._connection = connection
-        self._listener = listener
-
-    def __call__(self) -> None:
-        self._connection._unlisten(self._listener)
 
 
 class Flag:
