@@ -395,19 +395,22 @@ async def test_an_anonymous_views_first_update_creates_its_row(service: AuthServ
     assert view.state.session is not None and dict(view.state.data) == {"count": 2}
 
 
-async def test_a_view_tells_each_listener_once_until_it_stops_listening(
+async def test_a_view_tells_each_listener_once_until_it_closes(
     service: AuthService, alice: str
 ) -> None:
     view = await open_view(service, alice)  # its browser listens too, for tickets
     heard: dict[str, list[AuthState]] = {"root": [], "other": []}
-    stop_root = view.listen(heard["root"].append)
+    view.listen(heard["root"].append)
     view.listen(heard["root"].append)  # the same listener again: still told once
     view.listen(heard["other"].append)
     await view.logout()
     assert [len(each) for each in heard.values()] == [1, 1]
-    stop_root()
-    stop_root()  # any number of calls
     await service.create_user("bob", "correct horse")
     await view.login("bob", "correct horse")
-    assert len(heard["root"]) == 1  # no longer told
-    assert len(heard["other"]) > 1  # the other listener still is
+    told = [len(each) for each in heard.values()]
+    assert told[0] > 1 and told[0] == told[1]
+    # Closed, it holds none of them (the root component's listener holds its hook and
+    # so its whole layout) and tells none.
+    view.close()
+    view._notify()
+    assert [len(each) for each in heard.values()] == told
