@@ -424,18 +424,13 @@ def AuthProvider(live: LiveSession, child: Any) -> Any:
     when the state changes (``_Follow``, made on the first render)."""
     follow: _Follow | None = live.root
     if follow is None:
-        follow = live.root = _Follow(render_again())
+        follow = live.root = _Follow(render_again(), _provided(live, live.state))
         live.listen(follow)  # for as long as the view: LiveSession.close drops it
     state = live.state
     # Events sent from a view rendered for an older sign-in state were dropped until
     # now (``before_event``): this render replaces that view.
     live.rendered_generation = state.generation
-    provided = follow.provided
-    if provided is None or provided.state is not state:
-        # A new value only when the state changed: the app's root renders here too, and
-        # a render of its own (its state changed) must not hand every component below a
-        # new ``use_auth()`` (an effect depending on it would run again).
-        provided = follow.provided = _provided(live, state)
+    provided = follow.provide(live, state)
     # Always the same shape (the app first), so that the ticket image coming and going
     # never remounts the app.
     images = [ticket_image(state.ticket)] if state.ticket else []
@@ -454,13 +449,22 @@ class _Follow:
 
     __slots__ = ("provided", "render_again")
 
-    def __init__(self, render_again: Callable[[], None]) -> None:
+    def __init__(self, render_again: Callable[[], None], provided: Provided) -> None:
         self.render_again = render_again
-        self.provided: Provided | None = None
+        self.provided = provided
 
     def __call__(self, state: AuthState) -> None:
-        if self.provided is None or self.provided.state is not state:
+        if self.provided.state is not state:
             self.render_again()
+
+    def provide(self, live: LiveSession, state: AuthState) -> Provided:
+        """What the root provides for ``state``: a new value only when the state changed.
+        The app's root renders in the same component, and a render of its own (its state
+        changed) must not hand every component below a new ``use_auth()`` (an effect
+        depending on it would run again)."""
+        if self.provided.state is not state:
+            self.provided = _provided(live, state)
+        return self.provided
 
 
 def _provided(live: LiveSession, state: AuthState) -> Provided:

@@ -20,7 +20,7 @@ from authdemo.ui.hooks import AuthContext, AuthProvider
 from authdemo.ui.library import component, current, html, use_context, use_effect, use_state
 from tests.conftest import cheap_hasher
 from tests.support.idom_client import IdomClient
-from tests.support.live import serve
+from tests.support.live import Live, serve
 from tests.web.test_login_flow import cookie, first_visit
 
 _names = count()
@@ -70,7 +70,9 @@ def probing_app(settings: Settings, probe: Probe) -> Any:
 
 
 @asynccontextmanager
-async def alices_browser(settings: Settings, probe: Probe) -> AsyncIterator[tuple[Any, IdomClient]]:
+async def alices_browser(
+    settings: Settings, probe: Probe
+) -> AsyncIterator[tuple[Live, IdomClient]]:
     """The probing app served, user alice created, and a browser's view of its page."""
     async with serve(probing_app(settings, probe)) as live:
         await live.app.ctx.service.create_user("alice", "correct horse")
