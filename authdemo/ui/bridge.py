@@ -143,6 +143,9 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
                     task.cancel()
 
     def release(_: object) -> None:
+        # Nothing is left to wait for: the abort Sanic schedules when it ends a handler
+        # still running at this point comes at once, not ``close_timeout`` (10 s) later.
+        ws.close_timeout = 0
         timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
         if timer is not None:  # asyncio's or uvloop's TimerHandle
             timer.cancel()

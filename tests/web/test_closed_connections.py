@@ -145,6 +145,52 @@ async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> Non
         await bystander.close()
 
 
+async def test_a_websocket_lost_while_its_handler_still_runs_is_aborted_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the TCP connection goes before the handler ends (here: it waits in an event's
+    ``before_event`` hook), Sanic cancels the handler and then schedules an abort of the
+    closed transport ``close_timeout`` (10 s) later. That timer (its context) held the
+    request, and what the app keeps on ``request.ctx``, until then: about a thousand
+    closed connections at any time under row 8's steady stream of connects, and RSS that
+    grew with them. Once the connection is lost there is nothing left to wait for: the
+    abort is scheduled at once, and the request goes with the connection."""
+    loop = asyncio.get_running_loop()
+    aborts: list[float] = []  # the delay of each abort scheduled
+    call_later = loop.call_later
+
+    def spy(delay: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__name__", "") == "abort":
+            aborts.append(delay)
+        return call_later(delay, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_later", spy)
+    entered = asyncio.Event()
+    app = Sanic(f"bridge_lost_busy_{id(entered)}")
+
+    @idom.component
+    def Root() -> Any:
+        return idom.html.p({"id": "ready"}, "ready")
+
+    def connect(request: Request) -> ViewConnection:
+        async def hook() -> bool:
+            entered.set()
+            await asyncio.Event().wait()  # still running when the connection goes
+            return False
+
+        return ViewConnection(Root(), hook, lambda: None)
+
+    install_bridge(app, connect)
+    async with listening(app) as base_url:
+        client = await IdomClient.connect(base_url, page_first=False)
+        await client.ws.send(json.dumps({"target": "none", "data": []}))
+        await entered.wait()
+        await client.close()
+        await wait_until(lambda: bool(aborts), timeout=5)
+        await asyncio.sleep(0.2)  # Sanic ends the connection twice: handler and protocol
+    assert aborts and set(aborts) == {0}, aborts
+
+
 class LateTaker:
     """Stands in for Sanic's websocket: one data task that takes the event lock only
     after the connection was lost, then waits for a message nobody will fetch."""
