@@ -112,7 +112,7 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
     """Let go of everything Sanic keeps of this connection once its TCP connection is
     lost, so that a closed websocket is freed at once and quietly.
 
-    Two things of Sanic's (25.12) outlive a closed websocket:
+    Three things of Sanic's (25.12) outlive a closed websocket:
 
     - the HTTP timeout check it scheduled before the upgrade: ``HttpProtocol.close()``
       cancels it, but ``WebSocketProtocol.close()`` does not call that once the
@@ -127,6 +127,10 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
       which can no longer happen. When the connection is freed they are freed with it,
       still pending, and asyncio logs "Task was destroyed but it is pending!" for each.
       They are cancelled here instead, once no more data can come.
+    - the abort Sanic schedules, ``close_timeout`` (10 s) later, when it ends a handler
+      that still ran when the connection was lost (a race the handler's teardown often
+      loses): that timer's context held the request and its ``ctx``. The timeout is set
+      to 0 here, as nothing is left to wait for, so the abort comes at once.
     """
     lost = ws.connection_lost_waiter
     if lost is None:  # set by the handshake, which every handler of Sanic's runs after
@@ -143,9 +147,7 @@ def release_when_lost(ws: WebsocketImplProtocol) -> None:
                     task.cancel()
 
     def release(_: object) -> None:
-        # Nothing is left to wait for: the abort Sanic schedules when it ends a handler
-        # still running at this point comes at once, not ``close_timeout`` (10 s) later.
-        ws.close_timeout = 0
+        ws.close_timeout = 0  # the abort of a handler still running: at once
         timer = getattr(ws.io_proto, "_callback_check_timeouts", None)
         if timer is not None:  # asyncio's or uvloop's TimerHandle
             timer.cancel()
