@@ -97,6 +97,12 @@ async def test_frames_left_unread_at_close_leave_no_pending_task_behind(
     assert not reported, reported
 
 
+@idom.component
+def Ready() -> Any:
+    """The root of the bridge apps below: one element."""
+    return idom.html.p({"id": "ready"}, "ready")
+
+
 async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> None:
     """Only the lost connection's tasks are cancelled: another connection's frames, held
     by Sanic while its handler is busy (here: its ``before_event`` hook, stopped until
@@ -104,10 +110,6 @@ async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> Non
     busy = asyncio.Event()
     seen: list[int] = []  # events that reached the hook, by connection number
     app = Sanic(f"bridge_bystander_{id(busy)}")
-
-    @idom.component
-    def Root() -> Any:
-        return idom.html.p({"id": "ready"}, "ready")
 
     connections = 0
 
@@ -122,7 +124,7 @@ async def test_letting_one_connection_go_leaves_the_others_frames_alone() -> Non
                 await busy.wait()
             return False
 
-        return ViewConnection(Root(), hook, lambda: None)
+        return ViewConnection(Ready(), hook, lambda: None)
 
     install_bridge(app, connect, events_per_second=5)
     async with listening(app) as base_url:
@@ -168,17 +170,13 @@ async def test_a_websocket_lost_while_its_handler_still_runs_is_aborted_at_once(
     entered = asyncio.Event()
     app = Sanic(f"bridge_lost_busy_{id(entered)}")
 
-    @idom.component
-    def Root() -> Any:
-        return idom.html.p({"id": "ready"}, "ready")
-
     def connect(request: Request) -> ViewConnection:
         async def hook() -> bool:
             entered.set()
             await asyncio.Event().wait()  # still running when the connection goes
             return False
 
-        return ViewConnection(Root(), hook, lambda: None)
+        return ViewConnection(Ready(), hook, lambda: None)
 
     install_bridge(app, connect)
     async with listening(app) as base_url:
