@@ -9,9 +9,10 @@ import time
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-from sqlalchemy import Executable, Result
+from sqlalchemy import Connection, Executable, Result
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from ..domain import StorageRefused, StorageUnavailable
 from ..ports import (
@@ -30,7 +31,7 @@ from ..ports import (
     TicketRepository,
     UserRepository,
 )
-from .engine import WRITE_OPTION, one_statement_reads
+from .engine import WRITE_OPTION, NotOneRead, one_statement_reads
 from .mail_repositories import SqlEmailRepository, SqlMailOutbox, SqlRateLimitRepository
 from .repositories import (
     SqlAuditRepository,
@@ -181,15 +182,25 @@ class SqlOneRead(_Unit):
     """A unit of work of one read statement (``ports.OneRead``): the hot reads on a
     pooled connection of their own, with no ORM session (no session object, no ORM
     execution, no identity map; about half of such a read's CPU, docs/performance.md).
-    The connection is taken from the pool at the statement, as a session takes it."""
+
+    The statement runs in one hop into SQLAlchemy's synchronous core (``greenlet_spawn``):
+    the connection taken from the pool, the statement run and the connection given back,
+    where ``AsyncConnection`` makes a hop for each of the three. Its rows are read
+    afterwards, from the cursor: an async driver's adapter fetches them all in the
+    statement's own trip (``aiosqlite_driver``, ``asyncpg_driver``; SQLAlchemy's too, for a
+    cursor that is not server-side), so nothing reads the connection again. A second
+    statement is refused (``engine.NotOneRead``): two statements need one transaction for
+    one snapshot. When the statement fails or is interrupted, the connection is still held
+    at the unit's end, which gives it back or drops it."""
 
     sessions: SessionReads
     roles: RoleReads
 
     def __init__(self, engine: AsyncEngine, tracker: SqlUnitOfWorkFactory) -> None:
-        self._engine = engine
+        self._engine = engine.sync_engine
         self._tracker = tracker
-        self._connection: AsyncConnection | None = None
+        self._connection: Connection | None = None
+        self._ran = False
 
     async def __aenter__(self) -> Self:
         self._tracker.active += 1
@@ -201,22 +212,26 @@ class SqlOneRead(_Unit):
     async def execute(
         self, statement: Executable, params: dict[str, Any], /
     ) -> Result[*tuple[Any, ...]]:
-        """Run the unit's statement (its reads' ``RowSource``); the engine refuses a
-        second (``engine.NotOneRead``)."""
-        connection = self._connection
-        if connection is None:
-            connection = self._engine.connect()
-            await connection.start()  # nothing to give back if this fails
-            self._connection = connection
-        return await connection.execute(statement, params)
+        """Run the unit's statement (its reads' ``RowSource``); its rows are in memory."""
+        if self._ran:
+            raise NotOneRead("a second statement in a unit of work opened for one")
+        self._ran = True
+        return await greenlet_spawn(self._run, statement, params)
+
+    def _run(self, statement: Executable, params: dict[str, Any]) -> Result[Any]:
+        connection = self._connection = self._engine.connect()
+        rows = connection.execute(statement, params)
+        connection.close()
+        self._connection = None  # given back: nothing left for the unit's end
+        return rows
 
     async def _drop(self) -> None:
         if self._connection is not None:
-            await self._connection.invalidate()
+            await greenlet_spawn(self._connection.invalidate)
 
     async def _release(self) -> None:
         if self._connection is not None:
-            await self._connection.close()
+            await greenlet_spawn(self._connection.close)
 
     async def __aexit__(
         self,

@@ -308,6 +308,90 @@ async def test_a_read_of_one_statement_refuses_a_second(sql_uow: SqlUnitOfWorkFa
         assert await tx.sessions.get_with_user(1) is None
 
 
+async def test_a_read_of_one_statement_gives_its_connection_back_with_the_rows(
+    db_url: str,
+) -> None:
+    """The connection goes back to the pool when the statement has answered, not when
+    the unit ends: with a pool of one, another unit reads while this one still holds
+    rows it has not looked at, and those rows are all there."""
+    engine = create_engine(db_url, timeout=1.0, pool_size=1, max_overflow=0)
+    uow = SqlUnitOfWorkFactory(engine, timeout=1.0)
+    try:
+        async with uow(write=True) as tx:
+            user = await tx.users.add("alice", "alice", "h", NOW)
+            for n in range(3):
+                await tx.sessions.add(
+                    f"hash-{n}",
+                    user.id,
+                    NOW,
+                    NOW + timedelta(hours=1),
+                    NOW + timedelta(hours=2),
+                    ClientInfo(),
+                )
+            await tx.commit()
+        async with uow(one_statement=True) as one:
+            rows = await one.execute(text("SELECT token_hash FROM authdemo_sessions"), {})
+            async with asyncio.timeout(5):  # the pool's only connection is free
+                async with uow(one_statement=True) as other:
+                    assert await other.sessions.find_by_token_hash("hash-1") is not None
+            assert sorted(rows.scalars()) == ["hash-0", "hash-1", "hash-2"]
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_refused_read_of_one_statement_gives_its_connection_back(db_url: str) -> None:
+    """A statement that fails leaves the connection with the unit, which gives it back
+    at its end: the pool's only connection is free again and reads."""
+    engine = create_engine(db_url, timeout=1.0, pool_size=1, max_overflow=0)
+    uow = SqlUnitOfWorkFactory(engine, timeout=1.0)
+    try:
+        with pytest.raises(NotOneRead):
+            async with uow(one_statement=True) as one:
+                await one.execute(text("DELETE FROM authdemo_roles"), {})
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with asyncio.timeout(5), uow(one_statement=True) as one:
+            assert await one.sessions.get_with_user(1) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url: str) -> None:
+    """Cancelled mid-statement, the connection is dropped (it may be half-way through
+    the wire protocol), never given back for the next read; the pool then opens a fresh
+    one, and the unit counts as finished."""
+    engine = create_engine(db_url, timeout=5.0, pool_size=1, max_overflow=0)
+    uow = SqlUnitOfWorkFactory(engine, timeout=5.0)
+    dropped: list[object] = []
+    event.listen(engine.sync_engine, "invalidate", lambda *_: dropped.append(1))
+    slow = (
+        "SELECT pg_sleep(3)"
+        if engine.dialect.name == "postgresql"
+        else "SELECT (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        " WHERE i < 3000000) SELECT count(*) FROM n)"
+    )
+    started = asyncio.Event()
+
+    async def read() -> None:
+        async with uow(one_statement=True) as one:
+            started.set()
+            await one.execute(text(slow), {})
+
+    try:
+        task = asyncio.create_task(read())
+        await started.wait()
+        await asyncio.sleep(0.2)  # the statement is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert dropped and uow.active == 0
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with uow(one_statement=True) as one:  # the pool's fresh connection reads
+            assert await one.sessions.get_with_user(1) is None
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.postgresql_only  # SQLite: aiosqlite's failed connect leaves its thread a
 # message for the test's event loop, which may be closed by then (a warning, not a failure)
 async def test_a_read_of_one_statement_says_when_the_database_is_away(db_url: str) -> None:
