@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -364,24 +365,52 @@ async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url:
     uow = SqlUnitOfWorkFactory(engine, timeout=5.0)
     dropped: list[object] = []
     event.listen(engine.sync_engine, "invalidate", lambda *_: dropped.append(1))
-    slow = (
-        "SELECT pg_sleep(3)"
-        if engine.dialect.name == "postgresql"
-        else "SELECT (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-        " WHERE i < 3000000) SELECT count(*) FROM n)"
-    )
-    started = asyncio.Event()
+    entered, release = threading.Event(), threading.Event()
+    watcher = create_engine(db_url)
+    if engine.dialect.name == "sqlite":
+        # A statement that runs until the test lets it go: no guessing how long it takes.
+        def hold() -> int:
+            entered.set()
+            release.wait(10)
+            return 1
+
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda conn, _: conn.create_function("authdemo_test_hold", 0, hold),
+        )
+        slow = "SELECT authdemo_test_hold()"
+
+        async def under_way() -> None:
+            assert await asyncio.to_thread(entered.wait, 10)
+
+    else:
+        slow = "SELECT pg_sleep(10)"
+
+        async def under_way() -> None:
+            async with asyncio.timeout(10):
+                while True:
+                    async with watcher.connect() as conn:
+                        running = await conn.scalar(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE state = 'active' AND query = :slow"
+                            ),
+                            {"slow": slow},
+                        )
+                    if running:
+                        return
+                    await asyncio.sleep(0.02)
 
     async def read() -> None:
         async with uow(one_statement=True) as one:
-            started.set()
             await one.execute(text(slow), {})
 
     try:
         task = asyncio.create_task(read())
-        await started.wait()
-        await asyncio.sleep(0.2)  # the statement is under way
+        await under_way()
         task.cancel()
+        release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert dropped and uow.active == 0
@@ -389,7 +418,9 @@ async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url:
         async with uow(one_statement=True) as one:  # the pool's fresh connection reads
             assert await one.sessions.get_with_user(1) is None
     finally:
+        release.set()
         await engine.dispose()
+        await watcher.dispose()
 
 
 @pytest.mark.postgresql_only  # SQLite: aiosqlite's failed connect leaves its thread a
