@@ -366,7 +366,6 @@ async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url:
     dropped: list[object] = []
     event.listen(engine.sync_engine, "invalidate", lambda *_: dropped.append(1))
     entered, release = threading.Event(), threading.Event()
-    watcher = create_engine(db_url)
     if engine.dialect.name == "sqlite":
         # A statement that runs until the test lets it go: no guessing how long it takes.
         def hold() -> int:
@@ -388,19 +387,20 @@ async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url:
         slow = "SELECT pg_sleep(10)"
 
         async def under_way() -> None:
-            async with asyncio.timeout(10):
-                while True:
-                    async with watcher.connect() as conn:
-                        running = await conn.scalar(
-                            text(
-                                "SELECT count(*) FROM pg_stat_activity"
-                                " WHERE state = 'active' AND query = :slow"
-                            ),
-                            {"slow": slow},
-                        )
-                    if running:
-                        return
-                    await asyncio.sleep(0.02)
+            watcher = create_engine(db_url)
+            try:
+                async with asyncio.timeout(10), watcher.connect() as conn:
+                    while not await conn.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE state = 'active' AND query = :slow"
+                        ),
+                        {"slow": slow},
+                    ):
+                        await conn.rollback()  # a fresh snapshot of the activity
+                        await asyncio.sleep(0.02)
+            finally:
+                await watcher.dispose()
 
     async def read() -> None:
         async with uow(one_statement=True) as one:
@@ -420,7 +420,6 @@ async def test_an_interrupted_read_of_one_statement_drops_its_connection(db_url:
     finally:
         release.set()
         await engine.dispose()
-        await watcher.dispose()
 
 
 @pytest.mark.postgresql_only  # SQLite: aiosqlite's failed connect leaves its thread a
