@@ -3,6 +3,7 @@ tests implement it with fakes."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -110,11 +111,13 @@ class SessionReads(Protocol):
         """The user's live sessions, newest activity first."""
         ...
 
-    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        """In one read, everything a signed-in account view shows: the session, its user,
-        the user's live sessions (newest activity first), whether two-factor sign-in is
-        on and how many unused recovery codes the user holds. None: no signed-in session
-        of that id (or its user is gone)."""
+    async def accounts_of(
+        self, session_ids: Collection[int], now: datetime
+    ) -> dict[int, AccountRows]:
+        """In one read, everything a signed-in account view shows, for each of
+        ``session_ids``: the session, its user, the user's live sessions (newest activity
+        first), whether two-factor sign-in is on and how many unused recovery codes the
+        user holds. An id without a signed-in session (or whose user is gone) is left out."""
         ...
 
 

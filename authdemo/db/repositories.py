@@ -9,6 +9,7 @@ import json
 import re
 import typing
 import weakref
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from ..domain import (
@@ -282,16 +284,34 @@ class SqlSessionReads:
         rows = await self._rows.execute(_LIVE_SESSIONS_OF, {"key": user_id, "now": now})
         return [_session_at(row) for row in rows]
 
-    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        rows = (await self._rows.execute(_ACCOUNT_OF, {"session_id": session_id, "now": now})).all()
-        acting = next((row for row in rows if row[0] == session_id), None)
-        if acting is None:
-            return None
-        session, user = _session_at(acting), _user_at(acting)
-        assert user is not None  # an inner join
-        confirmed_at, left = acting[_S + _U], acting[_S + _U + 1]
-        live = [s for s in map(_session_at, rows) if s.id != session_id or s.is_live(now)]
-        return AccountRows(session, user, live, confirmed_at is not None, int(left or 0))
+    async def accounts_of(
+        self, session_ids: Collection[int], now: datetime
+    ) -> dict[int, AccountRows]:
+        asked = set(session_ids)
+        if not asked:
+            return {}
+        rows = (
+            await self._rows.execute(_ACCOUNTS_OF, {"session_ids": sorted(asked), "now": now})
+        ).all()
+        by_user: dict[int, list[Row[*tuple[Any, ...]]]] = {}
+        for row in rows:
+            by_user.setdefault(row[_S], []).append(row)  # the user's id, first of its fields
+        found: dict[int, AccountRows] = {}
+        for user_rows in by_user.values():
+            sessions = [_session_at(row) for row in user_rows]
+            # Every live session of the user, and the asked ones live or not: an asked
+            # session is listed (to the others asked too) only while it is live.
+            live = [s for s in sessions if s.id not in asked or s.is_live(now)]
+            for row, session in zip(user_rows, sessions, strict=True):
+                if session.id not in asked:
+                    continue
+                user = _user_at(row)
+                assert user is not None  # an inner join
+                confirmed_at, left = row[_S + _U], row[_S + _U + 1]
+                found[session.id] = AccountRows(
+                    session, user, live, confirmed_at is not None, int(left or 0)
+                )
+        return found
 
 
 class SqlSessionRepository(SqlSessionReads):
@@ -1086,10 +1106,13 @@ _LIVE_SESSIONS_OF = (
     .order_by(SessionRow.last_seen_at.desc())
 )
 
-# What the account components show, in one read per connect (``account_of``): every
-# live session of the acting session's owner (and the acting one, live or not), with the
-# user, whether two-factor is on, and how many recovery codes are left.
-_ACCOUNT_OF = (
+# What the account components show, for any number of sessions in one statement
+# (``accounts_of``): every live session of each asked session's owner (and the asked ones,
+# live or not), with the user, whether two-factor is on, and how many recovery codes are
+# left. The ids are one expanding parameter (SQLAlchemy renders the list at execution), so
+# the statement is compiled once whatever their number.
+_ASKED: BindParameter[list[int]] = bindparam("session_ids", expanding=True)
+_ACCOUNTS_OF = (
     select(
         *_SESSION_FIELDS,
         *_USER_FIELDS,
@@ -1102,11 +1125,8 @@ _ACCOUNT_OF = (
     .join(UserRow, SessionRow.user_id == UserRow.id)
     .outerjoin(MfaRow, MfaRow.user_id == UserRow.id)
     .where(
-        SessionRow.user_id
-        == select(SessionRow.user_id)
-        .where(SessionRow.id == bindparam("session_id"))
-        .scalar_subquery(),
-        or_(SessionRow.id == bindparam("session_id"), and_(*_live(bindparam("now")))),
+        SessionRow.user_id.in_(select(SessionRow.user_id).where(SessionRow.id.in_(_ASKED))),
+        or_(SessionRow.id.in_(_ASKED), and_(*_live(bindparam("now")))),
     )
     .order_by(SessionRow.last_seen_at.desc(), SessionRow.id.desc())
 )

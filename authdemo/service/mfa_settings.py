@@ -46,7 +46,8 @@ from ..mfa import (
     normalize_recovery_code,
     otpauth_uri,
 )
-from ..ports import UnitOfWork
+from ..ports import AccountRows, UnitOfWork
+from .batching import BatchedReads
 from .core import BY_OPERATOR, OPERATOR, Rekeyed
 from .mfa import SecondFactor, _Outcome, open_secret
 from .signin import Verified
@@ -114,17 +115,40 @@ class TwoFactor(SecondFactor):
 
     async def account_snapshot(self, session_id: int) -> AccountSnapshot:
         """The session's user's live sessions and two-factor status, in one statement
-        (``NotSignedIn`` once the session may not act): what an account page shows."""
-        now = self.now()
-        async with self._uow(one_statement=True) as tx:
-            found = await tx.sessions.account_of(session_id, now)
-        if found is None or not may_act(found.session, found.user, now):
+        (``NotSignedIn`` once the session may not act): what an account page shows.
+
+        Sessions asked for at once are read together (``BatchedReads``): every session
+        asked while a read runs is read by the next one, one statement for them all, and
+        never by a read that had started before it was asked."""
+        found = await self._account_reads(session_id)
+        if found is None:
             raise NotSignedIn()
-        if not found.mfa_enabled:
+        rows, now = found
+        if not may_act(rows.session, rows.user, now):
+            raise NotSignedIn()
+        if not rows.mfa_enabled:
             mfa = MfaStatus(False, available=self._mfa_box is not None)
         else:
-            mfa = MfaStatus(True, found.recovery_codes_left)
-        return AccountSnapshot(found.sessions, mfa)
+            mfa = MfaStatus(True, rows.recovery_codes_left)
+        return AccountSnapshot(rows.sessions, mfa)
+
+    _account_batches: BatchedReads[int, tuple[AccountRows, datetime]] | None = None
+
+    @property
+    def _account_reads(self) -> BatchedReads[int, tuple[AccountRows, datetime]]:
+        if self._account_batches is None:
+            self._account_batches = BatchedReads(self._read_accounts)
+        return self._account_batches
+
+    async def _read_accounts(
+        self, session_ids: list[int]
+    ) -> dict[int, tuple[AccountRows, datetime]]:
+        """One statement for the accounts of ``session_ids``, each with the time it was
+        read at (what ``may_act`` is checked against)."""
+        now = self.now()
+        async with self._uow(one_statement=True) as tx:
+            found = await tx.sessions.accounts_of(session_ids, now)
+        return {session_id: (rows, now) for session_id, rows in found.items()}
 
     async def start_enrolment(
         self, session_id: int, password: str, client: ClientInfo, *, epoch: int | None = None

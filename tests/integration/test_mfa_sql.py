@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from authdemo.bootstrap import runtime
 from authdemo.config import Settings
 from authdemo.domain import AuditKind, CodeThrottled, InvalidCode, NotSignedIn, SecondStepExpired
 from authdemo.events import EventKind
 from authdemo.mfa import SecretBox, SecretUnreadable
+from authdemo.ports import AccountRows
 from authdemo.security import hash_token
-from authdemo.service import AuthService
+from authdemo.service import AccountSnapshot, AuthService
 from tests.conftest import cheap_hasher
 from tests.support.fakes import FakeClock
 from tests.support.gates import BeforeFirstWrite
@@ -350,7 +352,7 @@ async def test_re_encrypting_never_overwrites_a_secret_set_up_again_since_it_was
 async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_statement(
     mfa_settings: Settings,
 ) -> None:
-    """``account_of`` on a real database: the session, its user, the user's live sessions
+    """``accounts_of`` on a real database: the session, its user, the user's live sessions
     only (another user's and ended ones not), two-factor off (no secret, or one still
     pending) or on with the unused recovery codes counted (another user's not); None for
     no session. The service refuses a session that may not act."""
@@ -360,7 +362,7 @@ async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_s
         await service.create_user("bob", PASSWORD)
         _, bobs = await sign_in(service, "bob")
         async with rt.uow() as tx:
-            found = await tx.sessions.account_of(bobs, service.now())
+            found = (await tx.sessions.accounts_of([bobs], service.now())).get(bobs)
         assert found is not None and found.session.id == bobs and found.user.username == "bob"
         assert [s.id for s in found.sessions] == [bobs]
         assert (found.mfa_enabled, found.recovery_codes_left) == (False, 0)
@@ -381,15 +383,69 @@ async def test_an_account_view_reads_its_sessions_and_two_factor_status_in_one_s
         await service.logout(second_id)
         assert second_id not in {s.id for s in (await service.account_snapshot(first_id)).sessions}
         async with rt.uow() as tx:
-            ended = await tx.sessions.account_of(second_id, service.now())
-            assert await tx.sessions.account_of(10_000, service.now()) is None
+            ended = (await tx.sessions.accounts_of([second_id], service.now())).get(second_id)
+            assert await tx.sessions.accounts_of([10_000], service.now()) == {}
         assert ended is not None and ended.session.id == second_id
         assert second_id not in {s.id for s in ended.sessions}
         with pytest.raises(NotSignedIn):
             await service.account_snapshot(second_id)
         async with rt.uow() as tx:  # read as of a time when every session has expired
-            later = await tx.sessions.account_of(first_id, service.now() + timedelta(days=400))
+            later = (
+                await tx.sessions.accounts_of([first_id], service.now() + timedelta(days=400))
+            ).get(first_id)
         assert later is not None and later.session.id == first_id and later.sessions == []
+
+
+async def test_accounts_asked_together_are_read_in_one_statement_as_each_alone(
+    mfa_settings: Settings,
+) -> None:
+    """``accounts_of`` for several sessions at once answers each as a read of it alone
+    would (two users, an ended session asked beside live ones of its user, an id with no
+    session), and the service reads the accounts of sessions asked at once in one
+    statement after the first, which starts at once; an ended one is refused alone."""
+    clock = FakeClock()
+    async with runtime(mfa_settings, clock=clock, hasher_factory=cheap_hasher) as rt:
+        service = rt.service
+        await service.create_user("bob", PASSWORD)
+        bobs = [(await sign_in(service, "bob"))[1] for _ in range(3)]
+        await service.logout(bobs[2])
+        secret, codes = await setup_alice(service, clock)
+        _, alices = await sign_in_with_code(service, clock, secret)
+        asked = [*bobs, alices, 10_000]
+        now = service.now()
+        async with rt.uow() as tx:
+            together = await tx.sessions.accounts_of(asked, now)
+        alone: dict[int, AccountRows] = {}
+        for session_id in asked:
+            async with rt.uow() as tx:
+                alone.update(await tx.sessions.accounts_of([session_id], now))
+        assert together == alone
+        assert set(together) == {*bobs, alices}
+        assert [s.id for s in together[bobs[0]].sessions] == [bobs[1], bobs[0]]  # newest first
+        assert together[bobs[2]].sessions == together[bobs[0]].sessions  # the ended one not
+        assert together[alices].mfa_enabled and not together[bobs[0]].mfa_enabled
+        assert together[alices].recovery_codes_left == len(codes)
+
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: Any) -> None:
+            if "authdemo_user_mfa" in sql:
+                statements.append(sql)
+
+        event.listen(rt.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            answers = await asyncio.gather(
+                *(service.account_snapshot(s) for s in [bobs[0], bobs[1], alices, bobs[2]]),
+                return_exceptions=True,
+            )
+        finally:
+            event.remove(rt.engine.sync_engine, "before_cursor_execute", record)
+        assert len(statements) == 2
+        first, second, alice, ended = answers
+        assert isinstance(first, AccountSnapshot) and isinstance(second, AccountSnapshot)
+        assert first.sessions == second.sessions == together[bobs[0]].sessions
+        assert isinstance(alice, AccountSnapshot) and alice.mfa.enabled
+        assert isinstance(ended, NotSignedIn)
 
 
 async def test_a_sign_in_locks_its_user_and_reads_two_factor_in_one_statement(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -301,21 +302,26 @@ class FakeSessions:
     async def list_for_user(self, user_id: int, now: datetime) -> list[AuthSession]:
         return [s for s in self.t.sessions.values() if s.user_id == user_id and s.is_live(now)]
 
-    async def account_of(self, session_id: int, now: datetime) -> AccountRows | None:
-        session = self.t.sessions.get(session_id)
-        found = self.t.users.get(session.user_id) if session and session.user_id else None
-        if session is None or found is None:
-            return None
-        user = found[0]
-        live = sorted(
-            (s for s in self.t.sessions.values() if s.user_id == user.id and s.is_live(now)),
-            key=lambda s: (s.last_seen_at, s.id),
-            reverse=True,
-        )
-        record = self.t.mfa.get(user.id)
-        left = sum(1 for used in self.t.recovery.get(user.id, {}).values() if used is None)
-        on = record is not None and record.confirmed_at is not None
-        return AccountRows(session, user, live, on, left)
+    async def accounts_of(
+        self, session_ids: Collection[int], now: datetime
+    ) -> dict[int, AccountRows]:
+        found: dict[int, AccountRows] = {}
+        for session_id in session_ids:
+            session = self.t.sessions.get(session_id)
+            owner = self.t.users.get(session.user_id) if session and session.user_id else None
+            if session is None or owner is None:
+                continue
+            user = owner[0]
+            live = sorted(
+                (s for s in self.t.sessions.values() if s.user_id == user.id and s.is_live(now)),
+                key=lambda s: (s.last_seen_at, s.id),
+                reverse=True,
+            )
+            record = self.t.mfa.get(user.id)
+            left = sum(1 for used in self.t.recovery.get(user.id, {}).values() if used is None)
+            on = record is not None and record.confirmed_at is not None
+            found[session_id] = AccountRows(session, user, live, on, left)
+        return found
 
     async def list_live(self, user_id: int | None, now: datetime) -> list[tuple[AuthSession, User]]:
         return [
