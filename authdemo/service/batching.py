@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -33,9 +33,10 @@ class BatchedReads(Generic[K, V]):
     - One read at a time. An ask while none runs starts one at once: an idle server
       answers as before, one statement for one key, without waiting.
     - Callers of the same key in one batch share one answer; a key is read once.
-    - A read runs to its end even if every caller it was for has gone (a caller awaits
-      its answer through ``asyncio.shield``). A read that fails fails the callers it was
-      for; keys asked meanwhile are read next all the same.
+    - A read runs to its end even if every caller it was for has gone: a caller awaits
+      its answer through ``asyncio.shield``, which also marks a failure as retrieved
+      once its caller is cancelled. A read that fails fails the callers it was for; keys
+      asked meanwhile are read next all the same.
     """
 
     def __init__(
@@ -57,7 +58,6 @@ class BatchedReads(Generic[K, V]):
         answer = self._queued.get(key)
         if answer is None:
             answer = self._queued[key] = loop.create_future()
-            answer.add_done_callback(_retrieved)
         if self._reading is None:
             self._start()
         return await asyncio.shield(answer)
@@ -74,9 +74,7 @@ class BatchedReads(Generic[K, V]):
     ) -> None:
         if self._reading is reading:
             self._reading = None
-        for key, answer in batch.items():
-            if answer.done():
-                continue
+        for key, answer in batch.items():  # only this read settles them
             if reading.cancelled():
                 answer.cancel()
             elif (error := reading.exception()) is not None:
@@ -85,9 +83,3 @@ class BatchedReads(Generic[K, V]):
                 answer.set_result(reading.result().get(key))
         if self._queued and self._reading is None:
             self._start()
-
-
-def _retrieved(answer: asyncio.Future[Any]) -> None:
-    """An answer whose callers all went away is not reported as never retrieved."""
-    if not answer.cancelled():
-        answer.exception()

@@ -17,7 +17,10 @@ Invariants:
   read, shared by every component of the view (``account``), for one state of the view:
   its session and epoch, ``sessions_version`` (a session of the user opened or ended
   anywhere) and this view's own account changes. A read started before any of those
-  moved on is never served to a render after it: the next asker reads again.
+  moved on is never served to a render after it: the next asker reads again. Views
+  that ask at once, of any sessions, are read together by the service (one statement
+  for all that asked while the previous read ran, ``service.batching``), and never by
+  a read that had started before they asked.
 """
 
 from __future__ import annotations
